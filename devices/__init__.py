@@ -1,0 +1,1 @@
+"""Device profiles (one TOML file per board), installed as ``physioaffect._devices``."""

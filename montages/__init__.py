@@ -1,0 +1,1 @@
+"""Electrode sets (one TOML file per montage), installed as ``physioaffect._montages``."""

@@ -1,0 +1,1 @@
+"""The ``physioaffect`` command line: the only place that wires the stages together."""

@@ -1,0 +1,165 @@
+"""The source protocol and the source-spec syntax shared by every command line.
+
+A source spec is ``kind[:target][?key=value&key=value]``:
+
+- ``sim`` or ``sim?subjects=12&eeg_channels=32&rate=256&seed=1``
+- ``brainflow:synthetic`` or ``brainflow:cyton?serial_port=/dev/ttyUSB0``
+- ``lsl:EEG`` (a type), ``lsl:MyAmp`` (a name), ``lsl:EEG?timeout=5``
+"""
+
+from __future__ import annotations
+
+import abc
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from physioaffect.streams import Chunk, StreamInfo
+
+
+class SourceError(RuntimeError):
+    """A source could not be opened or read; the message is meant for the operator."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source spec (see the module docstring)."""
+
+    kind: str
+    target: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)
+    text: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> SourceSpec:
+        """Parse ``kind[:target][?key=value&...]``; raises ValueError with the reason."""
+        raw = text.strip()
+        if not raw:
+            raise ValueError("empty source spec; expected e.g. 'sim', 'brainflow:synthetic', 'lsl:EEG'")
+        head, _, query = raw.partition("?")
+        kind, _, target = head.partition(":")
+        kind = kind.strip().lower()
+        if not kind:
+            raise ValueError(f"source spec {text!r} has no kind before ':'")
+        params: dict[str, str] = {}
+        if query:
+            for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=False):
+                if not key:
+                    raise ValueError(f"source spec {text!r}: empty parameter name in {query!r}")
+                params[key] = value
+            if not params and query.strip():
+                raise ValueError(
+                    f"source spec {text!r}: cannot read parameters {query!r}; expected key=value&key=value"
+                )
+        return cls(kind=kind, target=target.strip(), params=params, text=raw)
+
+    def param(self, key: str, default: str | None = None) -> str | None:
+        return self.params.get(key, default)
+
+    def int_param(self, key: str, default: int) -> int:
+        value = self.params.get(key)
+        if value is None:
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(
+                f"source {self.text!r}: parameter {key}={value!r} must be an integer"
+            ) from None
+
+    def float_param(self, key: str, default: float) -> float:
+        value = self.params.get(key)
+        if value is None:
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(
+                f"source {self.text!r}: parameter {key}={value!r} must be a number"
+            ) from None
+
+    def check_known(self, known: set[str]) -> None:
+        """Refuse parameters the source does not understand (typos must not pass silently)."""
+        unknown = sorted(set(self.params) - known)
+        if unknown:
+            raise ValueError(
+                f"source {self.text!r}: unknown parameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+
+
+class Source(abc.ABC):
+    """Anything that yields chunks for one or more streams.
+
+    Use as a context manager::
+
+        with open_source("sim") as src:
+            for chunk in src.read():
+                ...
+
+    Subclasses implement :meth:`_start`, :meth:`_read` and :meth:`_stop`;
+    :attr:`streams` is valid after :meth:`start`.
+    """
+
+    #: Short description for status lines.
+    description: str = "source"
+
+    def __init__(self) -> None:
+        self._started = False
+        self.streams: list[StreamInfo] = []
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> None:
+        if self._started:
+            return
+        self._start()
+        self._started = True
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        try:
+            self._stop()
+        finally:
+            self._started = False
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def __enter__(self) -> Source:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- data ----------------------------------------------------------------
+    def read(self, timeout: float = 0.05) -> list[Chunk]:
+        """Chunks that arrived since the last call (waits at most ``timeout`` s for one)."""
+        if not self._started:
+            raise SourceError(f"{self.description}: read() before start()")
+        return self._read(timeout)
+
+    def iter_chunks(self, duration: float | None = None, timeout: float = 0.05) -> Iterator[Chunk]:
+        """Yield chunks until ``duration`` seconds of source time have passed (forever if None)."""
+        from physioaffect.streams import local_clock
+
+        t_end = None if duration is None else local_clock() + duration
+        while t_end is None or local_clock() < t_end:
+            yield from self.read(timeout)
+
+    def stream(self, name: str) -> StreamInfo:
+        for info in self.streams:
+            if info.name == name:
+                return info
+        raise KeyError(f"{self.description}: no stream {name!r}; has {[s.name for s in self.streams]}")
+
+    @abc.abstractmethod
+    def _start(self) -> None: ...
+
+    @abc.abstractmethod
+    def _read(self, timeout: float) -> list[Chunk]: ...
+
+    @abc.abstractmethod
+    def _stop(self) -> None: ...
