@@ -1,0 +1,1 @@
+"""Feature extraction: EEG band features, peripheral physiology (NeuroKit2), windowed tables."""

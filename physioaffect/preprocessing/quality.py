@@ -1,0 +1,248 @@
+"""Input checks shared by preprocessing and feature extraction.
+
+Two kinds of problems are told apart:
+
+* **Caller errors** (wrong shape, a non-positive sampling rate, a band above Nyquist) raise
+  :class:`SignalInputError` at the public function, with a one-line message naming the argument
+  and what was expected.
+* **Data problems** (NaN or inf samples, flat lines, clipping, a window too short, EEG that
+  looks like volts instead of microvolts) are *not* exceptions: the affected features become NaN
+  and a :class:`SignalQualityWarning` says why. :func:`signal_problems` returns the reasons for
+  one 1-D signal; :func:`window_problems` does the same, vectorised, for many windows at once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "SignalInputError",
+    "SignalQualityWarning",
+    "as_signal_array",
+    "check_sfreq",
+    "signal_problems",
+    "window_problems",
+    "fill_short_nan_runs",
+    "eeg_unit_problem",
+    "warn_quality",
+]
+
+
+class SignalInputError(ValueError):
+    """A public function received an argument of the wrong shape, type or range."""
+
+
+class SignalQualityWarning(UserWarning):
+    """Features were set to NaN because the input signal is unusable; the message says why."""
+
+
+def warn_quality(where: str, reasons: Sequence[str], stacklevel: int = 3) -> None:
+    """Emit one :class:`SignalQualityWarning` ``"<where>: reason; reason"``."""
+    if reasons:
+        warnings.warn(
+            f"{where}: " + "; ".join(reasons), SignalQualityWarning, stacklevel=stacklevel
+        )
+
+
+def check_sfreq(sfreq: float, name: str = "sfreq", minimum: float | None = None) -> float:
+    """Validate a sampling rate in Hz and return it as float.
+
+    Raises
+    ------
+    SignalInputError
+        If ``sfreq`` is not a finite positive number, or below ``minimum``.
+    """
+    try:
+        value = float(sfreq)
+    except (TypeError, ValueError):
+        raise SignalInputError(f"{name}: expected a sampling rate in Hz, got {sfreq!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise SignalInputError(f"{name}: expected a positive sampling rate in Hz, got {sfreq!r}")
+    if minimum is not None and value < minimum:
+        raise SignalInputError(f"{name}: {value:g} Hz is below the {minimum:g} Hz this needs")
+    return value
+
+
+def as_signal_array(
+    x: object, name: str = "x", min_ndim: int = 1, max_ndim: int | None = None
+) -> np.ndarray:
+    """Return ``x`` as a floating-point ndarray, checking its number of dimensions.
+
+    Integer input is converted to float64; float32 and float64 are kept as they are (so that
+    results can be bit-identical to libraries that see the same dtype).
+    """
+    if hasattr(x, "get_data") and not isinstance(x, np.ndarray):
+        raise SignalInputError(
+            f"{name}: expected an array, got {type(x).__name__}; pass raw.get_data()"
+        )
+    arr = np.asarray(x)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise SignalInputError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise SignalInputError(f"{name}: expected real values, got a complex array")
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    if arr.ndim < min_ndim or (max_ndim is not None and arr.ndim > max_ndim):
+        want = f"{min_ndim}" if max_ndim == min_ndim else f"at least {min_ndim}"
+        if max_ndim is not None and max_ndim != min_ndim:
+            want = f"{min_ndim} to {max_ndim}"
+        raise SignalInputError(f"{name}: expected {want} dimensions, got shape {arr.shape}")
+    return arr
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of True in a 1-D boolean mask."""
+    if not mask.any():
+        return np.zeros(0, dtype=int)
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return edges[1::2] - edges[0::2]
+
+
+def fill_short_nan_runs(
+    x: np.ndarray, sfreq: float, max_gap_s: float = 0.25
+) -> tuple[np.ndarray, list[str]]:
+    """Linearly interpolate NaN runs no longer than ``max_gap_s`` in a 1-D signal.
+
+    Returns the (possibly copied) signal and the reasons it stays unusable (longer NaN runs,
+    all NaN). Dropped samples on a wireless link are short; those are repaired, a detached
+    electrode is not.
+    """
+    nan = np.isnan(x)
+    if not nan.any():
+        return x, []
+    if nan.all():
+        return x, ["all samples are NaN"]
+    longest = _runs(nan).max()
+    if longest > max_gap_s * sfreq:
+        return x, [f"NaN run of {longest / sfreq:.2f} s (longer than {max_gap_s:g} s)"]
+    idx = np.arange(x.size)
+    y = x.copy()
+    y[nan] = np.interp(idx[nan], idx[~nan], x[~nan])
+    return y, []
+
+
+def signal_problems(
+    x: np.ndarray,
+    sfreq: float,
+    *,
+    min_seconds: float = 0.0,
+    clip_fraction: float = 0.05,
+    flat_std: float = 0.0,
+) -> list[str]:
+    """Reasons why a 1-D signal cannot give features; empty when it can.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_times,)
+        The signal, NaN runs already repaired by :func:`fill_short_nan_runs` where possible.
+    sfreq : float
+        Sampling rate in Hz.
+    min_seconds : float
+        Shortest usable duration in seconds.
+    clip_fraction : float
+        The signal counts as clipped when more than this fraction of samples sit exactly on its
+        maximum or on its minimum (an amplifier or ADC rail). Signals with fewer than 20 distinct
+        values are not judged (coarse quantisation would look like clipping).
+    flat_std : float
+        Standard deviation at or below which the signal counts as flat (same units as ``x``).
+    """
+    reasons: list[str] = []
+    n = x.shape[-1]
+    if n / sfreq < min_seconds:
+        reasons.append(f"too short: {n / sfreq:.2f} s < {min_seconds:g} s needed")
+    if n == 0:
+        return reasons or ["empty signal"]
+    if np.isinf(x).any():
+        reasons.append("contains inf")
+    nan = np.isnan(x)
+    if nan.all():
+        reasons.append("all samples are NaN")
+        return reasons
+    if nan.any():
+        reasons.append(f"contains NaN ({nan.mean():.1%} of samples)")
+    finite = x[np.isfinite(x)]
+    if finite.size and float(np.std(finite)) <= flat_std:
+        reasons.append("flat line (no variation)")
+        return reasons
+    if finite.size >= 20 and clip_fraction < 1:
+        hi, lo = finite.max(), finite.min()
+        frac = max(np.mean(finite == hi), np.mean(finite == lo))
+        if frac > clip_fraction and np.unique(finite[:: max(1, finite.size // 5000)]).size >= 20:
+            reasons.append(f"clipped: {frac:.0%} of samples on the signal's extreme value")
+    return reasons
+
+
+def window_problems(
+    windows: np.ndarray, clip_fraction: float = 0.05
+) -> tuple[np.ndarray, list[str]]:
+    """Vectorised quality check of many windows.
+
+    Parameters
+    ----------
+    windows : ndarray, shape (..., n_times)
+    clip_fraction : float
+        See :func:`signal_problems`.
+
+    Returns
+    -------
+    bad : ndarray of bool, shape (...)
+        True where the window is unusable.
+    reasons : list of str
+        One summary line per kind of problem found, with the number of affected windows.
+    """
+    nonfinite = ~np.isfinite(windows).all(axis=-1)
+    with np.errstate(invalid="ignore"):
+        ptp = np.ptp(windows, axis=-1)
+    flat = ~nonfinite & (ptp == 0)
+    bad = nonfinite | flat
+    reasons = []
+    if nonfinite.any():
+        reasons.append(
+            f"NaN/inf samples in {int(nonfinite.sum())} of {nonfinite.size} channel windows"
+        )
+    if flat.any():
+        reasons.append(f"flat line in {int(flat.sum())} of {flat.size} channel windows")
+    if windows.shape[-1] >= 20 and clip_fraction < 1:
+        with np.errstate(invalid="ignore"):
+            at_max = (windows == windows.max(axis=-1, keepdims=True)).mean(axis=-1)
+            at_min = (windows == windows.min(axis=-1, keepdims=True)).mean(axis=-1)
+        clipped = ~bad & (np.maximum(at_max, at_min) > clip_fraction)
+        if clipped.any():
+            reasons.append(f"clipped in {int(clipped.sum())} of {clipped.size} channel windows")
+            bad = bad | clipped
+    return bad, reasons
+
+
+def eeg_unit_problem(x: np.ndarray, units: str = "uV") -> str | None:
+    """Detect EEG whose amplitude does not match the declared unit.
+
+    Scalp EEG has a standard deviation of a few to a few hundred microvolts. A median channel
+    standard deviation below 0.01 in data declared as microvolts means it is almost certainly in
+    volts (factor 1e6 too small); above 0.01 in data declared as volts, almost certainly
+    microvolts.
+
+    Returns
+    -------
+    str or None
+        A reason to warn about, or None when the amplitude fits the unit.
+    """
+    with np.errstate(invalid="ignore"):
+        std = np.nanstd(x.reshape(-1, x.shape[-1]), axis=-1)
+    std = std[np.isfinite(std) & (std > 0)]
+    if std.size == 0:
+        return None
+    med = float(np.median(std))
+    if units in ("uV", "µV", "microvolts") and med < 1e-2:
+        return (
+            f"EEG declared in microvolts has a median channel SD of {med:.3g}: it looks like volts; "
+            "multiply by 1e6"
+        )
+    if units in ("V", "volts") and med > 1e-2:
+        return (
+            f"EEG declared in volts has a median channel SD of {med:.3g}: it looks like microvolts"
+        )
+    return None
