@@ -1,0 +1,43 @@
+"""Public datasets (DEAP, SEED, DREAMER) and own recordings as windows with provenance.
+
+See ``docs/datasets.md``. Readers validate a folder before any long work and return
+:class:`~physioaffect.datasets.base.SubjectRecording` objects one subject at a time.
+"""
+
+from __future__ import annotations
+
+from physioaffect.datasets.base import (
+    DatasetError,
+    DatasetReader,
+    Signal,
+    SubjectRecording,
+    Trial,
+    UnsafePickleError,
+)
+
+__all__ = ["DatasetError", "DatasetReader", "Signal", "SubjectRecording", "Trial",
+           "UnsafePickleError", "open_dataset", "READERS"]
+
+READERS = ("deap", "seed", "dreamer", "sessions")
+
+
+def open_dataset(name: str, root, **kwargs) -> DatasetReader:
+    """Open and validate the dataset ``name`` (``deap``, ``seed``, ``dreamer``, ``sessions``) at ``root``."""
+    name = name.lower()
+    if name == "deap":
+        from physioaffect.datasets.deap import DEAPReader
+
+        return DEAPReader(root, **kwargs)
+    if name == "seed":
+        from physioaffect.datasets.seed import SEEDReader
+
+        return SEEDReader(root, **kwargs)
+    if name == "dreamer":
+        from physioaffect.datasets.dreamer import DREAMERReader
+
+        return DREAMERReader(root, **kwargs)
+    if name in ("sessions", "own", "sim"):
+        from physioaffect.datasets.sessions import SessionsReader
+
+        return SessionsReader(root, **kwargs)
+    raise DatasetError(f"unknown dataset {name!r} (expected one of {', '.join(READERS)})")

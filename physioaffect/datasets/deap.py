@@ -1,0 +1,150 @@
+"""Reader of DEAP's ``data_preprocessed_python/`` folder (``s01.dat`` ... ``s32.dat``).
+
+Each file is a Python 2 pickle of ``{"data": (40, 40, 8064), "labels": (40, 4)}`` (128 Hz,
+3 s pre-trial baseline then 60 s). It is read with the restricted unpickler of
+:mod:`physioaffect.datasets.safe_pickle`. Trials in the preprocessed files are in video order
+(DEAP's ``Experiment_id``), so trial ``k`` shows the same music video to every subject: the
+stimulus id is ``video01`` ... ``video40``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from physioaffect.datasets.base import DatasetError, DatasetReader, Signal, SubjectRecording, Trial
+from physioaffect.datasets.montages import DEAP32, DEAP_PERIPHERAL
+from physioaffect.datasets.safe_pickle import safe_load
+
+SFREQ = 128.0
+BASELINE_SAMPLES = 384  # 3 s at 128 Hz
+N_CHANNELS = 40
+RATINGS = ("valence", "arousal", "dominance", "liking")
+_FILE = re.compile(r"^s(\d{2})\.dat$")
+# Peripheral groups: name -> (channel indices, unit). DEAP's preprocessed files do not state
+# units for GSR/respiration/plethysmograph/temperature; they are given as recorded (a.u.).
+PERIPHERAL = {
+    "EOG": ((32, 33), "uV"),
+    "EMG": ((34, 35), "uV"),
+    "GSR": ((36,), "a.u."),
+    "RESP": ((37,), "a.u."),
+    "PPG": ((38,), "a.u."),
+    "TEMP": ((39,), "a.u."),
+}
+
+
+class DEAPReader(DatasetReader):
+    """DEAP preprocessed Python files.
+
+    Parameters
+    ----------
+    root : path
+        The ``data_preprocessed_python`` folder.
+    validate : bool
+        Check names, pickle headers and completeness of every file at construction.
+    expected_subjects : int, optional
+        Require exactly this many subjects (32 for the real dataset).
+    """
+
+    name = "deap"
+    rating_names = RATINGS
+
+    def __init__(self, root: str | Path, *, validate: bool = True,
+                 expected_subjects: int | None = None) -> None:
+        self.expected_subjects = expected_subjects
+        super().__init__(root, validate=validate)
+
+    def _discover(self) -> list[str]:
+        found = {}
+        for p in self.root.iterdir():
+            m = _FILE.match(p.name)
+            if m and p.is_file():
+                found[int(m.group(1))] = p.name[:-4]
+        if not found:
+            raise DatasetError(f"{self.root}: no DEAP files s01.dat ... s32.dat here{_guess(self.root)}")
+        n = max(found)
+        if self.expected_subjects is not None:
+            n = max(n, self.expected_subjects)
+        missing = [f"s{i:02d}.dat" for i in range(1, n + 1) if i not in found]
+        if missing:
+            raise DatasetError(
+                f"{self.root}: missing subject file(s) {', '.join(missing)} "
+                f"(expected s01.dat ... s{n:02d}.dat)"
+            )
+        return [found[i] for i in sorted(found)]
+
+    def path(self, subject: str) -> Path:
+        return self.root / f"{subject}.dat"
+
+    def files(self) -> list[Path]:
+        return [self.path(s) for s in self.subjects]
+
+    def validate(self, deep: bool = False) -> None:
+        """Cheap checks of every file; ``deep=True`` also unpickles each and checks shapes."""
+        for s in self.subjects:
+            p = self.path(s)
+            size = p.stat().st_size
+            with open(p, "rb") as f:
+                head = f.read(2)
+                f.seek(max(size - 1, 0))
+                tail = f.read(1)
+            if head[:1] != b"\x80":
+                raise DatasetError(f"{p}: not a pickle (expected a protocol-2 pickle of a dict)")
+            if tail != b".":
+                raise DatasetError(f"{p}: truncated pickle (no STOP opcode at the end; "
+                                   f"{size} bytes), download or copy the file again")
+            if deep:
+                self._load(s)
+
+    def _load(self, subject: str) -> tuple[np.ndarray, np.ndarray]:
+        p = self.path(subject)
+        obj = safe_load(p)
+        if not isinstance(obj, dict) or "data" not in obj or "labels" not in obj:
+            keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+            raise DatasetError(f"{p}: expected a dict with 'data' and 'labels', found {keys}")
+        data, labels = obj["data"], obj["labels"]
+        if not isinstance(data, np.ndarray) or data.ndim != 3 or data.shape[1] != N_CHANNELS:
+            raise DatasetError(f"{p}: 'data' must be trials x 40 channels x samples, "
+                               f"found {getattr(data, 'shape', type(data).__name__)}")
+        if data.shape[2] <= BASELINE_SAMPLES:
+            raise DatasetError(f"{p}: 'data' has {data.shape[2]} samples per trial, "
+                               f"expected more than the {BASELINE_SAMPLES}-sample baseline (8064)")
+        if not isinstance(labels, np.ndarray) or labels.shape != (data.shape[0], 4):
+            raise DatasetError(f"{p}: 'labels' must be {data.shape[0]} x 4 (valence, arousal, "
+                               f"dominance, liking), found {getattr(labels, 'shape', None)}")
+        return data, labels
+
+    def read_subject(self, subject: str) -> SubjectRecording:
+        """All 40 trials of one subject; arrays are views into the file's data array."""
+        self._check_subject(subject)
+        data, labels = self._load(subject)
+        trials = []
+        for t in range(data.shape[0]):
+            per, per_b = {}, {}
+            for name, (idx, unit) in PERIPHERAL.items():
+                sl = slice(idx[0], idx[-1] + 1)
+                names = [DEAP_PERIPHERAL[i - 32] for i in idx]
+                per[name] = Signal(data[t, sl, BASELINE_SAMPLES:], SFREQ, unit, names)
+                per_b[name] = Signal(data[t, sl, :BASELINE_SAMPLES], SFREQ, unit, names)
+            trials.append(Trial(
+                eeg=data[t, :32, BASELINE_SAMPLES:], sfreq=SFREQ, ch_names=list(DEAP32),
+                dataset="deap", subject=subject, session=1, trial=t + 1,
+                stimulus=f"video{t + 1:02d}",
+                ratings={k: float(labels[t, i]) for i, k in enumerate(RATINGS)},
+                baseline=data[t, :32, :BASELINE_SAMPLES],
+                peripheral=per, peripheral_baseline=per_b,
+            ))
+        return SubjectRecording("deap", subject, trials, {"file": str(self.path(subject))})
+
+
+def _guess(root: Path) -> str:
+    names = {p.name for p in root.iterdir()}
+    if "DREAMER.mat" in names:
+        return " (this looks like a DREAMER folder: use dataset 'dreamer')"
+    if "label.mat" in names or any(re.match(r"^\d+_\d{8}\.mat$", n) for n in names):
+        return " (this looks like a SEED Preprocessed_EEG folder: use dataset 'seed')"
+    if any(re.match(r"^s\d{2}\.mat$", n) for n in names):
+        return " (these are DEAP MATLAB files; point at data_preprocessed_python instead)"
+    return ""
