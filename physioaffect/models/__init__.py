@@ -1,0 +1,48 @@
+"""Networks for affective decoding from physiology (pure PyTorch, braindecode signature).
+
+Every model is built as ``Model(n_chans, n_outputs, n_times, sfreq, **hyper_params)``:
+
+* :class:`EEGDeformer` — EEG-Deformer (Ding et al., JBHI 2024), raw EEG ``(B, C, T)``;
+* :class:`EmT` / :class:`EmTRegressor` — EmT (Ding et al., TNNLS 2025), band-power graph
+  sequences ``(B, S, C, F)``;
+* :class:`EEGNet`, :class:`ShallowConvNet` — deep baselines, raw EEG ``(B, C, T)``;
+* :class:`MultimodalFusion` — EEG + peripheral + face with modality mask and dropout;
+* scikit-learn feature baselines: :func:`make_majority`, :func:`make_logistic_regression`,
+  :func:`make_linear_svm`.
+
+Use :func:`create` / :func:`create_preset` to build by name and :func:`save_model` /
+:func:`load_model` to persist (config JSON + safetensors).
+"""
+
+from physioaffect.models._base import EEGModel, ModelConfigError, ModelInputError, count_parameters
+from physioaffect.models.baselines import (
+    EEGNet,
+    FlattenFeatures,
+    ShallowConvNet,
+    make_linear_svm,
+    make_logistic_regression,
+    make_majority,
+)
+from physioaffect.models.deformer import EEGDeformer, deformer_temporal_kernel
+from physioaffect.models.emt import EmT, EmTRegressor, emt_n_sub_windows
+from physioaffect.models.fusion import MODALITIES, MultimodalFusion
+from physioaffect.models.io import ModelFileError, load_model, read_config, save_model
+from physioaffect.models.registry import (
+    PRESETS,
+    REGISTRY,
+    ModelSpec,
+    create,
+    create_preset,
+    list_models,
+    name_of,
+    register_model,
+)
+
+__all__ = [
+    "EEGModel", "ModelConfigError", "ModelInputError", "ModelFileError", "count_parameters",
+    "EEGDeformer", "deformer_temporal_kernel", "EmT", "EmTRegressor", "emt_n_sub_windows",
+    "EEGNet", "ShallowConvNet", "FlattenFeatures", "make_majority", "make_logistic_regression",
+    "make_linear_svm", "MultimodalFusion", "MODALITIES", "create", "create_preset",
+    "list_models", "name_of", "register_model", "ModelSpec", "REGISTRY", "PRESETS",
+    "save_model", "load_model", "read_config",
+]

@@ -1,0 +1,138 @@
+"""Registry of the networks: name -> constructor and one-line description.
+
+``create(name, n_chans=..., n_outputs=..., n_times=..., sfreq=..., **hyper_params)`` builds any
+registered model; :mod:`physioaffect.models.io` uses the same names to rebuild saved models.
+``PRESETS`` holds the published reference configurations of EEG-Deformer and EmT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from physioaffect.models._base import EEGModel, ModelConfigError
+from physioaffect.models.baselines import EEGNet, ShallowConvNet
+from physioaffect.models.deformer import EEGDeformer
+from physioaffect.models.emt import EmT, EmTRegressor
+from physioaffect.models.fusion import MultimodalFusion
+
+__all__ = ["ModelSpec", "REGISTRY", "PRESETS", "create", "create_preset", "list_models",
+           "name_of", "register_model"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its constructor, a description and its input layout."""
+
+    name: str
+    constructor: Callable[..., EEGModel]
+    description: str
+    input_layout: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> None:
+    """Add ``spec`` to the registry (names are unique)."""
+    if spec.name in REGISTRY:
+        raise ModelConfigError(f"model {spec.name!r} is already registered")
+    REGISTRY[spec.name] = spec
+
+
+register_model(ModelSpec(
+    "eeg_deformer", EEGDeformer,
+    "EEG-Deformer (Ding et al. 2024): shallow CNN + coarse-to-fine transformer + DIP",
+    "(batch, n_chans, n_times) raw EEG"))
+register_model(ModelSpec(
+    "emt", EmT,
+    "EmT classifier (Ding et al. 2025): multi-view Chebyshev GCN + temporal transformer",
+    "(batch, n_sub_windows, n_chans, n_features) band-power graphs"))
+register_model(ModelSpec(
+    "emt_regression", EmTRegressor,
+    "EmT regression variant: GRU token mixer, one prediction per sub-window",
+    "(batch, n_sub_windows, n_chans, n_features) -> (batch, n_sub_windows, n_outputs)"))
+register_model(ModelSpec(
+    "eegnet", EEGNet, "EEGNet (Lawhern et al. 2018), braindecode layout",
+    "(batch, n_chans, n_times) raw EEG"))
+register_model(ModelSpec(
+    "shallow_convnet", ShallowConvNet,
+    "Shallow ConvNet (Schirrmeister et al. 2017), braindecode ShallowFBCSPNet layout",
+    "(batch, n_chans, n_times) raw EEG"))
+register_model(ModelSpec(
+    "fusion", MultimodalFusion,
+    "EEG + peripheral + face token fusion with modality mask and modality dropout",
+    "eeg (as backbone) + peripheral (batch, T, F_p) + face (batch, T, F_f), each optional",
+    defaults={"n_peripheral_features": 16, "n_face_features": 17}))
+
+
+# Published reference configurations (2 classes). Values from the papers' public code.
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "deformer_fatigue": ("eeg_deformer", dict(
+        n_chans=30, n_outputs=2, n_times=384, sfreq=128, heads=16, dim_head=16, mlp_dim=16,
+        dropout=0.5)),
+    "deformer_workload": ("eeg_deformer", dict(
+        n_chans=19, n_outputs=2, n_times=2000, sfreq=500, heads=16, dim_head=16, mlp_dim=16,
+        dropout=0.25)),
+    "deformer_attention": ("eeg_deformer", dict(
+        n_chans=28, n_outputs=2, n_times=800, sfreq=200, heads=32, dim_head=32, mlp_dim=32,
+        dropout=0.5)),
+    "emt_seed": ("emt", dict(
+        n_chans=62, n_outputs=2, n_times=4000, sfreq=200, K=4, n_layers=8, alpha=0.25)),
+    "emt_thu_ep": ("emt", dict(
+        n_chans=32, n_outputs=2, n_times=5000, sfreq=250, K=3, n_layers=4, alpha=0.1)),
+    "emt_faced": ("emt", dict(
+        n_chans=32, n_outputs=2, n_times=5000, sfreq=250, K=3, n_layers=4, alpha=0.4,
+        sub_window_s=4.0)),
+    "emt_mahnob_regression": ("emt_regression", dict(
+        n_chans=32, n_outputs=1, n_times=5120, sfreq=256, K=3, n_layers=2, heads=32)),
+}
+
+
+def create(
+    name: str, *, n_chans: int, n_outputs: int, n_times: int, sfreq: float, **kwargs: Any
+) -> EEGModel:
+    """Build the registered model ``name`` with the braindecode signature.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`REGISTRY` (see :func:`list_models`).
+    n_chans, n_outputs, n_times, sfreq
+        Channels, outputs, samples per window (segment for EmT), sampling rate in Hz.
+    **kwargs
+        The model's own hyper-parameters.
+    """
+    if name not in REGISTRY:
+        raise ModelConfigError(f"unknown model {name!r}; registered: {', '.join(sorted(REGISTRY))}")
+    spec = REGISTRY[name]
+    try:
+        return spec.constructor(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,
+                                sfreq=sfreq, **kwargs)
+    except TypeError as exc:  # unknown hyper-parameter name
+        raise ModelConfigError(f"model {name!r}: {exc}") from None
+
+
+def create_preset(preset: str, **overrides: Any) -> EEGModel:
+    """Build a published reference configuration from :data:`PRESETS` (with overrides)."""
+    if preset not in PRESETS:
+        raise ModelConfigError(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
+    name, kwargs = PRESETS[preset]
+    return create(name, **{**kwargs, **overrides})
+
+
+def list_models() -> list[ModelSpec]:
+    """Registered models, in registration order."""
+    return list(REGISTRY.values())
+
+
+def name_of(model: nn.Module) -> str:
+    """Registry name of ``model``'s class."""
+    for spec in REGISTRY.values():
+        if type(model) is spec.constructor:
+            return spec.name
+    raise ModelConfigError(f"{type(model).__name__} is not a registered model class")
