@@ -1,0 +1,61 @@
+"""Sources: the simulator, BrainFlow boards and LSL streams, named the same way on
+every command line (see :class:`SourceSpec`) and opened with :func:`open_source`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from physioaffect.sources.base import Source, SourceError, SourceSpec
+from physioaffect.sources.multi import MultiSource
+from physioaffect.sources.pump import SourcePump
+
+SOURCE_KINDS = ("sim", "brainflow", "lsl")
+
+
+def source_from_spec(spec: str | SourceSpec) -> Source:
+    """Build (not start) one source from its spec text."""
+    if isinstance(spec, str):
+        spec = SourceSpec.parse(spec)
+    if spec.kind == "sim":
+        from physioaffect.sources.sim import SimSource
+
+        if spec.target:
+            raise ValueError(f"source {spec.text!r}: sim takes options after '?', not ':{spec.target}'")
+        return SimSource.from_spec(spec)
+    if spec.kind == "brainflow":
+        from physioaffect.sources.brainflow import BrainFlowSource
+
+        return BrainFlowSource.from_spec(spec)
+    if spec.kind == "lsl":
+        from physioaffect.sources.lsl import LSLSource
+
+        return LSLSource.from_spec(spec)
+    raise ValueError(
+        f"unknown source kind {spec.kind!r} in {spec.text!r}; expected one of {', '.join(SOURCE_KINDS)} "
+        "(e.g. sim, brainflow:synthetic, lsl:EEG)"
+    )
+
+
+def open_source(specs: str | Sequence[str]) -> Source:
+    """One source for one spec, or a :class:`MultiSource` combining several.
+
+    The returned source is not started: use it as a context manager.
+    """
+    if isinstance(specs, str):
+        specs = [specs]
+    if not specs:
+        specs = ["sim"]
+    sources = [source_from_spec(s) for s in specs]
+    return sources[0] if len(sources) == 1 else MultiSource(sources)
+
+
+__all__ = [
+    "SOURCE_KINDS",
+    "MultiSource",
+    "Source",
+    "SourceError",
+    "SourcePump",
+    "SourceSpec",
+    "open_source",
+    "source_from_spec",
+]

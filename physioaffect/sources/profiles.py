@@ -1,0 +1,134 @@
+"""Device profiles: which BrainFlow rows are which stream, label and unit.
+
+BrainFlow's getters are ambiguous (on many boards the EEG, ECG, EMG and EOG
+rows are the same rows), so a TOML profile per board under ``devices/`` says
+what each row is. Example::
+
+    board = "CYTON_BOARD"
+    aliases = ["cyton"]
+    manufacturer = "OpenBCI"
+    model = "Cyton"
+
+    [[streams]]
+    name = "EEG"
+    type = "EEG"
+    preset = "default"        # default | auxiliary | ancillary
+    rows = [1, 2, 3, 4, 5, 6, 7, 8]
+    labels = ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"]
+    unit = "microvolts"
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+PRESETS = ("default", "auxiliary", "ancillary")
+
+
+class ProfileError(ValueError):
+    """A device profile is malformed or does not fit its board."""
+
+
+@dataclass(frozen=True)
+class StreamProfile:
+    """One stream of a board: rows of one preset with labels, type and unit."""
+
+    name: str
+    type: str
+    rows: tuple[int, ...]
+    labels: tuple[str, ...]
+    unit: str
+    preset: str = "default"
+    scale: float = 1.0  # multiply BrainFlow's values by this to get `unit`
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A board's profile (see the module docstring for the file format)."""
+
+    key: str
+    board: str
+    aliases: tuple[str, ...]
+    manufacturer: str
+    model: str
+    description: str
+    streams: tuple[StreamProfile, ...]
+    config: tuple[str, ...] = field(default=())  # config_board() commands sent before streaming
+    path: str = ""
+
+    @property
+    def presets(self) -> list[str]:
+        return sorted({s.preset for s in self.streams}, key=PRESETS.index)
+
+
+def _profiles_folder():
+    return resources.files("physioaffect._devices")
+
+
+def load_profile_file(path: str | Path) -> DeviceProfile:
+    """Read and check one profile file; errors name the file and the field."""
+    path = Path(str(path))
+    try:
+        spec = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise ProfileError(f"device profile {path}: cannot read ({err.strerror})") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ProfileError(f"device profile {path}: not valid TOML ({err})") from err
+    for key in ("board", "streams"):
+        if key not in spec:
+            raise ProfileError(f"device profile {path}: missing field '{key}'")
+    streams = []
+    for i, s in enumerate(spec["streams"]):
+        where = f"device profile {path}: streams[{i}]"
+        for key in ("name", "type", "rows", "unit"):
+            if key not in s:
+                raise ProfileError(f"{where}: missing field '{key}'")
+        rows = tuple(int(r) for r in s["rows"])
+        labels = tuple(str(x) for x in s.get("labels", [f"{s['name']}{k + 1}" for k in range(len(rows))]))
+        if len(labels) != len(rows):
+            raise ProfileError(f"{where}: {len(rows)} rows but {len(labels)} labels")
+        preset = s.get("preset", "default")
+        if preset not in PRESETS:
+            raise ProfileError(f"{where}: preset {preset!r} is not one of {', '.join(PRESETS)}")
+        streams.append(
+            StreamProfile(name=str(s["name"]), type=str(s["type"]), rows=rows, labels=labels,
+                          unit=str(s["unit"]), preset=preset, scale=float(s.get("scale", 1.0)))
+        )
+    names = [s.name for s in streams]
+    if len(set(names)) != len(names):
+        raise ProfileError(f"device profile {path}: stream names repeat: {names}")
+    return DeviceProfile(
+        key=path.stem,
+        board=str(spec["board"]),
+        aliases=tuple(str(a).lower() for a in spec.get("aliases", [])),
+        manufacturer=str(spec.get("manufacturer", "")),
+        model=str(spec.get("model", spec["board"])),
+        description=str(spec.get("description", "")),
+        streams=tuple(streams),
+        config=tuple(str(c) for c in spec.get("config", [])),
+        path=str(path),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_profiles() -> dict[str, DeviceProfile]:
+    """Profiles shipped in ``devices/``, keyed by file stem."""
+    out = {}
+    for entry in sorted(_profiles_folder().iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".toml"):
+            prof = load_profile_file(Path(str(entry)))
+            out[prof.key] = prof
+    return out
+
+
+def find_profile(board: str) -> DeviceProfile | None:
+    """The shipped profile for a board name, alias, BoardIds name or numeric id."""
+    wanted = board.strip().lower()
+    for prof in shipped_profiles().values():
+        if wanted in (prof.key.lower(), prof.board.lower(), *prof.aliases):
+            return prof
+    return None

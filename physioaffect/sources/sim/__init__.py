@@ -1,0 +1,36 @@
+"""The built-in physiological simulator: virtual subjects with ground-truth affect.
+
+Offline: :func:`simulate_subject`. Live: the ``sim`` source (:class:`SimSource`).
+"""
+
+from physioaffect.sources.sim.model import (
+    NEUTRAL,
+    R_PHASE,
+    SimConfig,
+    SimRecording,
+    Stimulus,
+    SubjectModel,
+    Trial,
+    scenario_cycle,
+    simulate_subject,
+    stimulus_set,
+    stream_infos,
+    subject_params,
+)
+from physioaffect.sources.sim.source import SimSource
+
+__all__ = [
+    "NEUTRAL",
+    "R_PHASE",
+    "SimConfig",
+    "SimRecording",
+    "SimSource",
+    "Stimulus",
+    "SubjectModel",
+    "Trial",
+    "scenario_cycle",
+    "simulate_subject",
+    "stimulus_set",
+    "stream_infos",
+    "subject_params",
+]

@@ -1,0 +1,566 @@
+"""The physiological model behind the simulator.
+
+Every signal is generated block by block (one block = ``block_seconds``) from a
+random generator seeded by ``(seed, subject)`` and filters whose state is
+carried from block to block. The blocks are the same whether they are made
+offline in one go or live, chunk by chunk, so a live recording can be checked
+sample by sample against :func:`simulate_subject`.
+
+Affect drives physiology the way the psychophysiology literature describes it
+(arousal: faster heart, less respiratory sinus arrhythmia, more and larger
+skin-conductance responses, higher tonic EDA, vasoconstriction (smaller PPG
+pulses), less posterior alpha; valence: frontal alpha asymmetry, more left
+frontal activity (less left alpha) for positive valence). Every effect has a
+per-subject gain drawn around 1, some subjects barely responding, so decoding
+across subjects is learnable but not trivial.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import signal as sps
+
+from physioaffect.streams import IRREGULAR_RATE, StreamInfo
+from physioaffect.streams.montage import Montage, montage_for_channels
+
+#: Neutral point of the 1-9 rating scale used for valence and arousal.
+NEUTRAL = 5.0
+
+# ECG waveform in beat phase (0..1): (centre, width, amplitude in mV) of P, Q, R, S, T.
+_ECG_WAVES = np.array(
+    [
+        [0.20, 0.025, 0.15],
+        [0.33, 0.008, -0.15],
+        [0.35, 0.010, 1.20],
+        [0.37, 0.010, -0.25],
+        [0.65, 0.045, 0.30],
+    ]
+)
+#: Beat phase at which the R wave peaks (R-peak times are phase crossings of n + this).
+R_PHASE = 0.35
+# PPG pulse in beat phase: systolic peak then the dicrotic wave (centre, width, amplitude).
+_PPG_WAVES = np.array([[0.58, 0.07, 1.0], [0.82, 0.06, 0.35]])
+# Paul Kellet's economy pink-noise filter (1/f within a few percent over 3 decades).
+_PINK_B = np.array([0.049922035, -0.095993537, 0.050612699, -0.004408786])
+_PINK_A = np.array([1.0, -2.494956002, 2.017265875, -0.522189400])
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Configuration of the simulator (also the ``sim?key=value`` options).
+
+    Parameters
+    ----------
+    subjects : int
+        Size of the virtual population (subject indices 0 .. subjects-1).
+    eeg_channels : int
+        EEG channels (14, 32, 62, 8, 16 and 64 use the DREAMER, DEAP, SEED,
+        OpenBCI and BioSemi sets; other counts take a spread of BioSemi 64).
+    rate : int
+        EEG sampling rate in Hz.
+    periph_rate : int or None
+        Rate of ECG, EDA, PPG and respiration in Hz (default: ``rate``).
+    seed : int
+        Master seed; the same seed gives the same signals, sample for sample.
+    line_freq : float
+        Mains frequency in Hz (50 or 60).
+    n_trials : int
+        Stimuli per scenario cycle (a balanced valence x arousal design).
+    stimulus_seconds, rest_seconds, baseline_seconds : float
+        Scenario timing in seconds.
+    effect : float
+        Scales every affect effect (0 = physiology ignores affect).
+    """
+
+    subjects: int = 12
+    eeg_channels: int = 32
+    rate: int = 256
+    periph_rate: int | None = None
+    seed: int = 0
+    line_freq: float = 50.0
+    n_trials: int = 16
+    stimulus_seconds: float = 30.0
+    rest_seconds: float = 10.0
+    baseline_seconds: float = 10.0
+    effect: float = 1.0
+    block_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.eeg_channels < 1 or self.eeg_channels > 64:
+            raise ValueError(f"sim: eeg_channels must be 1-64, got {self.eeg_channels}")
+        for key in ("rate", "periph_rate"):
+            value = getattr(self, key)
+            if value is not None and not (16 <= value <= 4000):
+                raise ValueError(f"sim: {key} must be 16-4000 Hz, got {value}")
+        if self.subjects < 1:
+            raise ValueError(f"sim: subjects must be >= 1, got {self.subjects}")
+        if self.n_trials < 1:
+            raise ValueError(f"sim: n_trials must be >= 1, got {self.n_trials}")
+        fs_p = self.periph_rate or self.rate
+        for key, fs in (("rate", self.rate), ("periph_rate", fs_p)):
+            if abs(fs * self.block_seconds - round(fs * self.block_seconds)) > 1e-9:
+                raise ValueError(f"sim: {key} x block_seconds must be a whole number of samples")
+
+    @property
+    def peripheral_rate(self) -> int:
+        return int(self.periph_rate or self.rate)
+
+    @property
+    def cycle_seconds(self) -> float:
+        """Length of one scenario cycle (baseline + all trials with their rests), s."""
+        return self.baseline_seconds + self.n_trials * (self.stimulus_seconds + self.rest_seconds)
+
+
+@dataclass(frozen=True)
+class Stimulus:
+    """A stimulus of the shared set, with its nominal affect on the 1-9 scale."""
+
+    id: int
+    valence: float
+    arousal: float
+
+
+def stimulus_set(config: SimConfig) -> list[Stimulus]:
+    """The stimuli every subject sees (a balanced low/high valence x arousal design)."""
+    rng = np.random.default_rng([config.seed, 7])
+    out = []
+    for i in range(config.n_trials):
+        hi_a = i % 2 == 1
+        hi_v = (i // 2) % 2 == 1
+        a = NEUTRAL + (1 if hi_a else -1) * rng.uniform(1.5, 3.8)
+        v = NEUTRAL + (1 if hi_v else -1) * rng.uniform(1.5, 3.8)
+        out.append(Stimulus(i, round(float(v), 2), round(float(a), 2)))
+    return out
+
+
+def subject_params(config: SimConfig, subject: int) -> dict[str, float]:
+    """Individual differences of one virtual subject (deterministic in seed and index)."""
+    if not 0 <= subject < config.subjects:
+        raise ValueError(f"sim: subject must be 0-{config.subjects - 1}, got {subject}")
+    rng = np.random.default_rng([config.seed, subject, 0xA11])
+    g = lambda: float(config.effect * rng.uniform(0.3, 1.7))  # noqa: E731  (per-effect gain)
+    return {
+        "heart_rate_bpm": float(rng.uniform(58, 82)),
+        "hr_arousal_bpm": 9.0 * g(),  # bpm change at the extreme of the arousal scale
+        "rsa_bpm": float(rng.uniform(3, 7)),
+        "rsa_arousal": 0.5 * g(),  # fraction of RSA lost at maximal arousal
+        "resp_rate_bpm": float(rng.uniform(11, 17)),
+        "resp_arousal": 0.15 * g(),
+        "alpha_hz": float(rng.uniform(8.8, 11.6)),
+        "alpha_uv": float(rng.uniform(6, 14)),
+        "alpha_arousal": 0.45 * g(),  # log-amplitude drop of alpha at maximal arousal
+        "faa_valence": 0.35 * g(),  # log-amplitude left/right shift at the valence extremes
+        "beta_arousal": 0.25 * g(),
+        "background_uv": float(rng.uniform(6, 11)),
+        "noise_uv": float(rng.uniform(0.5, 2.0)),
+        "line_uv": float(rng.uniform(0.3, 3.0)),
+        "blink_rate_hz": float(rng.uniform(0.15, 0.35)),
+        "blink_uv": float(rng.uniform(70, 150)),
+        "eda_tonic_us": float(rng.uniform(2, 10)),
+        "eda_arousal_us": 1.2 * g(),
+        "scr_rate_hz": float(rng.uniform(1, 3) / 60),
+        "scr_arousal": 2.0 * g(),  # relative increase of SCR rate at maximal arousal
+        "scr_evoked_us": 0.5 * g(),
+        "ppg_amplitude": float(rng.uniform(0.6, 1.4)),
+        "ppg_arousal": 0.5 * g(),
+        "rating_noise": float(rng.uniform(0.2, 0.8)),
+        "channel_gain_sd": 0.1,
+    }
+
+
+@dataclass
+class Trial:
+    """One stimulus presentation of a subject's scenario (times in scenario seconds)."""
+
+    trial: int
+    stimulus: int
+    onset: float
+    offset: float
+    valence: float
+    arousal: float
+
+    def marker(self, event: str) -> str:
+        """Marker text: a compact JSON object (readable by any LSL marker consumer)."""
+        return json.dumps(
+            {"event": event, "trial": self.trial, "stimulus": self.stimulus,
+             "valence": self.valence, "arousal": self.arousal},
+            separators=(",", ":"),
+        )
+
+
+def scenario_cycle(config: SimConfig, subject: int, cycle: int) -> list[Trial]:
+    """The trials of one scenario cycle, starting at ``cycle * cycle_seconds``.
+
+    Every subject sees every stimulus once per cycle in its own order; the
+    affect it feels is the stimulus' nominal affect plus its own rating noise.
+    """
+    stims = stimulus_set(config)
+    params = subject_params(config, subject)
+    rng = np.random.default_rng([config.seed, subject, cycle, 0x5CE])
+    order = rng.permutation(len(stims))
+    t = cycle * config.cycle_seconds + config.baseline_seconds
+    trials = []
+    for k, idx in enumerate(order):
+        st = stims[idx]
+        v = float(np.clip(st.valence + rng.normal(0, params["rating_noise"]), 1, 9))
+        a = float(np.clip(st.arousal + rng.normal(0, params["rating_noise"]), 1, 9))
+        trials.append(
+            Trial(cycle * config.n_trials + k, st.id, t, t + config.stimulus_seconds,
+                  round(v, 2), round(a, 2))
+        )
+        t += config.stimulus_seconds + config.rest_seconds
+    return trials
+
+
+def stream_infos(config: SimConfig, prefix: str = "sim", subject: int = 0) -> dict[str, StreamInfo]:
+    """StreamInfos of the simulator's streams, keyed by stream type."""
+    mont = montage_for_channels(config.eeg_channels)
+    dev = {"manufacturer": "physioaffect", "model": "simulator", "serial": f"seed{config.seed}-sub{subject}",
+           "montage": mont.name}
+    fs_p = float(config.peripheral_rate)
+    sid = f"{prefix}-seed{config.seed}-sub{subject}"
+    return {
+        "EEG": StreamInfo.from_labels(f"{prefix}-EEG", "EEG", mont.ch_names, float(config.rate),
+                                      "microvolts", source_id=f"{sid}-eeg", device=dev),
+        "ECG": StreamInfo.from_labels(f"{prefix}-ECG", "ECG", ["ECG"], fs_p, "millivolts",
+                                      source_id=f"{sid}-ecg", device=dev),
+        "GSR": StreamInfo.from_labels(f"{prefix}-EDA", "GSR", ["EDA"], fs_p, "microsiemens",
+                                      source_id=f"{sid}-eda", device=dev),
+        "PPG": StreamInfo.from_labels(f"{prefix}-PPG", "PPG", ["PPG"], fs_p, "au",
+                                      source_id=f"{sid}-ppg", device=dev),
+        "RESP": StreamInfo.from_labels(f"{prefix}-RESP", "RESP", ["RESP"], fs_p, "au",
+                                       source_id=f"{sid}-resp", device=dev),
+        "Markers": StreamInfo.from_labels(f"{prefix}-Markers", "Markers", ["Marker"],
+                                          IRREGULAR_RATE, "", channel_format="string",
+                                          source_id=f"{sid}-markers", device=dev),
+    }
+
+
+def _unit_gain(b: np.ndarray, a: np.ndarray, fs: float) -> float:
+    """Standard deviation of a filter's response to unit white noise (for normalising)."""
+    imp = np.zeros(int(8 * fs))
+    imp[0] = 1.0
+    return float(np.sqrt(np.sum(sps.lfilter(b, a, imp) ** 2)))
+
+
+class _Filter:
+    """An IIR filter that carries its state across blocks (rows filtered independently)."""
+
+    def __init__(self, b: np.ndarray, a: np.ndarray, n_rows: int, scale: float = 1.0):
+        self.b = np.asarray(b, float) * scale
+        self.a = np.asarray(a, float)
+        self.zi = np.zeros((n_rows, max(len(self.a), len(self.b)) - 1))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y, self.zi = sps.lfilter(self.b, self.a, x, axis=-1, zi=self.zi)
+        return y
+
+
+@dataclass
+class Block:
+    """One generated block: samples per stream type and the markers inside it."""
+
+    t0: float  # scenario time of the first sample, s
+    signals: dict[str, np.ndarray]  # type -> (n, n_ch) float32
+    markers: list[tuple[float, str]] = field(default_factory=list)  # (scenario time, text)
+    beats: np.ndarray = field(default_factory=lambda: np.zeros(0))  # R-peak scenario times, s
+    state: dict[str, np.ndarray] = field(default_factory=dict)  # per peripheral sample
+
+
+class SubjectModel:
+    """Generates one virtual subject, block after block, deterministically.
+
+    Parameters
+    ----------
+    config : SimConfig
+    subject : int
+        Index of the subject (0 .. config.subjects - 1).
+    """
+
+    def __init__(self, config: SimConfig, subject: int = 0):
+        self.config = config
+        self.subject = subject
+        self.params = subject_params(config, subject)
+        self.montage: Montage = montage_for_channels(config.eeg_channels)
+        self.fs = float(config.rate)
+        self.fs_p = float(config.peripheral_rate)
+        self.n_block = int(round(config.rate * config.block_seconds))
+        self.n_block_p = int(round(config.peripheral_rate * config.block_seconds))
+        self.block_index = 0
+        self.rng = np.random.default_rng([config.seed, subject, 0xB10C])
+        self._trials: dict[int, list[Trial]] = {}
+        p = self.params
+        n_ch = config.eeg_channels
+        setup = np.random.default_rng([config.seed, subject, 0x5E7])
+
+        # Spatial structure from real electrode positions (metres).
+        pos = self.montage.positions
+        d2 = np.sum((pos[:, None, :] - pos[None, :, :]) ** 2, axis=-1)
+        mix = np.exp(-d2 / (2 * 0.03**2))
+        self.background_mix = mix / np.sqrt(np.sum(mix**2, axis=1, keepdims=True))
+        self.gains = 1 + p["channel_gain_sd"] * setup.standard_normal(n_ch)
+        self.line_amp = p["line_uv"] * setup.uniform(0.3, 1.0, n_ch)
+        self.line_phase = setup.uniform(0, 2 * np.pi, n_ch)
+
+        def topo(centre: np.ndarray, width: float) -> np.ndarray:
+            return np.exp(-np.sum((pos - centre) ** 2, axis=1) / (2 * width**2))
+
+        # Alpha sources: left/right occipito-parietal and left/right frontal.
+        ref = {k: self._template(k) for k in ("O1", "O2", "F3", "F4", "Fpz")}
+        self.alpha_topo = np.stack(
+            [topo(ref["O1"], 0.045), topo(ref["O2"], 0.045),
+             topo(ref["F3"], 0.03), topo(ref["F4"], 0.03)]
+        )  # (4, n_ch)
+        self.alpha_base = np.array([1.0, 1.0, 0.55, 0.55]) * p["alpha_uv"]
+        eyes = ref["Fpz"] + np.array([0.0, 0.02, -0.03])  # in front of and below Fpz
+        self.blink_topo = topo(eyes, 0.035)
+        self.beta_topo = np.ones(n_ch) / 1.0
+
+        # Filters with state carried across blocks.
+        fs = self.fs
+        self.pink = _Filter(_PINK_B, _PINK_A, n_ch, 1 / _unit_gain(_PINK_B, _PINK_A, fs))
+        ba, aa = sps.iirpeak(p["alpha_hz"], Q=p["alpha_hz"] / 1.6, fs=fs)
+        self.alpha = _Filter(ba, aa, 4, 1 / _unit_gain(ba, aa, fs))
+        bb, ab = sps.butter(2, [13 / (fs / 2), min(30, 0.45 * fs) / (fs / 2)], "bandpass")
+        self.beta = _Filter(bb, ab, 1, 1 / _unit_gain(bb, ab, fs))
+        r = np.exp(-1 / (0.05 * fs))  # blink: t*exp(-t/50 ms), peak normalised to 1
+        self.blink = _Filter([0, 1], [1, -2 * r, r * r], 1, np.e / (0.05 * fs))
+        fs_p = self.fs_p
+        r1, r2 = np.exp(-1 / (0.75 * fs_p)), np.exp(-1 / (2.0 * fs_p))  # SCR rise/decay
+        t = np.arange(int(20 * fs_p)) / fs_p
+        scr_peak = np.max(np.exp(-t / 2.0) - np.exp(-t / 0.75))
+        self.scr_slow = _Filter([1], [1, -r2], 1, 1 / scr_peak)
+        self.scr_fast = _Filter([1], [1, -r1], 1, 1 / scr_peak)
+        tau = 2.0  # affect follows the scenario with a 2 s time constant
+        self.affect = _Filter([1 - np.exp(-1 / (tau * fs_p))], [1, -np.exp(-1 / (tau * fs_p))], 2)
+        self.affect.zi[:] = NEUTRAL * np.exp(-1 / (tau * fs_p))  # start at rest, not at 0
+        bd, ad = sps.butter(1, 0.02 / (fs_p / 2))
+        self.drift = _Filter(bd, ad, 1, 1 / _unit_gain(bd, ad, fs_p))
+        self.heart_phase = float(setup.uniform(0, 1))
+        self.resp_phase = float(setup.uniform(0, 1))
+        self.mayer_phase = float(setup.uniform(0, 2 * np.pi))
+        self.pending_scr: list[tuple[float, float]] = []  # (scenario time, amplitude)
+
+    @staticmethod
+    def _template(label: str) -> np.ndarray:
+        from physioaffect.streams.montage import _template_positions
+
+        return _template_positions()[label.lower()]
+
+    # -- scenario ----------------------------------------------------------
+    def trials_of_cycle(self, cycle: int) -> list[Trial]:
+        if cycle not in self._trials:
+            self._trials[cycle] = scenario_cycle(self.config, self.subject, cycle)
+            self._trials.pop(cycle - 2, None)
+        return self._trials[cycle]
+
+    def trials_between(self, t_start: float, t_end: float) -> list[Trial]:
+        """Trials overlapping [t_start, t_end) in scenario seconds."""
+        cyc = self.config.cycle_seconds
+        out = []
+        for c in range(max(0, int(t_start // cyc)), max(0, int(t_end // cyc)) + 1):
+            out += [tr for tr in self.trials_of_cycle(c) if tr.offset > t_start and tr.onset < t_end]
+        return out
+
+    def affect_targets(self, t: np.ndarray) -> np.ndarray:
+        """Scripted (valence, arousal) at scenario times ``t``: the trial's affect while a
+        stimulus is on, neutral (5) at rest. Shape (2, n)."""
+        target = np.full((2, t.size), NEUTRAL)
+        for tr in self.trials_between(float(t[0]), float(t[-1]) + 1e-9):
+            on = (t >= tr.onset) & (t < tr.offset)
+            target[0, on] = tr.valence
+            target[1, on] = tr.arousal
+        return target
+
+    # -- generation ----------------------------------------------------------
+    def next_block(self) -> Block:
+        """Generate the next block of every stream."""
+        cfg, p, rng = self.config, self.params, self.rng
+        t0 = self.block_index * cfg.block_seconds
+        self.block_index += 1
+        n, n_p = self.n_block, self.n_block_p
+        t_p = t0 + np.arange(n_p) / self.fs_p
+        t_e = t0 + np.arange(n) / self.fs
+
+        affect = self.affect(self.affect_targets(t_p))  # smoothed (valence, arousal), (2, n_p)
+        z_v = (affect[0] - NEUTRAL) / 4
+        z_a = (affect[1] - NEUTRAL) / 4
+        z_a_e = np.interp(t_e, t_p, z_a)
+        z_v_e = np.interp(t_e, t_p, z_v)
+
+        # Respiration: rate rises with arousal.
+        resp_rate = p["resp_rate_bpm"] * (1 + p["resp_arousal"] * z_a) / 60.0
+        resp_phase = self.resp_phase + np.cumsum(resp_rate) / self.fs_p
+        self.resp_phase = float(resp_phase[-1] % 1.0)
+        resp = np.sin(2 * np.pi * resp_phase) + 0.25 * np.sin(4 * np.pi * resp_phase + 0.6)
+
+        # Heart: rate rises with arousal; RSA (HRV) shrinks with arousal.
+        rsa = p["rsa_bpm"] * (1 - p["rsa_arousal"] * np.clip(z_a, 0, 1))
+        mayer = 1.5 * np.sin(2 * np.pi * 0.1 * t_p + self.mayer_phase)
+        hr = p["heart_rate_bpm"] + p["hr_arousal_bpm"] * z_a + rsa * np.sin(2 * np.pi * resp_phase) + mayer
+        phase = self.heart_phase + np.cumsum(hr / 60.0) / self.fs_p
+        start_phase = self.heart_phase
+        self.heart_phase = float(phase[-1])
+        # R peaks: where the phase passes n + R_PHASE (linear interpolation between samples).
+        prev = np.concatenate([[start_phase], phase[:-1]])
+        k = np.floor(phase - R_PHASE)
+        crossed = np.nonzero(k > np.floor(prev - R_PHASE))[0]
+        frac = (k[crossed] + R_PHASE - prev[crossed]) / (phase[crossed] - prev[crossed])
+        beats = t_p[crossed] - (1 - frac) / self.fs_p
+        ph = phase % 1.0
+        ecg = np.zeros(n_p)
+        for mu, sd, amp in _ECG_WAVES:
+            ecg += amp * np.exp(-((ph - mu) ** 2) / (2 * sd**2))
+        ecg += 0.05 * resp + 0.01 * rng.standard_normal(n_p)
+        ecg += 0.02 * np.sin(2 * np.pi * cfg.line_freq * t_p)
+
+        # PPG: the pulse follows each beat; amplitude falls with arousal (vasoconstriction).
+        ppg_amp = p["ppg_amplitude"] * np.exp(-p["ppg_arousal"] * z_a)
+        pulse = np.zeros(n_p)
+        for mu, sd, amp in _PPG_WAVES:
+            pulse += amp * np.exp(-((ph - mu) ** 2) / (2 * sd**2))
+        ppg = ppg_amp * pulse + 0.1 * resp + 0.02 * rng.standard_normal(n_p)
+
+        # EDA: tonic level and drift, spontaneous SCRs (more with arousal), evoked SCRs.
+        rate = p["scr_rate_hz"] * (1 + p["scr_arousal"] * np.clip(z_a, 0, None))
+        n_scr = rng.poisson(float(np.mean(rate)) * cfg.block_seconds)
+        impulses = np.zeros(n_p)
+        where = rng.integers(0, n_p, n_scr)
+        np.add.at(impulses, where, rng.exponential(0.15, n_scr) * (1 + np.clip(z_a[where], 0, None)))
+        for tr in self.trials_between(t0 - 2.0, t0 + cfg.block_seconds - 2.0):
+            te = tr.onset + 2.0  # evoked SCR about 2 s after the onset
+            if t0 <= te < t0 + cfg.block_seconds:
+                za = (tr.arousal - NEUTRAL) / 4
+                amp = max(0.02, p["scr_evoked_us"] * (0.4 + za))
+                impulses[int((te - t0) * self.fs_p)] += amp
+        phasic = (self.scr_slow(impulses[None]) - self.scr_fast(impulses[None]))[0]
+        tonic = p["eda_tonic_us"] + p["eda_arousal_us"] * z_a + 0.12 * self.drift(rng.standard_normal((1, n_p)))[0]
+        eda = np.maximum(tonic + phasic + 0.003 * rng.standard_normal(n_p), 0.05)
+
+        # EEG: 1/f background, alpha (arousal, valence asymmetry), beta, blinks, line, noise.
+        n_ch = cfg.eeg_channels
+        bg = self.background_mix @ self.pink(rng.standard_normal((n_ch, n)))
+        alpha_src = self.alpha(rng.standard_normal((4, n)))
+        log_amp = -p["alpha_arousal"] * z_a_e
+        faa = p["faa_valence"] * z_v_e  # positive valence: less left, more right frontal alpha
+        scale = np.stack([log_amp, log_amp, log_amp - faa, log_amp + faa])
+        alpha_src *= self.alpha_base[:, None] * np.exp(scale)
+        beta = self.beta(rng.standard_normal((1, n)))[0] * 2.0 * (1 + p["beta_arousal"] * z_a_e)
+        n_blink = rng.poisson(p["blink_rate_hz"] * cfg.block_seconds)
+        blink_imp = np.zeros((1, n))
+        np.add.at(blink_imp[0], rng.integers(0, n, n_blink), rng.uniform(0.7, 1.3, n_blink))
+        blink = self.blink(blink_imp)[0] * p["blink_uv"]
+        eeg = p["background_uv"] * bg + self.alpha_topo.T @ alpha_src
+        eeg += self.beta_topo[:, None] * beta[None] + self.blink_topo[:, None] * blink[None]
+        eeg += self.line_amp[:, None] * np.sin(2 * np.pi * cfg.line_freq * t_e[None] + self.line_phase[:, None])
+        eeg += p["noise_uv"] * rng.standard_normal((n_ch, n))
+        eeg *= self.gains[:, None]
+
+        markers = []
+        for tr in self.trials_between(t0 - cfg.stimulus_seconds, t0 + cfg.block_seconds):
+            for when, event in ((tr.onset, "stimulus_onset"), (tr.offset, "stimulus_offset")):
+                if t0 <= when < t0 + cfg.block_seconds:
+                    markers.append((when, tr.marker(event)))
+        markers.sort()
+        return Block(
+            t0=t0,
+            signals={
+                "EEG": eeg.T.astype(np.float32),
+                "ECG": ecg[:, None].astype(np.float32),
+                "GSR": eda[:, None].astype(np.float32),
+                "PPG": ppg[:, None].astype(np.float32),
+                "RESP": resp[:, None].astype(np.float32),
+            },
+            markers=markers,
+            beats=beats,
+            state={"valence": affect[0], "arousal": affect[1], "heart_rate_bpm": hr},
+        )
+
+
+@dataclass
+class SimRecording:
+    """An offline simulation of one subject.
+
+    Attributes
+    ----------
+    signals : dict
+        Stream type (``"EEG"``, ``"ECG"``, ``"GSR"``, ``"PPG"``, ``"RESP"``) ->
+        ``(StreamInfo, timestamps (n,), samples (n, n_channels))``; timestamps in
+        seconds from the start of the scenario (plus ``t0``).
+    markers : list of (float, str)
+        Stimulus onset/offset markers (time in s, JSON text).
+    trials : list of dict
+        ``trial, stimulus, onset, offset, valence, arousal`` (times in s, affect 1-9).
+    subject : dict
+        The subject's parameters (see :func:`subject_params`), plus ``index``.
+    beats : ndarray
+        True R-peak times in s.
+    state : dict
+        ``time``, ``valence``, ``arousal``, ``heart_rate_bpm`` at the peripheral rate.
+    """
+
+    config: SimConfig
+    signals: dict[str, tuple[StreamInfo, np.ndarray, np.ndarray]]
+    markers: list[tuple[float, str]]
+    trials: list[dict[str, Any]]
+    subject: dict[str, Any]
+    beats: np.ndarray
+    state: dict[str, np.ndarray]
+
+
+def simulate_subject(
+    config: SimConfig, subject: int = 0, duration: float | None = None, t0: float = 0.0,
+    prefix: str = "sim",
+) -> SimRecording:
+    """Simulate one subject offline, as fast as the machine allows.
+
+    Parameters
+    ----------
+    config : SimConfig
+    subject : int
+        Subject index.
+    duration : float or None
+        Seconds to simulate; default one scenario cycle (baseline + every trial).
+    t0 : float
+        Time of the first sample in the returned timestamps, s.
+    prefix : str
+        Stream-name prefix.
+
+    Returns
+    -------
+    SimRecording
+    """
+    duration = config.cycle_seconds if duration is None else float(duration)
+    model = SubjectModel(config, subject)
+    n_blocks = int(np.ceil(duration / config.block_seconds - 1e-9))
+    blocks = [model.next_block() for _ in range(n_blocks)]
+    infos = stream_infos(config, prefix, subject)
+    signals = {}
+    for kind, info in infos.items():
+        if kind == "Markers":
+            continue
+        n_keep = int(round(duration * info.nominal_srate))
+        data = np.concatenate([b.signals[kind] for b in blocks])[:n_keep]
+        signals[kind] = (info, t0 + np.arange(n_keep) / info.nominal_srate, data)
+    markers = [(t0 + t, m) for b in blocks for t, m in b.markers if t < duration]
+    n_p = int(round(duration * config.peripheral_rate))
+    state = {k: np.concatenate([b.state[k] for b in blocks])[:n_p] for k in blocks[0].state}
+    state["time"] = t0 + np.arange(n_p) / config.peripheral_rate
+    trials = [asdict(tr) for tr in model.trials_between(0.0, duration) if tr.offset <= duration]
+    for tr in trials:
+        tr["onset"] += t0
+        tr["offset"] += t0
+    beats = np.concatenate([b.beats for b in blocks])
+    return SimRecording(
+        config=config,
+        signals=signals,
+        markers=markers,
+        trials=trials,
+        subject={"index": subject, **model.params},
+        beats=t0 + beats[beats < duration],
+        state=state,
+    )
