@@ -103,7 +103,7 @@ class SEEDReader(DatasetReader):
         if numbers != list(range(1, len(numbers) + 1)) or len(numbers) > n_labels:
             raise DatasetError(f"{path}: trial variables numbered {numbers}, expected 1 ... "
                                f"{n_labels} without gaps (label.mat has {n_labels} labels)")
-        for k, name, shape in trials:
+        for _k, name, shape in trials:
             if len(shape) != 2 or shape[0] != 62:
                 raise DatasetError(f"{path}: variable {name} has shape {shape}, expected 62 x N")
         return trials
