@@ -1,0 +1,698 @@
+"""EEG preprocessing as a declared, serialisable pipeline.
+
+A :class:`PipelineConfig` says everything the offline and the live paths do to EEG; it is saved
+with every dataset cache and checkpoint (``to_dict``/``to_json``), and ``config_hash()`` names it
+in cache keys. :func:`preprocess_raw` applies it to an :class:`mne.io.Raw`,
+:func:`preprocess_array` to a ``(n_chans, n_times)`` array in microvolts, and
+:class:`StreamingFilter` / :class:`StreamingPipeline` apply the same filters causally chunk by
+chunk for the live path.
+
+Order of the steps (offline)
+----------------------------
+1. bad-channel detection on a band-passed copy (robust z-score of the log channel SD, plus flat
+   and non-finite channels),
+2. notch and band-pass: Butterworth second-order sections designed by :func:`design_sos`;
+   ``phase="zero"`` runs them forward and backward (``sosfiltfilt``), ``phase="causal"``
+   forward only (``sosfilt``), which is exactly what :class:`StreamingFilter` does live,
+3. interpolation of bad channels (spherical splines, MNE; needs channel positions),
+4. optional ICA removal of ocular components when EOG channels are present (MNE FastICA and
+   ``find_bads_eog``),
+5. re-referencing (average, mastoids, or none),
+6. resampling (MNE, polyphase).
+
+Epoching from markers with peak-to-peak rejection is :func:`make_epochs`; baseline handling
+(subtract a baseline mean, or divide band power by the baseline's, as DEAP/DREAMER studies do)
+is :func:`apply_baseline` and :func:`normalise_to_baseline`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import signal
+
+from physioaffect.preprocessing.quality import (
+    SignalInputError,
+    as_signal_array,
+    check_sfreq,
+    warn_quality,
+)
+
+__all__ = [
+    "PipelineConfig",
+    "design_sos",
+    "filter_array",
+    "detect_bad_channels",
+    "preprocess_raw",
+    "preprocess_array",
+    "make_epochs",
+    "apply_baseline",
+    "normalise_to_baseline",
+    "StreamingFilter",
+    "StreamingPipeline",
+]
+
+_REFERENCES = ("average", "mastoids", "none")
+_PHASES = ("zero", "causal")
+_BASELINES = ("none", "subtract", "ratio", "db")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Declared EEG preprocessing. All frequencies in Hz, times in seconds, amplitudes in uV.
+
+    Attributes
+    ----------
+    l_freq, h_freq : float or None
+        Band-pass edges (None disables that side).
+    filter_order : int
+        Butterworth order of the band-pass (per side).
+    phase : {"zero", "causal"}
+        Zero-phase (offline only) or causal (identical to the live :class:`StreamingFilter`).
+        Use "causal" when a model trained offline will be decoded live.
+    notch_freq : float or None
+        Line frequency to notch (50 or 60); harmonics below ``h_freq`` are notched too.
+    notch_q : float
+        Quality factor of the notch (bandwidth = freq / Q).
+    reference : {"average", "mastoids", "none"}
+    mastoids : tuple of str
+        Labels used by ``reference="mastoids"`` (the first pair present is used).
+    detect_bads : bool
+        Detect bad channels.
+    bad_z : float
+        Robust z-score of the log channel SD beyond which a channel is bad.
+    interpolate_bads : bool
+        Interpolate bad channels (otherwise they are only marked).
+    ica_eog : bool
+        Remove ocular ICA components when EOG channels are present.
+    ica_n_components : float or int or None
+        Passed to :class:`mne.preprocessing.ICA`.
+    resample_sfreq : float or None
+        Target rate in Hz.
+    epoch_tmin, epoch_tmax : float
+        Epoch window around each marker, seconds.
+    reject_uv : float or None
+        Reject epochs whose peak-to-peak amplitude exceeds this (uV) in any EEG channel.
+    baseline : {"none", "subtract", "ratio", "db"}
+        Baseline handling (see :func:`apply_baseline`, :func:`normalise_to_baseline`).
+    baseline_window : tuple of float
+        Baseline window (start, stop) in seconds relative to the marker.
+    random_state : int
+        Seed for ICA.
+    """
+
+    l_freq: float | None = 1.0
+    h_freq: float | None = 45.0
+    filter_order: int = 4
+    phase: str = "zero"
+    notch_freq: float | None = 50.0
+    notch_q: float = 30.0
+    reference: str = "average"
+    mastoids: tuple[str, ...] = ("M1", "M2", "A1", "A2", "TP9", "TP10")
+    detect_bads: bool = True
+    bad_z: float = 5.0
+    interpolate_bads: bool = True
+    ica_eog: bool = False
+    ica_n_components: float | int | None = 0.99
+    resample_sfreq: float | None = None
+    epoch_tmin: float = 0.0
+    epoch_tmax: float = 1.0
+    reject_uv: float | None = None
+    baseline: str = "none"
+    baseline_window: tuple[float, float] = (-3.0, 0.0)
+    random_state: int = 97
+    version: int = field(default=1)
+
+    def __post_init__(self) -> None:
+        def bad(name: str, want: str) -> SignalInputError:
+            return SignalInputError(
+                f"PipelineConfig.{name}: expected {want}, got {getattr(self, name)!r}"
+            )
+
+        if self.phase not in _PHASES:
+            raise bad("phase", f"one of {_PHASES}")
+        if self.reference not in _REFERENCES:
+            raise bad("reference", f"one of {_REFERENCES}")
+        if self.baseline not in _BASELINES:
+            raise bad("baseline", f"one of {_BASELINES}")
+        for name in ("l_freq", "h_freq", "notch_freq", "resample_sfreq", "reject_uv"):
+            v = getattr(self, name)
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise bad(name, "a positive number or None")
+        if self.l_freq is not None and self.h_freq is not None and self.l_freq >= self.h_freq:
+            raise bad("l_freq", f"a value below h_freq={self.h_freq}")
+        if not (isinstance(self.filter_order, int) and 1 <= self.filter_order <= 10):
+            raise bad("filter_order", "an integer 1-10")
+        if self.epoch_tmax <= self.epoch_tmin:
+            raise bad("epoch_tmax", f"a value above epoch_tmin={self.epoch_tmin}")
+        if len(self.baseline_window) != 2 or self.baseline_window[0] >= self.baseline_window[1]:
+            raise bad("baseline_window", "(start, stop) with start < stop")
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible dict (tuples become lists)."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error (a newer config)."""
+        if not isinstance(data, dict):
+            raise SignalInputError(f"PipelineConfig: expected a dict, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise SignalInputError(
+                f"PipelineConfig: unknown fields {unknown}; written by a newer version?"
+            )
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PipelineConfig:
+        """Inverse of :meth:`to_json`."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SignalInputError(f"PipelineConfig: invalid JSON ({err})") from None
+        return cls.from_dict(data)
+
+    def config_hash(self) -> str:
+        """16 hex digits of the SHA-256 of the canonical JSON: a stable cache key."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------ filters
+
+
+def design_sos(config: PipelineConfig, sfreq: float) -> np.ndarray:
+    """Second-order sections of the notch(es) followed by the band-pass.
+
+    Returns
+    -------
+    ndarray, shape (n_sections, 6)
+        Empty (0, 6) when the config filters nothing.
+
+    Raises
+    ------
+    SignalInputError
+        A cut-off at or above Nyquist.
+    """
+    fs = check_sfreq(sfreq)
+    nyq = fs / 2
+    parts = []
+    if config.notch_freq is not None:
+        top = config.h_freq if config.h_freq is not None else nyq
+        f = config.notch_freq
+        while f < min(top + config.notch_freq / 2, nyq):
+            b, a = signal.iirnotch(f, config.notch_q, fs=fs)
+            parts.append(signal.tf2sos(b, a))
+            f += config.notch_freq
+    lo, hi = config.l_freq, config.h_freq
+    if hi is not None and hi >= nyq:
+        if lo is None:
+            raise SignalInputError(
+                f"PipelineConfig.h_freq={hi:g} Hz is at or above Nyquist ({nyq:g} Hz)"
+            )
+        hi = None  # low-pass above Nyquist: nothing to remove
+    if lo is not None and hi is not None:
+        parts.append(
+            signal.butter(config.filter_order, [lo, hi], btype="bandpass", fs=fs, output="sos")
+        )
+    elif lo is not None:
+        parts.append(signal.butter(config.filter_order, lo, btype="highpass", fs=fs, output="sos"))
+    elif hi is not None:
+        parts.append(signal.butter(config.filter_order, hi, btype="lowpass", fs=fs, output="sos"))
+    return np.concatenate(parts) if parts else np.zeros((0, 6))
+
+
+def filter_array(x: object, sfreq: float, config: PipelineConfig, axis: int = -1) -> np.ndarray:
+    """Apply the config's notch and band-pass along ``axis`` (zero-phase or causal per config).
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n_times)
+    sfreq : float
+        Hz.
+
+    Returns
+    -------
+    ndarray, same shape, float64.
+    """
+    arr = np.asarray(as_signal_array(x, "x"), dtype=np.float64)
+    sos = design_sos(config, sfreq)
+    if len(sos) == 0:
+        return arr.copy()
+    if config.phase == "causal":
+        return signal.sosfilt(sos, arr, axis=axis)
+    padlen = min(arr.shape[axis] - 1, 3 * (2 * len(sos) + 1))
+    return signal.sosfiltfilt(sos, arr, axis=axis, padlen=padlen)
+
+
+class StreamingFilter:
+    """Causal SOS filter that keeps its state between chunks.
+
+    Filtering a recording chunk by chunk gives the same output as one
+    ``scipy.signal.sosfilt(sos, x, axis=0)`` over the concatenated signal (the state carried
+    between calls is exactly the filter's delay line).
+
+    Parameters
+    ----------
+    sos : ndarray, shape (n_sections, 6)
+        Second-order sections, e.g. :func:`design_sos`.
+    n_channels : int
+        Channels per sample.
+
+    Examples
+    --------
+    >>> f = StreamingFilter.from_config(PipelineConfig(phase="causal"), sfreq=256, n_channels=8)
+    >>> y = f.process(chunk)  # chunk: (n_samples, 8), as stream chunks are
+    """
+
+    def __init__(self, sos: np.ndarray, n_channels: int):
+        self.sos = np.atleast_2d(np.asarray(sos, dtype=np.float64))
+        if self.sos.size and self.sos.shape[1] != 6:
+            raise SignalInputError(f"sos: expected shape (n_sections, 6), got {self.sos.shape}")
+        if int(n_channels) < 1:
+            raise SignalInputError(f"n_channels: expected >= 1, got {n_channels!r}")
+        self.n_channels = int(n_channels)
+        self.reset()
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig, sfreq: float, n_channels: int) -> StreamingFilter:
+        """The filter :func:`filter_array` applies with ``phase="causal"``."""
+        return cls(design_sos(config, sfreq), n_channels)
+
+    def reset(self) -> None:
+        """Forget the past (zero initial state, as a one-shot ``sosfilt``)."""
+        self._zi = np.zeros((len(self.sos), 2, self.n_channels))
+
+    def process(self, chunk: object) -> np.ndarray:
+        """Filter one chunk.
+
+        Parameters
+        ----------
+        chunk : array_like, shape (n_samples, n_channels)
+            Samples in time order; any length including 0.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_channels), float64.
+        """
+        x = np.asarray(chunk, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_channels:
+            raise SignalInputError(
+                f"chunk: expected shape (n_samples, {self.n_channels}), got {x.shape}"
+            )
+        if len(self.sos) == 0 or x.shape[0] == 0:
+            return x.copy()
+        y, self._zi = signal.sosfilt(self.sos, x, axis=0, zi=self._zi)
+        return y
+
+
+class StreamingPipeline:
+    """The causal part of a pipeline for the live path: filter, then re-reference, per chunk.
+
+    Matches :func:`preprocess_array` with ``phase="causal"``, ``detect_bads=False``,
+    ``ica_eog=False`` and no resampling sample for sample (the offline order is filter then
+    reference too). Bad channels found offline can be passed as ``bads`` (excluded from the
+    average reference, as offline).
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        sfreq: float,
+        ch_names: Sequence[str],
+        bads: Sequence[str] = (),
+    ):
+        if config.phase != "causal":
+            raise SignalInputError(
+                "config.phase: the live path needs phase='causal' to match training"
+            )
+        self.config = config
+        self.ch_names = list(ch_names)
+        self.filter = StreamingFilter.from_config(config, sfreq, len(self.ch_names))
+        self._ref = _reference_matrix(self.ch_names, config, bads)
+
+    def process(self, chunk: object) -> np.ndarray:
+        """Filter and re-reference a ``(n_samples, n_channels)`` chunk in microvolts."""
+        y = self.filter.process(chunk)
+        return y if self._ref is None else y @ self._ref.T
+
+
+def _reference_matrix(
+    ch_names: Sequence[str], config: PipelineConfig, bads: Sequence[str] = ()
+) -> np.ndarray | None:
+    """Matrix R with ``referenced = R @ data`` (None for no re-referencing)."""
+    n = len(ch_names)
+    if config.reference == "none":
+        return None
+    if config.reference == "average":
+        good = np.array([c not in set(bads) for c in ch_names], dtype=float)
+        if good.sum() == 0:
+            raise SignalInputError(
+                "reference: every channel is bad; cannot build an average reference"
+            )
+        return np.eye(n) - np.outer(np.ones(n), good / good.sum())
+    lower = [c.lower() for c in ch_names]
+    ms = [m.lower() for m in config.mastoids]
+    pairs = [(ms[i], ms[i + 1]) for i in range(0, len(ms) - 1, 2)]
+    for a, b in pairs:
+        if a in lower and b in lower:
+            w = np.zeros(n)
+            w[[lower.index(a), lower.index(b)]] = 0.5
+            return np.eye(n) - np.outer(np.ones(n), w)
+    raise SignalInputError(
+        f"reference='mastoids': none of the mastoid pairs {config.mastoids} is among the channels {list(ch_names)}"
+    )
+
+
+# ------------------------------------------------------------------------------ bad channels
+
+
+def detect_bad_channels(
+    x: object, sfreq: float, ch_names: Sequence[str], z: float = 5.0
+) -> tuple[list[str], dict[str, str]]:
+    """Bad channels by a robust z-score of the log standard deviation (1-40 Hz).
+
+    Parameters
+    ----------
+    x : array_like, shape (n_chans, n_times)
+    sfreq : float
+    ch_names : list of str
+    z : float
+        Threshold on ``|log SD - median| / (1.4826 * MAD)``.
+
+    Returns
+    -------
+    bads : list of str
+    why : dict label -> reason
+    """
+    arr = as_signal_array(x, "x", min_ndim=2, max_ndim=2)
+    if arr.shape[0] != len(ch_names):
+        raise SignalInputError(f"ch_names: {len(ch_names)} labels for {arr.shape[0]} channels")
+    why: dict[str, str] = {}
+    finite = np.isfinite(arr).all(axis=1)
+    for i in np.flatnonzero(~finite):
+        why[ch_names[i]] = "non-finite samples"
+    clean = np.where(np.isfinite(arr), arr, 0.0)
+    hi = min(40.0, 0.45 * sfreq)
+    sos = signal.butter(4, [1.0, hi], btype="bandpass", fs=sfreq, output="sos")
+    filt = signal.sosfiltfilt(sos, clean, axis=-1) if arr.shape[1] > 30 else clean
+    sd = filt.std(axis=1)
+    for i in np.flatnonzero(finite & (sd <= 1e-12 * max(1.0, float(np.nanmax(sd))))):
+        why[ch_names[i]] = "flat"
+    ok = finite & (sd > 0)
+    if ok.sum() >= 3:
+        logsd = np.log(sd[ok])
+        med = np.median(logsd)
+        mad = 1.4826 * np.median(np.abs(logsd - med))
+        mad = max(mad, 0.1)  # channels of near-equal SD should not make a tiny spread look huge
+        scores = (logsd - med) / mad
+        for i, s in zip(np.flatnonzero(ok), scores, strict=True):
+            if abs(s) > z:
+                why[ch_names[i]] = f"SD robust z-score {s:+.1f}"
+    bads = [c for c in ch_names if c in why]
+    return bads, why
+
+
+# ------------------------------------------------------------------------------ MNE pipeline
+
+
+def preprocess_raw(
+    raw: Any, config: PipelineConfig, *, copy: bool = True
+) -> tuple[Any, dict[str, Any]]:
+    """Apply a pipeline to an :class:`mne.io.Raw` (EEG in volts, MNE's convention).
+
+    Returns
+    -------
+    raw : mne.io.Raw
+        Processed (a copy unless ``copy=False``).
+    report : dict
+        ``bads`` (list), ``bad_reasons`` (dict), ``interpolated`` (list), ``ica_excluded``
+        (list of component indices), ``sfreq`` (final rate), ``config_hash``.
+    """
+    import mne
+
+    if not isinstance(raw, mne.io.BaseRaw):
+        raise SignalInputError(f"raw: expected an mne.io.Raw, got {type(raw).__name__}")
+    raw = raw.copy() if copy else raw
+    raw.load_data(verbose=False)
+    picks = mne.pick_types(raw.info, eeg=True, exclude=[])
+    if picks.size == 0:
+        raise SignalInputError("raw: no EEG channels (channel types must be 'eeg')")
+    eeg_names = [raw.ch_names[i] for i in picks]
+    sfreq = float(raw.info["sfreq"])
+    report: dict[str, Any] = {"bads": [], "bad_reasons": {}, "interpolated": [], "ica_excluded": []}
+
+    data = raw.get_data(picks=picks)
+    if config.detect_bads:
+        bads, why = detect_bad_channels(data * 1e6, sfreq, eeg_names, config.bad_z)
+        report["bads"], report["bad_reasons"] = bads, why
+        raw.info["bads"] = sorted(set(raw.info["bads"]) | set(bads))
+        if bads:
+            warn_quality("preprocess", [f"bad channels {why}"])
+    # Non-finite samples would poison every filter; bad channels are zeroed before filtering.
+    data = np.where(np.isfinite(data), data, 0.0)
+    raw._data[picks] = filter_array(data, sfreq, config)
+
+    bads_now = [b for b in raw.info["bads"] if b in eeg_names]
+    if bads_now and config.interpolate_bads:
+        if raw.get_montage() is None:
+            _try_standard_montage(raw)
+        if raw.get_montage() is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                raw.interpolate_bads(reset_bads=True, verbose=False)
+            report["interpolated"] = bads_now
+        else:
+            warn_quality(
+                "preprocess",
+                [f"no channel positions: bad channels {bads_now} kept marked, not interpolated"],
+            )
+
+    if config.ica_eog and mne.pick_types(raw.info, eog=True).size:
+        report["ica_excluded"] = _ica_remove_eog(raw, config)
+
+    if config.reference != "none":
+        bads_now = [b for b in raw.info["bads"] if b in eeg_names]
+        ref = _reference_matrix(eeg_names, config, bads_now)
+        raw._data[picks] = ref @ raw._data[picks]
+
+    if config.resample_sfreq is not None and config.resample_sfreq != sfreq:
+        raw.resample(config.resample_sfreq, verbose=False)
+    report["sfreq"] = float(raw.info["sfreq"])
+    report["config_hash"] = config.config_hash()
+    return raw, report
+
+
+def _try_standard_montage(raw: Any) -> None:
+    import mne
+
+    with warnings.catch_warnings():
+        # The template's name changes across MNE versions; its positions do not.
+        warnings.simplefilter("ignore", FutureWarning)
+        montage = mne.channels.make_standard_montage("standard_1005")
+    known = {c.lower() for c in montage.ch_names}
+    eeg = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])]
+    if all(c.lower() in known for c in eeg):
+        raw.set_montage(montage, match_case=False, on_missing="ignore", verbose=False)
+
+
+def _ica_remove_eog(raw: Any, config: PipelineConfig) -> list[int]:
+    import mne
+
+    fit_raw = raw.copy().filter(l_freq=1.0, h_freq=None, picks="eeg", verbose=False)
+    n_eeg = len(mne.pick_types(raw.info, eeg=True, exclude="bads"))
+    n_comp = config.ica_n_components
+    if isinstance(n_comp, int):
+        n_comp = min(n_comp, n_eeg - 1)
+    ica = mne.preprocessing.ICA(
+        n_components=n_comp,
+        method="fastica",
+        random_state=config.random_state,
+        max_iter="auto",
+        verbose=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ica.fit(fit_raw, picks="eeg", verbose=False)
+        inds, _ = ica.find_bads_eog(fit_raw, verbose=False)
+    ica.exclude = list(inds)
+    if inds:
+        ica.apply(raw, verbose=False)
+    return [int(i) for i in inds]
+
+
+def preprocess_array(
+    x: object,
+    sfreq: float,
+    ch_names: Sequence[str],
+    config: PipelineConfig,
+    *,
+    eog: object | None = None,
+    montage: Any | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Apply a pipeline to an EEG array in microvolts.
+
+    Parameters
+    ----------
+    x : array_like, shape (n_chans, n_times)
+        EEG in microvolts.
+    sfreq : float
+        Hz.
+    ch_names : list of str
+    config : PipelineConfig
+    eog : array_like, shape (n_eog, n_times), optional
+        EOG in microvolts (used by ``ica_eog``).
+    montage : mne.channels.DigMontage, optional
+        Channel positions for interpolation (default: standard 10-05 if all labels are known).
+
+    Returns
+    -------
+    y : ndarray, shape (n_chans, n_times_out)
+        Processed EEG in microvolts.
+    report : dict
+        As :func:`preprocess_raw`.
+    """
+    import mne
+
+    arr = as_signal_array(x, "x", min_ndim=2, max_ndim=2)
+    fs = check_sfreq(sfreq)
+    if arr.shape[0] != len(ch_names):
+        raise SignalInputError(f"ch_names: {len(ch_names)} labels for {arr.shape[0]} channels")
+    names, types, data = list(ch_names), ["eeg"] * len(ch_names), [arr]
+    if eog is not None:
+        e = np.atleast_2d(as_signal_array(eog, "eog"))
+        if e.shape[1] != arr.shape[1]:
+            raise SignalInputError(f"eog: expected {arr.shape[1]} samples, got shape {e.shape}")
+        names += [f"EOG{i}" for i in range(e.shape[0])]
+        types += ["eog"] * e.shape[0]
+        data.append(e)
+    info = mne.create_info(names, fs, types)
+    raw = mne.io.RawArray(np.concatenate(data) * 1e-6, info, verbose=False)
+    if montage is not None:
+        raw.set_montage(montage, on_missing="ignore", verbose=False)
+    raw, report = preprocess_raw(raw, config, copy=False)
+    return raw.get_data(picks="eeg") * 1e6, report
+
+
+def make_epochs(
+    raw: Any,
+    onsets_s: Sequence[float],
+    config: PipelineConfig,
+    event_codes: Sequence[int] | None = None,
+) -> Any:
+    """Epochs around markers with peak-to-peak rejection.
+
+    Parameters
+    ----------
+    raw : mne.io.Raw
+    onsets_s : sequence of float
+        Marker times in seconds from the start of ``raw``.
+    config : PipelineConfig
+        ``epoch_tmin``, ``epoch_tmax``, ``reject_uv``, ``baseline`` and ``baseline_window``
+        ("subtract" applies MNE's baseline correction).
+    event_codes : sequence of int, optional
+        Event code per marker (default 1).
+
+    Returns
+    -------
+    mne.Epochs (data loaded; rejected epochs dropped, see ``epochs.drop_log``).
+    """
+    import mne
+
+    sfreq = float(raw.info["sfreq"])
+    onsets = np.asarray(onsets_s, dtype=float)
+    codes = (
+        np.ones(onsets.size, dtype=int)
+        if event_codes is None
+        else np.asarray(event_codes, dtype=int)
+    )
+    if codes.size != onsets.size:
+        raise SignalInputError(f"event_codes: expected {onsets.size} codes, got {codes.size}")
+    samples = np.round(onsets * sfreq).astype(int) + raw.first_samp
+    events = np.column_stack([samples, np.zeros_like(samples), codes])
+    baseline = None
+    if config.baseline == "subtract":
+        b0, b1 = config.baseline_window
+        if b0 < config.epoch_tmin or b1 > config.epoch_tmax:
+            raise SignalInputError(
+                "baseline_window: must lie inside [epoch_tmin, epoch_tmax] for 'subtract'"
+            )
+        baseline = (b0, b1)
+    reject = None if config.reject_uv is None else {"eeg": config.reject_uv * 1e-6}
+    return mne.Epochs(
+        raw,
+        events,
+        tmin=config.epoch_tmin,
+        tmax=config.epoch_tmax,
+        baseline=baseline,
+        reject=reject,
+        preload=True,
+        verbose=False,
+    )
+
+
+def apply_baseline(x: object, sfreq: float, tmin: float, window: tuple[float, float]) -> np.ndarray:
+    """Subtract the mean of a baseline window from each channel.
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n_times)
+    sfreq : float
+    tmin : float
+        Time of the first sample (s) relative to the marker.
+    window : (start, stop)
+        Baseline window in seconds relative to the marker.
+    """
+    arr = as_signal_array(x, "x")
+    times = tmin + np.arange(arr.shape[-1]) / check_sfreq(sfreq)
+    sel = (times >= window[0]) & (times < window[1])
+    if not sel.any():
+        raise SignalInputError(
+            f"window: baseline {window} s holds no sample of an epoch starting at {tmin:g} s"
+        )
+    return arr - arr[..., sel].mean(axis=-1, keepdims=True)
+
+
+def normalise_to_baseline(
+    features: object, baseline_features: object, mode: str = "ratio"
+) -> np.ndarray:
+    """Relate features (e.g. band power) to the same features of a baseline period.
+
+    ``"ratio"``: ``f / b`` (DEAP/DREAMER convention); ``"db"``: ``10*log10(f / b)``;
+    ``"subtract"``: ``f - b``. ``baseline_features`` broadcasts against ``features`` (e.g. one
+    baseline per trial of shape (n_chans, n_bands)).
+    """
+    f = as_signal_array(features, "features")
+    b = as_signal_array(baseline_features, "baseline_features")
+    try:
+        np.broadcast_shapes(f.shape, b.shape)
+    except ValueError:
+        raise SignalInputError(
+            f"baseline_features: shape {b.shape} does not broadcast to {f.shape}"
+        ) from None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if mode == "ratio":
+            out = f / b
+        elif mode == "db":
+            out = 10 * np.log10(f / b)
+        elif mode == "subtract":
+            out = f - b
+        else:
+            raise SignalInputError(f"mode: expected 'ratio', 'db' or 'subtract', got {mode!r}")
+    return np.where(np.isfinite(out), out, np.nan)
