@@ -1,0 +1,291 @@
+"""Commands of the recording stage: ``record``, ``mark``, ``info``, ``recover``, ``export``,
+``import``."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import typer
+
+from physioaffect.recording.errors import DiskFullError, RecordingError
+
+
+def _fail(err: Exception, code: int = 1) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(code)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _status_table(rec, writer, final: bool = False):
+    from rich.table import Table
+
+    title = (f"{'recorded' if final else 'recording'} {writer.path.name}  "
+             f"{rec.elapsed:7.1f} s  {_human_bytes(writer.file_size)}")
+    table = Table(title=title, title_justify="left", expand=False)
+    for col in ("stream", "type", "samples", "rate Hz", "nominal", "dropped", "gaps", "state",
+                "last marker"):
+        table.add_column(col, justify="right" if col in ("samples", "rate Hz", "nominal",
+                                                          "dropped", "gaps") else "left")
+    for row in rec.status():
+        table.add_row(row.name, row.type, str(row.samples),
+                      f"{row.rate:.1f}" if row.nominal else "-",
+                      f"{row.nominal:g}" if row.nominal else "irreg.",
+                      str(row.dropped), str(row.gaps),
+                      "ok" if row.connected else "[red]LOST[/red]",
+                      (row.last_marker[:40] + "…") if len(row.last_marker) > 40 else row.last_marker)
+    return table
+
+
+def _plain_status(rec, writer) -> str:
+    parts = [f"{rec.elapsed:7.1f} s", _human_bytes(writer.file_size)]
+    for row in rec.status():
+        if row.nominal:
+            parts.append(f"{row.name} {row.samples} ({row.rate:.0f} Hz, {row.dropped} dropped"
+                         f"{', LOST' if not row.connected else ''})")
+        else:
+            parts.append(f"{row.name} {row.samples}")
+    return " | ".join(parts)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the recording commands to ``app``."""
+
+    @app.command("record")
+    def record(
+        source: list[str] = typer.Option(..., "--source", "-s",
+                                         help="Source spec (repeatable): sim, brainflow:synthetic, lsl:EEG, ..."),
+        subject: str = typer.Option(..., "--subject", help="Subject id (letters and digits)."),
+        session: str = typer.Option(..., "--session", help="Session id (letters and digits)."),
+        task: str = typer.Option(..., "--task", help="Task name (letters and digits)."),
+        run: int = typer.Option(None, "--run", help="Run number (default: the first free one)."),
+        duration: float = typer.Option(None, "--duration", help="Seconds to record (default: until Ctrl-C)."),
+        out: Path = typer.Option(None, "--out", "-o", help="Folder for the BIDS-like file name, or a .h5 path."),
+        require: list[str] = typer.Option([], "--require", help="Stream type that must be present before recording starts (repeatable)."),
+        require_timeout: float = typer.Option(10.0, "--require-timeout", help="Seconds to wait for --require streams."),
+        marker_keys: str = typer.Option(None, "--marker-keys", help="Keyboard markers, e.g. '1=baseline,2=stimulus' (default: 1-9 send key-1..key-9; '' disables)."),
+        mark_port: int = typer.Option(None, "--mark-port", help="UDP port for `physioaffect mark` (default 16571)."),
+        compression: str = typer.Option("gzip", "--compression", help="gzip (level 1, portable), lzf (faster) or none."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line."),
+    ) -> None:
+        """Record every stream of the sources into one crash-safe session file."""
+        from physioaffect.recording.markers import (
+            DEFAULT_MARK_PORT,
+            KeyboardMarkers,
+            MarkerListener,
+            parse_marker_keys,
+        )
+        from physioaffect.recording.naming import choose_session_path
+        from physioaffect.recording.recorder import Recorder
+        from physioaffect.recording.writer import SessionWriter
+        from physioaffect.sources import source_from_spec
+
+        if compression not in ("gzip", "lzf", "none"):
+            _fail(RecordingError(f"--compression must be gzip, lzf or none, got {compression!r}"), 2)
+        try:
+            path = choose_session_path(out, subject, task, session, run)
+            keys = parse_marker_keys(None if marker_keys is None else marker_keys) \
+                if marker_keys != "" else {}
+            sources = [source_from_spec(s) for s in source]
+        except (RecordingError, ValueError) as err:
+            _fail(err, 2)
+        from physioaffect.sources.base import SourceError
+
+        warnings.filterwarnings("ignore", message=".*was lost; reconnecting.*")
+        rec = Recorder(sources)
+        stopping = {"n": 0}
+
+        def _on_signal(signum, frame):  # first Ctrl-C/TERM: finish cleanly; second: abort
+            stopping["n"] += 1
+            rec.stop()
+            if stopping["n"] > 1:
+                raise KeyboardInterrupt
+
+        old_int = signal.signal(signal.SIGINT, _on_signal)
+        old_term = signal.signal(signal.SIGTERM, _on_signal)
+        listener = keyboard = writer = None
+        err_out: Exception | None = None
+        try:
+            try:
+                rec.open()
+                if require:
+                    rec.wait_for_types(require, require_timeout)
+                listener = MarkerListener(lambda text, t, origin: rec.add_marker(text, t, origin),
+                                          port=DEFAULT_MARK_PORT if mark_port is None else mark_port)
+            except (RecordingError, SourceError) as err:
+                rec.close()
+                _fail(err, 1)
+            config = {
+                "sources": list(source), "duration": duration, "require": list(require),
+                "marker_keys": keys, "mark_port": listener.port, "compression": compression,
+                "command": " ".join(sys.argv),
+            }
+            try:
+                writer = SessionWriter(path, subject=subject, task=task, session=session,
+                                       run=run or _run_from(path), config=config,
+                                       compression=compression)
+            except RecordingError as err:
+                rec.close()
+                _fail(err, 1)
+            listener.start()
+            keyboard = KeyboardMarkers(keys, lambda text, t, origin: rec.add_marker(text, t, origin)).start()
+            from rich.console import Console
+
+            console = Console(stderr=True)
+            console.print(f"recording to {path}  (Ctrl-C stops; `physioaffect mark TEXT` adds a "
+                          f"marker on port {listener.port}"
+                          + (f"; keys {', '.join(keys)} add markers" if keyboard.active else "")
+                          + ")")
+            if quiet:
+                rec.record(writer, duration)
+            elif console.is_terminal:
+                from rich.live import Live
+
+                with Live(_status_table(rec, writer), console=console, refresh_per_second=4) as live:
+                    rec.record(writer, duration,
+                               on_status=lambda r: live.update(_status_table(r, writer)))
+            else:
+                last = [0.0]
+
+                def plain(r):
+                    if time.monotonic() - last[0] >= 5.0:
+                        last[0] = time.monotonic()
+                        console.print(_plain_status(r, writer), highlight=False)
+
+                rec.record(writer, duration, on_status=plain)
+            writer.close()
+        except (DiskFullError, RecordingError) as err:
+            err_out = err
+        except KeyboardInterrupt:
+            err_out = RecordingError("aborted by a second interrupt; run `physioaffect recover "
+                                     f"{path}` to rebuild the file from its journal")
+        finally:
+            rec.close()
+            for thing in (listener, keyboard):
+                if thing is not None:
+                    thing.stop()
+            if writer is not None and not writer.closed:
+                writer.abort()
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
+        if err_out is not None:
+            _fail(err_out, 1)
+        from rich.console import Console
+
+        Console(stderr=True, width=None if sys.stderr.isatty() else 140).print(
+            _status_table(rec, writer, final=True))
+        for e in rec.errors[-5:]:
+            typer.echo(f"warning: {e}", err=True)
+        typer.echo(f"session file: {path.resolve()}")
+
+    @app.command("mark")
+    def mark(
+        text: str = typer.Argument(..., help="Marker text (e.g. stimulus-onset or a JSON object)."),
+        port: int = typer.Option(None, "--port", help="UDP port of the recorder (default 16571)."),
+    ) -> None:
+        """Send a marker to a running `physioaffect record` (same machine)."""
+        from physioaffect.recording.markers import DEFAULT_MARK_PORT, send_mark
+
+        try:
+            t = send_mark(text, DEFAULT_MARK_PORT if port is None else port)
+        except RecordingError as err:
+            _fail(err, 1)
+        typer.echo(f"marked {text!r} at LSL time {t:.4f} s")
+
+    @app.command("info")
+    def info(file: Path = typer.Argument(..., help="Session file (.h5).")) -> None:
+        """Streams, durations, rates, markers and gaps of a session file."""
+        from physioaffect.recording.reader import describe_session, read_session
+
+        try:
+            typer.echo(describe_session(read_session(file, load_samples=False)))
+        except RecordingError as err:
+            _fail(err, 1)
+
+    @app.command("recover")
+    def recover(
+        file: Path = typer.Argument(..., help="Session file (or its .journal) to rebuild."),
+        keep: bool = typer.Option(False, "--keep", help="Keep the journal and the damaged file."),
+    ) -> None:
+        """Rebuild a session file from its journal after a crash, kill or power cut."""
+        from physioaffect.recording.recover import recover_session
+
+        try:
+            report = recover_session(file, keep=keep)
+        except RecordingError as err:
+            _fail(err, 1)
+        typer.echo(report.message)
+
+    @app.command("export")
+    def export(
+        file: Path = typer.Argument(..., help="Session file (.h5)."),
+        to: str = typer.Option(..., "--to", help="edf, bdf, fif or bids."),
+        out: Path = typer.Option(None, "--out", "-o", help="Output file (edf/bdf/fif) or BIDS root (bids)."),
+        sfreq: float = typer.Option(None, "--sfreq", help="Common rate in Hz (default: the EEG rate)."),
+    ) -> None:
+        """Export a session to EDF+, BDF+, FIF or BIDS (EEG + _physio.tsv.gz + _events.tsv)."""
+        from physioaffect.recording import export as ex
+        from physioaffect.recording.reader import read_session
+
+        to = to.lower()
+        if to not in ("edf", "bdf", "fif", "bids"):
+            _fail(RecordingError(f"--to must be edf, bdf, fif or bids, got {to!r}"), 2)
+        try:
+            sess = read_session(file)
+            stem = file.name[:-3] if file.name.endswith(".h5") else file.stem
+            if to in ("edf", "bdf"):
+                target = out or file.with_name(f"{stem}.{to}")
+                ex.export_edf(sess, target, bdf=(to == "bdf"), sfreq=sfreq)
+                typer.echo(f"wrote {target}")
+            elif to == "fif":
+                target = out or file.with_name(f"{stem}_raw.fif")
+                ex.export_fif(sess, target, sfreq=sfreq)
+                typer.echo(f"wrote {target}")
+            else:
+                root = out or file.parent / "bids"
+                written = ex.export_bids(sess, root)
+                for p in written["eeg"] + written["physio"]:
+                    typer.echo(f"wrote {p}")
+                typer.echo(f"BIDS dataset: {Path(root).resolve()}")
+        except (RecordingError, OSError, ValueError) as err:
+            _fail(err if isinstance(err, RecordingError) else RecordingError(str(err)), 1)
+
+    @app.command("import")
+    def import_(
+        file: Path = typer.Argument(..., help="XDF file (e.g. from LabRecorder)."),
+        subject: str = typer.Option(..., "--subject"),
+        task: str = typer.Option(..., "--task"),
+        session: str = typer.Option(None, "--session"),
+        run: int = typer.Option(None, "--run"),
+        out: Path = typer.Option(None, "--out", "-o", help="Folder or .h5 path."),
+        no_dejitter: bool = typer.Option(False, "--no-dejitter", help="Keep the XDF timestamps as recorded."),
+    ) -> None:
+        """Turn an XDF file into a session file."""
+        from physioaffect.recording.naming import choose_session_path
+        from physioaffect.recording.xdf import import_xdf
+
+        try:
+            path = choose_session_path(out, subject, task, session, run)
+            import_xdf(file, path, subject=subject, task=task, session=session,
+                       run=run or _run_from(path), dejitter=not no_dejitter)
+        except RecordingError as err:
+            _fail(err, 1)
+        typer.echo(f"session file: {path.resolve()}")
+
+
+def _run_from(path: Path) -> int | None:
+    """The run number chosen for a BIDS-like file name (None for a custom name)."""
+    import re
+
+    m = re.search(r"_run-(\d+)_", path.name)
+    return int(m.group(1)) if m else None

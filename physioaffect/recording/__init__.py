@@ -1,0 +1,37 @@
+"""Recording sessions: a crash-safe session file (HDF5 + journal), the recorder that
+fills it from sources, markers, reading, recovery, exports and XDF import."""
+
+from physioaffect.recording.errors import (
+    DiskFullError,
+    InvalidIdError,
+    RecordingError,
+    SessionFileError,
+)
+from physioaffect.recording.naming import bids_basename, choose_session_path, journal_path
+from physioaffect.recording.reader import (
+    Marker,
+    Session,
+    StreamData,
+    describe_session,
+    read_session,
+)
+from physioaffect.recording.recover import RecoveryReport, recover_session
+from physioaffect.recording.writer import SessionWriter
+
+__all__ = [
+    "DiskFullError",
+    "InvalidIdError",
+    "Marker",
+    "RecordingError",
+    "RecoveryReport",
+    "Session",
+    "SessionFileError",
+    "SessionWriter",
+    "StreamData",
+    "bids_basename",
+    "choose_session_path",
+    "describe_session",
+    "journal_path",
+    "read_session",
+    "recover_session",
+]

@@ -1,0 +1,19 @@
+"""Errors of the recording stage: one-line messages meant for the operator."""
+
+from __future__ import annotations
+
+
+class RecordingError(RuntimeError):
+    """Something about a recording went wrong; ``str(err)`` is a one-line message for the operator."""
+
+
+class SessionFileError(RecordingError):
+    """A session file (or its journal) is missing, foreign, truncated or damaged."""
+
+
+class DiskFullError(RecordingError):
+    """The disk filled up (or a file-size limit was hit) while recording."""
+
+
+class InvalidIdError(RecordingError, ValueError):
+    """A subject/session/task/run identifier cannot be used in a BIDS-like file name."""

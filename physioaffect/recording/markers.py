@@ -1,0 +1,194 @@
+"""Markers from outside the sources: ``physioaffect mark TEXT`` and the keyboard.
+
+``physioaffect mark`` talks to a running recorder over UDP on the loopback interface
+(default port :data:`DEFAULT_MARK_PORT`). UDP on 127.0.0.1 needs no discovery (an LSL
+outlet that lives for a fraction of a second can be missed by a resolver) and the
+recorder acknowledges every marker, so ``mark`` can say whether one was recorded.
+
+Datagram (UTF-8 JSON, one per marker)::
+
+    {"text": "stimulus-onset", "time": 1234.5678}   # time: LSL clock of the sender (s)
+
+Reply: ``{"ok": true, "stream": "physioaffect-markers"}``. The LSL clock is shared by every
+program on one host, so the sender's stamp is used as the marker time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import sys
+import threading
+from collections.abc import Callable, Mapping
+
+from physioaffect.recording.errors import RecordingError
+from physioaffect.streams import local_clock
+
+#: UDP port the recorder listens on for ``physioaffect mark`` (override: env
+#: ``PHYSIOAFFECT_MARK_PORT`` or ``--mark-port``).
+DEFAULT_MARK_PORT = int(os.environ.get("PHYSIOAFFECT_MARK_PORT", "16571"))
+_MAX_TEXT = 4096
+
+MarkerCallback = Callable[[str, float, str], None]
+
+
+class MarkerListener:
+    """Receives ``physioaffect mark`` datagrams and hands them to ``callback(text, time, origin)``."""
+
+    def __init__(self, callback: MarkerCallback, port: int = DEFAULT_MARK_PORT,
+                 host: str = "127.0.0.1"):
+        self.callback = callback
+        self.port = port
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._sock.bind((host, port))
+        except OSError as err:
+            self._sock.close()
+            raise RecordingError(
+                f"cannot listen for `physioaffect mark` on {host}:{port} ({err.strerror}); "
+                f"another recorder is probably running: choose another --mark-port"
+            ) from None
+        self.port = self._sock.getsockname()[1]
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mark-listener", daemon=True)
+
+    def start(self) -> MarkerListener:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self._sock.recvfrom(_MAX_TEXT + 256)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                msg = json.loads(data.decode("utf-8"))
+                text = str(msg["text"])[:_MAX_TEXT]
+                t = float(msg.get("time", local_clock()))
+            except (ValueError, KeyError, TypeError):
+                reply = {"ok": False, "error": "expected JSON {\"text\": ..., \"time\": ...}"}
+            else:
+                self.callback(text, t, "mark")
+                reply = {"ok": True}
+            try:
+                self._sock.sendto(json.dumps(reply).encode(), addr)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+        self._sock.close()
+
+
+def send_mark(text: str, port: int = DEFAULT_MARK_PORT, timeout: float = 1.0,
+              host: str = "127.0.0.1") -> float:
+    """Send a marker to a running recorder; returns its LSL time.
+
+    Raises
+    ------
+    RecordingError
+        Nobody acknowledged the marker within ``timeout`` seconds.
+    """
+    if not text:
+        raise RecordingError("a marker needs a text")
+    if len(text) > _MAX_TEXT:
+        raise RecordingError(f"marker text is {len(text)} characters; at most {_MAX_TEXT}")
+    t = local_clock()
+    msg = json.dumps({"text": text, "time": t}).encode("utf-8")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendto(msg, (host, port))
+            data, _ = sock.recvfrom(4096)
+        except (TimeoutError, ConnectionRefusedError, OSError):
+            raise RecordingError(
+                f"no recorder answered on {host}:{port} (is `physioaffect record` running, "
+                f"with the same --mark-port?)"
+            ) from None
+    reply = json.loads(data.decode("utf-8"))
+    if not reply.get("ok"):
+        raise RecordingError(f"the recorder refused the marker: {reply.get('error')}")
+    return t
+
+
+def parse_marker_keys(text: str | None) -> dict[str, str]:
+    """``"1=baseline,2=stimulus"`` -> ``{"1": "baseline", "2": "stimulus"}``.
+
+    ``None`` gives the default: keys 1-9 send ``key-1`` ... ``key-9``.
+    """
+    if text is None:
+        return {str(d): f"key-{d}" for d in range(1, 10)}
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, label = part.partition("=")
+        if not sep or len(key) != 1 or not label.strip():
+            raise RecordingError(
+                f"invalid --marker-keys entry {part!r}: expected KEY=TEXT with a one-character "
+                f"key, e.g. '1=baseline,2=stimulus'"
+            )
+        if key in "q\x03":
+            raise RecordingError(f"invalid --marker-keys entry {part!r}: key {key!r} is reserved")
+        out[key] = label.strip()
+    return out
+
+
+class KeyboardMarkers:
+    """Reads single key presses from a terminal (cbreak mode) and maps them to markers.
+
+    Does nothing when stdin is not a terminal. Ctrl-C still interrupts (cbreak keeps
+    signals); the terminal is restored by :meth:`stop`.
+    """
+
+    def __init__(self, mapping: Mapping[str, str], callback: MarkerCallback):
+        self.mapping = dict(mapping)
+        self.callback = callback
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._saved = None
+        self.active = False
+
+    def start(self) -> KeyboardMarkers:
+        if not self.mapping or not sys.stdin.isatty():
+            return self
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        self._saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        self.active = True
+        self._thread = threading.Thread(target=self._run, args=(fd,), name="key-markers",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self, fd: int) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            t = local_clock()
+            ch = os.read(fd, 1).decode("utf-8", "replace")
+            if ch in self.mapping:
+                self.callback(self.mapping[ch], t, "keyboard")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+        if self._saved is not None:
+            import termios
+
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
+            self._saved = None

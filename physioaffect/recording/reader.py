@@ -1,0 +1,288 @@
+"""Reading session files: :func:`read_session` and the :class:`Session` it returns."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from physioaffect.recording.errors import SessionFileError
+from physioaffect.recording.naming import journal_path
+from physioaffect.recording.writer import FORMAT_NAME, FORMAT_VERSION
+from physioaffect.streams import StreamInfo
+
+
+@dataclass
+class StreamData:
+    """One recorded stream.
+
+    Attributes
+    ----------
+    info : StreamInfo
+    timestamps : ndarray, shape (n_samples,)
+        LSL-clock seconds.
+    samples : ndarray, shape (n_samples, n_channels)
+        In the units of ``info.channels`` (``object`` array of str for markers).
+    gaps : ndarray
+        Structured (``start``, ``end`` LSL s, ``missing`` samples, ``reason``).
+    dropped : ndarray
+        Structured (``time`` LSL s, ``count`` samples).
+    attrs : dict
+        Every attribute of the stream's group (measured rate, clock offset, ...).
+    """
+
+    info: StreamInfo
+    timestamps: np.ndarray
+    samples: np.ndarray
+    gaps: np.ndarray
+    dropped: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.timestamps.shape[0])
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first to the last timestamp (0 with fewer than 2 samples)."""
+        return float(self.timestamps[-1] - self.timestamps[0]) if self.n_samples > 1 else 0.0
+
+    @property
+    def dropped_total(self) -> int:
+        return int(np.sum(self.dropped["count"])) if self.dropped.shape[0] else 0
+
+    @property
+    def measured_srate(self) -> float:
+        return float(self.attrs.get("measured_srate", 0.0))
+
+
+@dataclass
+class Marker:
+    """One marker: LSL time, text, and the stream it came from."""
+
+    time: float
+    text: str
+    stream: str
+
+
+@dataclass
+class Session:
+    """A session file read into memory.
+
+    Attributes
+    ----------
+    path : Path
+    attrs : dict
+        Root attributes: ``subject``, ``session``, ``task``, ``run``, ``utc_start``,
+        ``lsl_clock_start``, ``unix_to_lsl_offset``, ``software_versions`` (dict),
+        ``configuration`` (dict), ``complete`` ...
+    streams : dict of str to StreamData
+    events : ndarray
+        Structured (``time``, ``kind``, ``stream``, ``text``): connections, warnings.
+    """
+
+    path: Path
+    attrs: dict[str, Any]
+    streams: dict[str, StreamData]
+    events: np.ndarray
+
+    @property
+    def markers(self) -> list[Marker]:
+        """All markers of all ``Markers`` streams (first channel), sorted by time."""
+        out = [
+            Marker(float(t), str(row[0]), s.name)
+            for s in self.streams.values()
+            if s.info.channel_format == "string" or s.info.type == "Markers"
+            for t, row in zip(s.timestamps, s.samples, strict=False)
+        ]
+        return sorted(out, key=lambda m: m.time)
+
+    @property
+    def signal_streams(self) -> list[StreamData]:
+        """Regular-rate numeric streams."""
+        return [s for s in self.streams.values()
+                if s.info.is_regular and s.info.channel_format != "string"]
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.attrs.get("complete", False))
+
+    @property
+    def lsl_start(self) -> float:
+        return float(self.attrs.get("lsl_clock_start", 0.0))
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, bytes):
+        v = v.decode("utf-8")
+    if isinstance(v, np.ndarray):
+        return [_decode(x) for x in v.tolist()]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+_JSON_ATTRS = {"software_versions", "configuration", "device"}
+
+
+def _attrs(obj: h5py.HLObject) -> dict[str, Any]:
+    out = {}
+    for k, v in obj.attrs.items():
+        v = _decode(v)
+        if k in _JSON_ATTRS and isinstance(v, str):
+            try:
+                v = json.loads(v) if v else {}
+            except json.JSONDecodeError:
+                pass
+        out[k] = v
+    return out
+
+
+def open_session_h5(path: str | os.PathLike[str]) -> h5py.File:
+    """Open a session file read-only, or raise :class:`SessionFileError` saying why not."""
+    p = Path(path)
+    if not p.exists():
+        jp = journal_path(p)
+        extra = f"; its journal {str(jp)!r} exists: run `physioaffect recover {p}`" if jp.exists() else ""
+        raise SessionFileError(f"{str(p)!r} does not exist{extra}")
+    if p.is_dir():
+        raise SessionFileError(f"{str(p)!r} is a folder, expected a session file (.h5)")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as err:
+        jp = journal_path(p)
+        hint = (f"; run `physioaffect recover {p}` to rebuild it from {jp.name}" if jp.exists()
+                else "")
+        text = str(err).split("(")[0].strip() or "unreadable"
+        if "lock" in str(err).lower():
+            raise SessionFileError(
+                f"{str(p)!r} is open for writing by another program (a recorder still running?)"
+            ) from None
+        raise SessionFileError(
+            f"{str(p)!r} is not a readable HDF5 file (truncated or damaged: {text}){hint}"
+        ) from None
+    fmt = _decode(f.attrs.get("format", ""))
+    if fmt != FORMAT_NAME or "streams" not in f:
+        f.close()
+        raise SessionFileError(
+            f"{str(p)!r} is an HDF5 file but not a physioaffect session file "
+            f"(attribute 'format' is {fmt!r}, expected {FORMAT_NAME!r})"
+        )
+    version = int(_decode(f.attrs.get("format_version", 0)))
+    if version > FORMAT_VERSION:
+        f.close()
+        raise SessionFileError(
+            f"{str(p)!r} has session format version {version}; this physioaffect reads "
+            f"up to {FORMAT_VERSION} (upgrade physioaffect)"
+        )
+    return f
+
+
+def stream_info_from_attrs(attrs: dict[str, Any]) -> StreamInfo:
+    """Rebuild a :class:`StreamInfo` from a stream group's attributes."""
+    return StreamInfo.from_dict(json.loads(attrs["info_json"]))
+
+
+def read_session(
+    path: str | os.PathLike[str],
+    streams: Iterable[str] | None = None,
+    load_samples: bool = True,
+) -> Session:
+    """Read a session file.
+
+    Parameters
+    ----------
+    path : path
+    streams : iterable of str, optional
+        Names of the streams to read (default: all).
+    load_samples : bool
+        False reads timestamps and metadata but leaves ``samples`` empty (fast ``info``).
+
+    Raises
+    ------
+    SessionFileError
+        Missing, foreign, truncated or damaged file (one-line message).
+    """
+    p = Path(path)
+    with open_session_h5(p) as f:
+        try:
+            attrs = _attrs(f)
+            wanted = None if streams is None else set(streams)
+            out: dict[str, StreamData] = {}
+            for key in f["streams"]:
+                g = f["streams"][key]
+                gattrs = _attrs(g)
+                info = stream_info_from_attrs(gattrs)
+                if wanted is not None and info.name not in wanted:
+                    continue
+                ts = g["timestamps"][:]
+                if load_samples or info.channel_format == "string":  # markers are small
+                    x = g["samples"][:]
+                    if info.channel_format == "string":
+                        x = np.vectorize(_decode, otypes=[object])(x) if x.size else \
+                            x.astype(object)
+                else:
+                    x = np.zeros((0, info.n_channels), dtype=info.dtype)
+                gaps = g["gaps"][:]
+                dropped = g["dropped"][:]
+                out[info.name] = StreamData(info, ts, x, gaps, dropped, gattrs)
+            events = f["events"][:] if "events" in f else np.zeros(0)
+        except (KeyError, OSError, ValueError) as err:
+            raise SessionFileError(
+                f"{str(p)!r} is damaged: {str(err).splitlines()[0]} (try `physioaffect recover`)"
+            ) from None
+    if wanted:
+        missing = wanted - set(out)
+        if missing:
+            raise SessionFileError(
+                f"{str(p)!r} has no stream(s) {sorted(missing)}; it has {sorted(out)}"
+            )
+    return Session(path=p, attrs=attrs, streams=out, events=events)
+
+
+def describe_session(session: Session) -> str:
+    """Human-readable summary: ids, clocks, streams, durations, rates, markers, gaps."""
+    a = session.attrs
+    lines = [
+        f"{session.path}",
+        f"  subject {a.get('subject')}  session {a.get('session') or '-'}  task {a.get('task')}"
+        f"  run {a.get('run') or '-'}",
+        f"  UTC start {a.get('utc_start')}  LSL clock at start {a.get('lsl_clock_start', 0):.3f} s"
+        f"  UNIX->LSL offset {a.get('unix_to_lsl_offset', 0):.6f} s",
+        "  complete: yes" if session.complete
+        else "  complete: NO (recorder did not finish; `physioaffect recover` may add more)",
+    ]
+    if a.get("imported_from"):
+        lines.append(f"  imported from {a['imported_from']}")
+    lines.append(f"  {'stream':<22}{'type':<9}{'ch':>4}{'nominal':>9}{'measured':>10}"
+                 f"{'samples':>10}{'duration':>10}{'dropped':>9}{'gaps':>6}")
+    for s in session.streams.values():
+        lines.append(
+            f"  {s.name[:21]:<22}{s.info.type[:8]:<9}{s.info.n_channels:>4}"
+            f"{s.info.nominal_srate:>9.6g}{s.measured_srate:>10.6g}{s.n_samples:>10}"
+            f"{s.duration:>9.2f}s{s.dropped_total:>9}{s.gaps.shape[0]:>6}"
+        )
+    for s in session.streams.values():
+        for gap in s.gaps:
+            lines.append(
+                f"  gap in {s.name}: {gap['start'] - session.lsl_start:.3f} s to "
+                f"{gap['end'] - session.lsl_start:.3f} s after start (~{int(gap['missing'])} "
+                f"samples, {_decode(gap['reason'])})"
+            )
+    markers = session.markers
+    lines.append(f"  markers: {len(markers)}")
+    for m in markers[:20]:
+        lines.append(f"    {m.time - session.lsl_start:10.3f} s  {m.text}  ({m.stream})")
+    if len(markers) > 20:
+        lines.append(f"    ... {len(markers) - 20} more")
+    return "\n".join(lines)

@@ -1,0 +1,329 @@
+"""The recorder: reads every stream of one or more sources into a :class:`SessionWriter`.
+
+One thread per source starts, reads and stops that source (liblsl objects stay on the
+thread that made them) and hands chunks to a queue; the recording thread declares
+streams as they appear (also mid-recording), writes chunks, syncs the journal, notes
+connection changes and reports status. A source that fails is retried; the others
+keep recording.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from physioaffect.recording.errors import RecordingError
+from physioaffect.recording.writer import SessionWriter
+from physioaffect.sources.base import Source
+from physioaffect.streams import IRREGULAR_RATE, Chunk, StreamInfo, local_clock
+
+#: The stream that keyboard and ``physioaffect mark`` markers go to.
+RECORDER_MARKERS = StreamInfo.from_labels(
+    "physioaffect-markers", "Markers", ["marker"], IRREGULAR_RATE, "", channel_format="string",
+    source_id="physioaffect-recorder",
+)
+
+
+@dataclass
+class StreamStatus:
+    """One row of the live status line."""
+
+    name: str
+    type: str
+    samples: int
+    rate: float
+    nominal: float
+    dropped: int
+    gaps: int
+    connected: bool
+    last_marker: str
+
+
+class _SourceThread(threading.Thread):
+    """Owns one source: start, read until told to stop, stop."""
+
+    def __init__(self, index: int, source: Source, out: queue.Queue, poll: float):
+        super().__init__(name=f"source-{index}", daemon=True)
+        self.index = index
+        self.source = source
+        self.out = out
+        self.poll = poll
+        self.halt = threading.Event()
+        self.started_ok = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.source.start()
+        except BaseException as err:  # reported to the recording thread
+            self.error = err
+            self.started_ok.set()
+            return
+        self.started_ok.set()
+        failures = 0
+        try:
+            while not self.halt.is_set():
+                try:
+                    chunks = self.source.read(self.poll)
+                    failures = 0
+                except Exception as err:  # keep the other sources going; retry this one
+                    failures += 1
+                    self.out.put(("error", self.index, f"{type(err).__name__}: {err}"))
+                    self.halt.wait(min(5.0, 0.5 * failures))
+                    continue
+                if chunks:
+                    self.out.put(("chunks", self.index, chunks))
+        finally:
+            try:
+                self.source.stop()
+            except Exception as err:
+                self.out.put(("error", self.index, f"stopping: {err}"))
+
+
+class Recorder:
+    """Records sources into a session file.
+
+    Parameters
+    ----------
+    sources : sequence of Source
+        Not yet started; the recorder starts and stops them.
+    poll : float
+        Longest wait (s) of one ``read`` of a source.
+
+    Use :meth:`open` (starts the sources), optionally :meth:`wait_for_types`, then
+    :meth:`record` with a writer; :meth:`close` stops everything.
+    """
+
+    def __init__(self, sources: Sequence[Source], poll: float = 0.05):
+        self.sources = list(sources)
+        self.poll = poll
+        self._queue: queue.Queue = queue.Queue()
+        self._threads: list[_SourceThread] = []
+        self.writer: SessionWriter | None = None
+        self._stop = threading.Event()
+        self._stream_source: dict[str, int] = {}
+        self._connection: dict[str, bool] = {}
+        self.errors: list[str] = []
+        self.start_time: float | None = None
+        self._markers_added = False
+
+    # -- lifecycle --------------------------------------------------------------
+    def open(self, timeout: float = 30.0) -> None:
+        """Start every source (each on its own thread); raise if one cannot start."""
+        for i, src in enumerate(self.sources):
+            th = _SourceThread(i, src, self._queue, self.poll)
+            self._threads.append(th)
+            th.start()
+        for th in self._threads:
+            if not th.started_ok.wait(timeout):
+                raise RecordingError(f"source {th.source.description!r} did not start in {timeout} s")
+            if th.error is not None:
+                raise RecordingError(f"cannot start source {th.source.description!r}: {th.error}")
+
+    def streams(self) -> list[StreamInfo]:
+        """Streams the sources have now."""
+        return [s for src in self.sources for s in list(src.streams)]
+
+    def wait_for_types(self, types: Sequence[str], timeout: float) -> None:
+        """Block until a stream of every type in ``types`` is present, else raise."""
+        wanted = {t.lower() for t in types}
+        deadline = time.monotonic() + timeout
+        while True:
+            have = {s.type.lower() for s in self.streams()}
+            if wanted <= have:
+                return
+            if time.monotonic() >= deadline:
+                missing = ", ".join(sorted(wanted - have))
+                seen = ", ".join(f"{s.name} ({s.type})" for s in self.streams()) or "none"
+                raise RecordingError(
+                    f"required stream type(s) {missing} not present after {timeout:g} s; "
+                    f"streams seen: {seen}"
+                )
+            time.sleep(0.1)
+
+    def add_marker(self, text: str, t: float | None = None, origin: str = "api") -> None:
+        """Queue a marker for the recorder's own marker stream (thread-safe)."""
+        ts = local_clock() if t is None else float(t)
+        chunk = Chunk(RECORDER_MARKERS.name, np.array([ts]), np.array([[text]], dtype=object))
+        self._queue.put(("marker", origin, chunk))
+
+    def stop(self) -> None:
+        """Ask :meth:`record` to finish (thread-safe)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Stop all source threads (and with them the sources)."""
+        for th in self._threads:
+            th.halt.set()
+        for th in self._threads:
+            th.join(timeout=5.0)
+
+    # -- recording ------------------------------------------------------------
+    def _declare(self, info: StreamInfo, index: int | None) -> None:
+        assert self.writer is not None
+        if info.name in self.writer.streams:
+            return
+        src = self.sources[index] if index is not None else None
+        attrs = {"source": getattr(src, "description", "physioaffect recorder") if src else
+                 "physioaffect recorder"}
+        offset = _clock_offset(src, info.name) if src is not None else None
+        if offset is not None:
+            attrs["clock_offset"] = offset
+        self.writer.add_stream(info, attrs)
+        if index is not None:
+            self._stream_source[info.name] = index
+        if self.start_time is not None and local_clock() - self.start_time > 1.0:
+            self.writer.add_event("stream-added", f"{info.name} ({info.type}) appeared", info.name)
+
+    def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        assert self.writer is not None
+        if kind == "chunks":
+            index, chunks = item[1], item[2]
+            for chunk in chunks:
+                if chunk.stream not in self.writer.streams:
+                    info = _find(self.sources[index], chunk.stream)
+                    if info is None:
+                        self.errors.append(f"chunk of unknown stream {chunk.stream!r} ignored")
+                        continue
+                    self._declare(info, index)
+                self.writer.append(chunk)
+        elif kind == "marker":
+            self.writer.append(item[2])
+        elif kind == "error":
+            text = f"{self.sources[item[1]].description}: {item[2]}"
+            self.errors.append(text)
+            self.writer.add_event("source-error", text)
+
+    def _poll_connections(self) -> None:
+        assert self.writer is not None
+        for index, src in enumerate(self.sources):
+            for info in list(src.streams):
+                if info.name not in self.writer.streams:
+                    self._declare(info, index)
+            state = _connection_state(src)
+            for name, up in state.items():
+                if name not in self.writer.streams:
+                    continue
+                if self._connection.get(name, True) != up:
+                    self.writer.add_event("connected" if up else "disconnected",
+                                          f"{name} {'back' if up else 'lost'}", name)
+                self._connection[name] = up
+
+    def record(
+        self,
+        writer: SessionWriter,
+        duration: float | None = None,
+        on_status: Callable[[Recorder], None] | None = None,
+        status_interval: float = 0.5,
+    ) -> None:
+        """Record until ``duration`` seconds have passed, :meth:`stop`, or Ctrl-C.
+
+        Raises whatever the writer raises (e.g. :class:`DiskFullError`) after
+        stopping; what was synced before stays in the journal.
+        """
+        self.writer = writer
+        self.start_time = local_clock()
+        writer.add_stream(RECORDER_MARKERS, {"source": "physioaffect recorder"})
+        self._poll_connections()
+        t_end = None if duration is None else time.monotonic() + duration
+        next_status = time.monotonic()
+        next_poll = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if t_end is not None and now >= t_end:
+                break
+            wait = 0.1 if t_end is None else max(0.0, min(0.1, t_end - now))
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                item = None
+            while item is not None:
+                self._handle(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    item = None
+            now = time.monotonic()
+            if now >= next_poll:
+                self._poll_connections()
+                next_poll = now + 0.25
+            writer.tick()
+            if on_status is not None and now >= next_status:
+                on_status(self)
+                next_status = now + status_interval
+        # what the sources delivered up to now still goes in
+        self.close()
+        while True:
+            try:
+                self._handle(self._queue.get_nowait())
+            except queue.Empty:
+                break
+
+    def status(self) -> list[StreamStatus]:
+        """Rows for the live status line."""
+        if self.writer is None:
+            return []
+        now = time.monotonic()
+        rows = []
+        for st in self.writer.streams.values():
+            rows.append(StreamStatus(
+                name=st.info.name, type=st.info.type, samples=st.n_samples,
+                rate=st.recent_rate(now), nominal=st.info.nominal_srate, dropped=st.dropped,
+                gaps=st.n_gaps, connected=self._connection.get(st.info.name, True),
+                last_marker=st.last_marker,
+            ))
+        return rows
+
+    @property
+    def elapsed(self) -> float:
+        return 0.0 if self.start_time is None else local_clock() - self.start_time
+
+
+def _find(src: Source, name: str) -> StreamInfo | None:
+    for info in list(src.streams):
+        if info.name == name:
+            return info
+    return None
+
+
+def _connection_state(src: Source) -> dict[str, bool]:
+    """Per-stream connection state if the source exposes one (LSL inlets do)."""
+    for attr in ("state", "connection_state", "connections"):
+        try:
+            value = getattr(src, attr, None)
+        except Exception:  # a property that fails must not stop the recording
+            continue
+        if callable(value):
+            try:
+                value = value()
+            except Exception:
+                continue
+        if isinstance(value, dict):
+            return {str(k): (v.lower() not in ("lost", "disconnected", "down")
+                             if isinstance(v, str) else bool(v)) for k, v in value.items()}
+    return {}
+
+
+def _clock_offset(src: Source, name: str) -> float | None:
+    """The clock offset a source applied to a stream (LSL time correction), if it says."""
+    for attr in ("clock_offsets", "clock_offset"):
+        value = getattr(src, attr, None)
+        if callable(value):
+            try:
+                value = value()
+            except Exception:
+                continue
+        if isinstance(value, dict) and name in value:
+            try:
+                return float(value[name])
+            except (TypeError, ValueError):
+                return None
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None

@@ -1,0 +1,596 @@
+"""Writing session files: journal first, HDF5 from the same chunks, finalised at the end.
+
+See ``docs/session-file.md`` for the layout. :class:`SessionWriter` is used by the
+recorder, by the XDF importer and by ``recover`` (which replays a journal through the
+same code with the journal switched off), so all session files are written by one piece
+of code.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import socket
+import sys
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from physioaffect.recording import journal as jr
+from physioaffect.recording.errors import DiskFullError, SessionFileError
+from physioaffect.recording.naming import check_label, check_run, journal_path
+from physioaffect.streams import Chunk, StreamInfo, local_clock, unix_to_lsl_offset
+
+#: Value of the root attribute ``format``; readers refuse files without it.
+FORMAT_NAME = "physioaffect-session"
+FORMAT_VERSION = 1
+
+_STR = h5py.string_dtype("utf-8")
+GAP_DTYPE = np.dtype([("start", "<f8"), ("end", "<f8"), ("missing", "<i8"), ("reason", _STR)])
+DROP_DTYPE = np.dtype([("time", "<f8"), ("count", "<i8")])
+EVENT_DTYPE = np.dtype([("time", "<f8"), ("kind", _STR), ("stream", _STR), ("text", _STR)])
+
+#: A regular stream whose next sample comes later than this many seconds *and* more
+#: than ``GAP_PERIODS`` sample periods after the previous one has a gap.
+GAP_MIN_S = 0.1
+GAP_PERIODS = 10
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of everything that shaped the data (stored in every session file)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("physioaffect", "numpy", "h5py", "pylsl", "brainflow", "mne"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    out["hdf5"] = h5py.version.hdf5_version
+    try:
+        import pylsl
+
+        out["liblsl"] = str(pylsl.library_version())
+    except Exception:  # liblsl missing must not stop a recording from a BrainFlow board
+        out["liblsl"] = "unavailable"
+    return out
+
+
+def group_key(name: str) -> str:
+    """HDF5-safe group name of a stream (``/`` and ``%`` percent-encoded)."""
+    key = urllib.parse.quote(name, safe=" -_.()[]+,@:=")
+    return "%2E" if key == "." else ("%2E%2E" if key == ".." else key)
+
+
+def _h5_error(path: Path, err: Exception) -> Exception:
+    text = str(err)
+    if "No space left" in text or "File too large" in text or "errno = 28" in text:
+        return DiskFullError(
+            f"disk full while writing {str(path)!r}; everything in its journal is kept: "
+            f"run `physioaffect recover {path}`"
+        )
+    return SessionFileError(f"cannot write {str(path)!r}: {text.splitlines()[0] if text else err!r}")
+
+
+@dataclass
+class StreamStats:
+    """Live statistics of one stream (read by the status line)."""
+
+    info: StreamInfo
+    index: int
+    n_samples: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    dropped: int = 0
+    n_gaps: int = 0
+    last_marker: str = ""
+    connected: bool = True
+    # measured rate from gap-free segments: sum of sample intervals / sum of spans
+    _seg_first: float | None = None
+    _seg_n: int = 0
+    _intervals: int = 0
+    _span: float = 0.0
+    _recent: deque = field(default_factory=lambda: deque(maxlen=64))
+
+    def _close_segment(self) -> None:
+        if self._seg_first is not None and self._seg_n > 1 and self.last_ts is not None:
+            self._intervals += self._seg_n - 1
+            self._span += self.last_ts - self._seg_first
+        self._seg_first, self._seg_n = None, 0
+
+    @property
+    def measured_srate(self) -> float:
+        """Samples per second over the gap-free segments (0 if unknown or irregular)."""
+        if not self.info.is_regular:
+            return 0.0
+        intervals, span = self._intervals, self._span
+        if self._seg_first is not None and self._seg_n > 1 and self.last_ts is not None:
+            intervals += self._seg_n - 1
+            span += self.last_ts - self._seg_first
+        return intervals / span if span > 0 else 0.0
+
+    def recent_rate(self, now: float, window: float = 5.0) -> float:
+        """Samples per second over the last ``window`` seconds of arrivals (status line)."""
+        while self._recent and now - self._recent[0][0] > window:
+            self._recent.popleft()
+        if len(self._recent) < 2 or now - self._recent[0][0] < 0.5:
+            return 0.0
+        t0 = self._recent[0][0]
+        n = sum(c for _, c in list(self._recent)[1:])
+        return n / (now - t0)
+
+
+class _H5Store:
+    """The HDF5 side: creates groups and appends to resizable, compressed datasets."""
+
+    def __init__(self, path: Path, attrs: Mapping[str, Any], compression: str = "gzip"):
+        self.path = path
+        self.compression = compression
+        try:
+            # "w-" fails if the file exists: a session file is never overwritten
+            self.f = h5py.File(path, "w-", libver="latest")
+        except FileExistsError:
+            raise SessionFileError(f"{str(path)!r} already exists; it is never overwritten") from None
+        except OSError as err:
+            raise _h5_error(path, err) from None
+        self.f.attrs["format"] = FORMAT_NAME
+        self.f.attrs["format_version"] = FORMAT_VERSION
+        self.f.attrs["complete"] = False
+        self.set_attrs(self.f, attrs)
+        self.f.create_group("streams")
+        self.f.create_dataset("events", shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE,
+                              chunks=(256,))
+        self.groups: dict[int, h5py.Group] = {}
+
+    @staticmethod
+    def set_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any]) -> None:
+        for k, v in attrs.items():
+            if isinstance(v, (dict, list, tuple)) and not (
+                isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v)
+            ):
+                v = json.dumps(v)
+            elif v is None:
+                v = ""
+            obj.attrs[k] = v
+
+    def add_stream(self, index: int, info: StreamInfo, attrs: Mapping[str, Any]) -> None:
+        key = group_key(info.name)
+        g = self.f["streams"].create_group(key)
+        n_ch = info.n_channels
+        base = {
+            "name": info.name,
+            "type": info.type,
+            "source_id": info.source_id,
+            "nominal_srate": float(info.nominal_srate),
+            "channel_format": info.channel_format,
+            "n_channels": n_ch,
+            "channel_labels": info.labels or [""],
+            "channel_types": info.channel_types or [""],
+            "channel_units": info.units or [""],
+            "device": dict(info.device),
+            "info_json": json.dumps(info.to_dict()),
+            "index": index,
+        }
+        for k in ("manufacturer", "model", "serial", "board_id"):
+            if k in info.device:
+                base[f"device_{k}"] = info.device[k]
+        self.set_attrs(g, base)
+        self.set_attrs(g, attrs)
+        if info.channel_format == "string":
+            g.create_dataset("samples", shape=(0, n_ch), maxshape=(None, n_ch), dtype=_STR,
+                             chunks=(256, n_ch))
+            g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype="<f8",
+                             chunks=(256,))
+        else:
+            dt = np.dtype(info.channel_format)
+            # ~256 KiB chunks: big enough to compress well and read fast, small enough
+            # that a periodic flush does not rewrite much
+            rows = int(np.clip((1 << 18) // max(1, n_ch * dt.itemsize), 256, 65536))
+            kw = self._filters()
+            g.create_dataset("samples", shape=(0, n_ch), maxshape=(None, n_ch), dtype=dt,
+                             chunks=(rows, n_ch), **kw)
+            g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype="<f8",
+                             chunks=(min(rows * 4, 65536),), **kw)
+        g.create_dataset("gaps", shape=(0,), maxshape=(None,), dtype=GAP_DTYPE, chunks=(64,))
+        g.create_dataset("dropped", shape=(0,), maxshape=(None,), dtype=DROP_DTYPE, chunks=(64,))
+        self.groups[index] = g
+
+    def _filters(self) -> dict[str, Any]:
+        if self.compression == "lzf":
+            return {"compression": "lzf", "shuffle": True}
+        if self.compression == "none":
+            return {}
+        return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+
+    @staticmethod
+    def _append(ds: h5py.Dataset, values: np.ndarray) -> None:
+        n = ds.shape[0]
+        ds.resize(n + values.shape[0], axis=0)
+        ds[n:] = values
+
+    def append(self, index: int, ts: np.ndarray, samples: np.ndarray) -> None:
+        g = self.groups[index]
+        if samples.dtype == object:
+            samples = samples.astype(str).astype(object)
+        self._append(g["samples"], samples)
+        self._append(g["timestamps"], ts)
+
+    def append_rows(self, index: int | None, name: str, rows: list[tuple]) -> None:
+        ds = self.f["events"] if index is None else self.groups[index][name]
+        self._append(ds, np.array(rows, dtype=ds.dtype))
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class SessionWriter:
+    """Writes one session file and, while it records, its journal.
+
+    Parameters
+    ----------
+    path : path
+        The ``.h5`` file to create; neither it nor ``<path>.journal`` may exist.
+    subject, task : str
+        BIDS labels (letters and digits).
+    session : str, optional
+    run : int, optional
+    config : mapping, optional
+        The configuration that produced the recording (sources, options); stored as JSON.
+    attrs : mapping, optional
+        More root attributes (e.g. ``imported_from``).
+    journal : bool
+        Write the crash-safety journal (off only when rebuilding from a journal or
+        importing a file that is itself the safe copy).
+    sync_interval : float
+        Seconds between ``fsync`` of the journal (the most data a crash can lose).
+    h5_interval : float
+        Seconds between appends to the HDF5 file.
+    compression : {"gzip", "lzf", "none"}
+        HDF5 filter for signal datasets (always with byte shuffling).
+    clock : dict, optional
+        Clock attributes to use instead of measuring them now (``utc_start``,
+        ``unix_start``, ``lsl_clock_start``, ``unix_to_lsl_offset``); used by import.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        subject: str,
+        task: str,
+        session: str | None = None,
+        run: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        journal: bool = True,
+        sync_interval: float = 0.5,
+        h5_interval: float = 2.0,
+        compression: str = "gzip",
+        clock: Mapping[str, Any] | None = None,
+        _session_attrs: Mapping[str, Any] | None = None,
+    ):
+        self.path = Path(path)
+        self.journal_path = journal_path(self.path)
+        if _session_attrs is not None:  # replaying a journal: attributes as recorded
+            session_attrs = dict(_session_attrs)
+        else:
+            check_label("subject", subject)
+            check_label("task", task)
+            if session:
+                check_label("session", session)
+            run = check_run(run)
+            if clock is None:
+                offset = unix_to_lsl_offset()
+                unix = time.time()
+                clock = {
+                    "unix_start": unix,
+                    "lsl_clock_start": unix + offset,
+                    "unix_to_lsl_offset": offset,
+                }
+                clock["utc_start"] = _iso(unix)
+            session_attrs = {
+                "subject": subject,
+                "session": session or "",
+                "task": task,
+                "run": run if run is not None else 0,
+                **dict(clock),
+                "hostname": socket.gethostname(),
+                "software_versions": software_versions(),
+                "configuration": dict(config or {}),
+                **dict(attrs or {}),
+            }
+        self.session_attrs = session_attrs
+        if self.path.exists():
+            raise SessionFileError(f"{str(self.path)!r} already exists; it is never overwritten")
+        self._journal: jr.JournalWriter | None = None
+        if journal:
+            self._journal = jr.JournalWriter(self.journal_path)
+            self._journal.append_json(jr.SESSION, session_attrs)
+        try:
+            self._store: _H5Store | None = _H5Store(self.path, session_attrs, compression)
+        except Exception:
+            if self._journal is not None:
+                self._journal.abandon()
+                self.journal_path.unlink(missing_ok=True)
+            raise
+        self.streams: dict[str, StreamStats] = {}
+        self._by_index: dict[int, StreamStats] = {}
+        self._pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._pending_rows: dict[tuple[int | None, str], list[tuple]] = {}
+        self._pending_bytes = 0
+        self.max_pending_bytes = 32 << 20
+        self.sync_interval = float(sync_interval)
+        self.h5_interval = float(h5_interval)
+        self._last_sync = self._last_h5 = time.monotonic()
+        self.detect_gaps = journal  # a replay gets its gaps from GAP records
+        self.closed = False
+        self.failed: Exception | None = None
+        if self._journal is not None:
+            self._journal.sync()
+
+    # -- streams -------------------------------------------------------------
+    def add_stream(self, info: StreamInfo, attrs: Mapping[str, Any] | None = None) -> int:
+        """Declare a stream (any time, also mid-recording); returns its index."""
+        if info.name in self.streams:
+            return self.streams[info.name].index
+        index = len(self.streams)
+        attrs = dict(attrs or {})
+        attrs.setdefault("added_at", local_clock())
+        if self._journal is not None:
+            self._journal.append_json(jr.STREAM, {"index": index, "info": info.to_dict(),
+                                                  "attrs": attrs})
+        self._guard(lambda: self._store.add_stream(index, info, attrs))
+        st = StreamStats(info=info, index=index)
+        self.streams[info.name] = st
+        self._by_index[index] = st
+        self._pending[index] = []
+        return index
+
+    def append(self, chunk: Chunk) -> None:
+        """Add one chunk of a declared stream (journal now, HDF5 at the next flush)."""
+        if len(chunk) == 0 and not chunk.dropped:
+            return
+        try:
+            st = self.streams[chunk.stream]
+        except KeyError:
+            raise SessionFileError(
+                f"chunk for undeclared stream {chunk.stream!r} in {str(self.path)!r}"
+            ) from None
+        info = st.info
+        samples = chunk.samples
+        if samples.shape[1] != info.n_channels:
+            raise SessionFileError(
+                f"stream {info.name!r}: chunk has {samples.shape[1]} channels, "
+                f"expected {info.n_channels}"
+            )
+        string = info.channel_format == "string"
+        if not string:
+            samples = np.asarray(samples, dtype=info.dtype)
+        ts = chunk.timestamps
+        if self.detect_gaps and info.is_regular and st.last_ts is not None and len(chunk):
+            dt = float(ts[0]) - st.last_ts
+            if dt > max(GAP_MIN_S, GAP_PERIODS / info.nominal_srate):
+                missing = max(0, int(round(dt * info.nominal_srate)) - 1)
+                self.add_gap(info.name, st.last_ts, float(ts[0]), missing, "no samples arrived")
+        if self._journal is not None:
+            self._journal.append(jr.CHUNK, jr.encode_chunk(st.index, ts, samples,
+                                                           chunk.dropped, string))
+        if chunk.dropped:
+            t = float(ts[0]) if len(chunk) else (st.last_ts or local_clock())
+            self._add_dropped(st, t, int(chunk.dropped))
+        if len(chunk):
+            self._pending[st.index].append((ts, samples))
+            self._pending_bytes += ts.nbytes + (samples.nbytes if not string else 64 * len(ts))
+            self._update_stats(st, ts, samples)
+            if self._pending_bytes > self.max_pending_bytes:  # bound memory (replays, bursts)
+                self.flush_h5()
+
+    def _update_stats(self, st: StreamStats, ts: np.ndarray, samples: np.ndarray) -> None:
+        n = len(ts)
+        if st.first_ts is None:
+            st.first_ts = float(ts[0])
+        if st._seg_first is None:
+            st._seg_first = float(ts[0])
+        st._seg_n += n
+        st.n_samples += n
+        st.last_ts = float(ts[-1])
+        st._recent.append((time.monotonic(), n))
+        if st.info.channel_format == "string":
+            st.last_marker = str(samples[-1, 0])
+
+    def _add_dropped(self, st: StreamStats, t: float, count: int) -> None:
+        st.dropped += count
+        self._pending_rows.setdefault((st.index, "dropped"), []).append((t, count))
+
+    def add_dropped(self, stream: str, time_: float, count: int) -> None:
+        """Record ``count`` samples of ``stream`` lost at LSL time ``time_`` (e.g. by a slow reader)."""
+        if count <= 0:
+            return
+        st = self.streams[stream]
+        if self._journal is not None:
+            # a zero-length chunk carries the count, so replay sees it in order
+            self._journal.append(jr.CHUNK, jr.encode_chunk(
+                st.index, np.zeros(0), np.zeros((0, st.info.n_channels), dtype=st.info.dtype
+                                                if st.info.channel_format != "string" else "f4"),
+                count, False))
+        self._add_dropped(st, time_, count)
+
+    def add_gap(self, stream: str, start: float, end: float, missing: int, reason: str) -> None:
+        """Record that ``stream`` has no samples between LSL times ``start`` and ``end``."""
+        st = self.streams[stream]
+        if self._journal is not None:
+            self._journal.append_json(jr.GAP, {"index": st.index, "start": start, "end": end,
+                                               "missing": missing, "reason": reason})
+        st._close_segment()
+        st.n_gaps += 1
+        self._pending_rows.setdefault((st.index, "gaps"), []).append(
+            (start, end, int(missing), reason))
+
+    def add_event(self, kind: str, text: str, stream: str = "", time_: float | None = None) -> None:
+        """Log an event (connection lost/regained, warning) in the file's ``events`` table."""
+        t = local_clock() if time_ is None else float(time_)
+        if self._journal is not None:
+            self._journal.append_json(jr.EVENT, {"time": t, "kind": kind, "stream": stream,
+                                                 "text": text})
+        if stream in self.streams:
+            if kind == "disconnected":
+                self.streams[stream].connected = False
+            elif kind == "connected":
+                self.streams[stream].connected = True
+        self._pending_rows.setdefault((None, "events"), []).append((t, kind, stream, text))
+
+    # -- durability ------------------------------------------------------------
+    def tick(self, force: bool = False) -> None:
+        """Sync the journal and append to the HDF5 file when their intervals have passed."""
+        now = time.monotonic()
+        if self._journal is not None and (force or now - self._last_sync >= self.sync_interval):
+            self._journal.sync()
+            self._last_sync = now
+        if force or now - self._last_h5 >= self.h5_interval:
+            self.flush_h5()
+            self._last_h5 = now
+
+    def flush_h5(self) -> None:
+        """Append everything pending to the HDF5 file and flush it."""
+        def work() -> None:
+            for index, parts in self._pending.items():
+                if not parts:
+                    continue
+                ts = np.concatenate([p[0] for p in parts])
+                x = np.concatenate([p[1] for p in parts], axis=0)
+                self._store.append(index, ts, x)
+                parts.clear()
+            self._pending_bytes = 0
+            for (index, name), rows in self._pending_rows.items():
+                if rows:
+                    self._store.append_rows(index, name, rows)
+                    rows.clear()
+            self._store.flush()
+
+        self._guard(work)
+
+    def _guard(self, fn: Any) -> None:
+        """Run an HDF5 operation; a failure stops HDF5 writing (the journal has the data)."""
+        if self._store is None:
+            if self.failed is not None:
+                raise self.failed
+            return
+        try:
+            fn()
+        except (OSError, RuntimeError, ValueError) as err:
+            self.failed = _h5_error(self.path, err)
+            try:
+                self._store.f.close()
+            except Exception:
+                pass
+            self._store = None
+            raise self.failed from None
+
+    @property
+    def file_size(self) -> int:
+        """Bytes on disk of the session file plus its journal."""
+        size = 0
+        for p in (self.path, self.journal_path):
+            try:
+                size += p.stat().st_size
+            except OSError:
+                pass
+        return size
+
+    def summary_attrs(self) -> dict[str, Any]:
+        return {"utc_end": _iso(time.time()), "lsl_clock_end": local_clock(),
+                "unix_to_lsl_offset_end": unix_to_lsl_offset()}
+
+    def close(self, final_attrs: Mapping[str, Any] | None = None, keep_journal: bool = False) -> None:
+        """Finalise: write what is pending, the per-stream summaries, mark complete, drop the journal."""
+        if self.closed:
+            return
+        final = dict(final_attrs) if final_attrs is not None else self.summary_attrs()
+        if self._journal is not None:
+            self._journal.append_json(jr.END, final)
+            self._journal.sync()
+        self.flush_h5()
+
+        def finish() -> None:
+            f = self._store.f
+            for st in self.streams.values():
+                g = self._store.groups[st.index]
+                n = g["timestamps"].shape[0]
+                ts = g["timestamps"]
+                self._store.set_attrs(g, {
+                    "n_samples": int(n),
+                    "first_timestamp": float(ts[0]) if n else float("nan"),
+                    "last_timestamp": float(ts[n - 1]) if n else float("nan"),
+                    "measured_srate": _measured_rate(g, st),
+                    "dropped_total": int(np.sum(g["dropped"]["count"])) if g["dropped"].shape[0] else 0,
+                    "n_gaps": int(g["gaps"].shape[0]),
+                })
+            self._store.set_attrs(f, final)
+            f.attrs["complete"] = True
+            self._store.close()
+
+        self._guard(finish)
+        self._store = None
+        _fsync_path(self.path)
+        self.closed = True
+        if self._journal is not None:
+            self._journal.close()
+            if not keep_journal:
+                self.journal_path.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Stop without finalising (after an error): keep whatever is synced, raise nothing."""
+        if self._journal is not None:
+            try:
+                self._journal.sync()
+            except Exception:
+                pass
+            self._journal.abandon()
+        if self._store is not None:
+            try:
+                self._store.close()
+            except Exception:
+                pass
+            self._store = None
+        self.closed = True
+
+
+def _measured_rate(g: h5py.Group, st: StreamStats) -> float:
+    """Rate from the stored timestamps, excluding recorded gaps (0 for irregular streams)."""
+    if not st.info.is_regular:
+        return 0.0
+    ts = g["timestamps"][:]
+    if ts.shape[0] < 2:
+        return 0.0
+    d = np.diff(ts)
+    thr = max(GAP_MIN_S, GAP_PERIODS / st.info.nominal_srate)
+    ok = d <= thr
+    span = float(np.sum(d[ok]))
+    return float(np.count_nonzero(ok) / span) if span > 0 else 0.0
+
+
+def _fsync_path(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def _iso(unix: float) -> str:
+    return _dt.datetime.fromtimestamp(unix, tz=_dt.UTC).isoformat().replace("+00:00", "Z")
