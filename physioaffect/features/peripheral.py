@@ -133,7 +133,8 @@ def _ecg_summarise(ev: dict, fs: float, start: int, stop: int) -> dict:
             HRV_MeanNN=float(np.mean(nn)),
             HRV_SDNN=float(np.std(nn, ddof=1)),
             HRV_RMSSD=float(np.sqrt(np.mean(sd**2))),
-            HRV_pNN50=float(np.mean(np.abs(sd) > 50) * 100),
+            # Task Force definition: NN50 count over the number of NN intervals.
+            HRV_pNN50=float(np.sum(np.abs(sd) > 50) / nn.size * 100),
         )
     # Frequency-domain HRV needs minutes of beats: LF (0.04-0.15 Hz) is meaningless in 10 s.
     if (stop - start) / fs >= 60 and rr.size >= 30:
@@ -279,8 +280,8 @@ MODALITIES: dict[str, _Spec] = {
     "ECG": _Spec(
         64.0, 4.0, 0.05, _ECG_FEATURES, {"ECG_Rate_Mean": (25, 250)}, _ecg_process, _ecg_summarise
     ),
-    # EDA changes slowly: a level held for a long time on a 12-bit ADC is not clipping.
-    "EDA": _Spec(8.0, 5.0, 0.5, _EDA_FEATURES, {}, _eda_process, _eda_summarise),
+    # EDA and temperature change slowly: a level held for a while is not yet clipping.
+    "EDA": _Spec(8.0, 5.0, 0.1, _EDA_FEATURES, {}, _eda_process, _eda_summarise),
     "PPG": _Spec(
         25.0, 6.0, 0.05, _PPG_FEATURES, {"PPG_Rate_Mean": (25, 250)}, _ppg_process, _ppg_summarise
     ),
@@ -288,7 +289,7 @@ MODALITIES: dict[str, _Spec] = {
         10.0, 10.0, 0.1, _RSP_FEATURES, {"RSP_Rate_Mean": (3, 60)}, _rsp_process, _rsp_summarise
     ),
     "TEMP": _Spec(
-        0.1, 10.0, 1.0, _TEMP_FEATURES, {"TEMP_Mean": (20, 45)}, _temp_process, _temp_summarise
+        0.1, 10.0, 0.25, _TEMP_FEATURES, {"TEMP_Mean": (20, 45)}, _temp_process, _temp_summarise
     ),
 }
 _ALIASES = {"GSR": "EDA", "RSP": "RESP", "SKT": "TEMP", "BVP": "PPG"}
