@@ -1,0 +1,37 @@
+"""Facial video features: expression, head pose, motion and camera pulse (rPPG), one row per
+frame on the LSL clock.
+
+Needs the optional ``face`` extra (OpenCV, MediaPipe 0.10.14) except :mod:`physioaffect.face.rppg`,
+which works on mean skin colours with numpy/scipy only. The heavy modules are imported on first
+use, so ``import physioaffect.face`` is cheap and works without the extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "FaceAnalyzer": "physioaffect.face.analysis",
+    "FrameResult": "physioaffect.face.analysis",
+    "FEATURE_CHANNELS": "physioaffect.face.analysis",
+    "FEATURE_LABELS": "physioaffect.face.analysis",
+    "STATUS_CODES": "physioaffect.face.analysis",
+    "analyze_video": "physioaffect.face.analysis",
+    "face_stream_info": "physioaffect.face.analysis",
+    "FrameReader": "physioaffect.face.source",
+    "VideoSource": "physioaffect.face.source",
+    "SyntheticFaceVideo": "physioaffect.face.synthetic",
+    "PulseTracker": "physioaffect.face.rppg",
+    "pos": "physioaffect.face.rppg",
+    "pulse_rate": "physioaffect.face.rppg",
+    "FaceExtraError": "physioaffect.face.landmarks",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'physioaffect.face' has no attribute {name!r}")

@@ -1,0 +1,325 @@
+"""Per-frame face analysis: one row of features per video frame, with a status saying why a
+row is NaN.
+
+:class:`FaceAnalyzer` keeps what spans frames (tracking, the previous frame for motion, the rPPG
+history) and turns each frame into a row of :data:`FEATURE_CHANNELS`. :func:`analyze_video`
+runs it over a whole file, NeuroKit2 style (``-> table, info``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physioaffect.face.features import (
+    EXPRESSION_LABELS,
+    HeadPose,
+    aligned_points,
+    box_skin_polygons,
+    expression,
+    skin_polygons,
+)
+from physioaffect.face.landmarks import (
+    CascadeDetector,
+    Face,
+    FaceExtraError,
+    MeshDetector,
+    import_cv2,
+)
+from physioaffect.face.rppg import PulseTracker
+from physioaffect.streams import ChannelInfo, StreamInfo
+
+#: Status of a frame, as the code published in the ``status`` channel.
+STATUS_CODES: dict[str, int] = {
+    "ok": 0,  # one face, landmarks, all features
+    "several_faces": 1,  # features of the largest face; n_faces says how many
+    "box_only": 2,  # a face box without landmarks (cascade): expression and pose NaN
+    "no_face": 3,  # no face: all features NaN
+    "dropped": 4,  # the frame never arrived (timestamp gap): all features NaN
+    "unreadable": 5,  # the frame could not be decoded: all features NaN
+}
+STATUS_NAMES = {v: k for k, v in STATUS_CODES.items()}
+
+#: (label, unit) of every channel of the ``Face`` stream, in column order.
+FEATURE_CHANNELS: tuple[tuple[str, str], ...] = (
+    ("status", "code"),
+    ("n_faces", "count"),
+    ("face_x", "pixels"),
+    ("face_y", "pixels"),
+    ("face_w", "pixels"),
+    ("face_h", "pixels"),
+    *((label, "ratio") for label in EXPRESSION_LABELS),
+    ("head_yaw", "degrees"),
+    ("head_pitch", "degrees"),
+    ("head_roll", "degrees"),
+    ("motion_energy", "grey levels"),
+    ("landmark_speed", "interocular/s"),
+    ("rppg", "a.u."),
+    ("pulse_rate", "bpm"),
+    ("pulse_snr", "dB"),
+)
+FEATURE_LABELS: tuple[str, ...] = tuple(c[0] for c in FEATURE_CHANNELS)
+_COL = {label: i for i, label in enumerate(FEATURE_LABELS)}
+
+
+def face_stream_info(
+    name: str = "face", nominal_srate: float = 30.0, source_id: str = "", device: dict | None = None
+) -> StreamInfo:
+    """The :class:`StreamInfo` of a ``Face`` stream (float32, one sample per frame)."""
+    return StreamInfo(
+        name=name,
+        type="Face",
+        channels=tuple(ChannelInfo(label, "Face", unit) for label, unit in FEATURE_CHANNELS),
+        nominal_srate=float(nominal_srate),
+        channel_format="float32",
+        source_id=source_id or f"physioaffect-face-{name}",
+        device=dict(device or {}),
+    )
+
+
+@dataclass
+class FrameResult:
+    """Features of one frame.
+
+    Attributes
+    ----------
+    timestamp : float
+        LSL-clock seconds.
+    values : ndarray, shape (n_channels,)
+        In :data:`FEATURE_LABELS` order; NaN where not measurable.
+    status : str
+        A key of :data:`STATUS_CODES`.
+    face : Face or None
+        The face the features describe.
+    """
+
+    timestamp: float
+    values: np.ndarray
+    status: str
+    face: Face | None = None
+
+    def __getitem__(self, label: str) -> float:
+        return float(self.values[_COL[label]])
+
+
+class FaceAnalyzer:
+    """Turn frames into rows of face features.
+
+    Parameters
+    ----------
+    detector : {"auto", "facemesh", "haar"}
+        ``auto`` uses FaceMesh when MediaPipe is installed, else the Haar cascade. With
+        FaceMesh, frames where it finds nothing are tried with the cascade (box-only rows).
+    max_faces : int
+        Faces FaceMesh tracks at once (to notice and report several people).
+    pulse : PulseTracker, optional
+        rPPG settings; a default one (10 s window) if None.
+    static : bool
+        Detect afresh on every frame (unrelated still images) instead of tracking a video.
+    """
+
+    def __init__(
+        self,
+        detector: str = "auto",
+        max_faces: int = 3,
+        pulse: PulseTracker | None = None,
+        static: bool = False,
+    ) -> None:
+        self._cv2 = import_cv2()
+        self._mesh: MeshDetector | None = None
+        if detector in ("auto", "facemesh"):
+            try:
+                self._mesh = MeshDetector(max_faces=max_faces, static=static)
+            except FaceExtraError:
+                if detector == "facemesh":
+                    raise
+        elif detector != "haar":
+            raise ValueError(f"detector must be 'auto', 'facemesh' or 'haar', got {detector!r}")
+        self._haar = CascadeDetector()
+        self.detector = self._mesh.name if self._mesh is not None else self._haar.name
+        self.pulse = pulse if pulse is not None else PulseTracker()
+        self._pose = HeadPose()
+        self._prev_grey: np.ndarray | None = None
+        self._prev_lm: tuple[float, np.ndarray] | None = None  # (time, aligned-scale landmarks)
+
+    labels = FEATURE_LABELS
+
+    def close(self) -> None:
+        if self._mesh is not None:
+            self._mesh.close()
+
+    def __enter__(self) -> FaceAnalyzer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _empty(self, timestamp: float, status: str) -> FrameResult:
+        values = np.full(len(FEATURE_LABELS), np.nan)
+        values[_COL["status"]] = STATUS_CODES[status]
+        return FrameResult(timestamp, values, status)
+
+    def missing(self, timestamp: float, status: str = "dropped") -> FrameResult:
+        """A NaN row for a frame that is not there (``dropped`` or ``unreadable``).
+
+        Breaks the continuity of motion and rPPG: nothing is interpolated across it.
+        """
+        self._prev_grey = None
+        self._prev_lm = None
+        self._pose.reset()
+        res = self._empty(timestamp, status)
+        res.values[_COL["n_faces"]] = np.nan
+        return res
+
+    def process(self, frame_bgr: np.ndarray, timestamp: float) -> FrameResult:
+        """Analyse one frame.
+
+        Parameters
+        ----------
+        frame_bgr : ndarray, shape (height, width, 3), uint8
+            BGR, as OpenCV decodes it.
+        timestamp : float
+            LSL-clock seconds of the frame.
+
+        Returns
+        -------
+        FrameResult
+        """
+        cv2 = self._cv2
+        if frame_bgr is None or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+            shape = None if frame_bgr is None else frame_bgr.shape
+            raise ValueError(f"FaceAnalyzer.process: expected a BGR image (h, w, 3), got shape {shape}")
+        h, w = frame_bgr.shape[:2]
+        grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+        faces = self._mesh.detect(frame_bgr) if self._mesh is not None else []
+        if not faces:
+            faces = self._haar.detect(frame_bgr)
+        prev_grey, self._prev_grey = self._prev_grey, grey
+        if not faces:
+            self._prev_lm = None
+            self._pose.reset()
+            self.pulse.update(timestamp, None)
+            res = self._empty(timestamp, "no_face")
+            res.values[_COL["n_faces"]] = 0
+            return res
+
+        face = faces[0]  # detectors sort largest first
+        if face.landmarks is None:
+            status = "box_only"
+        else:
+            status = "several_faces" if len(faces) > 1 else "ok"
+        res = self._empty(timestamp, status)
+        v = res.values
+        res.face = face
+        v[_COL["n_faces"]] = len(faces)
+        v[_COL["face_x"] : _COL["face_h"] + 1] = face.box
+
+        x, y, bw, bh = np.round(face.box).astype(int)
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + bw, w), min(y + bh, h)
+        if prev_grey is not None and x1 > x0 and y1 > y0:
+            diff = cv2.absdiff(grey[y0:y1, x0:x1], prev_grey[y0:y1, x0:x1])
+            v[_COL["motion_energy"]] = float(diff.mean())
+
+        if face.landmarks is not None:
+            lm = face.landmarks
+            v[_COL[EXPRESSION_LABELS[0]] : _COL[EXPRESSION_LABELS[-1]] + 1] = expression(lm)
+            v[_COL["head_yaw"] : _COL["head_roll"] + 1] = self._pose(lm, (w, h))
+            _, iod = aligned_points(lm)
+            # landmark speed in inter-ocular distances per second, on un-rotated pixels / iod
+            scaled = lm[:, :2] / iod
+            if self._prev_lm is not None and timestamp > self._prev_lm[0]:
+                t_prev, prev = self._prev_lm
+                v[_COL["landmark_speed"]] = float(
+                    np.linalg.norm(scaled - prev, axis=1).mean() / (timestamp - t_prev)
+                )
+            self._prev_lm = (timestamp, scaled)
+            polys = skin_polygons(lm)
+        else:
+            self._prev_lm = None
+            self._pose.reset()
+            polys = box_skin_polygons(face.box)
+
+        rgb = self._skin_rgb(frame_bgr, polys)
+        est = self.pulse.update(timestamp, rgb)
+        v[_COL["rppg"]], v[_COL["pulse_rate"]], v[_COL["pulse_snr"]] = est.rppg, est.rate, est.snr
+        return res
+
+    def _skin_rgb(self, frame_bgr: np.ndarray, polys: list[np.ndarray]) -> np.ndarray | None:
+        """Mean R, G, B over the skin polygons, or None if they fall outside the frame."""
+        cv2 = self._cv2
+        h, w = frame_bgr.shape[:2]
+        allp = np.concatenate(polys)
+        x0, y0 = np.clip(allp.min(axis=0), 0, [w, h])
+        x1, y1 = np.clip(allp.max(axis=0) + 1, 0, [w, h])
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        roi = frame_bgr[y0:y1, x0:x1]
+        mask = np.zeros(roi.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [p - (x0, y0) for p in polys], 255)
+        if cv2.countNonZero(mask) < 20:
+            return None
+        b, g, r, _ = cv2.mean(roi, mask)
+        return np.array([r, g, b])
+
+
+def analyze_video(
+    path: str | Path,
+    start_time: float = 0.0,
+    detector: str = "auto",
+    max_frames: int | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Face features of every frame of a video file.
+
+    Parameters
+    ----------
+    path : str or Path
+        Video file (anything OpenCV's FFmpeg backend reads).
+    start_time : float
+        Time of the first frame in seconds (e.g. the LSL time of a trial's onset); frame
+        times are ``start_time`` plus the container's timestamps.
+    detector : str
+        See :class:`FaceAnalyzer`.
+    max_frames : int, optional
+        Stop after this many frames.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per frame (dropped frames included, NaN), columns ``time`` (s) then
+        :data:`FEATURE_LABELS`, plus ``status_name``.
+    info : dict
+        ``path``, ``fps``, ``n_frames``, ``frame_size``, ``detector``, ``status_counts``.
+    """
+    import pandas as pd
+
+    from physioaffect.face.source import FrameReader
+
+    rows: list[np.ndarray] = []
+    times: list[float] = []
+    statuses: list[str] = []
+    with FrameReader(path, start_time=start_time) as reader, FaceAnalyzer(detector=detector) as fa:
+        for frame in reader:
+            res = fa.missing(frame.timestamp, frame.status) if frame.image is None else fa.process(
+                frame.image, frame.timestamp
+            )
+            rows.append(res.values)
+            times.append(res.timestamp)
+            statuses.append(res.status)
+            if max_frames is not None and len(rows) >= max_frames:
+                break
+        info = {
+            "path": str(path),
+            "fps": reader.fps,
+            "frame_size": reader.frame_size,
+            "detector": fa.detector,
+        }
+    table = pd.DataFrame(np.array(rows).reshape(-1, len(FEATURE_LABELS)), columns=list(FEATURE_LABELS))
+    table.insert(0, "time", times)
+    table["status_name"] = statuses
+    info["n_frames"] = len(rows)
+    info["status_counts"] = {k: statuses.count(k) for k in STATUS_CODES if k in statuses}
+    return table, info

@@ -1,0 +1,234 @@
+"""Remote photoplethysmography: the pulse in the colour of facial skin.
+
+The plane-orthogonal-to-skin method (POS; Wang, den Brinker, Stuijk & de Haan 2017,
+"Algorithmic principles of remote PPG", IEEE TBME 64(7):1479-1491, Algorithm 1) projects the
+temporally normalised mean skin colour onto a plane orthogonal to the skin tone, which cancels
+the intensity changes that motion and lighting cause, and tunes the two projections against each
+other per short window. The pulse rate is the spectral peak of the result in 0.7-4 Hz
+(42-240 bpm).
+
+Only numpy/scipy: this module works without the ``face`` extra (it needs mean colours, not
+images).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import signal as sps
+
+#: Pulse band searched for the rate, Hz (42-240 bpm).
+PULSE_BAND_HZ = (0.7, 4.0)
+
+# POS projection matrix (rows: S1 = G - B, S2 = -2R + G + B) for RGB column order.
+_POS_P = np.array([[0.0, 1.0, -1.0], [-2.0, 1.0, 1.0]])
+
+
+def pos(rgb: np.ndarray, sampling_rate: float, window: float = 1.6) -> np.ndarray:
+    """Pulse signal from mean skin colour by POS (Wang et al. 2017, Algorithm 1).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (n_samples, 3)
+        Mean skin colour per frame in R, G, B column order (any linear scale, e.g. 0-255).
+    sampling_rate : float
+        Frame rate in Hz (uniform sampling).
+    window : float
+        Length of the sliding window in seconds (1.6 s in the paper: long enough for one
+        pulse at 40 bpm).
+
+    Returns
+    -------
+    ndarray, shape (n_samples,)
+        The overlap-added pulse signal (arbitrary units, zero mean per window). Input shorter
+        than one window gives all NaN.
+    """
+    c = np.asarray(rgb, dtype=np.float64)
+    if c.ndim != 2 or c.shape[1] != 3:
+        raise ValueError(f"pos: rgb must have shape (n_samples, 3), got {c.shape}")
+    n = c.shape[0]
+    win = max(2, int(round(window * sampling_rate)))
+    if n < win:
+        return np.full(n, np.nan)
+    # windows: (n_windows, 3, win); temporal normalisation removes the skin tone (DC) per window
+    w = sliding_window_view(c, win, axis=0)
+    mean = w.mean(axis=2, keepdims=True)
+    cn = w / np.where(mean > 0, mean, np.nan)
+    s = np.einsum("pc,kcl->kpl", _POS_P, cn)  # (n_windows, 2, win)
+    s1, s2 = s[:, 0, :], s[:, 1, :]
+    std1, std2 = s1.std(axis=1, keepdims=True), s2.std(axis=1, keepdims=True)
+    alpha = np.divide(std1, std2, out=np.zeros_like(std1), where=std2 > 0)
+    h = s1 + alpha * s2
+    h -= h.mean(axis=1, keepdims=True)
+    out = np.zeros(n)
+    n_win = h.shape[0]
+    # overlap-add: one vector add per lag is far cheaper than a python loop over windows
+    for k in range(win):
+        out[k : k + n_win] += h[:, k]
+    return np.nan_to_num(out)
+
+
+def bandpass(x: np.ndarray, sampling_rate: float, band: tuple[float, float] = PULSE_BAND_HZ) -> np.ndarray:
+    """Zero-phase 2nd-order Butterworth band-pass in ``band`` Hz (for display and the spectrum)."""
+    nyq = sampling_rate / 2.0
+    hi = min(band[1], 0.95 * nyq)
+    sos = sps.butter(2, [band[0] / nyq, hi / nyq], btype="bandpass", output="sos")
+    if x.shape[0] <= 3 * (2 * sos.shape[0] + 1):
+        return x - x.mean()
+    return sps.sosfiltfilt(sos, x)
+
+
+def pulse_rate(
+    x: np.ndarray,
+    sampling_rate: float,
+    band: tuple[float, float] = PULSE_BAND_HZ,
+    min_nfft: int = 8192,
+) -> tuple[float, float]:
+    """Pulse rate of a pulse signal from its spectral peak.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_samples,)
+        Pulse signal (e.g. from :func:`pos`), uniformly sampled.
+    sampling_rate : float
+        Hz.
+    band : (float, float)
+        Search band in Hz.
+    min_nfft : int
+        FFT length at least this (zero-padding) so the peak is located to ~0.01 Hz before
+        parabolic interpolation refines it.
+
+    Returns
+    -------
+    rate : float
+        Beats per minute; NaN if the signal is empty, flat or not finite.
+    snr : float
+        dB, power within 0.1 Hz of the peak and 0.2 Hz of its first harmonic against the rest
+        of the band (de Haan & Jeanne 2013); a quality figure, > 0 dB is a clear pulse.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < 8 or not np.all(np.isfinite(x)) or np.ptp(x) == 0:
+        return float("nan"), float("nan")
+    x = sps.detrend(x) * np.hanning(x.size)
+    nfft = max(min_nfft, 1 << int(np.ceil(np.log2(x.size))))
+    power = np.abs(np.fft.rfft(x, nfft)) ** 2
+    freqs = np.fft.rfftfreq(nfft, 1.0 / sampling_rate)
+    in_band = (freqs >= band[0]) & (freqs <= band[1])
+    idx = np.flatnonzero(in_band)
+    if idx.size < 3:
+        return float("nan"), float("nan")
+    k = idx[np.argmax(power[idx])]
+    f0 = freqs[k]
+    if idx[0] < k < idx[-1]:
+        # parabolic interpolation on log power around the peak bin
+        a, b, c = np.log(power[k - 1 : k + 2] + 1e-300)
+        denom = a - 2 * b + c
+        if denom < 0:
+            f0 = freqs[k] + 0.5 * (a - c) / denom * (freqs[1] - freqs[0])
+    signal_mask = (np.abs(freqs - f0) <= 0.1) | (np.abs(freqs - 2 * f0) <= 0.2)
+    band_mask = (freqs >= band[0]) & (freqs <= max(band[1], 2 * f0 + 0.2))
+    p_sig = power[signal_mask & band_mask].sum()
+    p_noise = power[~signal_mask & band_mask].sum()
+    snr = 10 * np.log10(p_sig / p_noise) if p_noise > 0 else float("inf")
+    return float(60.0 * f0), float(snr)
+
+
+@dataclass
+class PulseEstimate:
+    """One frame's rPPG output.
+
+    Attributes
+    ----------
+    rppg : float
+        Latest pulse-signal sample (a.u., band-passed, unit variance over the window).
+    rate : float
+        Pulse rate in bpm over the last ``window`` seconds.
+    snr : float
+        dB, see :func:`pulse_rate`.
+    """
+
+    rppg: float = float("nan")
+    rate: float = float("nan")
+    snr: float = float("nan")
+
+
+class PulseTracker:
+    """Online POS pulse estimation from one mean skin colour per frame.
+
+    Parameters
+    ----------
+    window : float
+        Seconds of history the rate is estimated from.
+    min_window : float
+        Seconds of uninterrupted face needed before a rate is reported (NaN before).
+    max_gap : float
+        A gap between usable frames longer than this (s) restarts the history, because a
+        spectrum across a long hole would be made up.
+    pos_window : float
+        POS window in seconds (see :func:`pos`).
+    """
+
+    def __init__(
+        self,
+        window: float = 10.0,
+        min_window: float = 6.0,
+        max_gap: float = 0.25,
+        pos_window: float = 1.6,
+    ) -> None:
+        if min_window > window:
+            raise ValueError(f"PulseTracker: min_window {min_window} s exceeds window {window} s")
+        self.window = float(window)
+        self.min_window = float(min_window)
+        self.max_gap = float(max_gap)
+        self.pos_window = float(pos_window)
+        self._t: deque[float] = deque()
+        self._rgb: deque[np.ndarray] = deque()
+
+    def reset(self) -> None:
+        self._t.clear()
+        self._rgb.clear()
+
+    def update(self, t: float, rgb: np.ndarray | None) -> PulseEstimate:
+        """Add one frame.
+
+        Parameters
+        ----------
+        t : float
+            Frame time in seconds (LSL clock).
+        rgb : ndarray, shape (3,), or None
+            Mean skin colour (R, G, B); None when the frame has no usable face.
+
+        Returns
+        -------
+        PulseEstimate
+            NaN fields while the history is too short or the frame has no face.
+        """
+        if rgb is None or not np.all(np.isfinite(rgb)):
+            return PulseEstimate()
+        if self._t and (t - self._t[-1] > self.max_gap or t <= self._t[-1]):
+            self.reset()
+        self._t.append(float(t))
+        self._rgb.append(np.asarray(rgb, dtype=np.float64))
+        while self._t and t - self._t[0] > self.window:
+            self._t.popleft()
+            self._rgb.popleft()
+        span = self._t[-1] - self._t[0]
+        if span < self.pos_window:
+            return PulseEstimate()
+        ts = np.fromiter(self._t, dtype=np.float64, count=len(self._t))
+        rgb_hist = np.stack(self._rgb)
+        fs = (len(ts) - 1) / span
+        # frames arrive with jitter (and rare single drops): put them on a uniform grid, which
+        # the spectrum needs; gaps longer than max_gap never get here (history restarts)
+        grid = ts[0] + np.arange(len(ts)) / fs
+        uniform = np.column_stack([np.interp(grid, ts, rgb_hist[:, i]) for i in range(3)])
+        h = bandpass(pos(uniform, fs, self.pos_window), fs)
+        sd = h.std()
+        rppg = float(h[-1] / sd) if sd > 0 else float("nan")
+        if span < self.min_window:
+            return PulseEstimate(rppg=rppg)
+        rate, snr = pulse_rate(h, fs)
+        return PulseEstimate(rppg=rppg, rate=rate, snr=snr)

@@ -1,0 +1,394 @@
+"""Video in: frames from a file or a camera, each stamped on the LSL clock, and a
+:class:`~physioaffect.sources.base.Source` that turns them into a ``Face`` feature stream.
+
+Timing
+------
+- Files: frame time = ``start_time`` + the container's presentation time of the frame
+  (``CAP_PROP_POS_MSEC``), so a recording whose first frame is known to coincide with a trial
+  onset lines up with the physiology of that trial. ``start_time`` defaults to the LSL time
+  at which the file is opened.
+- Cameras: frame time = LSL time right after ``grab()`` returns (before decoding).
+
+Frames that never arrived (a gap in the timestamps longer than 1.5 frame periods) come out as
+frames without an image and status ``dropped``; frames that cannot be decoded from a camera
+come out with status ``unreadable``. Nothing is filled in.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from physioaffect.face.landmarks import FaceExtraError, import_cv2
+from physioaffect.sources.base import Source, SourceError, SourceSpec
+from physioaffect.streams import Chunk, local_clock
+
+#: Consecutive camera read failures after which the camera counts as gone.
+CAMERA_MAX_FAILURES = 30
+
+
+@dataclass
+class Frame:
+    """One video frame.
+
+    Attributes
+    ----------
+    index : int
+        Position in the sequence, counting dropped frames.
+    timestamp : float
+        LSL-clock seconds.
+    image : ndarray, shape (height, width, 3), uint8, or None
+        BGR image; None for a frame that is ``dropped`` or ``unreadable``.
+    status : str
+        ``"ok"``, ``"dropped"`` or ``"unreadable"``.
+    """
+
+    index: int
+    timestamp: float
+    image: np.ndarray | None
+    status: str = "ok"
+
+
+def fill_gaps(
+    frames: Iterable[tuple[float, np.ndarray | None]], fps: float, start_index: int = 0
+) -> Iterator[Frame]:
+    """Number timestamped images and insert ``dropped`` frames where timestamps jump.
+
+    Parameters
+    ----------
+    frames : iterable of (float, ndarray or None)
+        Timestamp (s) and BGR image; None for a frame that arrived but could not be decoded.
+    fps : float
+        Nominal frame rate in Hz; a step longer than 1.5 periods means
+        ``round(step * fps) - 1`` frames were lost.
+    start_index : int
+        Index of the first frame.
+
+    Yields
+    ------
+    Frame
+        Dropped frames carry evenly spaced timestamps inside the gap and no image.
+    """
+    index = start_index
+    last_t: float | None = None
+    period = 1.0 / fps if fps > 0 else 0.0
+    for t, image in frames:
+        if last_t is not None and period > 0 and t - last_t > 1.5 * period:
+            n_lost = int(round((t - last_t) * fps)) - 1
+            step = (t - last_t) / (n_lost + 1)
+            for k in range(1, n_lost + 1):
+                yield Frame(index, last_t + k * step, None, "dropped")
+                index += 1
+        yield Frame(index, float(t), image, "ok" if image is not None else "unreadable")
+        index += 1
+        last_t = float(t)
+
+
+class FrameReader:
+    """Frames of a video file or camera with LSL timestamps (iterate over it).
+
+    Parameters
+    ----------
+    path_or_index : str, Path or int
+        A video file, or a camera index (an int, or a string of digits).
+    start_time : float, optional
+        LSL time of the first frame of a file (s); default: the time the file is opened.
+        Ignored for cameras (they are stamped live).
+    realtime : bool
+        For files: hand out each frame no earlier than its timestamp (plays the file like a
+        camera). Cameras are always real time.
+
+    Raises
+    ------
+    SourceError
+        The file does not exist, cannot be decoded, or the camera cannot be opened.
+    """
+
+    def __init__(
+        self,
+        path_or_index: str | Path | int,
+        start_time: float | None = None,
+        realtime: bool = False,
+    ) -> None:
+        self._cv2 = import_cv2()
+        self.is_camera, self.target = _parse_target(path_or_index)
+        self.start_time = start_time
+        self.realtime = bool(realtime)
+        self._cap = None
+        self.fps = float("nan")
+        self.frame_size = (0, 0)
+        self.n_frames_declared = 0
+        self.frames_decoded = 0
+        self._first: np.ndarray | None = None
+
+    @property
+    def label(self) -> str:
+        return f"camera {self.target}" if self.is_camera else f"video file {self.target}"
+
+    def open(self) -> FrameReader:
+        cv2 = self._cv2
+        if self.is_camera:
+            cap = cv2.VideoCapture(int(self.target))
+            if not cap.isOpened():
+                cap.release()
+                raise SourceError(
+                    f"camera {self.target} is not available (OpenCV could not open it; is it "
+                    "connected, and not in use by another program?)"
+                )
+        else:
+            path = Path(self.target)
+            if not path.is_file():
+                raise SourceError(f"video file {path} does not exist")
+            cap = cv2.VideoCapture(str(path))
+            if not cap.isOpened():
+                cap.release()
+                raise SourceError(
+                    f"video file {path}: cannot be opened as a video (corrupt, or a format "
+                    "OpenCV's FFmpeg backend does not read)"
+                )
+            ok, first = cap.read()
+            if not ok or first is None:
+                cap.release()
+                raise SourceError(f"video file {path}: no decodable frame (corrupt or empty video)")
+            self._first = first
+        self._cap = cap
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if np.isfinite(fps) and 0 < fps < 1000 else 30.0
+        self.frame_size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self.n_frames_declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if not self.is_camera and self.start_time is None:
+            self.start_time = local_clock()
+        return self
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def __enter__(self) -> FrameReader:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._cap is None:
+            self.open()
+        raw = self._camera_frames() if self.is_camera else self._file_frames()
+        return fill_gaps(raw, self.fps)
+
+    def _file_frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        cv2, cap = self._cv2, self._cap
+        assert self.start_time is not None
+        t0_container: float | None = None
+        n = 0
+        while cap is not None:
+            if self._first is not None:
+                ok, img = True, self._first
+                self._first = None
+            else:
+                ok, img = cap.read()
+            if not ok or img is None:
+                return  # end of file (FFmpeg also ends here on a truncated stream)
+            pos = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if t0_container is None:
+                t0_container = pos
+            # container timestamps relative to the first frame; index/fps if a backend gives none
+            rel = pos - t0_container if (n == 0 or pos > 0) else n / self.fps
+            t = self.start_time + rel
+            n += 1
+            self.frames_decoded = n
+            if self.realtime:
+                wait = t - local_clock()
+                if wait > 0:
+                    time.sleep(wait)
+            yield t, img
+
+    def _camera_frames(self) -> Iterator[tuple[float, np.ndarray | None]]:
+        cap = self._cap
+        failures = 0
+        while cap is not None:
+            grabbed = cap.grab()
+            t = local_clock()
+            ok, img = cap.retrieve() if grabbed else (False, None)
+            if not ok or img is None:
+                failures += 1
+                if failures >= CAMERA_MAX_FAILURES:
+                    raise SourceError(
+                        f"camera {self.target} stopped delivering frames "
+                        f"({failures} failed reads in a row)"
+                    )
+                if not grabbed:
+                    time.sleep(0.5 / self.fps)
+                    continue  # nothing arrived: the next good frame's time gap marks it dropped
+                yield t, None
+                continue
+            failures = 0
+            self.frames_decoded += 1
+            yield t, img
+
+
+def _parse_target(path_or_index: str | Path | int) -> tuple[bool, str]:
+    if isinstance(path_or_index, (int, np.integer)):
+        return True, str(int(path_or_index))
+    text = str(path_or_index)
+    if text.isdigit():
+        return True, text
+    return False, text
+
+
+class VideoSource(Source):
+    """A ``Face`` feature stream from a video file or camera.
+
+    Frames are read and analysed on a worker thread (so a camera is drained even while the
+    consumer is busy); :meth:`read` returns the rows analysed since the last call.
+
+    Parameters
+    ----------
+    path_or_index : str, Path or int
+        Video file or camera index.
+    start_time : float, optional
+        LSL time of a file's first frame (see :class:`FrameReader`).
+    name : str
+        Stream name.
+    realtime : bool, optional
+        Play files at their own pace (default: True for cameras, False for files).
+    detector : str
+        ``"auto"``, ``"facemesh"`` or ``"haar"`` (see :class:`FaceAnalyzer`).
+
+    Attributes
+    ----------
+    exhausted : bool
+        True once a file has been read to its end and every row handed out.
+    status_counts : dict
+        Frames per status so far.
+    """
+
+    description = "video"
+
+    def __init__(
+        self,
+        path_or_index: str | Path | int,
+        start_time: float | None = None,
+        name: str = "face",
+        realtime: bool | None = None,
+        detector: str = "auto",
+    ) -> None:
+        super().__init__()
+        is_camera, _ = _parse_target(path_or_index)
+        self.reader = FrameReader(
+            path_or_index, start_time=start_time, realtime=bool(is_camera if realtime is None else realtime)
+        )
+        self.description = self.reader.label
+        self.name = name
+        self.detector = detector
+        self.status_counts: dict[str, int] = {}
+        self._queue: queue.Queue = queue.Queue(maxsize=0 if is_camera else 256)
+        self._thread: threading.Thread | None = None
+        self._stop_event = threading.Event()
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self.analyzer = None
+
+    @classmethod
+    def from_spec(cls, spec: SourceSpec) -> VideoSource:
+        """``video:FILE`` or ``video:N`` (camera) with ``?start_time=T&name=S&realtime=0|1&detector=D``."""
+        spec.check_known({"start_time", "name", "realtime", "detector"})
+        if not spec.target:
+            raise ValueError(f"source {spec.text!r}: give a video file or camera index, e.g. video:0")
+        start = spec.param("start_time")
+        realtime = spec.param("realtime")
+        return cls(
+            spec.target,
+            start_time=None if start is None else spec.float_param("start_time", 0.0),
+            name=spec.param("name", "face") or "face",
+            realtime=None if realtime is None else realtime.lower() in ("1", "true", "yes"),
+            detector=spec.param("detector", "auto") or "auto",
+        )
+
+    @property
+    def exhausted(self) -> bool:
+        return self._done.is_set() and self._queue.empty()
+
+    def _start(self) -> None:
+        from physioaffect.face.analysis import FaceAnalyzer, face_stream_info
+
+        try:
+            self.reader.open()
+            self.analyzer = FaceAnalyzer(detector=self.detector)
+        except FaceExtraError as err:
+            self.reader.close()
+            raise SourceError(f"{self.description}: {err}") from err
+        device = {
+            "manufacturer": "OpenCV",
+            "model": "camera" if self.reader.is_camera else "video file",
+            "serial": self.reader.target,
+            "detector": self.analyzer.detector,
+            "frame_size": "x".join(map(str, self.reader.frame_size)),
+        }
+        self.streams = [
+            face_stream_info(self.name, self.reader.fps, source_id=f"video:{self.reader.target}", device=device)
+        ]
+        self._stop_event.clear()
+        self._done.clear()
+        self._thread = threading.Thread(target=self._run, name="physioaffect-video", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        fa = self.analyzer
+        try:
+            for frame in self.reader:
+                if self._stop_event.is_set():
+                    break
+                if frame.image is None:
+                    res = fa.missing(frame.timestamp, frame.status)
+                else:
+                    res = fa.process(frame.image, frame.timestamp)
+                while not self._stop_event.is_set():
+                    try:
+                        self._queue.put((res.timestamp, res.values), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                self.status_counts[res.status] = self.status_counts.get(res.status, 0) + 1
+        except BaseException as err:  # noqa: BLE001 - re-raised on the reading thread
+            self._error = err
+        finally:
+            self._done.set()
+
+    def _read(self, timeout: float) -> list[Chunk]:
+        items = []
+        try:
+            items.append(self._queue.get(timeout=timeout))
+        except queue.Empty:
+            pass
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if not items and self._error is not None:
+            err, self._error = self._error, None
+            if isinstance(err, SourceError):
+                raise err
+            raise SourceError(f"{self.description}: {err}") from err
+        if not items:
+            return []
+        ts = np.array([t for t, _ in items])
+        samples = np.stack([v for _, v in items]).astype(np.float32)
+        return [Chunk(self.name, ts, samples)]
+
+    def _stop(self) -> None:
+        self._stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
+        self.reader.close()
+        if self.analyzer is not None:
+            self.analyzer.close()

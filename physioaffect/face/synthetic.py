@@ -1,0 +1,205 @@
+"""A face video with a known pulse: the ground truth the rPPG tests and benchmark check against.
+
+A real photograph (``skimage.data.astronaut()``, a public-domain NASA portrait) is animated with
+small head motions (translation, rotation, scale), a slow illumination drift and sensor noise,
+and the skin is tinted at a known pulse rate with the blood-volume colour signature of skin
+(the pulsatile change is strongest in green; de Haan & van Leest 2014). Everything here is
+deterministic for a given seed, so a test can rebuild exactly the video it expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Relative pulsatile amplitude per colour channel for skin (R, G, B), green = 1.
+_PBV_RGB = np.array([0.33, 0.77, 0.53]) / 0.77
+
+# Where the face is in the 512 x 512 astronaut image (pixel centre, semi-axes), measured once
+# from the FaceMesh landmarks of the photograph.
+_FACE_CENTRE = (225.0, 125.0)
+_FACE_AXES = (48.0, 62.0)
+
+
+def _require_face_extra() -> None:
+    try:
+        import cv2  # noqa: F401
+        import skimage  # noqa: F401
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "the synthetic face video needs the 'face' extra: pip install 'physioaffect[face]' "
+            f"({err})"
+        ) from err
+
+
+def astronaut_bgr() -> np.ndarray:
+    """The astronaut photograph as a BGR uint8 image, shape (512, 512, 3)."""
+    _require_face_extra()
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+def skin_mask(image_bgr: np.ndarray) -> np.ndarray:
+    """Soft mask (0-1, float32, shape (h, w)) of facial skin in the astronaut photograph.
+
+    Skin-coloured pixels (YCrCb thresholds of Chai & Ngan 1999) inside an ellipse around the
+    face, blurred so the pulse has no hard edge.
+    """
+    import cv2
+
+    ycrcb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2YCrCb)
+    skin = cv2.inRange(ycrcb, (0, 133, 77), (255, 173, 127)).astype(np.float32) / 255.0
+    ellipse = np.zeros(image_bgr.shape[:2], np.float32)
+    cx, cy = _FACE_CENTRE
+    cv2.ellipse(ellipse, (int(cx), int(cy)), (int(_FACE_AXES[0]), int(_FACE_AXES[1])), 0, 0, 360, 1.0, -1)
+    return cv2.GaussianBlur(skin * ellipse, (7, 7), 2.0)
+
+
+@dataclass
+class SyntheticFaceVideo:
+    """Parameters and ground truth of an animated astronaut video.
+
+    Parameters
+    ----------
+    pulse_bpm : float
+        True pulse rate in beats per minute.
+    duration : float
+        Seconds.
+    fps : float
+        Frames per second.
+    size : (int, int)
+        Frame (width, height) in pixels.
+    pulse_amplitude : float
+        Relative change of the green channel of skin per beat (real skin: ~0.5-2 %).
+    motion_px : float
+        Peak head translation in pixels.
+    motion_deg : float
+        Peak head rotation in degrees.
+    noise_std : float
+        Gaussian sensor noise, grey levels.
+    face_scale : float
+        Scale of the photograph in the frame (1 = face about 100 px wide).
+    no_face : list of (float, float)
+        Time intervals (s) where the face is covered (frames show only a grey wall).
+    seed : int
+        Noise seed.
+    """
+
+    pulse_bpm: float = 72.0
+    duration: float = 10.0
+    fps: float = 30.0
+    size: tuple[int, int] = (640, 480)
+    pulse_amplitude: float = 0.015
+    motion_px: float = 4.0
+    motion_deg: float = 2.0
+    noise_std: float = 2.0
+    face_scale: float = 1.4
+    no_face: list[tuple[float, float]] = field(default_factory=list)
+    seed: int = 0
+
+    @property
+    def n_frames(self) -> int:
+        return int(round(self.duration * self.fps))
+
+    @property
+    def times(self) -> np.ndarray:
+        """Frame times in seconds from the first frame, shape (n_frames,)."""
+        return np.arange(self.n_frames) / self.fps
+
+    def face_present(self) -> np.ndarray:
+        """Boolean per frame: is the face visible (not inside a ``no_face`` interval)."""
+        t = self.times
+        present = np.ones(t.shape, bool)
+        for t0, t1 in self.no_face:
+            present &= ~((t >= t0) & (t < t1))
+        return present
+
+    def pulse_wave(self, t: np.ndarray) -> np.ndarray:
+        """Unit-amplitude pulse waveform at times ``t`` (s): fundamental plus a weaker harmonic,
+        like a PPG's systolic peak and dicrotic shoulder."""
+        phase = 2 * np.pi * self.pulse_bpm / 60.0 * np.asarray(t)
+        return (np.sin(phase) + 0.25 * np.sin(2 * phase + 0.8)) / 1.25
+
+    def _pose(self, t: float) -> tuple[float, float, float, float]:
+        """(dx, dy, angle_deg, scale) at time t: incommensurate slow sways below 0.4 Hz."""
+        dx = self.motion_px * (0.7 * np.sin(2 * np.pi * 0.17 * t) + 0.3 * np.sin(2 * np.pi * 0.37 * t + 1.0))
+        dy = self.motion_px * (0.6 * np.sin(2 * np.pi * 0.23 * t + 0.5) + 0.4 * np.sin(2 * np.pi * 0.11 * t))
+        ang = self.motion_deg * np.sin(2 * np.pi * 0.13 * t + 2.0)
+        scale = 1.0 + 0.01 * np.sin(2 * np.pi * 0.07 * t)
+        return float(dx), float(dy), float(ang), float(scale)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Yield the frames, BGR uint8, shape (height, width, 3)."""
+        import cv2
+
+        src = astronaut_bgr().astype(np.float32)
+        mask = skin_mask(astronaut_bgr())[:, :, None]
+        tint = mask * _PBV_RGB[::-1].astype(np.float32)[None, None, :]  # BGR order
+        width, height = self.size
+        rng = np.random.default_rng(self.seed)
+        wall = np.full((height, width, 3), 118.0, np.float32)
+        present = self.face_present()
+        cx, cy = _FACE_CENTRE
+        for i, t in enumerate(self.times):
+            light = 1.0 + 0.02 * np.sin(2 * np.pi * 0.05 * t)
+            if present[i]:
+                dx, dy, ang, scale = self._pose(t)
+                pulsed = src * (1.0 + self.pulse_amplitude * float(self.pulse_wave(t)) * tint)
+                m = cv2.getRotationMatrix2D((cx, cy), ang, self.face_scale * scale)
+                # put the face centre at 50 % width, 42 % height of the frame, then sway
+                m[0, 2] += width * 0.5 - cx + dx
+                m[1, 2] += height * 0.42 - cy + dy
+                frame = cv2.warpAffine(
+                    pulsed, m, (width, height), flags=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT, borderValue=(118, 118, 118),
+                )
+            else:
+                frame = wall.copy()
+            frame *= light
+            frame += rng.normal(0.0, self.noise_std, frame.shape).astype(np.float32)
+            yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+
+    def write(self, path: str | Path, fourcc: str = "MJPG") -> Path:
+        """Write the video to ``path`` (``.avi`` with MJPG by default) and return the path."""
+        import cv2
+
+        path = Path(path)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size)
+        if not writer.isOpened():
+            raise OSError(f"{path}: OpenCV cannot write video with codec {fourcc!r}")
+        try:
+            for frame in self.frames():
+                writer.write(frame)
+        finally:
+            writer.release()
+        return path
+
+
+def two_faces_image(size: tuple[int, int] = (640, 480)) -> np.ndarray:
+    """A frame with the astronaut twice: large on the left, small on the right (BGR uint8).
+
+    Returns
+    -------
+    ndarray, shape (height, width, 3)
+        The large face's centre is near (0.3 w, 0.45 h), the small one's near (0.78 w, 0.35 h).
+    """
+    import cv2
+
+    img = astronaut_bgr()
+    width, height = size
+    canvas = np.full((height, width, 3), 118, np.uint8)
+    cx, cy = _FACE_CENTRE
+    for scale, (fx, fy) in ((1.3, (0.3, 0.45)), (0.7, (0.78, 0.35))):
+        m = cv2.getRotationMatrix2D((cx, cy), 0.0, scale)
+        m[0, 2] += width * fx - cx
+        m[1, 2] += height * fy - cy
+        face_mask = np.zeros(img.shape[:2], np.uint8)
+        cv2.ellipse(face_mask, (int(cx), int(cy)), (95, 110), 0, 0, 360, 255, -1)
+        warped = cv2.warpAffine(img, m, (width, height))
+        warped_mask = cv2.warpAffine(face_mask, m, (width, height)) > 0
+        canvas[warped_mask] = warped[warped_mask]
+    return canvas
