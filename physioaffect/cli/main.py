@@ -10,6 +10,7 @@ import typer
 
 from physioaffect import __version__
 from physioaffect.cli import acquire
+from physioaffect.cli import face
 
 app = typer.Typer(
     name="physioaffect",
@@ -37,6 +38,7 @@ def _root(
 
 
 acquire.register(app)
+face.register(app)
 
 
 def main() -> None:
