@@ -141,6 +141,8 @@ class DEAPReader(DatasetReader):
 
 def _guess(root: Path) -> str:
     names = {p.name for p in root.iterdir()}
+    if any(_FILE.match(n) for n in names):
+        return " (this looks like a DEAP data_preprocessed_python folder: use dataset 'deap')"
     if "DREAMER.mat" in names:
         return " (this looks like a DREAMER folder: use dataset 'dreamer')"
     if "label.mat" in names or any(re.match(r"^\d+_\d{8}\.mat$", n) for n in names):

@@ -1,0 +1,153 @@
+"""``physioaffect datasets``: fake dataset folders, folder checks, windows into the HDF5 cache."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+datasets_app = typer.Typer(
+    help="Public datasets (DEAP, SEED, DREAMER) and own sessions: fake folders, checks, windows.",
+    no_args_is_help=True,
+)
+
+_FAKE = ("deap", "seed", "dreamer", "sim")
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+@datasets_app.command("fake")
+def fake(
+    dataset: str = typer.Argument(..., help="deap, seed, dreamer or sim (simulator sessions)."),
+    out: Path = typer.Argument(..., help="Folder to write (data_preprocessed_python, "
+                               "Preprocessed_EEG, the folder of DREAMER.mat, or session files)."),
+    subjects: int = typer.Option(4, "--subjects", min=1, help="Number of subjects."),
+    seconds: float = typer.Option(10.0, "--seconds", min=1.0,
+                                  help="Stimulus length per trial in seconds (SEED: longest trial)."),
+    trials: int = typer.Option(0, "--trials", min=0,
+                               help="Trials per subject (0: the dataset's own count)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same files)."),
+) -> None:
+    """Write a fake DATASET folder in the exact published on-disk format (for trying things out)."""
+    from physioaffect.datasets.base import DatasetError
+
+    name = dataset.lower()
+    if name not in _FAKE:
+        _fail(f"unknown dataset {dataset!r} (expected one of {', '.join(_FAKE)})")
+    t0 = time.perf_counter()
+    try:
+        if name == "deap":
+            from physioaffect.datasets.fixtures import write_deap
+
+            write_deap(out, subjects, seconds, trials or 40, seed, progress=True)
+        elif name == "seed":
+            from physioaffect.datasets.fixtures import write_seed
+
+            if subjects > 15:
+                _fail("SEED has at most 15 subjects (variable prefixes are per subject)")
+            write_seed(out, subjects, seconds, n_trials=trials or 15, seed=seed, progress=True)
+        elif name == "dreamer":
+            from physioaffect.datasets.fixtures import write_dreamer
+
+            write_dreamer(out, subjects, seconds, trials or 18, seed=seed, progress=True)
+        else:
+            from physioaffect.datasets.sessions import write_sim_sessions
+
+            write_sim_sessions(out, subjects, seconds, trials or 16, seed=seed, progress=True)
+    except DatasetError as err:
+        _fail(str(err))
+    typer.echo(f"wrote fake {name} ({subjects} subjects) to {out} in "
+               f"{time.perf_counter() - t0:.1f} s")
+
+
+@datasets_app.command("info")
+def info(
+    dataset: str = typer.Argument(..., help="deap, seed, dreamer, sessions (or sim)."),
+    root: Path = typer.Option(..., "--root", help="Dataset folder."),
+    deep: bool = typer.Option(False, "--deep", help="Load every file to check shapes."),
+) -> None:
+    """Check a dataset folder and describe it (subjects, trials, channels, rates, ratings)."""
+    from physioaffect.datasets import open_dataset
+    from physioaffect.datasets.base import DatasetError
+
+    try:
+        reader = open_dataset(dataset, root)
+        if deep:
+            reader.validate(deep=True)
+        rec = reader.read_subject(reader.subjects[0])
+    except DatasetError as err:
+        _fail(str(err))
+    tr = rec.trials[0]
+    typer.echo(f"{reader.name}: {len(reader.subjects)} subjects ({', '.join(reader.subjects)})")
+    typer.echo(f"subject {rec.subject}: {len(rec.trials)} trials; EEG {tr.eeg.shape[0]} channels "
+               f"at {tr.sfreq:g} Hz ({', '.join(tr.ch_names)})")
+    typer.echo(f"first trial: {tr.duration:.1f} s, stimulus {tr.stimulus}, baseline "
+               f"{'none' if tr.baseline is None else f'{tr.baseline.shape[1] / tr.sfreq:.1f} s'}")
+    for name, sig in tr.peripheral.items():
+        typer.echo(f"  peripheral {name}: {', '.join(sig.ch_names)} at {sig.sfreq:g} Hz [{sig.unit}]")
+    typer.echo(f"ratings: {', '.join(f'{k}={v:g}' for k, v in tr.ratings.items())}")
+    typer.echo("folder OK" + (" (every file loaded)" if deep else ""))
+
+
+@datasets_app.command("prepare")
+def prepare_cmd(
+    dataset: str = typer.Argument(..., help="deap, seed, dreamer, sessions (or sim)."),
+    root: Path = typer.Option(..., "--root", help="Dataset folder."),
+    window: float = typer.Option(1.0, "--window", help="Window length, s."),
+    step: float = typer.Option(0.0, "--step", help="Hop between windows, s (0: = window)."),
+    baseline: str = typer.Option("none", "--baseline", help="none, keep or subtract."),
+    features: str = typer.Option("de", "--features", help="de, band_power or raw."),
+    bands: str = typer.Option("torcheeg4", "--bands", help="Band preset of physioaffect.features."),
+    de_mode: str = typer.Option("ln", "--de-mode", help="ln (nats) or torcheeg (TorchEEG-exact)."),
+    compat: bool = typer.Option(False, "--torcheeg-compat",
+                                help="TorchEEG DEAPDataset + BandDifferentialEntropy values "
+                                     "(sets --features de --de-mode torcheeg --baseline keep)."),
+    cache: Path = typer.Option(Path("physioaffect-cache"), "--cache", help="Cache folder."),
+    label_rule: str = typer.Option("", "--label-rule",
+                                   help="Also report labels under this rule (gt5, ge5, median, "
+                                        "gt3, ge3, seed3, posneg, continuous)."),
+    target: str = typer.Option("valence", "--target", help="Rating used with --label-rule."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Validate the folder, then cut and featurise windows one subject at a time into the cache."""
+    from physioaffect.datasets import open_dataset
+    from physioaffect.datasets.base import DatasetError
+    from physioaffect.datasets.cache import prepare, read_meta
+    from physioaffect.datasets.windows import WindowConfig
+
+    t0 = time.perf_counter()
+    reused: list[str] = []
+    try:
+        if compat:
+            cfg = WindowConfig.torcheeg_compat(window)
+        else:
+            cfg = WindowConfig(window_s=window, step_s=step or None, baseline=baseline,
+                               features=features, bands=bands, de_mode=de_mode)
+        reader = open_dataset(dataset, root)
+        path = prepare(reader, cfg, cache, progress=not quiet,
+                       on_subject=lambda s, r: reused.append(s) if r else None)
+        meta = read_meta(path)
+        report = None
+        if label_rule:
+            from physioaffect.datasets.labels import make_labels
+
+            _, _, report = make_labels(meta, label_rule, target)
+    except DatasetError as err:
+        _fail(str(err))
+    typer.echo(f"{len(meta)} windows of {meta['subject'].nunique()} subjects "
+               f"({len(reused)} reused from cache) in {time.perf_counter() - t0:.1f} s")
+    if report:
+        typer.echo(f"labels {report['rule']} on {report['target']}: {report.get('class_counts')}; "
+                   f"dropped {report['dropped_nan']} NaN, {report['dropped_by_rule']} by rule")
+    typer.echo(f"windows written to {path}")
+    sys.stdout.flush()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``datasets`` command group to ``app``."""
+    app.add_typer(datasets_app, name="datasets")

@@ -1,0 +1,235 @@
+"""The package's own session files (``physioaffect record``) as a dataset.
+
+A folder (searched recursively) of ``*_physio.h5`` session files is one dataset: subjects come
+from each file's ``subject`` attribute, sessions are the files of a subject in order of
+(``session``, ``run``, file name). Trials come from the markers the stimulus program sent, as
+JSON text on a ``Markers`` stream::
+
+    {"event": "stimulus_onset",  "trial": 3, "stimulus": "clip07", ...}
+    {"event": "stimulus_offset", "trial": 3, "stimulus": "clip07", ...}
+    {"event": "rating", "trial": 3, "valence": 6.5, "arousal": 4}
+
+Every numeric field of the onset marker other than ``trial``/``stimulus`` (e.g. the built-in
+simulator's nominal ``valence``/``arousal``) and of ``rating`` markers for that trial becomes a
+rating (later markers win). The EEG stream (type ``EEG``) is cut from onset to offset; every
+other regular stream (ECG, GSR, PPG, RESP ...) is cut at the same times on its own timestamps.
+The ``baseline_s`` seconds before onset are the trial's baseline (if recorded).
+
+:func:`write_sim_sessions` writes a folder of such files from the built-in simulator
+(``physioaffect datasets fake sim OUT --subjects 12``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from physioaffect.datasets.base import DatasetError, DatasetReader, Signal, SubjectRecording, Trial
+
+SUFFIX = "_physio.h5"
+_UV = {"microvolts": 1.0, "uv": 1.0, "µv": 1.0, "millivolts": 1e3, "mv": 1e3, "volts": 1e6,
+       "v": 1e6}
+
+
+class SessionsReader(DatasetReader):
+    """Own session files.
+
+    Parameters
+    ----------
+    root : path
+        Folder searched recursively for ``*_physio.h5``.
+    baseline_s : float or None
+        Seconds before each stimulus onset kept as the trial's baseline (None: none).
+    """
+
+    name = "sessions"
+
+    def __init__(self, root: str | Path, *, validate: bool = True,
+                 baseline_s: float | None = 3.0) -> None:
+        self.baseline_s = baseline_s
+        super().__init__(root, validate=validate)
+
+    def _discover(self) -> list[str]:
+        from physioaffect.recording.errors import RecordingError
+        from physioaffect.recording.reader import read_session
+
+        paths = sorted(self.root.rglob(f"*{SUFFIX}"))
+        if not paths:
+            raise DatasetError(f"{self.root}: no session files *{SUFFIX} here "
+                               "(record some with `physioaffect record`)")
+        by_subject: dict[str, list[tuple]] = {}
+        for p in paths:
+            try:
+                s = read_session(p, streams=None, load_samples=False)
+            except RecordingError as err:
+                raise DatasetError(str(err)) from None
+            subj = str(s.attrs.get("subject", ""))
+            if not subj:
+                raise DatasetError(f"{p}: session file has no 'subject' attribute")
+            key = (str(s.attrs.get("session", "")), int(s.attrs.get("run", 0) or 0), p.name)
+            by_subject.setdefault(subj, []).append((key, p))
+            if not any(st.info.type == "EEG" for st in s.streams.values()):
+                raise DatasetError(f"{p}: no EEG stream (streams: {', '.join(s.streams)})")
+            if not any(_parse(m.text).get("event") == "stimulus_onset" for m in s.markers):
+                raise DatasetError(f"{p}: no stimulus_onset markers (JSON markers "
+                                   '{"event": "stimulus_onset", "trial": ...} delimit trials)')
+        self._files = {k: [p for _, p in sorted(v)] for k, v in by_subject.items()}
+        return sorted(self._files, key=_natural)
+
+    def files(self) -> list[Path]:
+        return [p for s in self.subjects for p in self._files[s]]
+
+    def validate(self, deep: bool = False) -> None:
+        # Files were opened (headers, streams, markers) during discovery.
+        if deep:
+            for s in self.subjects:
+                self.read_subject(s)
+
+    def read_subject(self, subject: str) -> SubjectRecording:
+        from physioaffect.recording.errors import RecordingError
+        from physioaffect.recording.reader import read_session
+
+        self._check_subject(subject)
+        trials: list[Trial] = []
+        for sess, path in enumerate(self._files[subject], start=1):
+            try:
+                s = read_session(path)
+            except RecordingError as err:
+                raise DatasetError(str(err)) from None
+            eeg = next(st for st in s.streams.values() if st.info.type == "EEG")
+            scale = _UV.get(str(eeg.info.channels[0].unit).lower(), 1.0)
+            others = [st for st in s.signal_streams if st is not eeg]
+            for tr in _marker_trials(s.markers, path):
+                i0, i1 = np.searchsorted(eeg.timestamps, [tr["onset"], tr["offset"]])
+                if i1 - i0 < 2:
+                    continue
+                x = eeg.samples[i0:i1].T.astype(np.float64) * scale
+                base = None
+                if self.baseline_s:
+                    b0 = np.searchsorted(eeg.timestamps, tr["onset"] - self.baseline_s)
+                    if eeg.timestamps.size and tr["onset"] - self.baseline_s >= eeg.timestamps[0]:
+                        base = eeg.samples[b0:i0].T.astype(np.float64) * scale
+                per, per_b = {}, {}
+                for st in others:
+                    j0, j1 = np.searchsorted(st.timestamps, [tr["onset"], tr["offset"]])
+                    names = [c.label for c in st.info.channels]
+                    unit = str(st.info.channels[0].unit)
+                    per[st.info.type] = Signal(st.samples[j0:j1].T, st.info.nominal_srate, unit,
+                                               names)
+                    if base is not None:
+                        k0 = np.searchsorted(st.timestamps, tr["onset"] - self.baseline_s)
+                        per_b[st.info.type] = Signal(st.samples[k0:j0].T, st.info.nominal_srate,
+                                                     unit, names)
+                trials.append(Trial(
+                    eeg=x, sfreq=float(eeg.info.nominal_srate),
+                    ch_names=[c.label for c in eeg.info.channels], dataset="sessions",
+                    subject=subject, session=sess, trial=tr["trial"], stimulus=tr["stimulus"],
+                    ratings=tr["ratings"], baseline=base, peripheral=per, peripheral_baseline=per_b,
+                ))
+        return SubjectRecording("sessions", subject, trials,
+                                {"files": [str(p) for p in self._files[subject]]})
+
+
+def _parse(text: str) -> dict:
+    try:
+        d = json.loads(text)
+    except (ValueError, TypeError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _marker_trials(markers: list, path: Path) -> list[dict]:
+    """Pair onset/offset markers into trials (numbered 1.. in onset order)."""
+    onsets: dict = {}
+    out: list[dict] = []
+    ratings: dict = {}
+    for m in markers:
+        d = _parse(m.text)
+        ev = d.get("event")
+        tid = d.get("trial")
+        if ev == "stimulus_onset":
+            onsets[tid] = (m.time, d)
+        elif ev == "stimulus_offset" and tid in onsets:
+            t0, d0 = onsets.pop(tid)
+            out.append({"onset": t0, "offset": m.time, "id": tid,
+                        "stimulus": str(d0.get("stimulus", tid)), "fields": d0})
+        elif ev == "rating":
+            ratings.setdefault(tid, {}).update(
+                {k: float(v) for k, v in d.items() if k not in ("event", "trial", "stimulus")
+                 and isinstance(v, int | float)})
+    if onsets:
+        raise DatasetError(f"{path}: stimulus_onset marker(s) without offset for trial(s) "
+                           f"{sorted(map(str, onsets))}")
+    out.sort(key=lambda t: t["onset"])
+    for i, t in enumerate(out, start=1):
+        r = {k: float(v) for k, v in t.pop("fields").items()
+             if k not in ("event", "trial", "stimulus") and isinstance(v, int | float)
+             and not isinstance(v, bool)}
+        r.update(ratings.get(t["id"], {}))
+        t["ratings"] = r
+        t["trial"] = i
+    return out
+
+
+def _natural(s: str) -> tuple:
+    import re
+
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
+
+
+def write_sim_sessions(out: str | Path, n_subjects: int = 12, seconds: float = 30.0,
+                       n_trials: int = 16, rate: int = 128, eeg_channels: int = 32,
+                       seed: int = 0, rest_seconds: float = 10.0,
+                       progress: bool = False) -> list[Path]:
+    """Simulate ``n_subjects`` with the built-in simulator and write one session file each.
+
+    Files are ``sub-NN_task-sim_physio.h5`` (complete session files with EEG, ECG, GSR, PPG,
+    RESP and the simulator's stimulus markers, which carry the nominal valence/arousal 1-9).
+    """
+    from physioaffect.recording.naming import bids_basename
+    from physioaffect.recording.writer import SessionWriter
+    from physioaffect.sources.sim import SimConfig, simulate_subject, stream_infos
+    from physioaffect.streams.info import Chunk
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = SimConfig(subjects=n_subjects, eeg_channels=eeg_channels, rate=rate, seed=seed,
+                    n_trials=n_trials, stimulus_seconds=seconds, rest_seconds=rest_seconds,
+                    baseline_seconds=rest_seconds)
+    paths = []
+    it = range(n_subjects)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="simulating sessions", unit="subject")
+    for s in it:
+        rec = simulate_subject(cfg, subject=s)
+        label = f"{s + 1:02d}"
+        path = out / (bids_basename(label, "sim") + SUFFIX)
+        if path.exists():
+            raise DatasetError(f"{path}: exists; session files are never overwritten")
+        clock = {"unix_start": 0.0, "lsl_clock_start": 0.0, "unix_to_lsl_offset": 0.0,
+                 "utc_start": "1970-01-01T00:00:00Z"}
+        w = SessionWriter(path, subject=label, task="sim", journal=False, clock=clock,
+                          config={"source": "sim", "seed": seed, "n_trials": n_trials,
+                                  "stimulus_seconds": seconds},
+                          attrs={"simulated": True})
+        try:
+            for _kind, (info, ts, x) in rec.signals.items():
+                w.add_stream(info)
+                w.append(Chunk(info.name, ts, x))
+            minfo = stream_infos(cfg, "sim", s)["Markers"]
+            w.add_stream(minfo)
+            if rec.markers:
+                times = np.array([t for t, _ in rec.markers])
+                texts = np.empty((len(rec.markers), 1), dtype=object)
+                texts[:, 0] = [m for _, m in rec.markers]
+                w.append(Chunk(minfo.name, times, texts))
+            w.close()
+        except Exception:
+            w.abort()
+            raise
+        paths.append(path)
+    return paths
