@@ -93,7 +93,8 @@ class PipelineConfig:
     ica_eog : bool
         Remove ocular ICA components when EOG channels are present.
     ica_n_components : float or int or None
-        Passed to :class:`mne.preprocessing.ICA`.
+        Passed to :class:`mne.preprocessing.ICA` (None: as many as the data's rank; a
+        variance fraction such as 0.99 can drop the ocular component before it is found).
     resample_sfreq : float or None
         Target rate in Hz.
     epoch_tmin, epoch_tmax : float
@@ -120,7 +121,7 @@ class PipelineConfig:
     bad_z: float = 5.0
     interpolate_bads: bool = True
     ica_eog: bool = False
-    ica_n_components: float | int | None = 0.99
+    ica_n_components: float | int | None = None
     resample_sfreq: float | None = None
     epoch_tmin: float = 0.0
     epoch_tmax: float = 1.0
@@ -661,7 +662,8 @@ def apply_baseline(x: object, sfreq: float, tmin: float, window: tuple[float, fl
     """
     arr = as_signal_array(x, "x")
     times = tmin + np.arange(arr.shape[-1]) / check_sfreq(sfreq)
-    sel = (times >= window[0]) & (times < window[1])
+    # Both ends inclusive, as MNE's baseline correction.
+    sel = (times >= window[0] - 1e-9) & (times <= window[1] + 1e-9)
     if not sel.any():
         raise SignalInputError(
             f"window: baseline {window} s holds no sample of an epoch starting at {tmin:g} s"
