@@ -6,11 +6,15 @@ registered here, so the stages stay independent of each other.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from physioaffect import __version__
 from physioaffect.cli import acquire
+from physioaffect.cli import datasets
 from physioaffect.cli import face
+from physioaffect.cli import recording
 
 app = typer.Typer(
     name="physioaffect",
@@ -38,11 +42,27 @@ def _root(
 
 
 acquire.register(app)
+datasets.register(app)
 face.register(app)
+recording.register(app)
+
+
+#: Errors meant for the operator: printed as one line, no traceback. Anything else
+#: is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, RuntimeError, KeyError, LookupError)
 
 
 def main() -> None:
-    app()
+    """Run the CLI; operator errors become one line on stderr and exit status 2."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("physioaffect: interrupted", err=True)
+        sys.exit(130)
+    except USER_ERRORS as err:
+        message = str(err) if not isinstance(err, KeyError) else str(err.args[0] if err.args else err)
+        typer.echo(f"physioaffect: error: {message}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

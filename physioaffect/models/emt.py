@@ -272,12 +272,12 @@ class EmT(EEGModel):
         self.branch2 = _GraphEncoder(graph_layers[1], n_chans, n_features, graph_hidden, K)
         self.adjs = nn.Parameter(torch.empty(2, n_chans, n_chans))
         nn.init.xavier_uniform_(self.adjs)
-        self.residual = nn.Linear(n_chans * n_features, graph_hidden, bias=False)
         self.layers = nn.ModuleList(
             _TCTLayer(graph_hidden, self._make_mixer(heads, dim_head, dropout, alpha), dim_head,
                       dropout)
             for _ in range(n_layers)
         )
+        self.residual = nn.Linear(n_chans * n_features, graph_hidden, bias=False)
         self.head = nn.Linear(graph_hidden, n_outputs)
 
     def _make_mixer(self, heads: int, dim_head: int, dropout: float, alpha: float) -> nn.Module:

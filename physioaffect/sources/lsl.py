@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pylsl
+from pylsl.util import LostError, TimeoutError as LSLTimeoutError
 
 from physioaffect.sources.base import Source, SourceError, SourceSpec
 from physioaffect.streams import ChannelInfo, Chunk, StreamInfo, local_clock
@@ -169,7 +170,7 @@ class LSLSource(Source):
             try:
                 conn.open(found[0])
                 log.info("LSL stream %s is back", conn.name)
-            except (pylsl.LostError, pylsl.TimeoutError, RuntimeError):
+            except (LostError, LSLTimeoutError, RuntimeError):
                 conn.inlet = None
 
     def _read(self, timeout: float) -> list[Chunk]:
@@ -182,7 +183,7 @@ class LSLSource(Source):
                     continue
                 try:
                     data, ts = conn.inlet.pull_chunk(timeout=0.0, max_samples=4096)
-                except pylsl.LostError:
+                except LostError:
                     conn.close()
                     conn.lost_since = local_clock()
                     warnings.warn(

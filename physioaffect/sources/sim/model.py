@@ -316,8 +316,8 @@ class SubjectModel:
              topo(ref["F3"], 0.03), topo(ref["F4"], 0.03)]
         )  # (4, n_ch)
         self.alpha_base = np.array([1.0, 1.0, 0.55, 0.55]) * p["alpha_uv"]
-        eyes = ref["Fpz"] + np.array([0.0, 0.02, -0.03])  # in front of and below Fpz
-        self.blink_topo = topo(eyes, 0.035)
+        eyes = ref["Fpz"] + np.array([0.0, 0.015, -0.02])  # in front of and below Fpz
+        self.blink_topo = topo(eyes, 0.045)
         self.beta_topo = np.ones(n_ch) / 1.0
 
         # Filters with state carried across blocks.

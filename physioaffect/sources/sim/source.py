@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from physioaffect.sources.base import Source, SourceSpec
-from physioaffect.sources.sim.model import SimConfig, SubjectModel, stream_infos
+from physioaffect.sources.sim.model import SimConfig, SubjectModel, stream_infos, subject_params
 from physioaffect.streams import Chunk, local_clock
 
 #: Options of ``sim?...`` beyond the SimConfig fields.
@@ -46,6 +46,7 @@ class SimSource(Source):
         self.config = config or SimConfig()
         if speed < 0:
             raise ValueError(f"sim: speed must be >= 0, got {speed}")
+        subject_params(self.config, subject)  # refuses a subject outside the population
         self.subject = subject
         self.speed = speed
         self.prefix = prefix
