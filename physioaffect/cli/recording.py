@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -179,6 +180,13 @@ def register(app: typer.Typer) -> None:
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, old_term)
         if err_out is not None:
+            if writer is not None and writer.must_exit_hard:
+                # an HDF5 handle was abandoned after a write error: skip HDF5's cleanup,
+                # which could crash on a full disk (the journal is closed and synced)
+                typer.echo(f"error: {err_out}", err=True)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(1)
             _fail(err_out, 1)
         from rich.console import Console
 

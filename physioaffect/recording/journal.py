@@ -131,6 +131,7 @@ class JournalWriter:
         self._fh: BinaryIO = os.fdopen(fd, "wb", buffering=1 << 20)
         self.bytes_written = 0
         self.bytes_synced = 0
+        self.error: Exception | None = None
         self._write(MAGIC)
         self.sync()
 
@@ -138,7 +139,8 @@ class JournalWriter:
         try:
             self._fh.write(data)
         except OSError as err:
-            raise _disk_error(self.path, err) from None
+            self.error = _disk_error(self.path, err)
+            raise self.error from None
         self.bytes_written += len(data)
 
     def append(self, rtype: int, payload: bytes) -> None:
@@ -156,7 +158,8 @@ class JournalWriter:
             self._fh.flush()
             os.fsync(self._fh.fileno())
         except OSError as err:
-            raise _disk_error(self.path, err) from None
+            self.error = _disk_error(self.path, err)
+            raise self.error from None
         self.bytes_synced = self.bytes_written
 
     def close(self) -> None:

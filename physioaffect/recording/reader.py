@@ -163,8 +163,10 @@ def open_session_h5(path: str | os.PathLike[str]) -> h5py.File:
         jp = journal_path(p)
         hint = (f"; run `physioaffect recover {p}` to rebuild it from {jp.name}" if jp.exists()
                 else "")
-        text = str(err).split("(")[0].strip() or "unreadable"
-        if "lock" in str(err).lower():
+        text = "truncated" if "truncated file" in str(err) else (
+            str(err).split("(")[0].strip() or "unreadable")
+        low = str(err).lower()
+        if "unable to lock" in low or "lock file" in low or "resource temporarily" in low:
             raise SessionFileError(
                 f"{str(p)!r} is open for writing by another program (a recorder still running?)"
             ) from None

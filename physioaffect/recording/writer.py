@@ -30,6 +30,9 @@ from physioaffect.recording.errors import DiskFullError, SessionFileError
 from physioaffect.recording.naming import check_label, check_run, journal_path
 from physioaffect.streams import Chunk, StreamInfo, local_clock, unix_to_lsl_offset
 
+#: HDF5 files abandoned after a write error (kept referenced so they are never closed).
+_ABANDONED: list = []
+
 #: Value of the root attribute ``format``; readers refuse files without it.
 FORMAT_NAME = "physioaffect-session"
 FORMAT_VERSION = 1
@@ -331,6 +334,8 @@ class SessionWriter:
         self._pending_rows: dict[tuple[int | None, str], list[tuple]] = {}
         self._pending_bytes = 0
         self.max_pending_bytes = 32 << 20
+        #: Free space (bytes) kept on the disk; below it recording stops with DiskFullError.
+        self.reserve_bytes = 4 << 20
         self.sync_interval = float(sync_interval)
         self.h5_interval = float(h5_interval)
         self._last_sync = self._last_h5 = time.monotonic()
@@ -462,8 +467,27 @@ class SessionWriter:
             self.flush_h5()
             self._last_h5 = now
 
+    def _check_space(self) -> None:
+        """Refuse to write HDF5 into the last few MB of a disk (HDF5 handles ENOSPC badly)."""
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return
+        free = st.f_bavail * st.f_frsize
+        if free < self._pending_bytes + self.reserve_bytes:
+            err = DiskFullError(
+                f"disk full: only {free / 1e6:.1f} MB free beside {str(self.path)!r}; recording "
+                f"stopped, everything synced is kept: free space, then run "
+                f"`physioaffect recover {self.path}`"
+            )
+            self.failed = err
+            raise err
+
     def flush_h5(self) -> None:
         """Append everything pending to the HDF5 file and flush it."""
+        if self._store is not None and self._journal is not None:
+            self._check_space()
+
         def work() -> None:
             for index, parts in self._pending.items():
                 if not parts:
@@ -491,10 +515,9 @@ class SessionWriter:
             fn()
         except (OSError, RuntimeError, ValueError) as err:
             self.failed = _h5_error(self.path, err)
-            try:
-                self._store.f.close()
-            except Exception:
-                pass
+            # Closing an HDF5 file after a failed write can crash the HDF5 library: keep
+            # the handle alive and never touch it again (the journal has the data).
+            _ABANDONED.append(self._store)
             self._store = None
             raise self.failed from None
 
@@ -559,12 +582,22 @@ class SessionWriter:
                 pass
             self._journal.abandon()
         if self._store is not None:
-            try:
-                self._store.close()
-            except Exception:
-                pass
+            journal_full = self._journal is not None and isinstance(self._journal.error,
+                                                                     DiskFullError)
+            if isinstance(self.failed, DiskFullError) or journal_full:
+                _ABANDONED.append(self._store)  # closing would write to a full disk
+            else:
+                try:
+                    self._store.close()
+                except Exception:
+                    _ABANDONED.append(self._store)
             self._store = None
         self.closed = True
+
+    @property
+    def must_exit_hard(self) -> bool:
+        """True when an HDF5 handle was abandoned: exit with ``os._exit`` (no HDF5 cleanup)."""
+        return bool(_ABANDONED)
 
 
 def _measured_rate(g: h5py.Group, st: StreamStats) -> float:
