@@ -126,7 +126,7 @@ class CascadeDetector:
 
     name = "haar"
 
-    def __init__(self, scale: float = 0.5, min_size: int = 60):
+    def __init__(self, scale: float = 0.5, min_size: int = 80):
         cv2 = import_cv2()
         self._cv2 = cv2
         path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
@@ -143,9 +143,9 @@ class CascadeDetector:
         """Face boxes in a BGR uint8 frame, largest first (no landmarks)."""
         cv2 = self._cv2
         small = cv2.resize(frame_bgr, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)
-        grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         m = max(8, int(self.min_size * self.scale))
-        boxes = self._cascade.detectMultiScale(grey, scaleFactor=1.15, minNeighbors=5, minSize=(m, m))
+        boxes = self._cascade.detectMultiScale(grey, scaleFactor=1.15, minNeighbors=6, minSize=(m, m))
         faces = [Face(box=np.asarray(b, np.float64) / self.scale) for b in np.reshape(boxes, (-1, 4))]
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces

@@ -124,13 +124,27 @@ class SyntheticFaceVideo:
         phase = 2 * np.pi * self.pulse_bpm / 60.0 * np.asarray(t)
         return (np.sin(phase) + 0.25 * np.sin(2 * phase + 0.8)) / 1.25
 
-    def _pose(self, t: float) -> tuple[float, float, float, float]:
+    def pose(self, t: float) -> tuple[float, float, float, float]:
         """(dx, dy, angle_deg, scale) at time t: incommensurate slow sways below 0.4 Hz."""
         dx = self.motion_px * (0.7 * np.sin(2 * np.pi * 0.17 * t) + 0.3 * np.sin(2 * np.pi * 0.37 * t + 1.0))
         dy = self.motion_px * (0.6 * np.sin(2 * np.pi * 0.23 * t + 0.5) + 0.4 * np.sin(2 * np.pi * 0.11 * t))
         ang = self.motion_deg * np.sin(2 * np.pi * 0.13 * t + 2.0)
         scale = 1.0 + 0.01 * np.sin(2 * np.pi * 0.07 * t)
         return float(dx), float(dy), float(ang), float(scale)
+
+    def affine(self, t: float) -> np.ndarray:
+        """The 2 x 3 matrix mapping photograph pixels to frame pixels at time ``t`` (s).
+
+        The face centre sits at 50 % of the width and 42 % of the height, then sways.
+        """
+        import cv2
+
+        dx, dy, ang, scale = self.pose(t)
+        cx, cy = _FACE_CENTRE
+        m = cv2.getRotationMatrix2D((cx, cy), ang, self.face_scale * scale)
+        m[0, 2] += self.size[0] * 0.5 - cx + dx
+        m[1, 2] += self.size[1] * 0.42 - cy + dy
+        return m
 
     def frames(self) -> Iterator[np.ndarray]:
         """Yield the frames, BGR uint8, shape (height, width, 3)."""
@@ -143,18 +157,12 @@ class SyntheticFaceVideo:
         rng = np.random.default_rng(self.seed)
         wall = np.full((height, width, 3), 118.0, np.float32)
         present = self.face_present()
-        cx, cy = _FACE_CENTRE
         for i, t in enumerate(self.times):
             light = 1.0 + 0.02 * np.sin(2 * np.pi * 0.05 * t)
             if present[i]:
-                dx, dy, ang, scale = self._pose(t)
                 pulsed = src * (1.0 + self.pulse_amplitude * float(self.pulse_wave(t)) * tint)
-                m = cv2.getRotationMatrix2D((cx, cy), ang, self.face_scale * scale)
-                # put the face centre at 50 % width, 42 % height of the frame, then sway
-                m[0, 2] += width * 0.5 - cx + dx
-                m[1, 2] += height * 0.42 - cy + dy
                 frame = cv2.warpAffine(
-                    pulsed, m, (width, height), flags=cv2.INTER_LINEAR,
+                    pulsed, self.affine(t), (width, height), flags=cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_CONSTANT, borderValue=(118, 118, 118),
                 )
             else:
@@ -180,7 +188,7 @@ class SyntheticFaceVideo:
 
 
 def two_faces_image(size: tuple[int, int] = (640, 480)) -> np.ndarray:
-    """A frame with the astronaut twice: large on the left, small on the right (BGR uint8).
+    """A frame with the astronaut twice: larger on the left, smaller on the right (BGR uint8).
 
     Returns
     -------
@@ -193,7 +201,7 @@ def two_faces_image(size: tuple[int, int] = (640, 480)) -> np.ndarray:
     width, height = size
     canvas = np.full((height, width, 3), 118, np.uint8)
     cx, cy = _FACE_CENTRE
-    for scale, (fx, fy) in ((1.3, (0.3, 0.45)), (0.7, (0.78, 0.35))):
+    for scale, (fx, fy) in ((1.3, (0.3, 0.45)), (0.9, (0.78, 0.35))):
         m = cv2.getRotationMatrix2D((cx, cy), 0.0, scale)
         m[0, 2] += width * fx - cx
         m[1, 2] += height * fy - cy
