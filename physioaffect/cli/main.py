@@ -15,6 +15,7 @@ from physioaffect.cli import acquire
 from physioaffect.cli import datasets
 from physioaffect.cli import face
 from physioaffect.cli import recording
+from physioaffect.cli import models
 
 app = typer.Typer(
     name="physioaffect",
@@ -45,6 +46,7 @@ acquire.register(app)
 datasets.register(app)
 face.register(app)
 recording.register(app)
+models.register(app)
 
 
 #: Errors meant for the operator: printed as one line, no traceback. Anything else

@@ -1,0 +1,78 @@
+"""``physioaffect models``: list the registered networks with their parameter counts."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``models`` command to ``app``."""
+
+    @app.command("models")
+    def models_command(
+        n_chans: int = typer.Option(32, "--n-chans", help="EEG channels."),
+        n_times: int = typer.Option(512, "--n-times", help="Samples per window (EmT: segment)."),
+        sfreq: float = typer.Option(128.0, "--sfreq", help="Sampling rate in Hz."),
+        n_outputs: int = typer.Option(2, "--n-outputs", help="Classes or regression targets."),
+        presets: bool = typer.Option(
+            False, "--presets", help="List the published reference configurations instead."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    ) -> None:
+        """List registered models and their parameter counts for the given input."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from physioaffect.models import PRESETS, ModelConfigError, count_parameters, create
+        from physioaffect.models import list_models as _list
+
+        rows = []
+        if presets:
+            for preset, (name, kwargs) in PRESETS.items():
+                model = create(name, **kwargs)
+                rows.append({"name": preset, "model": name, "parameters": count_parameters(model),
+                             "input": _describe_input(model), "description": str(kwargs)})
+        else:
+            for spec in _list():
+                try:
+                    model = create(spec.name, n_chans=n_chans, n_outputs=n_outputs,
+                                   n_times=n_times, sfreq=sfreq, **spec.defaults)
+                    params: int | str = count_parameters(model)
+                    layout = _describe_input(model)
+                except ModelConfigError as exc:
+                    params, layout = "-", f"not buildable: {exc}"
+                rows.append({"name": spec.name, "model": spec.name, "parameters": params,
+                             "input": layout, "description": spec.description})
+            for name, desc in [
+                ("majority", "training-fold majority class (sklearn DummyClassifier)"),
+                ("logistic_regression", "flatten + z-score + logistic regression (sklearn)"),
+                ("linear_svm", "flatten + z-score + linear SVM (sklearn)"),
+            ]:
+                rows.append({"name": name, "model": name, "parameters": "-",
+                             "input": "(n_windows, n_features) or (n_windows, n_chans, n_bands)",
+                             "description": desc})
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        title = "Reference configurations" if presets else (
+            f"Models for {n_chans} ch x {n_times} samples at {sfreq:g} Hz, {n_outputs} outputs")
+        table = Table(title=title)
+        for col in ("name", "parameters", "input", "description"):
+            table.add_column(col, justify="right" if col == "parameters" else "left")
+        for r in rows:
+            p = r["parameters"]
+            table.add_row(r["name"], f"{p:,}" if isinstance(p, int) else p, r["input"],
+                          r["description"])
+        Console(width=160).print(table)
+
+
+def _describe_input(model: object) -> str:
+    from physioaffect.models import EmT, MultimodalFusion
+
+    if isinstance(model, MultimodalFusion):
+        return "eeg + peripheral (B,T,16) + face (B,T,17), each optional"
+    if isinstance(model, EmT):
+        return f"(B, {model.n_sub_windows}, {model.n_chans}, {model.n_features})"
+    return f"(B, {model.n_chans}, {model.n_times})"
