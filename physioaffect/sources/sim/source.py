@@ -99,10 +99,11 @@ class SimSource(Source):
     def _read(self, timeout: float) -> list[Chunk]:
         t_due = self._data_time_due()
         if self.speed > 0:
-            # Wait until at least one chunk's worth is due (never past the timeout).
+            # Sleep until the last sample of the next chunk comes due (never past the
+            # timeout), so a chunk leaves the moment its newest sample's time arrives.
             eeg_rate = self._infos["EEG"].nominal_srate
-            next_due = (self._released["EEG"] + 1) / eeg_rate + self.chunk_s * self.speed
-            wait = (next_due - t_due) / self.speed
+            last_index = self._released["EEG"] + max(1, round(self.chunk_s * eeg_rate)) - 1
+            wait = (last_index / eeg_rate - t_due) / self.speed
             if wait > 0:
                 time.sleep(min(wait, timeout))
                 t_due = self._data_time_due()
@@ -111,7 +112,8 @@ class SimSource(Source):
         for kind, parts in self._pending.items():
             info = self._infos[kind]
             fs = info.nominal_srate
-            n_due = int(np.floor(t_due * fs + 1e-9)) - self._released[kind]
+            # samples whose timestamp (index / fs) is not in the future
+            n_due = int(np.floor(t_due * fs + 1e-9)) + 1 - self._released[kind]
             if n_due <= 0 or not parts:
                 continue
             data = np.concatenate(parts) if len(parts) > 1 else parts[0]
