@@ -1,0 +1,167 @@
+"""Untrusted and broken input: malicious pickles refused (and not run), clear errors that name
+the file, raised when the folder is opened (before any long work)."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from physioaffect.datasets import DatasetError, UnsafePickleError, open_dataset
+from physioaffect.datasets.fixtures import write_deap, write_dreamer, write_seed
+from physioaffect.datasets.safe_pickle import dump_py2, safe_load
+
+
+class _Evil:
+    def __init__(self, func, arg):
+        self.func, self.arg = func, arg
+
+    def __reduce__(self):
+        return (self.func, (self.arg,))
+
+
+@pytest.mark.parametrize("func", [os.system, eval, subprocess.getoutput])
+def test_malicious_pickle_refused_and_not_executed(tmp_path, func):
+    marker = tmp_path / "pwned"
+    cmd = f"touch {marker}" if func is not eval else f"open({str(marker)!r}, 'w')"
+    d = tmp_path / "deap"
+    write_deap(d, n_subjects=2, seconds=1, n_trials=2)
+    # A DEAP-looking file: right name, protocol 2, ends with STOP, carries a real array too.
+    payload = {"data": np.zeros((2, 40, 500)), "labels": _Evil(func, cmd)}
+    (d / "s02.dat").write_bytes(pickle.dumps(payload, protocol=2))
+    # Plain pickle would run it: prove the payload is live, in a copy.
+    live = tmp_path / "live.dat"
+    shutil.copy(d / "s02.dat", live)
+    r = open_dataset("deap", d)  # cheap validation does not unpickle
+    with pytest.raises(UnsafePickleError) as e:
+        r.read_subject("s02")
+    msg = str(e.value)
+    assert "s02.dat" in msg and func.__name__ in msg and "refused" in msg
+    assert not marker.exists()
+    with open(live, "rb") as f:
+        pickle.load(f, encoding="latin1")
+    assert marker.exists()  # the same bytes do run code without the restriction
+
+
+def test_safe_load_reads_python3_protocol2_and_4_numpy_pickles(tmp_path):
+    a = {"data": np.arange(12.0).reshape(3, 4), "labels": np.float64(2.5)}
+    for proto in (2, 4):
+        p = tmp_path / f"p{proto}.dat"
+        p.write_bytes(pickle.dumps(a, protocol=proto))
+        b = safe_load(p)
+        np.testing.assert_array_equal(b["data"], a["data"])
+        assert b["labels"] == 2.5
+    buf = io.BytesIO()
+    dump_py2(a, buf)
+    p = tmp_path / "py2.dat"
+    p.write_bytes(buf.getvalue())
+    np.testing.assert_array_equal(safe_load(p)["data"], a["data"])
+
+
+@pytest.fixture
+def deap(tmp_path):
+    d = tmp_path / "data_preprocessed_python"
+    write_deap(d, n_subjects=4, seconds=1, n_trials=2)
+    return d
+
+
+def test_deap_missing_subject_named(deap):
+    (deap / "s02.dat").unlink()
+    with pytest.raises(DatasetError, match=r"missing subject file\(s\) s02\.dat"):
+        open_dataset("deap", deap)
+    with pytest.raises(DatasetError, match="s05.dat"):
+        open_dataset("deap", deap, expected_subjects=5)
+
+
+def test_deap_truncated_file_found_at_open(deap):
+    p = deap / "s03.dat"
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(DatasetError, match=r"s03\.dat: truncated pickle"):
+        open_dataset("deap", deap)
+
+
+def test_deap_wrong_shape_and_keys(deap):
+    with open(deap / "s02.dat", "wb") as f:
+        dump_py2({"data": np.zeros((2, 32, 900)), "labels": np.ones((2, 4))}, f)
+    with open(deap / "s03.dat", "wb") as f:
+        dump_py2({"eeg": np.zeros((2, 40, 900)), "labels": np.ones((2, 4))}, f)
+    r = open_dataset("deap", deap)
+    with pytest.raises(DatasetError, match=r"s02\.dat: 'data' must be trials x 40 channels"):
+        r.read_subject("s02")
+    with pytest.raises(DatasetError, match=r"s03\.dat: expected a dict with 'data' and 'labels'"):
+        r.read_subject("s03")
+    # Deep validation loads every file before any processing and stops at the first bad one.
+    with pytest.raises(DatasetError, match=r"s02\.dat"):
+        r.validate(deep=True)
+
+
+def test_wrong_dataset_folder_says_which_it_looks_like(deap, tmp_path):
+    with pytest.raises(DatasetError, match="looks like a DEAP"):
+        open_dataset("seed", deap)
+    dr = tmp_path / "dreamer"
+    write_dreamer(dr, n_subjects=1, seconds=1, n_trials=2, baseline_seconds=1)
+    with pytest.raises(DatasetError, match="looks like a DREAMER"):
+        open_dataset("deap", dr)
+    with pytest.raises(DatasetError, match="DREAMER.mat: missing"):
+        open_dataset("dreamer", deap)
+    with pytest.raises(DatasetError, match="does not exist"):
+        open_dataset("deap", tmp_path / "nowhere")
+
+
+@pytest.fixture
+def seed(tmp_path):
+    d = tmp_path / "Preprocessed_EEG"
+    write_seed(d, n_subjects=3, seconds=0.2, n_sessions=1, n_trials=3)
+    return d
+
+
+def test_seed_truncated_mat_found_at_open(seed):
+    p = next(seed.glob("2_*.mat"))
+    p.write_bytes(p.read_bytes()[:-100])
+    with pytest.raises(DatasetError, match=rf"{p.name}: truncated MATLAB file"):
+        open_dataset("seed", seed)
+
+
+def test_seed_wrong_variable_names_and_shapes(seed, tmp_path):
+    p = next(seed.glob("2_*.mat"))
+    savemat(p, {"jl_eegA": np.zeros((62, 10)), "data": np.zeros((62, 10))})
+    with pytest.raises(DatasetError, match=rf"{p.name}: no variables named <prefix>_eeg1"):
+        open_dataset("seed", seed)
+    savemat(p, {"jl_eeg1": np.zeros((62, 10)), "jl_eeg3": np.zeros((62, 10))})
+    with pytest.raises(DatasetError, match=r"numbered \[1, 3\]"):
+        open_dataset("seed", seed)
+    savemat(p, {"jl_eeg1": np.zeros((32, 10)), "jl_eeg2": np.zeros((32, 10))})
+    with pytest.raises(DatasetError, match=r"jl_eeg1 has shape \(32, 10\), expected 62 x N"):
+        open_dataset("seed", seed)
+    (seed / "label.mat").unlink()
+    with pytest.raises(DatasetError, match="label.mat: missing"):
+        open_dataset("seed", seed)
+
+
+def test_seed_missing_subject(seed):
+    for p in seed.glob("2_*.mat"):
+        p.unlink()
+    with pytest.raises(DatasetError, match=r"missing subject\(s\) 2"):
+        open_dataset("seed", seed)
+
+
+def test_dreamer_wrong_nesting(tmp_path):
+    p = tmp_path / "DREAMER.mat"
+    savemat(p, {"DREAMER": {"Data": np.zeros((1, 2)), "EEG_SamplingRate": 128.0}})
+    with pytest.raises(DatasetError, match=r"DREAMER\.mat: struct DREAMER lacks field\(s\) "
+                                           r"ECG_SamplingRate"):
+        open_dataset("dreamer", tmp_path)
+    savemat(p, {"dreamer": np.zeros(3)})
+    with pytest.raises(DatasetError, match="no variable 'DREAMER'"):
+        open_dataset("dreamer", tmp_path)
+    write_dreamer(tmp_path, n_subjects=2, seconds=1, n_trials=2, baseline_seconds=1)
+    raw = p.read_bytes()
+    p.write_bytes(raw[: len(raw) - 500])
+    with pytest.raises(DatasetError, match="DREAMER.mat: truncated MATLAB file"):
+        open_dataset("dreamer", tmp_path)
