@@ -132,6 +132,19 @@ def _decode(v: Any) -> Any:
     return v
 
 
+def _strings(table: np.ndarray) -> np.ndarray:
+    """A structured array with its string fields decoded to ``str`` (object fields)."""
+    if table.dtype.names is None:
+        return table
+    dt = [(n, object if table.dtype[n].kind in "OS" else table.dtype[n])
+          for n in table.dtype.names]
+    out = np.empty(table.shape, dtype=dt)
+    for n in table.dtype.names:
+        col = table[n]
+        out[n] = [_decode(v) for v in col] if table.dtype[n].kind in "OS" else col
+    return out
+
+
 _JSON_ATTRS = {"software_versions", "configuration", "device"}
 
 
@@ -235,10 +248,10 @@ def read_session(
                             x.astype(object)
                 else:
                     x = np.zeros((0, info.n_channels), dtype=info.dtype)
-                gaps = g["gaps"][:]
+                gaps = _strings(g["gaps"][:])
                 dropped = g["dropped"][:]
                 out[info.name] = StreamData(info, ts, x, gaps, dropped, gattrs)
-            events = f["events"][:] if "events" in f else np.zeros(0)
+            events = _strings(f["events"][:]) if "events" in f else np.zeros(0)
         except (KeyError, OSError, ValueError) as err:
             raise SessionFileError(
                 f"{str(p)!r} is damaged: {str(err).splitlines()[0]} (try `physioaffect recover`)"

@@ -228,6 +228,18 @@ class Recorder:
         stopping; what was synced before stays in the journal.
         """
         self.writer = writer
+        # the recording starts now: what the sources delivered while they were being
+        # opened (or while --require waited) is not part of it; markers are kept
+        held = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item[0] != "chunks":
+                held.append(item)
+        for item in held:
+            self._queue.put(item)
         self.start_time = local_clock()
         writer.add_stream(RECORDER_MARKERS, {"source": "physioaffect recorder"})
         self._poll_connections()
