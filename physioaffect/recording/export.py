@@ -219,8 +219,9 @@ def to_raw(
 
 def _edf_label(label: str, ch_type: str) -> str:
     """EDF+ label ``"<type> <label>"`` (16 ASCII characters); MNE reads the type from it."""
-    kind = {"eeg": "EEG", "ecg": "ECG", "gsr": "GSR", "bio": "PPG", "resp": "Resp",
-            "eog": "EOG", "emg": "EMG", "temperature": "Temp"}.get(ch_type, "")
+    # the type words MNE's EDF reader maps back to channel types (EDA and PPG are BIO)
+    kind = {"eeg": "EEG", "ecg": "ECG", "gsr": "BIO", "bio": "BIO", "resp": "RESP",
+            "eog": "EOG", "emg": "EMG", "temperature": "TEMP", "misc": "MISC"}.get(ch_type, "")
     clean = label.encode("ascii", "replace").decode()
     full = f"{kind} {clean}" if kind else clean
     return full[:16]

@@ -234,8 +234,9 @@ def read_session(
             attrs = _attrs(f)
             wanted = None if streams is None else set(streams)
             out: dict[str, StreamData] = {}
-            for key in f["streams"]:
-                g = f["streams"][key]
+            groups = [f["streams"][key] for key in f["streams"]]
+            groups.sort(key=lambda g: int(g.attrs.get("index", 0)))  # declaration order
+            for g in groups:
                 gattrs = _attrs(g)
                 info = stream_info_from_attrs(gattrs)
                 if wanted is not None and info.name not in wanted:
