@@ -47,6 +47,7 @@ from physioaffect.preprocessing.quality import (
     SignalInputError,
     as_signal_array,
     check_sfreq,
+    describe_counts,
     eeg_unit_problem,
     warn_quality,
     window_problems,
@@ -144,38 +145,54 @@ def _prepare(x: object, sfreq: float | None, units: str, min_times: int = 2) -> 
     return arr
 
 
-def _mask_bad(
-    arr: np.ndarray, where: str, clip_fraction: float | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Flag unusable (window, channel) rows, zero them in a copy so libraries never see NaN."""
-    bad, reasons = window_problems(
-        arr, clip_fraction=1.0 if clip_fraction is None else clip_fraction
-    )
-    if bad.any():
-        warn_quality(where, [*reasons, "their features are NaN"], stacklevel=4)
-        arr = arr.copy()
-        arr[bad] = 0.0
-    return arr, bad
-
-
-def _map_chunks(
-    func: Callable[[np.ndarray], np.ndarray], x2d: np.ndarray, n_jobs: int
+def _blockwise(
+    arr: np.ndarray,
+    compute: Callable[[np.ndarray], np.ndarray],
+    n_out: int,
+    where: str,
+    clip_fraction: float | None,
+    n_jobs: int = 1,
+    block_samples: int = 1 << 20,
 ) -> np.ndarray:
-    """Apply ``func`` to row blocks of a 2-D array, in threads (scipy filters release the GIL)."""
+    """Run ``compute`` on blocks of channel windows, checking their quality on the way.
+
+    ``arr`` (..., n_times) is cut along its first axis into blocks of about ``block_samples``
+    samples (8 MB of float64: cache-friendly temporaries, and no full copy of a strided
+    window view). Each block is flattened to (rows, n_times), unusable rows (NaN/inf, flat,
+    clipped) are zeroed so that libraries never see them, ``compute`` maps the block to
+    (rows, n_out) and unusable rows become NaN. Blocks run in ``n_jobs`` threads (scipy's
+    filters and numpy's reductions release the GIL). One warning sums up the problems.
+    """
     if n_jobs is None or n_jobs < 0:
         n_jobs = os.cpu_count() or 1
-    rows = x2d.shape[0]
-    # Blocks of about 4M samples keep temporary arrays cache- and memory-friendly.
-    n_blocks = max(n_jobs, int(np.ceil(x2d.size / 4_000_000)))
-    n_blocks = min(n_blocks, rows)
-    if n_blocks <= 1:
-        return func(x2d)
-    blocks = np.array_split(np.arange(rows), n_blocks)
-    if n_jobs == 1:
-        return np.concatenate([func(x2d[b[0] : b[-1] + 1]) for b in blocks])
-    with ThreadPoolExecutor(n_jobs) as pool:
-        parts = list(pool.map(lambda b: func(x2d[b[0] : b[-1] + 1]), blocks))
-    return np.concatenate(parts)
+    lead = arr.shape[:-1]
+    out = np.empty((*lead, n_out))
+    per_first = max(1, int(np.prod(arr.shape[1:])))
+    step = max(1, block_samples // per_first)
+    starts = range(0, arr.shape[0], step)
+
+    def run(i0: int) -> dict[str, int]:
+        block = np.ascontiguousarray(arr[i0 : i0 + step]).reshape(-1, arr.shape[-1])
+        bad, counts = window_problems(block, clip_fraction)
+        if bad.any():
+            block = block.copy() if np.shares_memory(block, arr) else block
+            block[bad] = 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            res = compute(block)
+        res[bad] = np.nan
+        out[i0 : i0 + step] = res.reshape(*out[i0 : i0 + step].shape)
+        return counts
+
+    if n_jobs == 1 or len(starts) == 1:
+        all_counts = [run(i) for i in starts]
+    else:
+        with ThreadPoolExecutor(n_jobs) as pool:
+            all_counts = list(pool.map(run, starts))
+    total = {k: sum(c[k] for c in all_counts) for k in all_counts[0]}
+    reasons = describe_counts(total, int(np.prod(lead)))
+    if reasons:
+        warn_quality(where, [*reasons, "their features are NaN"], stacklevel=4)
+    return out
 
 
 def differential_entropy(
@@ -223,40 +240,34 @@ def differential_entropy(
         raise SignalInputError(f"mode: expected 'ln' or 'torcheeg', got {mode!r}")
     arr = _prepare(x, sfreq, units)
     band_list = resolve_bands(bands, sfreq)
-    arr, bad = _mask_bad(arr, "differential_entropy", clip_fraction)
-    lead = arr.shape[:-1]
-    x2d = arr.reshape(-1, arr.shape[-1])
-    out = np.empty((x2d.shape[0], len(band_list)))
-    for k, (_, lo, hi) in enumerate(band_list):
-        if mode == "torcheeg":
-            ordr = 5 if order is None else order
-            # Exactly TorchEEG's butter_bandpass: normalised edges, (b, a) form.
-            nyq = 0.5 * sfreq
-            b, a = signal.butter(ordr, [lo / nyq, hi / nyq], btype="band")
+    if mode == "torcheeg":
+        # Exactly TorchEEG's butter_bandpass: normalised edges, (b, a) form, order 5.
+        nyq = 0.5 * sfreq
+        ordr = 5 if order is None else order
+        filters = [
+            signal.butter(ordr, [lo / nyq, hi / nyq], btype="band") for _, lo, hi in band_list
+        ]
+    else:
+        ordr = 4 if order is None else order
+        filters = [
+            signal.butter(ordr, [lo, hi], btype="bandpass", fs=sfreq, output="sos")
+            for _, lo, hi in band_list
+        ]
 
-            def _one(block: np.ndarray, b: np.ndarray = b, a: np.ndarray = a) -> np.ndarray:
-                filtered = signal.lfilter(b, a, block, axis=-1)
+    def compute(block: np.ndarray) -> np.ndarray:
+        res = np.empty((block.shape[0], len(filters)))
+        for k, filt in enumerate(filters):
+            if mode == "torcheeg":
+                filtered = signal.lfilter(filt[0], filt[1], block, axis=-1)
                 # Same expression and evaluation order as TorchEEG's opt().
-                return 1 / 2 * np.log2(2 * np.pi * np.e * np.var(filtered, axis=-1))
-        else:
-            ordr = 4 if order is None else order
-            sos = signal.butter(ordr, [lo, hi], btype="bandpass", fs=sfreq, output="sos")
+                res[:, k] = 1 / 2 * np.log2(2 * np.pi * np.e * np.var(filtered, axis=-1))
+            else:
+                padlen = min(block.shape[-1] - 1, 3 * (2 * len(filt) + 1))
+                filtered = signal.sosfiltfilt(filt, block, axis=-1, padlen=padlen)
+                res[:, k] = 0.5 * np.log(2 * np.pi * np.e * np.var(filtered, axis=-1))
+        return res
 
-            def _one(block: np.ndarray, sos: np.ndarray = sos) -> np.ndarray:
-                padlen = min(block.shape[-1] - 1, 3 * (2 * len(sos) + 1))
-                filtered = signal.sosfiltfilt(sos, block, axis=-1, padlen=padlen)
-                return 0.5 * np.log(2 * np.pi * np.e * np.var(filtered, axis=-1))
-
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[:, k] = _map_chunks(_one, x2d, n_jobs)
-    out = out.reshape(*lead, len(band_list))
-    out[bad] = np.nan
-    return out
-
-
-def _welch(arr: np.ndarray, sfreq: float, segment_s: float) -> tuple[np.ndarray, np.ndarray]:
-    nperseg = min(arr.shape[-1], max(2, int(round(segment_s * sfreq))))
-    return signal.welch(arr, fs=sfreq, nperseg=nperseg, axis=-1)
+    return _blockwise(arr, compute, len(filters), "differential_entropy", clip_fraction, n_jobs)
 
 
 def band_power(
@@ -268,6 +279,7 @@ def band_power(
     segment_s: float = 1.0,
     units: str = "uV",
     clip_fraction: float | None = 0.05,
+    n_jobs: int = 1,
 ) -> np.ndarray:
     """Band power by Welch's method, the EmT definition.
 
@@ -283,6 +295,8 @@ def band_power(
         Divide by the total power (integral over all Welch bins, 0 to Nyquist).
     segment_s : float
         Welch segment length in seconds (1 s in EmT; shortened to the window if longer).
+    n_jobs : int
+        Threads (-1: all cores).
 
     Returns
     -------
@@ -292,25 +306,30 @@ def band_power(
     """
     arr = _prepare(x, sfreq, units, min_times=4)
     band_list = resolve_bands(bands, sfreq)
-    arr, bad = _mask_bad(arr, "band_power", clip_fraction)
-    freqs, psd = _welch(arr, sfreq, segment_s)
+    nperseg = min(arr.shape[-1], max(2, int(round(segment_s * sfreq))))
+    freqs = np.fft.rfftfreq(nperseg, 1.0 / sfreq)
     df = freqs[1] - freqs[0]
-    out = np.empty((*psd.shape[:-1], len(band_list)))
-    for k, (name, lo, hi) in enumerate(band_list):
+    selections = []
+    for name, lo, hi in band_list:
         sel = (freqs >= lo) & (freqs <= hi)
-        if sel.sum() < 1:
+        if not sel.any():
             raise SignalInputError(
                 f"bands: band {name!r} {lo:g}-{hi:g} Hz holds no Welch bin at {df:g} Hz resolution"
             )
-        out[..., k] = (
-            simpson(psd[..., sel], dx=df, axis=-1) if sel.sum() > 1 else psd[..., sel][..., 0] * df
-        )
-    if relative:
-        total = simpson(psd, dx=df, axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = out / total[..., None]
-    out[bad] = np.nan
-    return out
+        selections.append(sel)
+
+    def compute(block: np.ndarray) -> np.ndarray:
+        _, psd = signal.welch(block, fs=sfreq, nperseg=nperseg, axis=-1)
+        res = np.empty((block.shape[0], len(selections)))
+        for k, sel in enumerate(selections):
+            res[:, k] = (
+                simpson(psd[:, sel], dx=df, axis=-1) if sel.sum() > 1 else psd[:, sel][:, 0] * df
+            )
+        if relative:
+            res /= simpson(psd, dx=df, axis=-1)[:, None]
+        return res
+
+    return _blockwise(arr, compute, len(selections), "band_power", clip_fraction, n_jobs)
 
 
 def pair_indices(ch_names: Sequence[str], pairs: Sequence[Sequence[str]]) -> np.ndarray:
@@ -441,13 +460,14 @@ def hjorth(x: object, *, clip_fraction: float | None = 0.05) -> np.ndarray:
         raise SignalInputError(
             f"x: Hjorth needs at least 3 samples on the last axis, got shape {arr.shape}"
         )
-    arr, bad = _mask_bad(arr, "hjorth", clip_fraction)
-    d1 = np.diff(arr, axis=-1)
-    d2 = np.diff(d1, axis=-1)
-    v0, v1, v2 = np.var(arr, axis=-1), np.var(d1, axis=-1), np.var(d2, axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+
+    def compute(block: np.ndarray) -> np.ndarray:
+        d1 = np.diff(block, axis=-1)
+        d2 = np.diff(d1, axis=-1)
+        v0, v1, v2 = np.var(block, axis=-1), np.var(d1, axis=-1), np.var(d2, axis=-1)
         mobility = np.sqrt(v1 / v0)
         complexity = np.sqrt(v2 / v1) / mobility
-    out = np.stack([v0, mobility, complexity], axis=-1)
-    out[bad] = np.nan
+        return np.stack([v0, mobility, complexity], axis=-1)
+
+    out = _blockwise(arr, compute, 3, "hjorth", clip_fraction)
     return out
