@@ -66,11 +66,11 @@ def test_rppg_on_animated_astronaut_video() -> None:
     from physioaffect.face.synthetic import SyntheticFaceVideo
 
     for bpm in (58.0, 104.0):
-        video = SyntheticFaceVideo(pulse_bpm=bpm, duration=9.0, fps=30.0, seed=int(bpm))
+        video = SyntheticFaceVideo(pulse_bpm=bpm, duration=8.0, fps=30.0, seed=int(bpm))
         with FaceAnalyzer() as fa:
             rows = [fa.process(frame, t) for t, frame in zip(video.times, video.frames(), strict=True)]
         rates = np.array([r["pulse_rate"] for r in rows])
         assert np.all(np.isnan(rates[:150]))  # < 5 s of history
         valid = rates[np.isfinite(rates)]
-        assert valid.size > 60
+        assert valid.size > 40
         assert np.all(np.abs(valid - bpm) < 3.0), (bpm, valid.min(), valid.max())

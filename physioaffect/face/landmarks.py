@@ -62,6 +62,20 @@ def _box_of(points: np.ndarray) -> np.ndarray:
     return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], dtype=np.float64)
 
 
+def _protobuf_compat() -> None:
+    """Let mediapipe 0.10.14 (written for protobuf 4) run beside protobuf 5-7.
+
+    Other extras (``ray[default]``) need protobuf >= 6, which removed
+    ``SymbolDatabase.GetPrototype``; mediapipe calls it for every frame's landmark list.
+    ``message_factory.GetMessageClass`` is its documented replacement.
+    """
+    from google.protobuf import message_factory, symbol_database
+
+    for cls in (symbol_database.SymbolDatabase, message_factory.MessageFactory):
+        if not hasattr(cls, "GetPrototype"):
+            cls.GetPrototype = lambda self, descriptor: message_factory.GetMessageClass(descriptor)
+
+
 class MeshDetector:
     """MediaPipe FaceMesh in video (tracking) mode.
 
@@ -81,26 +95,45 @@ class MeshDetector:
         try:
             # MediaPipe's C++ logging is chatty on stderr; keep it to errors.
             os.environ.setdefault("GLOG_minloglevel", "2")
+            _protobuf_compat()  # before mediapipe's bindings probe protobuf at import
             import mediapipe as mp
         except ImportError as err:
             raise FaceExtraError(
                 f"FaceMesh needs MediaPipe: pip install 'mediapipe==0.10.14' ({err})"
             ) from err
         self._cv2 = import_cv2()
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static,
-            max_num_faces=max_faces,
-            refine_landmarks=False,
-            min_detection_confidence=min_confidence,
-            min_tracking_confidence=min_confidence,
-        )
+        fm = mp.solutions.face_mesh
+        from mediapipe.python.solution_base import SolutionBase
+
+        # FaceMesh.process only wraps this; calling it directly serves both constructions below
+        self._solution_process = SolutionBase.process
+        try:
+            self._mesh = fm.FaceMesh(
+                static_image_mode=static,
+                max_num_faces=max_faces,
+                refine_landmarks=False,
+                min_detection_confidence=min_confidence,
+                min_tracking_confidence=min_confidence,
+            )
+        except AttributeError:
+            # protobuf >= 7 dropped FieldDescriptor.label, which FaceMesh needs only to set
+            # the two confidence thresholds; build the same graph with its own (0.5) thresholds
+            self._mesh = SolutionBase(
+                binary_graph_path=fm._BINARYPB_FILE_PATH,
+                side_inputs={
+                    "num_faces": max_faces,
+                    "with_attention": False,
+                    "use_prev_landmarks": not static,
+                },
+                outputs=["multi_face_landmarks"],
+            )
 
     def detect(self, frame_bgr: np.ndarray) -> list[Face]:
         """Faces in a BGR uint8 frame of shape (h, w, 3), largest first."""
         h, w = frame_bgr.shape[:2]
         rgb = self._cv2.cvtColor(frame_bgr, self._cv2.COLOR_BGR2RGB)
         rgb.flags.writeable = False  # lets MediaPipe avoid a copy
-        result = self._mesh.process(rgb)
+        result = self._solution_process(self._mesh, {"image": rgb})
         faces = []
         for lm in result.multi_face_landmarks or []:
             pts = np.array([(p.x, p.y, p.z) for p in lm.landmark], dtype=np.float64)
