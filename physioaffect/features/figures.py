@@ -157,8 +157,10 @@ def plot_band_topomaps(
     )
     for k, name in enumerate(band_names):
         ax = axes[0, k]
+        v = vals[:, k]
+        lim = (float(np.nanmin(v)), float(np.nanmax(v)))  # MNE would start positive data at 0
         im, _ = mne.viz.plot_topomap(
-            vals[:, k], info, axes=ax, show=False, cmap="viridis", contours=4
+            v, info, axes=ax, show=False, cmap="viridis", contours=4, vlim=lim
         )
         ax.set_title(name, fontsize=9)
         cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)

@@ -1,0 +1,262 @@
+"""``physioaffect features``: windowed feature table and figures for a recording.
+
+SOURCE is a session file (``.h5``), any file MNE reads (EDF, BDF, FIF, ...), or the simulator
+(``sim``, ``sim?seed=3&eeg_channels=14``). Writes to ``--out``: ``features.csv`` (one row per
+window), ``pipeline.json`` (the preprocessing that was applied), ``psd.png``,
+``topomap.png`` and ``peripheral.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+_PERIPHERAL_TYPES = {
+    "ECG": "ECG",
+    "GSR": "EDA",
+    "EDA": "EDA",
+    "PPG": "PPG",
+    "RESP": "RESP",
+    "RSP": "RESP",
+    "TEMP": "TEMP",
+}
+_UV = {
+    "microvolts": 1.0,
+    "uv": 1.0,
+    "µv": 1.0,
+    "volts": 1e6,
+    "v": 1e6,
+    "millivolts": 1e3,
+    "mv": 1e3,
+}
+
+
+class FeaturesInputError(ValueError):
+    """The source given to ``physioaffect features`` cannot be used; the message says why."""
+
+
+def load_source(source: str, duration: float | None = None) -> dict[str, Any]:
+    """Read EEG and peripheral signals from a session file, an MNE-readable file or ``sim``.
+
+    Returns
+    -------
+    dict
+        ``eeg`` (n_chans, n_times) in microvolts or None, ``eeg_ts`` (n_times,), ``sfreq``,
+        ``ch_names``, ``line_freq``, ``peripherals`` modality -> (signal, rate, timestamps).
+    """
+    if source.split("?")[0].split(":")[0].lower() == "sim":
+        from physioaffect.sources.base import SourceSpec
+        from physioaffect.sources.sim import SimSource, simulate_subject
+
+        try:
+            src = SimSource.from_spec(SourceSpec.parse(source))
+        except ValueError as err:
+            raise FeaturesInputError(str(err)) from None
+        rec = simulate_subject(src.config, src.subject, duration=duration)
+        streams = {k: v for k, v in rec.signals.items()}
+        line = src.config.line_freq
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise FeaturesInputError(
+                f"{source}: no such file (expected a session .h5, an EDF/BDF/FIF file, or 'sim')"
+            )
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            from physioaffect.recording.reader import read_session
+
+            session = read_session(path)
+            streams = {
+                s.info.type.upper(): (s.info, s.timestamps, s.samples)
+                for s in session.signal_streams
+            }
+            line = 50.0
+        else:
+            return _load_mne(path, duration)
+    out: dict[str, Any] = {
+        "eeg": None,
+        "eeg_ts": None,
+        "sfreq": None,
+        "ch_names": [],
+        "line_freq": line,
+        "peripherals": {},
+    }
+    for kind, (info, ts, samples) in streams.items():
+        ts = np.asarray(ts, dtype=float)
+        if duration is not None and ts.size:
+            keep = ts < ts[0] + duration
+            ts, samples = ts[keep], samples[keep]
+        if kind == "EEG":
+            scale = _UV.get(str(info.channels[0].unit).lower(), 1.0) if info.channels else 1.0
+            out.update(
+                eeg=np.asarray(samples, dtype=float).T * scale,
+                eeg_ts=ts,
+                sfreq=float(info.nominal_srate),
+                ch_names=[c.label for c in info.channels],
+            )
+        elif kind in _PERIPHERAL_TYPES:
+            out["peripherals"][_PERIPHERAL_TYPES[kind]] = (
+                np.asarray(samples[:, 0], dtype=float),
+                float(info.nominal_srate),
+                ts,
+            )
+    if out["eeg"] is None and not out["peripherals"]:
+        raise FeaturesInputError(
+            f"{source}: no EEG, ECG, EDA, PPG, respiration or temperature stream found"
+        )
+    return out
+
+
+def _load_mne(path: Path, duration: float | None) -> dict[str, Any]:
+    import mne
+
+    try:
+        raw = mne.io.read_raw(path, preload=True, verbose=False)
+    except Exception as err:  # noqa: BLE001 - any reader failure is a bad input file
+        raise FeaturesInputError(
+            f"{path}: MNE cannot read it ({type(err).__name__}: {err})"
+        ) from None
+    if duration is not None:
+        raw.crop(tmax=min(duration, raw.times[-1]))
+    picks = mne.pick_types(raw.info, eeg=True)
+    fs = float(raw.info["sfreq"])
+    per = {}
+    for kind in ("ecg", "bio", "misc"):
+        for i in mne.pick_types(raw.info, **{kind: True}):
+            name = raw.ch_names[i].upper()
+            mod = (
+                "ECG"
+                if kind == "ecg"
+                else next((v for k, v in _PERIPHERAL_TYPES.items() if k in name), None)
+            )
+            if mod and mod not in per:
+                per[mod] = (
+                    raw.get_data(picks=[i])[0] * (1e3 if mod == "ECG" else 1.0),
+                    fs,
+                    raw.times,
+                )
+    return {
+        "eeg": raw.get_data(picks=picks) * 1e6 if picks.size else None,
+        "eeg_ts": raw.times,
+        "sfreq": fs,
+        "ch_names": [raw.ch_names[i] for i in picks],
+        "line_freq": float(raw.info.get("line_freq") or 50.0),
+        "peripherals": per,
+    }
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``features`` command to ``app``."""
+
+    @app.command("features")
+    def features_command(
+        source: str = typer.Argument(
+            ..., help="Session .h5, EDF/BDF/FIF file, or 'sim[?key=value...]'."
+        ),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+        window: float = typer.Option(10.0, "--window", help="Window length in seconds."),
+        step: float | None = typer.Option(
+            None, "--step", help="Hop in seconds (default: no overlap)."
+        ),
+        feature: str = typer.Option("de", "--eeg-feature", help="de, bandpower, relpower or none."),
+        bands: str = typer.Option(
+            "torcheeg4", "--bands", help="Band preset: seed5, torcheeg4, emt7."
+        ),
+        duration: float | None = typer.Option(
+            None, "--duration", help="Use only the first N seconds."
+        ),
+        preprocess: bool = typer.Option(
+            True, "--preprocess/--no-preprocess", help="Band-pass, notch, average reference first."
+        ),
+    ) -> None:
+        """Windowed feature table (CSV) and figures (PNG) for one recording."""
+        from rich.console import Console
+
+        from physioaffect.features.eeg import band_power, resolve_bands
+        from physioaffect.features.figures import (
+            plot_band_topomaps,
+            plot_peripheral,
+            plot_psd_groups,
+        )
+        from physioaffect.features.windows import feature_table
+        from physioaffect.preprocessing import PipelineConfig, SignalInputError, preprocess_array
+
+        console = Console(stderr=True, soft_wrap=True)
+        try:
+            with console.status("reading source ..."):
+                data = load_source(source, duration)
+            out.mkdir(parents=True, exist_ok=True)
+            eeg, fs, names = data["eeg"], data["sfreq"], data["ch_names"]
+            if eeg is not None and preprocess:
+                cfg = PipelineConfig(h_freq=min(45.0, 0.45 * fs), notch_freq=data["line_freq"])
+                with (
+                    console.status("preprocessing EEG ..."),
+                    warnings.catch_warnings(record=True) as caught,
+                ):
+                    warnings.simplefilter("always")
+                    eeg, report = preprocess_array(eeg, fs, names, cfg)
+                for w in caught:
+                    console.print(f"[yellow]warning:[/] {w.message}")
+                (out / "pipeline.json").write_text(
+                    json.dumps(
+                        {
+                            "config": cfg.to_dict(),
+                            "config_hash": cfg.config_hash(),
+                            "report": report,
+                        },
+                        indent=2,
+                        default=str,
+                    )
+                )
+            with (
+                console.status("computing features ..."),
+                warnings.catch_warnings(record=True) as caught,
+            ):
+                warnings.simplefilter("always")
+                table = feature_table(
+                    eeg,
+                    fs or 1.0,
+                    window,
+                    step,
+                    eeg_timestamps=data["eeg_ts"],
+                    ch_names=names or None,
+                    peripherals=data["peripherals"],
+                    eeg_feature=feature if eeg is not None else "none",
+                    bands=bands,
+                )
+            for w in caught:
+                console.print(f"[yellow]warning:[/] {w.message}")
+            table.to_csv(out / "features.csv")
+            written = [out / "features.csv"]
+            with console.status("drawing figures ..."):
+                if eeg is not None:
+                    plot_psd_groups(eeg, fs, names, out / "psd.png")
+                    written.append(out / "psd.png")
+                    band_list = resolve_bands(bands, fs)
+                    win = min(eeg.shape[1], int(fs * 60))
+                    bp = band_power(eeg[:, :win], fs, band_list)
+                    try:
+                        plot_band_topomaps(
+                            np.log10(bp),
+                            names,
+                            [b[0] for b in band_list],
+                            out / "topomap.png",
+                            unit="log10 µV²",
+                        )
+                        written.append(out / "topomap.png")
+                    except SignalInputError as err:
+                        console.print(f"[yellow]no topomap:[/] {err}")
+                if data["peripherals"]:
+                    sig = {k: (v[0], v[1]) for k, v in data["peripherals"].items()}
+                    plot_peripheral(sig, out / "peripheral.png")
+                    written.append(out / "peripheral.png")
+        except (FeaturesInputError, SignalInputError, ValueError, OSError) as err:
+            console.print(f"[red]error:[/] {err}")
+            raise typer.Exit(1) from None
+        typer.echo(f"{len(table)} windows x {table.shape[1] - 2} features")
+        for path in written:
+            typer.echo(f"wrote {path}")
