@@ -16,6 +16,7 @@ from physioaffect.cli import datasets
 from physioaffect.cli import face
 from physioaffect.cli import recording
 from physioaffect.cli import models
+from physioaffect.cli import features
 
 app = typer.Typer(
     name="physioaffect",
@@ -47,6 +48,7 @@ datasets.register(app)
 face.register(app)
 recording.register(app)
 models.register(app)
+features.register(app)
 
 
 #: Errors meant for the operator: printed as one line, no traceback. Anything else
