@@ -47,13 +47,15 @@ class StreamStatus:
 class _SourceThread(threading.Thread):
     """Owns one source: start, read until told to stop, stop."""
 
-    def __init__(self, index: int, source: Source, out: queue.Queue, poll: float):
+    def __init__(self, index: int, source: Source, out: queue.Queue, poll: float, pace: float):
         super().__init__(name=f"source-{index}", daemon=True)
         self.index = index
         self.source = source
         self.out = out
         self.poll = poll
+        self.pace = pace
         self.halt = threading.Event()
+        self.final_read = False
         self.started_ok = threading.Event()
         self.error: BaseException | None = None
 
@@ -68,6 +70,7 @@ class _SourceThread(threading.Thread):
         failures = 0
         try:
             while not self.halt.is_set():
+                t_read = time.monotonic()
                 try:
                     chunks = self.source.read(self.poll)
                     failures = 0
@@ -78,6 +81,18 @@ class _SourceThread(threading.Thread):
                     continue
                 if chunks:
                     self.out.put(("chunks", self.index, chunks))
+                # Read at most every `pace` s: the device/inlet buffers in between, and
+                # reading in bigger chunks costs far less CPU than chasing every 10 ms chunk.
+                rest = self.pace - (time.monotonic() - t_read)
+                if rest > 0:
+                    self.halt.wait(rest)
+            if self.final_read:  # what the source buffered since the last read
+                try:
+                    chunks = self.source.read(0.0)
+                    if chunks:
+                        self.out.put(("chunks", self.index, chunks))
+                except Exception as err:
+                    self.out.put(("error", self.index, f"final read: {err}"))
         finally:
             try:
                 self.source.stop()
@@ -94,14 +109,18 @@ class Recorder:
         Not yet started; the recorder starts and stops them.
     poll : float
         Longest wait (s) of one ``read`` of a source.
+    pace : float
+        Shortest interval (s) between two reads of a source (sources buffer meanwhile;
+        LSL inlets hold minutes, BrainFlow boards a minute).
 
     Use :meth:`open` (starts the sources), optionally :meth:`wait_for_types`, then
     :meth:`record` with a writer; :meth:`close` stops everything.
     """
 
-    def __init__(self, sources: Sequence[Source], poll: float = 0.05):
+    def __init__(self, sources: Sequence[Source], poll: float = 0.05, pace: float = 0.25):
         self.sources = list(sources)
         self.poll = poll
+        self.pace = pace
         self._queue: queue.Queue = queue.Queue()
         self._threads: list[_SourceThread] = []
         self.writer: SessionWriter | None = None
@@ -110,13 +129,13 @@ class Recorder:
         self._connection: dict[str, bool] = {}
         self.errors: list[str] = []
         self.start_time: float | None = None
-        self._markers_added = False
+        self._stop_time: float | None = None
 
     # -- lifecycle --------------------------------------------------------------
     def open(self, timeout: float = 30.0) -> None:
         """Start every source (each on its own thread); raise if one cannot start."""
         for i, src in enumerate(self.sources):
-            th = _SourceThread(i, src, self._queue, self.poll)
+            th = _SourceThread(i, src, self._queue, self.poll, self.pace)
             self._threads.append(th)
             th.start()
         for th in self._threads:
@@ -156,9 +175,10 @@ class Recorder:
         """Ask :meth:`record` to finish (thread-safe)."""
         self._stop.set()
 
-    def close(self) -> None:
-        """Stop all source threads (and with them the sources)."""
+    def close(self, final_read: bool = False) -> None:
+        """Stop all source threads (and with them the sources), optionally after one last read."""
         for th in self._threads:
+            th.final_read = final_read
             th.halt.set()
         for th in self._threads:
             th.join(timeout=5.0)
@@ -186,6 +206,7 @@ class Recorder:
         if kind == "chunks":
             index, chunks = item[1], item[2]
             for chunk in chunks:
+                chunk = self._trim(chunk)
                 if chunk.stream not in self.writer.streams:
                     info = _find(self.sources[index], chunk.stream)
                     if info is None:
@@ -199,6 +220,25 @@ class Recorder:
             text = f"{self.sources[item[1]].description}: {item[2]}"
             self.errors.append(text)
             self.writer.add_event("source-error", text)
+
+    def _trim(self, chunk: Chunk) -> Chunk:
+        """Keep the samples inside the recording window [start, stop] on the LSL clock.
+
+        Only for chunks stamped on the live clock (a simulator running faster than real
+        time, or a stream with a foreign clock, is never trimmed).
+        """
+        lo, hi = self.start_time, self._stop_time
+        if lo is None or len(chunk) == 0:
+            return chunk
+        ts = chunk.timestamps
+        if abs(float(ts[-1]) - local_clock()) > 10.0:
+            return chunk
+        keep = ts >= lo
+        if hi is not None:
+            keep &= ts <= hi
+        if keep.all():
+            return chunk
+        return Chunk(chunk.stream, ts[keep], chunk.samples[keep], dropped=chunk.dropped)
 
     def _poll_connections(self) -> None:
         assert self.writer is not None
@@ -241,16 +281,21 @@ class Recorder:
         for item in held:
             self._queue.put(item)
         self.start_time = local_clock()
+        self._stop_time = None
         writer.add_stream(RECORDER_MARKERS, {"source": "physioaffect recorder"})
         self._poll_connections()
         t_end = None if duration is None else time.monotonic() + duration
+        grace = 0.15  # s after the end for samples still in flight
         next_status = time.monotonic()
         next_poll = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
             if t_end is not None and now >= t_end:
-                break
-            wait = 0.1 if t_end is None else max(0.0, min(0.1, t_end - now))
+                if self._stop_time is None:  # the window closes now; keep reading briefly
+                    self._stop_time = local_clock()
+                if now >= t_end + grace:
+                    break
+            wait = 0.1 if t_end is None else max(0.0, min(0.1, t_end + grace - now))
             try:
                 item = self._queue.get(timeout=wait)
             except queue.Empty:
@@ -269,13 +314,18 @@ class Recorder:
             if on_status is not None and now >= next_status:
                 on_status(self)
                 next_status = now + status_interval
-        # what the sources delivered up to now still goes in
-        self.close()
+        # what the sources delivered (and still buffer) up to now goes in
+        self.close(final_read=True)
         while True:
             try:
                 self._handle(self._queue.get_nowait())
             except queue.Empty:
                 break
+        writer.final_extra.update({
+            "recording_start_lsl": self.start_time,
+            "recording_stop_lsl": self._stop_time if self._stop_time is not None
+            else local_clock(),
+        })
 
     def status(self) -> list[StreamStatus]:
         """Rows for the live status line."""

@@ -342,6 +342,8 @@ class SessionWriter:
         self.detect_gaps = journal  # a replay gets its gaps from GAP records
         self.closed = False
         self.failed: Exception | None = None
+        #: More root attributes written when the file is finalised (e.g. by the recorder).
+        self.final_extra: dict[str, Any] = {}
         if self._journal is not None:
             self._journal.sync()
 
@@ -541,6 +543,7 @@ class SessionWriter:
         if self.closed:
             return
         final = dict(final_attrs) if final_attrs is not None else self.summary_attrs()
+        final = {**self.final_extra, **final}
         if self._journal is not None:
             self._journal.append_json(jr.END, final)
             self._journal.sync()
