@@ -206,6 +206,10 @@ def test_cli_bad_input_one_line_errors(tmp_path):
           "--out", str(good)), "already exists"),
         (("record", "--source", "sim", "--subject", "01", "--session", "1", "--task", "t",
           "--out", str(tmp_path / "missing")), "does not exist"),
+        (("record", "--source", "sim", "--source", "sim", "--subject", "01", "--session", "1",
+          "--task", "t", "--out", str(tmp_path), "--mark-port", "0"), "comes from both"),
+        (("record", "--source", "nosuch", "--subject", "01", "--session", "1", "--task", "t",
+          "--out", str(tmp_path)), "unknown source kind"),
     ]
     for args, expected in cases:
         r = _cli(*args)

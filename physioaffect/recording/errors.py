@@ -17,3 +17,7 @@ class DiskFullError(RecordingError):
 
 class InvalidIdError(RecordingError, ValueError):
     """A subject/session/task/run identifier cannot be used in a BIDS-like file name."""
+
+
+class StreamMismatchError(SessionFileError):
+    """A chunk does not fit its stream (undeclared stream, wrong channel count)."""

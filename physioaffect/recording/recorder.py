@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from physioaffect.recording.errors import RecordingError
+from physioaffect.recording.errors import RecordingError, StreamMismatchError
 from physioaffect.recording.writer import SessionWriter
 from physioaffect.sources.base import Source
 from physioaffect.streams import IRREGULAR_RATE, Chunk, StreamInfo, local_clock
@@ -143,6 +143,15 @@ class Recorder:
                 raise RecordingError(f"source {th.source.description!r} did not start in {timeout} s")
             if th.error is not None:
                 raise RecordingError(f"cannot start source {th.source.description!r}: {th.error}")
+        seen: dict[str, str] = {}
+        for src in self.sources:
+            for info in list(src.streams):
+                if info.name in seen or info.name == RECORDER_MARKERS.name:
+                    raise RecordingError(
+                        f"stream name {info.name!r} comes from both {seen.get(info.name, 'the recorder')}"
+                        f" and {src.description}; give one a prefix (e.g. sim?prefix=simB)"
+                    )
+                seen[info.name] = src.description
 
     def streams(self) -> list[StreamInfo]:
         """Streams the sources have now."""
@@ -156,7 +165,7 @@ class Recorder:
             have = {s.type.lower() for s in self.streams()}
             if wanted <= have:
                 return
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._stop.is_set():
                 missing = ", ".join(sorted(wanted - have))
                 seen = ", ".join(f"{s.name} ({s.type})" for s in self.streams()) or "none"
                 raise RecordingError(
@@ -206,6 +215,10 @@ class Recorder:
         if kind == "chunks":
             index, chunks = item[1], item[2]
             for chunk in chunks:
+                if self._stream_source.get(chunk.stream, index) != index:
+                    self.errors.append(f"stream {chunk.stream!r} also comes from "
+                                       f"{self.sources[index].description}; ignored there")
+                    continue
                 chunk = self._trim(chunk)
                 if chunk.stream not in self.writer.streams:
                     info = _find(self.sources[index], chunk.stream)
@@ -213,7 +226,11 @@ class Recorder:
                         self.errors.append(f"chunk of unknown stream {chunk.stream!r} ignored")
                         continue
                     self._declare(info, index)
-                self.writer.append(chunk)
+                try:
+                    self.writer.append(chunk)
+                except StreamMismatchError as err:  # e.g. a device back with other channels
+                    self.errors.append(str(err))
+                    self.writer.add_event("chunk-refused", str(err), chunk.stream)
         elif kind == "marker":
             self.writer.append(item[2])
         elif kind == "error":

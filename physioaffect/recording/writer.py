@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from physioaffect.recording import journal as jr
-from physioaffect.recording.errors import DiskFullError, SessionFileError
+from physioaffect.recording.errors import DiskFullError, SessionFileError, StreamMismatchError
 from physioaffect.recording.naming import check_label, check_run, journal_path
 from physioaffect.streams import Chunk, StreamInfo, local_clock, unix_to_lsl_offset
 
@@ -372,13 +372,13 @@ class SessionWriter:
         try:
             st = self.streams[chunk.stream]
         except KeyError:
-            raise SessionFileError(
+            raise StreamMismatchError(
                 f"chunk for undeclared stream {chunk.stream!r} in {str(self.path)!r}"
             ) from None
         info = st.info
         samples = chunk.samples
         if samples.shape[1] != info.n_channels:
-            raise SessionFileError(
+            raise StreamMismatchError(
                 f"stream {info.name!r}: chunk has {samples.shape[1]} channels, "
                 f"expected {info.n_channels}"
             )
