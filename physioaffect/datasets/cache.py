@@ -44,7 +44,7 @@ def cache_path(reader: DatasetReader, cfg: WindowConfig, cache_dir: str | Path) 
 
 def prepare(reader: DatasetReader, cfg: WindowConfig, cache_dir: str | Path,
             subjects: Sequence[str] | None = None, progress: bool = True,
-            on_subject: Callable[[str, bool], None] | None = None) -> Path:
+            on_subject: Callable[[str, bool], None] | None = None, n_jobs: int = 1) -> Path:
     """Prepare (or reuse) the cached windows of every subject; returns the HDF5 path.
 
     Parameters
@@ -60,6 +60,8 @@ def prepare(reader: DatasetReader, cfg: WindowConfig, cache_dir: str | Path,
         Show a progress bar (tqdm) on stderr.
     on_subject : callable(subject, reused), optional
         Called after each subject (used by tests and the CLI report).
+    n_jobs : int
+        Threads for filtering inside one subject (results do not depend on it).
     """
     path = cache_path(reader, cfg, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,7 @@ def prepare(reader: DatasetReader, cfg: WindowConfig, cache_dir: str | Path,
                 continue
             if s in grp:  # left incomplete by an interrupted run
                 del grp[s]
-            ws = subject_windows(reader.read_subject(s), cfg)
+            ws = subject_windows(reader.read_subject(s), cfg, n_jobs)
             _write_subject(grp, s, ws)
             if "ch_names" not in h5.attrs:
                 h5.attrs["ch_names"] = json.dumps(ws.ch_names)
@@ -98,8 +100,9 @@ def prepare(reader: DatasetReader, cfg: WindowConfig, cache_dir: str | Path,
 
 def _write_subject(grp: h5py.Group, s: str, ws: WindowSet) -> None:
     g = grp.create_group(s)
-    # Chunks of one window each: the torch Dataset reads single windows cheaply.
-    chunk = (1, *ws.X.shape[1:])
+    # Chunks of about 64 KiB: one read for a single window stays small, writing stays fast.
+    per_window = max(int(np.prod(ws.X.shape[1:])) * ws.X.dtype.itemsize, 1)
+    chunk = (int(min(max(65536 // per_window, 1), max(len(ws.X), 1))), *ws.X.shape[1:])
     g.create_dataset("X", data=ws.X, chunks=chunk if len(ws.X) else None)
     if ws.X_baseline is not None:
         g.create_dataset("X_baseline", data=ws.X_baseline, chunks=chunk if len(ws.X) else None)

@@ -100,7 +100,9 @@ class DEAPReader(DatasetReader):
 
     def _load(self, subject: str) -> tuple[np.ndarray, np.ndarray]:
         p = self.path(subject)
-        obj = safe_load(p)
+        obj = safe_load(p, encoding="bytes")
+        if isinstance(obj, dict):  # Python 2 str keys arrive as bytes with encoding="bytes"
+            obj = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
         if not isinstance(obj, dict) or "data" not in obj or "labels" not in obj:
             keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
             raise DatasetError(f"{p}: expected a dict with 'data' and 'labels', found {keys}")

@@ -157,14 +157,14 @@ def _baseline_segment(trial: Trial, win: int) -> np.ndarray | None:
     return b[:, : n_chunks * win].reshape(b.shape[0], n_chunks, win).mean(axis=1)
 
 
-def _features(x: np.ndarray, sfreq: float, cfg: WindowConfig) -> np.ndarray:
+def _features(x: np.ndarray, sfreq: float, cfg: WindowConfig, n_jobs: int = 1) -> np.ndarray:
     if cfg.features == "raw":
         return x.astype(np.float32)
     if cfg.features == "de":
         # TorchEEG computes DE on every window however it looks: keep its values in compat mode.
         clip = None if cfg.de_mode == "torcheeg" else 0.05
         return differential_entropy(x, sfreq, bands=cfg.bands, mode=cfg.de_mode,
-                                    clip_fraction=clip)
+                                    clip_fraction=clip, n_jobs=n_jobs)
     return band_power(x, sfreq, bands=cfg.bands, relative=cfg.relative_power)
 
 
@@ -174,8 +174,10 @@ def feature_names(cfg: WindowConfig, sfreq: float) -> list[str]:
     return [b[0] for b in resolve_bands(cfg.bands, sfreq)]
 
 
-def subject_windows(rec: SubjectRecording, cfg: WindowConfig) -> WindowSet:
+def subject_windows(rec: SubjectRecording, cfg: WindowConfig, n_jobs: int = 1) -> WindowSet:
     """Windows of every trial of one subject, features computed in one vectorised call.
+
+    ``n_jobs`` threads filter in parallel (values do not depend on it).
 
     Raises
     ------
@@ -189,6 +191,7 @@ def subject_windows(rec: SubjectRecording, cfg: WindowConfig) -> WindowSet:
     win = int(round(cfg.window_s * sfreq))
     step = int(round((cfg.window_s if cfg.step_s is None else cfg.step_s) * sfreq))
     segs, bases, rows = [], [], []
+    rating_keys = _rating_keys(rec)
     for tr in rec.trials:
         if tr.sfreq != sfreq or tr.ch_names != ch_names:
             raise DatasetError(f"{rec.dataset} subject {rec.subject} trial {tr.trial}: channels or "
@@ -204,23 +207,23 @@ def subject_windows(rec: SubjectRecording, cfg: WindowConfig) -> WindowSet:
                 raise DatasetError(f"{rec.dataset} subject {rec.subject} trial {tr.trial}: baseline "
                                    f"'{cfg.baseline}' requested but the dataset has no baseline")
             bases.append(b)
+        ratings = [tr.ratings.get(k, np.nan) for k in rating_keys]
         for s in starts:
-            rows.append((tr.subject, tr.session, tr.trial, tr.stimulus, s / sfreq,
-                         *[tr.ratings.get(k, np.nan) for k in _rating_keys(rec)]))
+            rows.append((tr.subject, tr.session, tr.trial, tr.stimulus, s / sfreq, *ratings))
     if not segs:
         raise DatasetError(f"{rec.dataset} subject {rec.subject}: every trial is shorter than one "
                            f"{cfg.window_s:g} s window")
-    X = _features(np.concatenate(segs), sfreq, cfg)
+    X = _features(np.concatenate(segs), sfreq, cfg, n_jobs)
     counts = [len(s) for s in segs]
     X_base = None
     if bases:
-        fb = _features(np.stack(bases), sfreq, cfg)
+        fb = _features(np.stack(bases), sfreq, cfg, n_jobs)
         X_base = np.repeat(fb, counts, axis=0)
         if cfg.baseline == "subtract":
             X = X - X_base
             X_base = None
     meta = pd.DataFrame(rows, columns=["subject", "session", "trial", "stimulus", "onset_s",
-                                       *_rating_keys(rec)])
+                                       *rating_keys])
     return WindowSet(X, meta, list(ch_names), float(sfreq), feature_names(cfg, sfreq), X_base)
 
 
