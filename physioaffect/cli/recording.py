@@ -33,18 +33,22 @@ def _status_table(rec, writer, final: bool = False):
 
     title = (f"{'recorded' if final else 'recording'} {writer.path.name}  "
              f"{rec.elapsed:7.1f} s  {_human_bytes(writer.file_size)}")
-    table = Table(title=title, title_justify="left", expand=False)
-    for col in ("stream", "type", "samples", "rate Hz", "nominal", "dropped", "gaps", "state",
-                "last marker"):
-        table.add_column(col, justify="right" if col in ("samples", "rate Hz", "nominal",
-                                                          "dropped", "gaps") else "left")
+    from rich import box
+
+    table = Table(title=title, title_justify="left", expand=False, box=box.SIMPLE_HEAD,
+                  padding=(0, 1))
+    table.add_column("stream", no_wrap=True, overflow="ellipsis", ratio=3)
+    table.add_column("type", no_wrap=True, min_width=4, max_width=7)
+    for col, width in (("samples", 8), ("Hz", 6), ("nominal", 7), ("dropped", 7), ("gaps", 4)):
+        table.add_column(col, justify="right", no_wrap=True, min_width=width)
+    table.add_column("state", no_wrap=True, min_width=4)
+    table.add_column("last marker", overflow="ellipsis", no_wrap=True, ratio=2)
     for row in rec.status():
         table.add_row(row.name, row.type, str(row.samples),
                       f"{row.rate:.1f}" if row.nominal else "-",
                       f"{row.nominal:g}" if row.nominal else "irreg.",
                       str(row.dropped), str(row.gaps),
-                      "ok" if row.connected else "[red]LOST[/red]",
-                      (row.last_marker[:40] + "…") if len(row.last_marker) > 40 else row.last_marker)
+                      "ok" if row.connected else "[red]LOST[/red]", row.last_marker)
     return table
 
 

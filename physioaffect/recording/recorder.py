@@ -348,12 +348,11 @@ class Recorder:
         """Rows for the live status line."""
         if self.writer is None:
             return []
-        now = time.monotonic()
         rows = []
         for st in self.writer.streams.values():
             rows.append(StreamStatus(
                 name=st.info.name, type=st.info.type, samples=st.n_samples,
-                rate=st.recent_rate(now), nominal=st.info.nominal_srate, dropped=st.dropped,
+                rate=st.measured_srate, nominal=st.info.nominal_srate, dropped=st.dropped,
                 gaps=st.n_gaps, connected=self._connection.get(st.info.name, True),
                 last_marker=st.last_marker,
             ))

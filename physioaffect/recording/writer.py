@@ -16,9 +16,8 @@ import socket
 import sys
 import time
 import urllib.parse
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +101,6 @@ class StreamStats:
     _seg_n: int = 0
     _intervals: int = 0
     _span: float = 0.0
-    _recent: deque = field(default_factory=lambda: deque(maxlen=64))
 
     def _close_segment(self) -> None:
         if self._seg_first is not None and self._seg_n > 1 and self.last_ts is not None:
@@ -120,16 +118,6 @@ class StreamStats:
             intervals += self._seg_n - 1
             span += self.last_ts - self._seg_first
         return intervals / span if span > 0 else 0.0
-
-    def recent_rate(self, now: float, window: float = 5.0) -> float:
-        """Samples per second over the last ``window`` seconds of arrivals (status line)."""
-        while self._recent and now - self._recent[0][0] > window:
-            self._recent.popleft()
-        if len(self._recent) < 2 or now - self._recent[0][0] < 0.5:
-            return 0.0
-        t0 = self._recent[0][0]
-        n = sum(c for _, c in list(self._recent)[1:])
-        return n / (now - t0)
 
 
 class _H5Store:
@@ -413,7 +401,6 @@ class SessionWriter:
         st._seg_n += n
         st.n_samples += n
         st.last_ts = float(ts[-1])
-        st._recent.append((time.monotonic(), n))
         if st.info.channel_format == "string":
             st.last_marker = str(samples[-1, 0])
 
