@@ -1,0 +1,349 @@
+"""The online decoder: a sliding window over the live EEG, the training preprocessing applied
+causally, model inference, smoothing, and a ``Prediction`` LSL stream.
+
+Timing
+------
+Every incoming chunk is filtered as it arrives (:class:`~physioaffect.preprocessing.StreamingPipeline`
+keeps the filter state, so the live signal is exactly what the causal offline pipeline gives).
+A prediction is due every ``sfreq / rate`` samples of *data*; it is computed from the window
+that ends at that sample, stamped with that sample's timestamp (the window's end time on the
+LSL clock), and published at once. If a chunk holds several due points (after a stall), only
+the newest is decoded so the decoder never falls behind real time.
+
+Dropouts
+--------
+When the EEG stops arriving for ``stale_s`` seconds, or comes back after a gap in its
+timestamps, or the ring buffer reports samples that were overwritten before the decoder read
+them, the decoder publishes a ``paused`` status and no predictions: after a gap the filter and
+the window restart, and predictions resume only when a full window (plus the filter's settling
+time) of new data is in. Nothing is interpolated or repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from physioaffect.preprocessing import PipelineConfig, StreamingPipeline
+from physioaffect.realtime.checkpoint import DecoderBundle, StreamMatch, match_streams
+from physioaffect.streams import IRREGULAR_RATE, StreamHub, StreamInfo, local_clock
+
+__all__ = [
+    "OnlineDecoder",
+    "Prediction",
+    "Smoother",
+    "StatusEvent",
+    "prediction_info",
+    "status_info",
+]
+
+#: Stream type of the decoder's output.
+PREDICTION_TYPE = "Prediction"
+
+
+@dataclass
+class Prediction:
+    """One published prediction.
+
+    Attributes
+    ----------
+    time : float
+        Timestamp (LSL s) of the window's last sample.
+    values : ndarray, shape (n_outputs,)
+        Class probabilities or continuous ratings, after smoothing.
+    raw : ndarray, shape (n_outputs,)
+        Before smoothing.
+    arrived : float
+        ``local_clock()`` when the window's last sample was read from the hub.
+    published : float
+        ``local_clock()`` right after the prediction was handed to the outlet.
+    """
+
+    time: float
+    values: np.ndarray
+    raw: np.ndarray
+    arrived: float
+    published: float = 0.0
+
+    @property
+    def latency(self) -> float:
+        """Seconds from the last sample arriving to publication."""
+        return self.published - self.arrived
+
+
+@dataclass
+class StatusEvent:
+    """A change of the decoder's state (``running`` or ``paused``) and why."""
+
+    time: float
+    state: str
+    reason: str
+
+    def to_json(self) -> str:
+        return json.dumps({"event": "decoder_status", "state": self.state, "reason": self.reason},
+                          separators=(",", ":"))
+
+
+def prediction_info(bundle: DecoderBundle, rate: float, name: str = "physioaffect-prediction",
+                    source: str = "") -> StreamInfo:
+    """The ``Prediction`` stream: one channel per output, nominal rate = update rate."""
+    unit = "probability" if bundle.task == "classification" else "rating 1-9"
+    return StreamInfo.from_labels(
+        name, PREDICTION_TYPE, bundle.output_labels(), float(rate), unit,
+        channel_types=PREDICTION_TYPE, source_id=f"{name}-{bundle.target}",
+        device={"manufacturer": "physioaffect", "model": "online decoder",
+                "checkpoint": bundle.path, "target": bundle.target, "task": bundle.task,
+                "window_s": f"{bundle.window_s:g}", "input": source},
+    )
+
+
+def status_info(name: str = "physioaffect-prediction") -> StreamInfo:
+    """The decoder's status stream (``Markers``, JSON strings with ``event: decoder_status``)."""
+    return StreamInfo.from_labels(f"{name}-status", "Markers", ["status"], IRREGULAR_RATE, "",
+                                  channel_format="string", source_id=f"{name}-status")
+
+
+class Smoother:
+    """Exponential moving average with a time constant in seconds (0 = no smoothing).
+
+    Parameters
+    ----------
+    tau : float
+        Time constant, s.
+    """
+
+    def __init__(self, tau: float):
+        if tau < 0:
+            raise ValueError(f"smoothing time constant must be >= 0 s, got {tau}")
+        self.tau = float(tau)
+        self.reset()
+
+    def reset(self) -> None:
+        self._value: np.ndarray | None = None
+        self._t: float | None = None
+
+    def __call__(self, t: float, x: np.ndarray) -> np.ndarray:
+        if self.tau == 0 or self._value is None or self._t is None:
+            self._value, self._t = np.array(x, dtype=np.float64), t
+            return self._value.copy()
+        a = 1.0 - np.exp(-max(t - self._t, 0.0) / self.tau)
+        self._value = self._value + a * (np.asarray(x, dtype=np.float64) - self._value)
+        self._t = t
+        return self._value.copy()
+
+
+def _live_pipeline(config: PipelineConfig) -> PipelineConfig:
+    """The causal equivalent of a training pipeline (live decoding cannot look ahead)."""
+    if config.phase == "causal":
+        return config
+    data = config.to_dict()
+    data["phase"] = "causal"
+    return PipelineConfig.from_dict(data)
+
+
+class OnlineDecoder:
+    """Decodes one EEG stream of a :class:`StreamHub` with a :class:`DecoderBundle`.
+
+    Parameters
+    ----------
+    hub : StreamHub
+        Filled by a :class:`~physioaffect.sources.SourcePump`.
+    bundle : DecoderBundle
+    rate : float
+        Predictions per second of data.
+    smooth : float
+        Smoothing time constant, s (0: none).
+    stale_s : float
+        Seconds without new EEG after which the decoder reports ``paused``.
+    warmup_s : float
+        Filter settling time, s, added to the first window after a start or a gap.
+    on_prediction, on_status : callable
+        Called (on the decoder's thread) with each :class:`Prediction` / :class:`StatusEvent`.
+    match : StreamMatch, optional
+        Precomputed stream mapping (else :func:`match_streams` on the hub's streams).
+    """
+
+    def __init__(
+        self, hub: StreamHub, bundle: DecoderBundle, rate: float = 4.0, smooth: float = 0.0,
+        stale_s: float = 0.5, warmup_s: float = 1.0,
+        on_prediction: Callable[[Prediction], None] | None = None,
+        on_status: Callable[[StatusEvent], None] | None = None,
+        match: StreamMatch | None = None,
+    ):
+        if not rate > 0:
+            raise ValueError(f"decoding rate must be > 0 Hz, got {rate}")
+        self.hub = hub
+        self.bundle = bundle
+        self.match = match or match_streams(bundle, list(hub.infos.values()))
+        if self.match.eeg is None:
+            raise ValueError(f"{bundle.path}: the live decoder needs an EEG branch")
+        self.eeg = self.match.eeg
+        self.fs = float(self.eeg.nominal_srate)
+        self.rate = float(rate)
+        self.smoother = Smoother(smooth)
+        self.stale_s = float(stale_s)
+        self.on_prediction = on_prediction
+        self.on_status = on_status
+        self.picks = np.asarray(self.match.picks, dtype=int)
+        self.pipeline_config = _live_pipeline(bundle.pipeline)
+        ch = [self.eeg.labels[i] for i in self.picks]
+        self._pipeline = StreamingPipeline(self.pipeline_config, self.fs, ch)
+        self.n_window = int(round(bundle.window_s * self.fs))  # at the source rate
+        self.hop = self.fs / self.rate
+        self.warmup_n = int(round(warmup_s * self.fs))
+        self._cap = self.n_window + int(np.ceil(self.hop)) + 2
+        self._buf = np.zeros((self._cap, len(self.picks)), dtype=np.float32)
+        self._bts = np.zeros(self._cap, dtype=np.float64)
+        self._reader = hub.reader(self.eeg.name)
+        self._resample = None
+        if bundle.pipeline.resample_sfreq and bundle.pipeline.resample_sfreq != self.fs:
+            from fractions import Fraction
+
+            fr = Fraction(bundle.pipeline.resample_sfreq / self.fs).limit_denominator(1000)
+            self._resample = (fr.numerator, fr.denominator)
+        self.model = bundle.model
+        self.state = "starting"
+        self.reason = ""
+        self.predictions = 0
+        self.latencies: list[float] = []
+        self._last_data_wall = time.monotonic()
+        self._last_ts: float | None = None
+        self._reset("start")
+
+    # -- state ---------------------------------------------------------------------------
+    def _reset(self, why: str) -> None:
+        self._pipeline.filter.reset()
+        self._count = 0  # samples in the buffer since the last reset
+        self._next_at = float(self.n_window + self.warmup_n)
+        self.smoother.reset()
+        self._last_ts = None
+
+    def _set_state(self, state: str, reason: str) -> None:
+        if state == self.state and reason == self.reason:
+            return
+        self.state, self.reason = state, reason
+        if self.on_status is not None:
+            self.on_status(StatusEvent(local_clock(), state, reason))
+
+    # -- work ------------------------------------------------------------------------------
+    def step(self) -> list[Prediction]:
+        """Read what is new in the hub, filter it, and decode every due window (the newest).
+
+        Returns the predictions made (already passed to ``on_prediction``).
+        """
+        res = self._reader.read()
+        now_wall = time.monotonic()
+        if len(res) == 0:
+            if now_wall - self._last_data_wall > self.stale_s and self.state != "paused-stale":
+                self._set_state("paused", f"no data from {self.eeg.name} for "
+                                          f"{now_wall - self._last_data_wall:.1f} s")
+                self.state = "paused-stale"
+                self._reset("stale")
+            return []
+        arrived = local_clock()
+        self._last_data_wall = now_wall
+        ts, x = res.timestamps, res.samples[:, self.picks]
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.all():  # NaN/inf from a device: a gap, never fed to the filter
+            keep = np.flatnonzero(finite)
+            ts, x = ts[keep], x[keep]
+            self._set_state("paused", f"{self.eeg.name} delivered non-finite samples")
+            self._reset("nan")
+            if len(ts) == 0:
+                return []
+        if res.missed:
+            self._set_state("paused", f"decoder missed {res.missed} samples of {self.eeg.name}")
+            self._reset("missed")
+        elif self._last_ts is not None and ts[0] - self._last_ts > 2.5 / self.fs:
+            gap = ts[0] - self._last_ts
+            self._set_state("paused", f"gap of {gap:.2f} s in {self.eeg.name}; waiting for a "
+                                      f"full window")
+            self._reset("gap")
+        elif self.state == "paused-stale":
+            self._set_state("paused", f"{self.eeg.name} is back; waiting for a full window")
+        self._last_ts = float(ts[-1])
+        y = self._pipeline.process(x).astype(np.float32)
+        n = len(ts)
+        before = self._count
+        self._push(ts, y)
+        self._count += n
+        if self._count < self._next_at:
+            return []
+        # the newest due point inside this chunk
+        k = int(np.floor((self._count - self._next_at) / self.hop))
+        due = self._next_at + k * self.hop
+        end = int(round(due))
+        end = min(max(end, before + 1), self._count)
+        self._next_at = due + self.hop
+        offset = self._count - end  # samples after the window's end in the buffer
+        pred = self._decode(offset, arrived)
+        if self.state != "running":
+            self._set_state("running", "decoding")
+        return [pred]
+
+    def _push(self, ts: np.ndarray, y: np.ndarray) -> None:
+        n = len(ts)
+        if n >= self._cap:
+            self._buf[:] = y[-self._cap:]
+            self._bts[:] = ts[-self._cap:]
+            return
+        self._buf[:-n] = self._buf[n:]
+        self._buf[-n:] = y
+        self._bts[:-n] = self._bts[n:]
+        self._bts[-n:] = ts
+
+    def window(self, offset: int = 0) -> tuple[np.ndarray, float]:
+        """The current model input ``(n_chans, n_times)`` ending ``offset`` samples back, and
+        the timestamp of its last sample."""
+        stop = self._cap - offset
+        x = self._buf[stop - self.n_window: stop].T
+        t_end = float(self._bts[stop - 1])
+        if self._resample is not None:
+            from scipy.signal import resample_poly
+
+            x = resample_poly(x, self._resample[0], self._resample[1], axis=1)
+        x = x[:, -self.bundle.n_times:] if x.shape[1] >= self.bundle.n_times else np.pad(
+            x, ((0, 0), (self.bundle.n_times - x.shape[1], 0)), mode="edge")
+        if self.bundle.window_norm == "zscore":
+            x = (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-6)
+        return np.ascontiguousarray(x, dtype=np.float32), t_end
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Model output for one window ``(n_chans, n_times)``: probabilities or ratings."""
+        xt = torch.from_numpy(x)[None]
+        with torch.inference_mode():
+            if self.bundle.is_fusion:
+                # only the EEG branch is fed live; absent modalities are masked, not zero-filled
+                out = self.model(eeg=xt)
+            else:
+                out = self.model(xt)
+        out = out.reshape(1, -1)
+        if self.bundle.task == "classification":
+            out = torch.softmax(out, dim=1)
+        return out[0].double().numpy()
+
+    def _decode(self, offset: int, arrived: float) -> Prediction:
+        x, t_end = self.window(offset)
+        raw = self.infer(x)
+        values = self.smoother(t_end, raw)
+        pred = Prediction(t_end, values, raw, arrived)
+        if self.on_prediction is not None:
+            self.on_prediction(pred)
+        pred.published = local_clock()
+        self.latencies.append(pred.latency)
+        self.predictions += 1
+        return pred
+
+    def run(self, stop: threading.Event, poll: float = 0.001,
+            duration: float | None = None) -> None:
+        """Call :meth:`step` until ``stop`` is set or ``duration`` s have passed."""
+        t_end = None if duration is None else time.monotonic() + duration
+        while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
+            if not self.step():
+                time.sleep(poll)

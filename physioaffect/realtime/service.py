@@ -1,0 +1,132 @@
+"""``physioaffect decode``: source -> hub -> :class:`OnlineDecoder` -> LSL ``Prediction`` outlet."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from physioaffect.realtime.checkpoint import DecoderBundle, load_bundle, match_streams
+from physioaffect.realtime.decoder import (
+    OnlineDecoder,
+    Prediction,
+    StatusEvent,
+    prediction_info,
+    status_info,
+)
+from physioaffect.sinks.lsl import LSLOutlet
+from physioaffect.sources import SourcePump, open_source
+from physioaffect.streams import Chunk, local_clock
+
+__all__ = ["DecodeReport", "run_decoder"]
+
+
+@dataclass
+class DecodeReport:
+    """What a decoding run did."""
+
+    predictions: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    stream: str = ""
+
+    def latency_summary(self) -> dict[str, float]:
+        """Median, p95 and max latency in ms (NaN when nothing was decoded)."""
+        if not self.latencies_ms:
+            return {"median_ms": float("nan"), "p95_ms": float("nan"), "max_ms": float("nan")}
+        a = np.asarray(self.latencies_ms)
+        return {"median_ms": float(np.median(a)), "p95_ms": float(np.percentile(a, 95)),
+                "max_ms": float(a.max())}
+
+
+def run_decoder(
+    sources: Sequence[str], checkpoint: str | DecoderBundle, rate: float = 4.0,
+    smooth: float = 0.0, duration: float | None = None, name: str = "physioaffect-prediction",
+    stop: threading.Event | None = None, echo: Callable[[str], None] | None = None,
+    threads: int = 1,
+) -> DecodeReport:
+    """Decode live until ``duration`` s pass or ``stop`` is set; publish over LSL.
+
+    Parameters
+    ----------
+    sources : sequence of str
+        Source specs (``sim``, ``lsl:EEG``, ``brainflow:synthetic``...).
+    checkpoint : str or DecoderBundle
+        Path of a checkpoint (see :func:`load_bundle`) or a loaded bundle.
+    rate : float
+        Predictions per second.
+    smooth : float
+        Smoothing time constant, s.
+    duration : float, optional
+        Seconds to run (None: until ``stop``/Ctrl-C).
+    name : str
+        Name of the prediction stream (its status stream is ``<name>-status``).
+    threads : int
+        Torch intra-op threads (1 keeps latency steady on a shared 2-core machine).
+
+    Raises
+    ------
+    CheckpointMismatchError
+        The source's EEG channels or rate do not fit the checkpoint (before any decoding).
+    """
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    say = echo or (lambda _m: None)
+    bundle = checkpoint if isinstance(checkpoint, DecoderBundle) else load_bundle(checkpoint)
+    stop = stop or threading.Event()
+    report = DecodeReport(stream=name)
+    pump = SourcePump(open_source(list(sources)))
+    pump.start()
+    try:
+        match = match_streams(bundle, list(pump.hub.infos.values()))
+        info = prediction_info(bundle, rate, name, source=match.eeg.name if match.eeg else "")
+        outlet = LSLOutlet(info)
+        status_outlet = LSLOutlet(status_info(name))
+
+        def publish(p: Prediction) -> None:
+            outlet.push(Chunk(name, np.array([p.time]), p.values[None].astype(np.float32)))
+
+        def on_status(ev: StatusEvent) -> None:
+            status_outlet.push(Chunk(status_outlet.info.name, np.array([ev.time]),
+                                     np.array([[ev.to_json()]], dtype=object)))
+            report.status.append(f"{ev.state}: {ev.reason}")
+            say(f"decoder {ev.state}: {ev.reason}")
+
+        dec = OnlineDecoder(pump.hub, bundle, rate=rate, smooth=smooth, on_prediction=publish,
+                            on_status=on_status, match=match)
+        say(f"decoding {match.eeg.name} ({len(bundle.ch_names)} ch, {dec.fs:g} Hz, "
+            f"{bundle.window_s:g} s windows) -> LSL stream {name!r} (type Prediction, "
+            f"{', '.join(bundle.output_labels())}) at {rate:g} Hz")
+        # warm the model up so the first window is not slower than the rest
+        dec.infer(np.zeros((len(bundle.ch_names), bundle.n_times), dtype=np.float32))
+        t_end = None if duration is None else time.monotonic() + duration
+        next_report = time.monotonic() + 10.0
+        while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
+            if pump.error is not None:
+                raise pump.error
+            if not dec.step():
+                time.sleep(0.001)
+            if time.monotonic() >= next_report:
+                lat = np.asarray(dec.latencies[-100:]) * 1000
+                if lat.size:
+                    say(f"{dec.predictions} predictions, latency median {np.median(lat):.1f} ms,"
+                        f" p95 {np.percentile(lat, 95):.1f} ms, state {dec.state}")
+                next_report = time.monotonic() + 10.0
+        report.predictions = dec.predictions
+        report.latencies_ms = [1000 * v for v in dec.latencies]
+        on_status(StatusEvent(local_clock(), "stopped", "decoder stopped"))
+        time.sleep(0.2)  # let inlets fetch the last samples before the outlets go
+    finally:
+        pump.stop()
+    return report
+
+
+def summary_json(report: DecodeReport) -> str:
+    """One-line JSON summary of a run (printed by the CLI)."""
+    return json.dumps({"stream": report.stream, "predictions": report.predictions,
+                       **report.latency_summary()})

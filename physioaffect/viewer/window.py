@@ -1,0 +1,699 @@
+"""The viewer window (PySide6 + pyqtgraph).
+
+Left: scrolling EEG traces (decimated to pixels, :mod:`physioaffect.viewer.raster`) with
+per-channel scaling and a channel selection, then ECG (heart rate), EDA (tonic level and
+responses), PPG (pulse rate) and respiration (breathing rate), all on one time axis whose 0 is
+the newest EEG sample; markers are drawn as vertical lines on every trace.
+
+Right: stream status, the record button, the channel list and gain controls, band-power bars
+with frontal alpha asymmetry, and, when they are present, the neurofeedback panel (valence-
+arousal plane with the current state and its trail, target bars with thresholds) and the face
+panel.
+
+Keys 1-9 send markers: an LSL ``Markers`` outlet (``physioaffect-viewer-markers``) and the
+hub's own marker stream (so a recording started from the viewer holds them).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from physioaffect.sinks.lsl import LSLOutlet
+from physioaffect.streams import (
+    IRREGULAR_RATE,
+    Chunk,
+    RingReader,
+    StreamHub,
+    StreamInfo,
+    local_clock,
+)
+from physioaffect.viewer.feedback import FeedbackTarget, metric_values, va_from_prediction
+from physioaffect.viewer.hubrecord import HubRecorder
+from physioaffect.viewer.metrics import MetricsWorker
+from physioaffect.viewer.raster import RasterTraces, minmax_columns
+
+__all__ = ["VIEWER_MARKERS", "ViewerWindow", "default_marker_keys"]
+
+#: The stream the viewer's marker keys publish to (LSL) and write into the hub.
+VIEWER_MARKERS = StreamInfo.from_labels(
+    "physioaffect-viewer-markers", "Markers", ["marker"], IRREGULAR_RATE, "",
+    channel_format="string", source_id="physioaffect-viewer-markers",
+    device={"manufacturer": "physioaffect", "model": "viewer keyboard"},
+)
+
+_PERIPHERAL = (("ECG", "ECG", "mV"), ("GSR", "EDA", "\u00b5S"), ("PPG", "PPG", "a.u."),
+               ("RESP", "Respiration", "a.u."))
+_BG = "#101418"
+_PALETTE = np.array([0xFF8FB8FF, 0xFFA6E3A1, 0xFFF9E2AF, 0xFFF5C2E7], dtype=np.uint32)
+
+
+def default_marker_keys() -> dict[str, str]:
+    """Keys 1-9 send ``key-1`` .. ``key-9``."""
+    return {str(i): f"key-{i}" for i in range(1, 10)}
+
+
+def _marker_label(text: str) -> str:
+    try:
+        obj = json.loads(text)
+    except (ValueError, TypeError):
+        return text[:24]
+    if isinstance(obj, dict):
+        ev = str(obj.get("event", ""))
+        extra = ""
+        if "arousal" in obj and "valence" in obj:
+            extra = f" v{obj['valence']:.0f}/a{obj['arousal']:.0f}"
+        return (ev.replace("stimulus_", "") + extra)[:24]
+    return text[:24]
+
+
+class _MarkerLines:
+    """A pool of vertical lines on one plot (re-used every frame: no growth)."""
+
+    def __init__(self, plot: pg.PlotItem, labels: bool, size: int = 40):
+        self.lines = []
+        for _ in range(size):
+            line = pg.InfiniteLine(angle=90, movable=False,
+                                   pen=pg.mkPen((255, 170, 60, 200), width=1))
+            if labels:
+                line.label = pg.InfLineLabel(line, text="", position=0.97, rotateAxis=(1, 0),
+                                             anchor=(1, 1), color=(255, 190, 90))
+            line.setVisible(False)
+            plot.addItem(line, ignoreBounds=True)
+            self.lines.append(line)
+        self.labels = labels
+
+    def show(self, items: Sequence[tuple[float, str]]) -> None:
+        for i, line in enumerate(self.lines):
+            if i < len(items):
+                x, text = items[i]
+                line.setPos(x)
+                if self.labels and line.label.format != text:
+                    line.label.setFormat(text)
+                line.setVisible(True)
+            elif line.isVisible():
+                line.setVisible(False)
+
+
+class ViewerWindow(QtWidgets.QMainWindow):
+    """Live view of a :class:`StreamHub`.
+
+    Parameters
+    ----------
+    hub : StreamHub
+        Filled by a source pump (and optionally an :class:`~physioaffect.viewer.watch.LSLWatcher`).
+    window_s : float
+        Seconds of signal shown.
+    targets : sequence of FeedbackTarget
+        Neurofeedback goals (shown when their metric is available).
+    marker_keys : mapping
+        Key text -> marker text (default :func:`default_marker_keys`).
+    record_dir : path
+        Where the record button writes session files.
+    lsl_markers : bool
+        Publish marker keys as an LSL outlet.
+    metrics_interval : float
+        Seconds between metric updates (heart rate, band power ...).
+    title : str
+    """
+
+    def __init__(
+        self, hub: StreamHub, window_s: float = 10.0, targets: Sequence[FeedbackTarget] = (),
+        marker_keys: Mapping[str, str] | None = None, record_dir: str | Path = ".",
+        lsl_markers: bool = True, metrics_interval: float = 1.0, title: str = "physioaffect",
+        subject: str = "live", task: str = "viewer",
+    ):
+        super().__init__()
+        self.hub = hub
+        self.window_s = float(window_s)
+        self.targets = list(targets)
+        self.marker_keys = dict(default_marker_keys() if marker_keys is None else marker_keys)
+        self.record_dir = Path(record_dir)
+        self.subject, self.task = subject, task
+        self.recorder: HubRecorder | None = None
+        self.last_recording: Path | None = None
+        self.frames = 0
+        self.markers_sent: list[tuple[float, str]] = []
+        self.setWindowTitle(f"physioaffect view \u2014 {title}")
+        self.resize(1280, 800)
+        pg.setConfigOptions(antialias=False, background=_BG, foreground="#c8ccd4")
+
+        self.marker_outlet = LSLOutlet(VIEWER_MARKERS) if lsl_markers else None
+        hub.add_stream(VIEWER_MARKERS)
+
+        self.metrics = MetricsWorker(hub, interval=metrics_interval).start()
+        self._eeg_name: str | None = None
+        self._gain: np.ndarray = np.ones(0)
+        self._scale: np.ndarray = np.ones(0)
+        self._visible: np.ndarray = np.zeros(0, dtype=int)
+        self._last_scale_update = 0.0
+        self._marker_readers: dict[str, RingReader] = {}
+        self._markers: collections.deque[tuple[float, str]] = collections.deque(maxlen=200)
+        self._pred_name: str | None = None
+        self._pred_reader: RingReader | None = None
+        self._trail: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=120)
+        self._on_target: collections.deque[tuple[float, bool]] = collections.deque(maxlen=600)
+        self._last_counts: dict[str, tuple[int, float]] = {}
+        self._t_ref = 0.0
+        self._last_status = 0.0
+        self._snapshot_id = None
+
+        self._build()
+        self.timer = QtCore.QTimer(self)
+        self.timer.timeout.connect(self.refresh)
+
+    # -- layout ----------------------------------------------------------------------------
+    def _build(self) -> None:
+        central = QtWidgets.QWidget()
+        lay = QtWidgets.QHBoxLayout(central)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.glw = pg.GraphicsLayoutWidget()
+        lay.addWidget(self.glw, 3)
+        self.eeg_plot = self.glw.addPlot(row=0, col=0)
+        self.eeg_plot.setMenuEnabled(False)
+        self.eeg_plot.setMouseEnabled(False, False)
+        self.eeg_plot.hideButtons()
+        self.eeg_plot.setTitle("EEG", size="9pt")
+        self.eeg_plot.setXRange(-self.window_s, 0, padding=0)
+        self.traces = RasterTraces()
+        self.eeg_plot.addItem(self.traces)
+        self.eeg_markers = _MarkerLines(self.eeg_plot, labels=True)
+        self.periph_plots: dict[str, pg.PlotItem] = {}
+        self.periph_curves: dict[str, pg.PlotCurveItem] = {}
+        self.periph_markers: dict[str, _MarkerLines] = {}
+        colors = ["#f38ba8", "#89dceb", "#fab387", "#a6e3a1"]
+        for row, ((kind, title, _unit), color) in enumerate(zip(_PERIPHERAL, colors, strict=False), start=1):
+            p = self.glw.addPlot(row=row, col=0)
+            p.setMenuEnabled(False)
+            p.setMouseEnabled(False, False)
+            p.hideButtons()
+            p.setTitle(title, size="8pt")
+            p.setXLink(self.eeg_plot)
+            p.getAxis("left").setWidth(45)
+            p.setMaximumHeight(115)
+            curve = pg.PlotCurveItem(pen=pg.mkPen(color, width=1), skipFiniteCheck=True)
+            p.addItem(curve)
+            self.periph_plots[kind] = p
+            self.periph_curves[kind] = curve
+            self.periph_markers[kind] = _MarkerLines(p, labels=False, size=20)
+        self.eeg_plot.getAxis("left").setWidth(45)
+        gl = self.glw.ci.layout
+        gl.setRowStretchFactor(0, 12)
+        for row in range(1, 5):
+            gl.setRowStretchFactor(row, 1)
+
+        side = QtWidgets.QWidget()
+        side.setFixedWidth(330)
+        sl = QtWidgets.QVBoxLayout(side)
+        sl.setContentsMargins(2, 2, 2, 2)
+        self.status_label = QtWidgets.QLabel("waiting for streams")
+        self.status_label.setWordWrap(True)
+        self.status_label.setStyleSheet("font-size: 9pt;")
+        sl.addWidget(self.status_label)
+        rec_row = QtWidgets.QHBoxLayout()
+        self.record_button = QtWidgets.QPushButton("\u25cf Record")
+        self.record_button.setCheckable(True)
+        self.record_button.toggled.connect(self._toggle_record)
+        rec_row.addWidget(self.record_button)
+        self.record_label = QtWidgets.QLabel("")
+        self.record_label.setStyleSheet("font-size: 8pt;")
+        rec_row.addWidget(self.record_label, 1)
+        sl.addLayout(rec_row)
+
+        self.channel_list = QtWidgets.QListWidget()
+        self.channel_list.setMaximumHeight(120)
+        self.channel_list.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.channel_list.itemChanged.connect(self._channels_changed)
+        self.channel_list.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        sl.addWidget(self.channel_list)
+        gain_row = QtWidgets.QHBoxLayout()
+        for text, factor in (("gain \u00d72", 2.0), ("gain \u00f72", 0.5), ("reset", 0.0)):
+            b = QtWidgets.QPushButton(text)
+            b.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+            b.clicked.connect(lambda _=False, f=factor: self.scale_channels(f))
+            gain_row.addWidget(b)
+        sl.addLayout(gain_row)
+
+        self.band_plot = pg.PlotWidget()
+        self.band_plot.setMaximumHeight(130)
+        self.band_plot.setMenuEnabled(False)
+        self.band_plot.setMouseEnabled(False, False)
+        self.band_plot.hideButtons()
+        self.band_plot.setTitle("band power (log10 \u00b5V\u00b2)", size="8pt")
+        self.band_bars = pg.BarGraphItem(x=np.arange(5), height=np.zeros(5), width=0.7,
+                                         brush="#89b4fa")
+        self.band_plot.addItem(self.band_bars)
+        sl.addWidget(self.band_plot)
+        self.faa_label = QtWidgets.QLabel("FAA: -")
+        sl.addWidget(self.faa_label)
+
+        self.nf_box = QtWidgets.QGroupBox("neurofeedback")
+        nl = QtWidgets.QVBoxLayout(self.nf_box)
+        nl.setContentsMargins(2, 2, 2, 2)
+        self.va_plot = pg.PlotWidget()
+        self.va_plot.setFixedHeight(210)
+        self.va_plot.setMenuEnabled(False)
+        self.va_plot.setMouseEnabled(False, False)
+        self.va_plot.hideButtons()
+        self.va_plot.setXRange(1, 9, padding=0.02)
+        self.va_plot.setYRange(1, 9, padding=0.02)
+        self.va_plot.setLabel("bottom", "valence")
+        self.va_plot.setLabel("left", "arousal")
+        for v in (5.0,):
+            self.va_plot.addItem(pg.InfiniteLine(v, angle=90, pen=pg.mkPen("#555", width=1)))
+            self.va_plot.addItem(pg.InfiniteLine(v, angle=0, pen=pg.mkPen("#555", width=1)))
+        self.trail_curve = pg.PlotCurveItem(pen=pg.mkPen((137, 180, 250, 140), width=2))
+        self.va_plot.addItem(self.trail_curve)
+        self.va_point = pg.ScatterPlotItem(size=16, brush=pg.mkBrush("#f9e2af"),
+                                           pen=pg.mkPen("w"))
+        self.va_plot.addItem(self.va_point)
+        nl.addWidget(self.va_plot)
+        self.pred_label = QtWidgets.QLabel("")
+        self.pred_label.setStyleSheet("font-size: 8pt;")
+        nl.addWidget(self.pred_label)
+        self.target_bars: list[tuple[QtWidgets.QLabel, QtWidgets.QProgressBar]] = []
+        for tgt in self.targets:
+            lab = QtWidgets.QLabel(tgt.text)
+            bar = QtWidgets.QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setTextVisible(False)
+            bar.setFixedHeight(12)
+            nl.addWidget(lab)
+            nl.addWidget(bar)
+            self.target_bars.append((lab, bar))
+        self.reward_label = QtWidgets.QLabel("")
+        self.reward_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        nl.addWidget(self.reward_label)
+        self.nf_box.setVisible(False)
+        sl.addWidget(self.nf_box)
+
+        self.face_box = QtWidgets.QGroupBox("face")
+        fl = QtWidgets.QVBoxLayout(self.face_box)
+        fl.setContentsMargins(2, 2, 2, 2)
+        self.face_plot = pg.PlotWidget()
+        self.face_plot.setFixedHeight(90)
+        self.face_plot.setMenuEnabled(False)
+        self.face_plot.hideButtons()
+        self.face_curves: list[pg.PlotCurveItem] = []
+        fl.addWidget(self.face_plot)
+        self.face_label = QtWidgets.QLabel("")
+        self.face_label.setStyleSheet("font-size: 8pt;")
+        fl.addWidget(self.face_label)
+        self.face_box.setVisible(False)
+        sl.addWidget(self.face_box)
+        sl.addStretch(1)
+        self.help_label = QtWidgets.QLabel("keys 1-9: marker")
+        self.help_label.setStyleSheet("font-size: 8pt; color: #888;")
+        sl.addWidget(self.help_label)
+        lay.addWidget(side, 0)
+        self.setCentralWidget(central)
+        self.setStyleSheet(f"QMainWindow, QWidget {{ background: {_BG}; color: #c8ccd4; }}"
+                           "QPushButton { background: #283040; border: 1px solid #445; "
+                           "padding: 3px; } QPushButton:checked { background: #a03030; }"
+                           "QGroupBox { border: 1px solid #334; margin-top: 8px; }"
+                           "QGroupBox::title { subcontrol-origin: margin; left: 6px; }")
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+
+    # -- streams --------------------------------------------------------------------------
+    def _first(self, kind: str) -> StreamInfo | None:
+        for info in list(self.hub.infos.values()):
+            if info.type.upper() == kind and info.channel_format != "string":
+                return info
+        return None
+
+    def _setup_eeg(self, info: StreamInfo) -> None:
+        self._eeg_name = info.name
+        n = info.n_channels
+        self._gain = np.ones(n)
+        self._scale = np.full(n, 1.0 / 50.0)  # plot units per uV until measured
+        self._visible = np.arange(n)
+        self.channel_list.blockSignals(True)
+        self.channel_list.clear()
+        for label in info.labels:
+            item = QtWidgets.QListWidgetItem(label)
+            item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(QtCore.Qt.CheckState.Checked)
+            self.channel_list.addItem(item)
+        self.channel_list.blockSignals(False)
+        self._update_ticks()
+
+    def _channels_changed(self, *_: object) -> None:
+        checked = [i for i in range(self.channel_list.count())
+                   if self.channel_list.item(i).checkState() == QtCore.Qt.CheckState.Checked]
+        self.set_visible_channels(checked)
+
+    def set_visible_channels(self, indices: Sequence[int]) -> None:
+        """Show only these EEG channels (indices into the stream's channels)."""
+        self._visible = np.asarray(sorted(set(int(i) for i in indices)), dtype=int)
+        self._update_ticks()
+
+    def scale_channels(self, factor: float, indices: Sequence[int] | None = None) -> None:
+        """Multiply the gain of the selected channels (all if none) by ``factor`` (0: reset)."""
+        if indices is None:
+            rows = [self.channel_list.row(it) for it in self.channel_list.selectedItems()]
+            indices = rows or list(range(len(self._gain)))
+        idx = np.asarray(list(indices), dtype=int)
+        if factor == 0:
+            self._gain[idx] = 1.0
+        else:
+            self._gain[idx] *= factor
+
+    def _update_ticks(self) -> None:
+        info = self.hub.infos.get(self._eeg_name or "")
+        if info is None:
+            return
+        n = len(self._visible)
+        height = max(100, int(self.eeg_plot.getViewBox().height()))
+        step = max(1, int(np.ceil(n * 11 / height)))  # at least 11 px per label
+        ticks = [(float(n - 1 - k), info.labels[c]) for k, c in enumerate(self._visible)
+                 if k % step == 0]
+        self.eeg_plot.getAxis("left").setTicks([ticks, []])
+        self.eeg_plot.setYRange(-0.7, max(n, 1) - 0.3, padding=0)
+
+    # -- markers --------------------------------------------------------------------------
+    def send_marker(self, text: str) -> None:
+        """Publish a marker (LSL outlet + hub marker stream + recording)."""
+        t = local_clock()
+        chunk = Chunk(VIEWER_MARKERS.name, np.array([t]), np.array([[text]], dtype=object))
+        if self.marker_outlet is not None:
+            self.marker_outlet.push(chunk)
+        self.hub.push(chunk)
+        self.markers_sent.append((t, text))
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 - Qt API
+        text = event.text()
+        if text and text in self.marker_keys:
+            self.send_marker(self.marker_keys[text])
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def _collect_markers(self) -> None:
+        for name, info in list(self.hub.infos.items()):
+            if info.type != "Markers" or name.endswith("-status"):
+                continue
+            reader = self._marker_readers.get(name)
+            if reader is None:
+                reader = self._marker_readers[name] = self.hub.reader(name, from_oldest=True)
+            res = reader.read()
+            for t, row in zip(res.timestamps, res.samples, strict=False):
+                self._markers.append((float(t), str(row[0])))
+
+    # -- recording ------------------------------------------------------------------------
+    def _toggle_record(self, on: bool) -> None:
+        if on:
+            self.start_recording()
+        else:
+            self.stop_recording()
+
+    def start_recording(self) -> Path:
+        """Start writing every stream to a new session file in ``record_dir``."""
+        if self.recorder is None:
+            try:
+                self.recorder = HubRecorder(self.hub, self.record_dir, subject=self.subject,
+                                            task=self.task).start()
+            except Exception as err:  # noqa: BLE001 - shown to the operator, viewer goes on
+                self.record_label.setText(f"cannot record: {err}")
+                self.record_button.blockSignals(True)
+                self.record_button.setChecked(False)
+                self.record_button.blockSignals(False)
+                raise
+            self.record_button.blockSignals(True)
+            self.record_button.setChecked(True)
+            self.record_button.setText("\u25a0 Stop")
+            self.record_button.blockSignals(False)
+        return self.recorder.path
+
+    def stop_recording(self) -> Path | None:
+        """Finish the current recording; returns its path."""
+        if self.recorder is None:
+            return None
+        rec, self.recorder = self.recorder, None
+        try:
+            path = rec.stop()
+            self.record_label.setText(f"saved {path.name}")
+        except Exception as err:  # noqa: BLE001 - shown to the operator
+            self.record_label.setText(f"recording failed: {err}")
+            path = None
+        self.last_recording = path
+        self.record_button.blockSignals(True)
+        self.record_button.setChecked(False)
+        self.record_button.setText("\u25cf Record")
+        self.record_button.blockSignals(False)
+        return path
+
+    # -- drawing --------------------------------------------------------------------------
+    def start(self, interval_ms: int = 16) -> None:
+        """Start refreshing (``interval_ms`` between frames; 0 = as fast as possible)."""
+        self.timer.start(interval_ms)
+
+    def refresh(self) -> None:
+        """Draw one frame from the hub's current contents."""
+        eeg = self._first("EEG")
+        if eeg is not None and eeg.name != self._eeg_name:
+            self._setup_eeg(eeg)
+        t_ref = self._reference_time(eeg)
+        self._t_ref = t_ref
+        self._collect_markers()
+        marks = [(t - t_ref, _marker_label(txt)) for t, txt in self._markers
+                 if -self.window_s <= t - t_ref <= 0.5]
+        if eeg is not None:
+            self._draw_eeg(eeg, t_ref)
+            self.eeg_markers.show(marks)
+        for kind, _title, unit in _PERIPHERAL:
+            info = self._first(kind) or (self._first("EDA") if kind == "GSR" else None)
+            self._draw_peripheral(kind, info, t_ref, unit)
+            self.periph_markers[kind].show(marks[:20])
+        self._draw_prediction()
+        self._draw_face(t_ref)
+        now = time.monotonic()
+        if now - self._last_status > 0.5:
+            self._update_status()
+            self._update_metrics()
+            self._update_ticks()
+            self._last_status = now
+        self.frames += 1
+
+    def _reference_time(self, eeg: StreamInfo | None) -> float:
+        names = [eeg.name] if eeg is not None else [
+            n for n, i in self.hub.infos.items() if i.is_regular]
+        latest = []
+        for n in names:
+            buf = self.hub.buffers[n]
+            if buf.total_written:
+                latest.append(float(buf.latest(1)[0][-1]))
+        return max(latest) if latest else local_clock()
+
+    def _draw_eeg(self, info: StreamInfo, t_ref: float) -> None:
+        fs = info.nominal_srate
+        ts, x = self.hub.buffers[info.name].latest(int(self.window_s * fs))
+        if len(ts) < 2 or len(self._visible) == 0:
+            self.traces.clear()
+            return
+        now = time.monotonic()
+        if now - self._last_scale_update > 1.0:
+            # per-channel automatic scale: 4 robust SDs fill one channel's lane
+            recent = x[-int(min(len(x), 2 * fs)):]
+            mad = np.median(np.abs(recent - np.median(recent, axis=0)), axis=0) * 1.4826
+            self._scale = 1.0 / np.maximum(4.0 * mad, 1e-6)
+            self._last_scale_update = now
+        vis = self._visible
+        data = x[:, vis]
+        data = data - np.median(data[-min(len(data), 256):], axis=0)  # centre each lane
+        n = len(vis)
+        offsets = (n - 1 - np.arange(n)).astype(np.float64)
+        gains = self._scale[vis] * self._gain[vis]
+        colors = _PALETTE[np.arange(n) % len(_PALETTE)]
+        vb = self.eeg_plot.getViewBox()
+        size = (int(vb.width()), int(vb.height()))
+        span = float(ts[-1] - ts[0])
+        x_fill = min(1.0, (span + 1.0 / fs) / self.window_s)
+        self.traces.set_data(data, (-self.window_s, 0.0), (-0.7, n - 0.3), offsets, gains,
+                             colors, size, x_fill=x_fill)
+
+    def _draw_peripheral(self, kind: str, info: StreamInfo | None, t_ref: float,
+                         unit: str) -> None:
+        curve = self.periph_curves[kind]
+        if info is None:
+            curve.setData([], [])
+            return
+        ts, x = self.hub.buffers[info.name].latest(int(self.window_s * info.nominal_srate))
+        if len(ts) < 2:
+            curve.setData([], [])
+            return
+        width = max(50, int(self.periph_plots[kind].getViewBox().width()))
+        if len(ts) > 2 * width:
+            lo, hi = minmax_columns(x[:, :1], width)
+            tcol = ts[(np.arange(width) * len(ts)) // width]
+            xs = np.repeat(tcol - t_ref, 2)
+            ys = np.empty(2 * width, dtype=np.float32)
+            ys[0::2], ys[1::2] = lo[:, 0], hi[:, 0]
+        else:
+            xs, ys = ts - t_ref, x[:, 0]
+        curve.setData(xs, ys)
+        lo_v, hi_v = float(np.nanmin(ys)), float(np.nanmax(ys))
+        pad = 0.1 * max(hi_v - lo_v, 1e-6)
+        self.periph_plots[kind].setYRange(lo_v - pad, hi_v + pad, padding=0)
+
+    def _draw_prediction(self) -> None:
+        info = next((i for i in list(self.hub.infos.values()) if i.type == "Prediction"), None)
+        if info is None:
+            return
+        if info.name != self._pred_name:
+            self._pred_name = info.name
+            self._pred_reader = self.hub.reader(info.name, from_oldest=True)
+            self._trail.clear()
+            self.nf_box.setVisible(True)
+        assert self._pred_reader is not None
+        res = self._pred_reader.read()
+        for t, row in zip(res.timestamps, res.samples, strict=False):
+            va = va_from_prediction(info.labels, row)
+            self._trail.append((float(t), va.get("valence", np.nan), va.get("arousal", np.nan)))
+            self._last_pred = (info.labels, row, va)
+        if not self._trail:
+            self.pred_label.setText(f"{info.name}: waiting for predictions")
+            return
+        tr = np.array(self._trail)
+        v = np.nan_to_num(tr[:, 1], nan=5.0)
+        a = np.nan_to_num(tr[:, 2], nan=5.0)
+        self.trail_curve.setData(v, a)
+        self.va_point.setData([v[-1]], [a[-1]])
+        labels, row, va = self._last_pred
+        age = self._t_ref - tr[-1, 0]
+        stale = age > 2.0
+        parts = [f"{lab} {val:.2f}" for lab, val in zip(labels, row, strict=False)]
+        self.pred_label.setText(
+            (f"PAUSED (no prediction for {age:.1f} s) " if stale else "") + ", ".join(parts))
+        self._update_targets(va, stale)
+
+    def _update_targets(self, va: Mapping[str, float], stale: bool) -> None:
+        if not self.targets:
+            return
+        snap = self.metrics.snapshot.values.get(self._eeg_name or "", {})
+        vals = metric_values(snap, {} if stale else va)
+        all_met = True
+        for tgt, (lab, bar) in zip(self.targets, self.target_bars, strict=False):
+            v = vals.get(tgt.metric, float("nan"))
+            met = tgt.met(v)
+            span = {"faa": 1.0, "alpha": 1.0}.get(tgt.metric, 8.0)
+            lo = tgt.threshold - span / 2
+            frac = 0.5 if not np.isfinite(v) else float(np.clip((v - lo) / span, 0, 1))
+            bar.setValue(int(1000 * frac))
+            color = "#40a040" if met else "#a04040" if met is False else "#555"
+            bar.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
+            lab.setText(f"{tgt.text}: {v:.2f}" if np.isfinite(v) else f"{tgt.text}: n/a")
+            all_met = all_met and bool(met)
+        self._on_target.append((self._t_ref, all_met))
+        recent = [m for t, m in self._on_target if self._t_ref - t <= 30]
+        share = 100.0 * sum(recent) / max(1, len(recent))
+        self.reward_label.setText(
+            f"{'ON TARGET' if all_met else 'keep going'} \u2014 {share:.0f}% of the last 30 s")
+        self.reward_label.setStyleSheet(
+            f"font-weight: bold; padding: 4px; background: {'#2f6f2f' if all_met else '#3a3a3a'};")
+
+    def _draw_face(self, t_ref: float) -> None:
+        info = next((i for i in list(self.hub.infos.values()) if i.type == "Face"), None)
+        if info is None:
+            return
+        if not self.face_box.isVisible():
+            self.face_box.setVisible(True)
+        ts, x = self.hub.buffers[info.name].latest(int(self.window_s * max(info.nominal_srate,
+                                                                           1.0)))
+        cols = [i for i, u in enumerate(info.units) if u == "ratio"][:4]
+        while len(self.face_curves) < len(cols):
+            c = pg.PlotCurveItem(pen=pg.mkPen(pg.intColor(len(self.face_curves), 6), width=1))
+            self.face_plot.addItem(c)
+            self.face_curves.append(c)
+        for c, curve in zip(cols, self.face_curves, strict=False):
+            curve.setData(ts - t_ref, np.nan_to_num(x[:, c]))
+        if len(ts):
+            labels = info.labels
+            last = x[-1]
+            get = {lab: last[i] for i, lab in enumerate(labels)}
+            self.face_label.setText(
+                f"faces {get.get('n_faces', np.nan):.0f}  rPPG pulse "
+                f"{get.get('pulse_rate', np.nan):.0f} bpm  "
+                + " ".join(f"{labels[c]} {last[c]:.2f}" for c in cols[:2]))
+
+    def _update_metrics(self) -> None:
+        snap = self.metrics.snapshot
+        if snap is self._snapshot_id:
+            return
+        self._snapshot_id = snap
+        vals = snap.values
+        eeg = vals.get(self._eeg_name or "", {})
+        if eeg.get("bands"):
+            names = [b[0] for b in eeg["bands"]]
+            heights = [b[1] for b in eeg["bands"]]
+            self.band_bars.setOpts(x=np.arange(len(heights)), height=heights)
+            self.band_plot.getAxis("bottom").setTicks([list(enumerate(names)), []])
+            self.band_plot.setYRange(min(0.0, min(heights)), max(heights) + 0.2, padding=0)
+            faa = eeg.get("faa", float("nan"))
+            rel = eeg.get("relative") or []
+            alpha = rel[names.index("alpha")] if "alpha" in names and rel else float("nan")
+            self.faa_label.setText(f"FAA (ln F4 \u2212 ln F3 alpha): {faa:+.3f}    "
+                                   f"relative alpha {alpha:.2f}")
+        titles = {"ECG": ("ECG", "heart_rate", "HR {:.0f} bpm"),
+                  "GSR": ("EDA", None, None), "PPG": ("PPG", "pulse_rate", "pulse {:.0f} bpm"),
+                  "RESP": ("Respiration", "breath_rate", "{:.1f} breaths/min")}
+        for kind, (title, key, fmt) in titles.items():
+            info = self._first(kind) or (self._first("EDA") if kind == "GSR" else None)
+            if info is None:
+                self.periph_plots[kind].setTitle(f"{title}: no stream", size="8pt")
+                continue
+            m = vals.get(info.name, {})
+            if kind == "GSR":
+                text = (f"EDA tonic {m.get('tonic', np.nan):.2f} \u00b5S, "
+                        f"{m.get('scr_per_min', np.nan):.0f} SCR/min")
+            else:
+                v = m.get(key, np.nan) if key else np.nan
+                text = f"{title}: " + (fmt.format(v) if np.isfinite(v) else "-")
+            self.periph_plots[kind].setTitle(text, size="8pt")
+
+    def _update_status(self) -> None:
+        now = time.monotonic()
+        parts = []
+        for name, info in list(self.hub.infos.items()):
+            if name == VIEWER_MARKERS.name:
+                continue
+            n = self.hub.buffers[name].total_written
+            prev = self._last_counts.get(name)
+            if prev is None or prev[0] != n:
+                self._last_counts[name] = (n, now)
+                age = 0.0
+            else:
+                age = now - prev[1]
+            if not info.is_regular:
+                parts.append(f"{name}: {n}")
+                continue
+            if age > 1.0:
+                parts.append(f"<span style='color:#f38ba8'>{name}: LOST {age:.0f} s</span>")
+            else:
+                parts.append(f"{name}: ok")
+        self.status_label.setText("<br>".join(parts) if parts else "waiting for streams")
+        if self.recorder is not None:
+            self.record_label.setText(f"{self.recorder.path.name}: {self.recorder.samples} "
+                                      "samples")
+
+    def stream_age(self, name: str) -> float:
+        """Seconds since the stream last delivered (as of the last status update)."""
+        prev = self._last_counts.get(name)
+        return float("inf") if prev is None else time.monotonic() - prev[1]
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop the timer, the metrics thread and any recording."""
+        self.timer.stop()
+        self.metrics.stop()
+        if self.recorder is not None:
+            self.stop_recording()
