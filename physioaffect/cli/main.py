@@ -16,6 +16,7 @@ from physioaffect.cli import datasets
 from physioaffect.cli import face
 from physioaffect.cli import recording
 from physioaffect.cli import models
+from physioaffect.cli import realtime
 from physioaffect.cli import features
 
 app = typer.Typer(
@@ -48,6 +49,7 @@ datasets.register(app)
 face.register(app)
 recording.register(app)
 models.register(app)
+realtime.register(app)
 features.register(app)
 
 
