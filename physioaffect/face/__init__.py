@@ -26,6 +26,8 @@ _LAZY = {
     "pos": "physioaffect.face.rppg",
     "pulse_rate": "physioaffect.face.rppg",
     "FaceExtraError": "physioaffect.face.landmarks",
+    "read_openface_csv": "physioaffect.face.importers",
+    "read_pyfeat_csv": "physioaffect.face.importers",
 }
 
 __all__ = sorted(_LAZY)
