@@ -178,6 +178,8 @@ def equivalence() -> dict:
 
 def _worker(args: argparse.Namespace) -> None:
     spec = json.loads(args.worker)
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
     res = train_throughput(spec["which"], spec["impl"], spec["mode"], spec["device"],
                            spec["seconds"])
     print("RESULT " + json.dumps(res))
@@ -202,6 +204,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--out", default=str(HERE / "results" / "models.json"))
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds, best kept")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for the throughput runs (0 = torch default)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -210,7 +215,9 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_models: --device cuda asked for but torch.cuda.is_available() is False")
 
-    seconds = 2.0 if args.quick else 8.0
+    seconds = 2.0 if args.quick else 6.0
+    if args.quick:
+        args.rounds = 1
     reps = 30 if args.quick else 200
     modes = ["fp32", "bf16"] + ([] if args.no_compile else ["compile"])
     results: dict = {
@@ -220,7 +227,7 @@ def main() -> None:
             "cpu_count": os.cpu_count(),
             "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
             "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
+            "threads": args.threads or torch.get_num_threads(),
             "load_avg_at_start": os.getloadavg(),
         },
         "batch": BATCH,
@@ -230,17 +237,27 @@ def main() -> None:
         },
         "throughput": {},
     }
+    # Configurations are run in alternating rounds in fresh worker processes and the best
+    # round is kept: the 2 cores are shared, and best-of-rounds is the least load-sensitive.
     for which in ("deformer", "emt"):
-        rows = {}
-        for impl, mode in [("ref", "fp32")] + [("ours", m) for m in modes]:
-            spec = {"which": which, "impl": impl, "mode": mode, "device": args.device,
-                    "seconds": seconds}
-            res = _run_worker(spec, timeout=600)
-            rows[f"{impl}_{mode}"] = res
-            print(f"{which:9s} {impl:4s} {mode:8s} " + (
-                f"{res['windows_per_s']:9.1f} windows/s  peak {res['peak_memory_mb']:7.1f} MB"
-                + (f"  (compile {res['compile_s']:.1f} s)" if res.get("compile_s") else "")
-                if "error" not in res else res["error"]), flush=True)
+        rows: dict = {}
+        for _ in range(args.rounds):
+            for impl, mode in [("ref", "fp32")] + [("ours", m) for m in modes]:
+                spec = {"which": which, "impl": impl, "mode": mode, "device": args.device,
+                        "seconds": seconds, "threads": args.threads}
+                res = _run_worker(spec, timeout=600)
+                key = f"{impl}_{mode}"
+                best = rows.get(key)
+                if best is None or "error" in best or (
+                        "error" not in res and res["windows_per_s"] > best["windows_per_s"]):
+                    if best is not None and "compile_s" in best and res.get("compile_s"):
+                        res["compile_s"] = max(res["compile_s"], best["compile_s"] or 0)
+                    rows[key] = res
+                print(f"{which:9s} {impl:4s} {mode:8s} " + (
+                    f"{res['windows_per_s']:9.1f} windows/s  peak {res['peak_memory_mb']:7.1f} MB"
+                    + (f"  (first step incl. compile {res['compile_s']:.1f} s)"
+                       if res.get("compile_s") else "")
+                    if "error" not in res else res["error"]), flush=True)
         if "windows_per_s" in rows["ref_fp32"] and "windows_per_s" in rows["ours_fp32"]:
             rows["speedup_fp32_vs_reference"] = (
                 rows["ours_fp32"]["windows_per_s"] / rows["ref_fp32"]["windows_per_s"])
@@ -266,6 +283,7 @@ def main() -> None:
         for k, v in lat.items():
             print(f"latency {k:24s} ours {v['ours_ms']:6.2f} ms   reference {v['ref_ms']:6.2f} ms")
 
+    results["machine"]["load_avg_at_end"] = os.getloadavg()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
@@ -275,7 +293,8 @@ def main() -> None:
             previous = {}
     else:
         previous = {}
-    previous[args.device] = results
+    key = args.device + (f"_{args.threads}thread" if args.threads else "")
+    previous[key] = results
     out.write_text(json.dumps(previous, indent=2) + "\n")
     print(f"results written to {out}")
 
