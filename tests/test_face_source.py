@@ -109,3 +109,16 @@ def test_unavailable_camera_is_a_clear_error() -> None:
         pytest.skip("this machine has a camera at index 97")
     with pytest.raises(SourceError, match="camera 97 is not available"):
         VideoSource(97).start()
+
+
+def test_truncated_file_is_reported_not_padded(video_file, tmp_path: Path) -> None:
+    from physioaffect.face.analysis import analyze_video
+
+    path, video = video_file
+    cut = tmp_path / "cut.avi"
+    data = path.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.warns(RuntimeWarning, match=r"cut\.avi ended after \d+ of the 50 frames"):
+        table, info = analyze_video(cut, detector="haar")
+    assert info["truncated"] and 0 < info["n_frames"] < video.n_frames
+    assert len(table) == info["n_frames"]  # no rows made up for the missing half

@@ -8,6 +8,7 @@ runs it over a whole file, NeuroKit2 style (``-> table, info``).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -292,7 +293,9 @@ def analyze_video(
         One row per frame (dropped frames included, NaN), columns ``time`` (s) then
         :data:`FEATURE_LABELS`, plus ``status_name``.
     info : dict
-        ``path``, ``fps``, ``n_frames``, ``frame_size``, ``detector``, ``status_counts``.
+        ``path``, ``fps``, ``n_frames``, ``frames_declared``, ``truncated``, ``frame_size``,
+        ``detector``, ``status_counts``. A file that ends before its declared frame count also
+        raises a ``RuntimeWarning`` naming it.
     """
     import pandas as pd
 
@@ -311,9 +314,13 @@ def analyze_video(
             statuses.append(res.status)
             if max_frames is not None and len(rows) >= max_frames:
                 break
+        if reader.truncated and (max_frames is None or len(rows) < max_frames):
+            warnings.warn(reader.truncation_message(), RuntimeWarning, stacklevel=2)
         info = {
             "path": str(path),
             "fps": reader.fps,
+            "frames_declared": reader.n_frames_declared,
+            "truncated": bool(reader.truncated),
             "frame_size": reader.frame_size,
             "detector": fa.detector,
         }

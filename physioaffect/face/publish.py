@@ -41,7 +41,7 @@ def publish_face(
     -------
     dict
         ``samples`` pushed, ``status_counts`` per frame status, ``first_time``/``last_time``
-        (LSL s).
+        (LSL s), ``truncated`` (the file ended before its declared frame count).
     """
     say = echo or (lambda _msg: None)
     first = last = None
@@ -74,6 +74,8 @@ def publish_face(
             if local_clock() > next_report:
                 say(f"  {outlet.samples_pushed} frames, status {dict(source.status_counts)}")
                 next_report += 5.0
+        if source.reader.truncated and source.exhausted:
+            say(f"warning: {source.reader.truncation_message()}")
         if outlet.have_consumers():
             time.sleep(linger)  # liblsl sends asynchronously: let inlets take the tail
         return {
@@ -81,4 +83,5 @@ def publish_face(
             "status_counts": dict(source.status_counts),
             "first_time": first,
             "last_time": last,
+            "truncated": source.reader.truncated,
         }

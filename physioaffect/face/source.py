@@ -128,6 +128,22 @@ class FrameReader:
         self._first: np.ndarray | None = None
 
     @property
+    def truncated(self) -> bool:
+        """True when a file ended before the frame count its container declares (a cut or
+        damaged file: FFmpeg stops at the first undecodable point)."""
+        return (
+            not self.is_camera
+            and self.n_frames_declared > 0
+            and self.frames_decoded < self.n_frames_declared - 1
+        )
+
+    def truncation_message(self) -> str:
+        return (
+            f"video file {self.target} ended after {self.frames_decoded} of the "
+            f"{self.n_frames_declared} frames its container declares (cut or damaged file)"
+        )
+
+    @property
     def label(self) -> str:
         return f"camera {self.target}" if self.is_camera else f"video file {self.target}"
 
