@@ -122,3 +122,20 @@ def test_truncated_file_is_reported_not_padded(video_file, tmp_path: Path) -> No
         table, info = analyze_video(cut, detector="haar")
     assert info["truncated"] and 0 < info["n_frames"] < video.n_frames
     assert len(table) == info["n_frames"]  # no rows made up for the missing half
+
+
+def test_video_spec_for_the_source_registry(video_file) -> None:
+    from physioaffect.sources.base import SourceSpec
+
+    path, video = video_file
+    src = VideoSource.from_spec(SourceSpec.parse(f"video:{path}?start_time=5&realtime=0&name=cam"))
+    with src:
+        chunks = []
+        while not src.exhausted:
+            chunks.extend(src.read(0.05))
+    ts = np.concatenate([c.timestamps for c in chunks])
+    assert src.streams[0].name == "cam" and {c.stream for c in chunks} == {"cam"}
+    np.testing.assert_allclose(ts, 5.0 + np.arange(video.n_frames) / FPS, atol=1e-6)
+    assert VideoSource.from_spec(SourceSpec.parse("video:0")).reader.is_camera
+    with pytest.raises(ValueError, match="unknown parameter"):
+        VideoSource.from_spec(SourceSpec.parse(f"video:{path}?fps=3"))

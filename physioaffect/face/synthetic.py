@@ -147,14 +147,20 @@ class SyntheticFaceVideo:
         return m
 
     def frames(self) -> Iterator[np.ndarray]:
-        """Yield the frames, BGR uint8, shape (height, width, 3)."""
+        """Yield the frames, BGR uint8, shape (height, width, 3).
+
+        Deterministic for a given ``seed`` when one video is generated at a time.
+        """
         import cv2
 
         src = astronaut_bgr().astype(np.float32)
         mask = skin_mask(astronaut_bgr())[:, :, None]
         tint = mask * _PBV_RGB[::-1].astype(np.float32)[None, None, :]  # BGR order
         width, height = self.size
-        rng = np.random.default_rng(self.seed)
+        # OpenCV's generator is 5x faster than numpy's here, where noise dominates the cost;
+        # it is process-global, so two videos generated interleaved differ from one at a time
+        cv2.setRNGSeed(int(self.seed))
+        noise = np.empty((height, width * 3), np.float32)
         wall = np.full((height, width, 3), 118.0, np.float32)
         present = self.face_present()
         for i, t in enumerate(self.times):
@@ -168,7 +174,8 @@ class SyntheticFaceVideo:
             else:
                 frame = wall.copy()
             frame *= light
-            frame += rng.normal(0.0, self.noise_std, frame.shape).astype(np.float32)
+            cv2.randn(noise, 0.0, float(self.noise_std))
+            frame += noise.reshape(height, width, 3)
             yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
     def write(self, path: str | Path, fourcc: str = "MJPG") -> Path:
