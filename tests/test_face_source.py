@@ -46,7 +46,7 @@ def test_file_frames_are_start_time_plus_container_time(video_file) -> None:
 
 def test_realtime_playback_hands_out_frames_at_their_lsl_time(video_file) -> None:
     """A file played in real time behaves like a camera: each row arrives at (not before)
-    its timestamp, and the first frame is stamped when the file is opened."""
+    its timestamp, and the first frame is stamped when playback starts."""
     path, video = video_file
     t_open = local_clock()
     src = VideoSource(path, realtime=True)
@@ -59,7 +59,7 @@ def test_realtime_playback_hands_out_frames_at_their_lsl_time(video_file) -> Non
     ts = np.array([t for t, _ in received])
     arrival = np.array([a for _, a in received])
     assert len(ts) == video.n_frames
-    assert abs(ts[0] - t_open) < 1.0  # opening + first analysis
+    assert 0 <= ts[0] - t_open < 10.0  # after loading the models
     np.testing.assert_allclose(np.diff(ts), 1 / FPS, atol=1e-6)
     assert np.all(arrival >= ts - 1e-3)  # never published ahead of its own time
     assert np.median(arrival - ts) < 0.5

@@ -6,7 +6,7 @@ Timing
 - Files: frame time = ``start_time`` + the container's presentation time of the frame
   (``CAP_PROP_POS_MSEC``), so a recording whose first frame is known to coincide with a trial
   onset lines up with the physiology of that trial. ``start_time`` defaults to the LSL time
-  at which the file is opened.
+  at which the first frame is read.
 - Cameras: frame time = LSL time right after ``grab()`` returns (before decoding).
 
 Frames that never arrived (a gap in the timestamps longer than 1.5 frame periods) come out as
@@ -98,8 +98,8 @@ class FrameReader:
     path_or_index : str, Path or int
         A video file, or a camera index (an int, or a string of digits).
     start_time : float, optional
-        LSL time of the first frame of a file (s); default: the time the file is opened.
-        Ignored for cameras (they are stamped live).
+        LSL time of the first frame of a file (s); default: the time the first frame is
+        handed out. Ignored for cameras (they are stamped live).
     realtime : bool
         For files: hand out each frame no earlier than its timestamp (plays the file like a
         camera). Cameras are always real time.
@@ -178,8 +178,6 @@ class FrameReader:
         self.fps = fps if np.isfinite(fps) and 0 < fps < 1000 else 30.0
         self.frame_size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self.n_frames_declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if not self.is_camera and self.start_time is None:
-            self.start_time = local_clock()
         return self
 
     def close(self) -> None:
@@ -201,7 +199,8 @@ class FrameReader:
 
     def _file_frames(self) -> Iterator[tuple[float, np.ndarray]]:
         cv2, cap = self._cv2, self._cap
-        assert self.start_time is not None
+        if self.start_time is None:
+            self.start_time = local_clock()  # playback starts now
         t0_container: float | None = None
         n = 0
         while cap is not None:
@@ -336,8 +335,9 @@ class VideoSource(Source):
         from physioaffect.face.analysis import FaceAnalyzer, face_stream_info
 
         try:
-            self.reader.open()
+            # models first: loading them must not eat into real-time playback
             self.analyzer = FaceAnalyzer(detector=self.detector)
+            self.reader.open()
         except FaceExtraError as err:
             self.reader.close()
             raise SourceError(f"{self.description}: {err}") from err
