@@ -80,10 +80,9 @@ class Monitor:
 
 
 def match_offset(ref: np.ndarray, first_row: np.ndarray) -> int:
-    hits = np.flatnonzero((ref == first_row).all(axis=1))
-    if not hits.size:
-        raise AssertionError("recorded samples do not come from the simulator")
-    return int(hits[0])
+    """Index of ``first_row`` in ``ref`` (-1 when absent)."""
+    hits = np.flatnonzero((ref == first_row).all(axis=1)) if len(ref) else np.zeros(0)
+    return int(hits[0]) if hits.size else -1
 
 
 def realtime(duration: float, channels: int, rate: int, labrecorder: bool, work: Path) -> dict:
@@ -141,7 +140,7 @@ def realtime(duration: float, channels: int, rate: int, labrecorder: bool, work:
         st = s.streams[f"{prefix}-{short}"]
         ref = truth.signals[kind][2]
         k0 = match_offset(ref, st.samples[0])
-        values_ok = bool(np.array_equal(st.samples, ref[k0:k0 + st.n_samples]))
+        values_ok = k0 >= 0 and bool(np.array_equal(st.samples, ref[k0:k0 + st.n_samples]))
         span = st.timestamps[-1] - st.timestamps[0]
         expected = int(round(span * st.info.nominal_srate)) + 1
         streams[short] = {
@@ -165,8 +164,12 @@ def realtime(duration: float, channels: int, rate: int, labrecorder: bool, work:
     t = time.perf_counter()
     read_session(path)
     result["read_back_s"] = round(time.perf_counter() - t, 3)
+    print(json.dumps(result, indent=1), flush=True)
     if lr_proc is not None:
-        result["labrecorder"] = compare_labrecorder(xdf, s, prefix, lr_mon)
+        try:
+            result["labrecorder"] = compare_labrecorder(xdf, s, prefix, lr_mon)
+        except Exception as err:  # report it, keep the other figures
+            result["labrecorder"] = {"error": f"{type(err).__name__}: {err}"}
     return result
 
 
@@ -190,18 +193,24 @@ def compare_labrecorder(xdf: Path, s, prefix: str, mon: Monitor) -> dict:
             continue
         x = np.asarray(lr["time_series"], dtype=np.float32)
         # the two recorders start and stop at different moments: compare the overlap
-        k = match_offset(x, ours.samples[0]) if len(x) else -1
+        k = match_offset(x, ours.samples[0])
+        k0 = match_offset(ours.samples, x[0]) if len(x) and k < 0 else -1
         if k >= 0:
             n = min(len(x) - k, ours.n_samples)
             same = bool(np.array_equal(x[k:k + n], ours.samples[:n]))
             ts_diff = float(np.max(np.abs(lr["time_stamps"][k:k + n] - ours.timestamps[:n])))
-        else:
-            k0 = match_offset(ours.samples, x[0])
+        elif k0 >= 0:
             n = min(ours.n_samples - k0, len(x))
             same = bool(np.array_equal(ours.samples[k0:k0 + n], x[:n]))
             ts_diff = float(np.max(np.abs(ours.timestamps[k0:k0 + n] - lr["time_stamps"][:n])))
+        else:  # no common first sample: report, do not guess
+            n, same, ts_diff = 0, False, float("nan")
+        # inside the physioaffect recording window both must hold the same samples
+        lo, hi = s.attrs["recording_start_lsl"], s.attrs["recording_stop_lsl"]
+        inside = (lr["time_stamps"] >= lo) & (lr["time_stamps"] <= hi)
         out["streams"][name.removeprefix(prefix + "-")] = {
             "labrecorder": int(len(x)), "physioaffect": ours.n_samples, "overlap": int(n),
+            "labrecorder_in_physioaffect_window": int(np.count_nonzero(inside)),
             "overlap_values_identical": same, "max_timestamp_difference_s": ts_diff}
     return out
 
@@ -241,7 +250,7 @@ def kill_trials(n: int, channels: int, rate: int, work: Path) -> list[dict]:
                 entry[short] = {
                     "samples": st.n_samples,
                     "lag_s": round(t_kill - float(st.timestamps[-1]), 3),
-                    "values_equal_simulator": bool(np.array_equal(
+                    "values_equal_simulator": k0 >= 0 and bool(np.array_equal(
                         st.samples, ref[k0:k0 + st.n_samples])),
                 }
             entry["all_older_than_1s_present"] = all(
