@@ -47,7 +47,7 @@ class LSLOutlet:
         if len(chunk) == 0:
             return
         if self.info.channel_format == "string":
-            for ts, row in zip(chunk.timestamps, chunk.samples):
+            for ts, row in zip(chunk.timestamps, chunk.samples, strict=True):
                 self.outlet.push_sample([str(v) for v in row], float(ts))
         else:
             self.outlet.push_chunk(np.ascontiguousarray(chunk.samples, dtype=np.float32

@@ -15,7 +15,8 @@ import warnings
 
 import numpy as np
 import pylsl
-from pylsl.util import LostError, TimeoutError as LSLTimeoutError
+from pylsl.util import LostError
+from pylsl.util import TimeoutError as LSLTimeoutError
 
 from physioaffect.sources.base import Source, SourceError, SourceSpec
 from physioaffect.streams import ChannelInfo, Chunk, StreamInfo, local_clock
@@ -67,7 +68,7 @@ def info_from_lsl(info: pylsl.StreamInfo) -> StreamInfo:
     return StreamInfo(
         name=info.name(),
         type=info.type(),
-        channels=tuple(ChannelInfo(a, b, c) for a, b, c in zip(labels, types, units)),
+        channels=tuple(ChannelInfo(a, b, c) for a, b, c in zip(labels, types, units, strict=True)),
         nominal_srate=float(info.nominal_srate()),
         channel_format=channel_format,
         source_id=info.source_id(),

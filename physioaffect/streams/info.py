@@ -120,7 +120,7 @@ class StreamInfo:
             raise ValueError(
                 f"stream {name!r}: {n} labels but {len(units)} units and {len(ctypes)} types"
             )
-        chans = tuple(ChannelInfo(lab, t, u) for lab, t, u in zip(labels, ctypes, units))
+        chans = tuple(ChannelInfo(lab, t, u) for lab, t, u in zip(labels, ctypes, units, strict=True))
         return cls(name=name, type=type, channels=chans, nominal_srate=nominal_srate, **kwargs)
 
     @property

@@ -79,7 +79,7 @@ class Montage:
         import mne
 
         return mne.channels.make_dig_montage(
-            ch_pos={c: p for c, p in zip(self.ch_names, self.positions)}, coord_frame="head"
+            ch_pos={c: p for c, p in zip(self.ch_names, self.positions, strict=True)}, coord_frame="head"
         )
 
 
@@ -102,7 +102,7 @@ def _template_positions() -> dict[str, np.ndarray]:
     return {k.lower(): np.asarray(v, dtype=float) for k, v in mont.get_positions()["ch_pos"].items()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_montage(name: str) -> Montage:
     """Load a shipped electrode set by name (see :func:`available_montages`)."""
     path = resources.files("physioaffect._montages") / f"{name}.toml"
