@@ -329,7 +329,8 @@ class VideoSource(Source):
 
     @property
     def exhausted(self) -> bool:
-        return self._done.is_set() and self._queue.empty()
+        # an error still to be raised by read() keeps the source "not exhausted"
+        return self._done.is_set() and self._queue.empty() and self._error is None
 
     def _start(self) -> None:
         from physioaffect.face.analysis import FaceAnalyzer, face_stream_info
