@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def decode(
     from physioaffect.realtime.service import summary_json
     from physioaffect.sources import SourceError
 
+    def _terminate(signum, frame):  # SIGTERM ends the run like Ctrl-C: summary printed
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         report = run_decoder(source, str(checkpoint), rate=rate, smooth=smooth,
                              duration=duration or None, name=name, threads=threads,

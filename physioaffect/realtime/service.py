@@ -80,13 +80,14 @@ def run_decoder(
     bundle = checkpoint if isinstance(checkpoint, DecoderBundle) else load_bundle(checkpoint)
     stop = stop or threading.Event()
     report = DecodeReport(stream=name)
+    # the outlets exist before the source is found, so consumers can connect ahead of the data
+    info = prediction_info(bundle, rate, name, source=" + ".join(sources))
+    outlet = LSLOutlet(info)
+    status_outlet = LSLOutlet(status_info(name))
     pump = SourcePump(open_source(list(sources)))
     pump.start()
     try:
         match = match_streams(bundle, list(pump.hub.infos.values()))
-        info = prediction_info(bundle, rate, name, source=match.eeg.name if match.eeg else "")
-        outlet = LSLOutlet(info)
-        status_outlet = LSLOutlet(status_info(name))
 
         def publish(p: Prediction) -> None:
             outlet.push(Chunk(name, np.array([p.time]), p.values[None].astype(np.float32)))
@@ -106,17 +107,21 @@ def run_decoder(
         dec.infer(np.zeros((len(bundle.ch_names), bundle.n_times), dtype=np.float32))
         t_end = None if duration is None else time.monotonic() + duration
         next_report = time.monotonic() + 10.0
-        while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
-            if pump.error is not None:
-                raise pump.error
-            if not dec.step():
-                time.sleep(0.001)
-            if time.monotonic() >= next_report:
-                lat = np.asarray(dec.latencies[-100:]) * 1000
-                if lat.size:
-                    say(f"{dec.predictions} predictions, latency median {np.median(lat):.1f} ms,"
-                        f" p95 {np.percentile(lat, 95):.1f} ms, state {dec.state}")
-                next_report = time.monotonic() + 10.0
+        try:
+            while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
+                if pump.error is not None:
+                    raise pump.error
+                if not dec.step():
+                    time.sleep(0.001)
+                if time.monotonic() >= next_report:
+                    lat = np.asarray(dec.latencies[-100:]) * 1000
+                    if lat.size:
+                        say(f"{dec.predictions} predictions, latency median "
+                            f"{np.median(lat):.1f} ms, p95 {np.percentile(lat, 95):.1f} ms, "
+                            f"state {dec.state}")
+                    next_report = time.monotonic() + 10.0
+        except KeyboardInterrupt:  # Ctrl-C ends a run normally, with its summary
+            say("decoder interrupted")
         report.predictions = dec.predictions
         report.latencies_ms = [1000 * v for v in dec.latencies]
         on_status(StatusEvent(local_clock(), "stopped", "decoder stopped"))

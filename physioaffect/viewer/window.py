@@ -17,6 +17,7 @@ hub's own marker stream (so a recording started from the viewer holds them).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -123,13 +124,17 @@ class ViewerWindow(QtWidgets.QMainWindow):
     metrics_interval : float
         Seconds between metric updates (heart rate, band power ...).
     title : str
+    subject, task : str
+        Identifiers of recordings started from the viewer.
+    marker_stream : str
+        Name of the LSL marker outlet of the marker keys.
     """
 
     def __init__(
         self, hub: StreamHub, window_s: float = 10.0, targets: Sequence[FeedbackTarget] = (),
         marker_keys: Mapping[str, str] | None = None, record_dir: str | Path = ".",
         lsl_markers: bool = True, metrics_interval: float = 1.0, title: str = "physioaffect",
-        subject: str = "live", task: str = "viewer",
+        subject: str = "live", task: str = "viewer", marker_stream: str = VIEWER_MARKERS.name,
     ):
         self.guard = RefcountGuard()  # before any other Qt call (see qtfix)
         super().__init__()
@@ -147,8 +152,10 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.resize(1280, 800)
         pg.setConfigOptions(antialias=False, background=_BG, foreground="#c8ccd4")
 
-        self.marker_outlet = LSLOutlet(VIEWER_MARKERS) if lsl_markers else None
-        hub.add_stream(VIEWER_MARKERS)
+        self.marker_info = dataclasses.replace(VIEWER_MARKERS, name=marker_stream,
+                                               source_id=marker_stream)
+        self.marker_outlet = LSLOutlet(self.marker_info) if lsl_markers else None
+        hub.add_stream(self.marker_info)
 
         self.metrics = MetricsWorker(hub, interval=metrics_interval).start()
         self._eeg_name: str | None = None
@@ -383,7 +390,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def send_marker(self, text: str) -> None:
         """Publish a marker (LSL outlet + hub marker stream + recording)."""
         t = local_clock()
-        chunk = Chunk(VIEWER_MARKERS.name, np.array([t]), np.array([[text]], dtype=object))
+        chunk = Chunk(self.marker_info.name, np.array([t]), np.array([[text]], dtype=object))
         if self.marker_outlet is not None:
             self.marker_outlet.push(chunk)
         self.hub.push(chunk)
@@ -664,7 +671,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         now = time.monotonic()
         parts = []
         for name, info in list(self.hub.infos.items()):
-            if name == VIEWER_MARKERS.name:
+            if name == self.marker_info.name:
                 continue
             n = self.hub.buffers[name].total_written
             prev = self._last_counts.get(name)

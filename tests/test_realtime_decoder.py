@@ -1,0 +1,168 @@
+"""The online decoder on a real StreamHub fed with simulator chunks (no LSL): window content
+against the offline causal pipeline, schedule and timestamps, pauses on gaps, NaN and silence,
+smoothing, and the checkpoint/source checks."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from physioaffect.models import create
+from physioaffect.preprocessing import filter_array
+from physioaffect.realtime import (
+    CheckpointMismatchError,
+    DecoderBundle,
+    OnlineDecoder,
+    Smoother,
+    load_bundle,
+    match_streams,
+    save_bundle,
+)
+from physioaffect.realtime.demo import DEMO_PIPELINE
+from physioaffect.sources.sim import SimConfig, simulate_subject
+from physioaffect.streams import Chunk, StreamHub
+
+FS = 128.0
+CFG = SimConfig(rate=128, eeg_channels=8, subjects=1)
+
+
+def _bundle(n_times: int = 256) -> DecoderBundle:
+    torch.manual_seed(0)
+    rec = simulate_subject(CFG, 0, duration=1)
+    labels = rec.signals["EEG"][0].labels
+    model = create("eegnet", n_chans=8, n_outputs=2, n_times=n_times, sfreq=FS)
+    return DecoderBundle(model=model.eval(), pipeline=DEMO_PIPELINE, ch_names=labels, sfreq=FS,
+                         n_times=n_times, task="classification", target="arousal",
+                         outputs=["low", "high"], path="test")
+
+
+@pytest.fixture(scope="module")
+def sim_eeg():
+    rec = simulate_subject(CFG, 0, duration=12)
+    info, ts, x = rec.signals["EEG"]
+    return info, ts + 1000.0, x
+
+
+def _hub(info):
+    return StreamHub([info], seconds=30)
+
+
+def _feed(hub, dec, info, ts, x, chunk=13):
+    preds = []
+    for i in range(0, len(ts), chunk):
+        hub.push(Chunk(info.name, ts[i:i + chunk], x[i:i + chunk]))
+        preds += dec.step()
+    return preds
+
+
+def test_window_is_the_offline_causal_pipeline_and_stamped_with_its_last_sample(sim_eeg):
+    info, ts, x = sim_eeg
+    bundle = _bundle()
+    hub = _hub(info)
+    # the channels in the checkpoint come in a different order than in the stream
+    bundle.ch_names = list(reversed(bundle.ch_names))
+    bundle.model = create("eegnet", n_chans=8, n_outputs=2, n_times=256, sfreq=FS).eval()
+    windows = []
+    dec = OnlineDecoder(hub, bundle, rate=4.0, warmup_s=1.0,
+                        on_prediction=lambda p: windows.append(dec.window(
+                            dec._count - int(np.searchsorted(ts, p.time)) - 1)[0]))
+    preds = _feed(hub, dec, info, ts, x)
+    # independent computation: causal filter of the whole recording, average reference
+    picks = [info.labels.index(c) for c in bundle.ch_names]
+    y = filter_array(x[:, picks].T.astype(np.float64), FS, DEMO_PIPELINE)
+    y = y - y.mean(axis=0, keepdims=True)
+    assert len(preds) > 20
+    for p, w in zip(preds, windows, strict=True):
+        end = int(np.searchsorted(ts, p.time))
+        assert ts[end] == p.time  # the stamp is a sample's own timestamp
+        np.testing.assert_allclose(w, y[:, end - 255:end + 1], rtol=1e-4, atol=1e-3)
+        assert p.values.shape == (2,) and abs(p.values.sum() - 1) < 1e-6
+
+
+def test_predictions_every_hop_after_window_and_warmup(sim_eeg):
+    info, ts, x = sim_eeg
+    hub = _hub(info)
+    dec = OnlineDecoder(hub, _bundle(), rate=4.0, warmup_s=1.0)
+    preds = _feed(hub, dec, info, ts, x, chunk=7)
+    t = np.array([p.time for p in preds]) - ts[0]
+    # first window ends after 2 s of data plus 1 s of filter warm-up, then every 0.25 s
+    assert t[0] == pytest.approx(3.0 - 1 / FS, abs=1.5 / FS)
+    np.testing.assert_allclose(np.diff(t), 0.25, atol=1.01 / FS)
+    assert len(preds) == pytest.approx((12 - 3) * 4, abs=1)
+    assert all(p.latency < 0.5 for p in preds)
+
+
+def test_gap_pauses_until_a_full_new_window(sim_eeg):
+    info, ts, x = sim_eeg
+    hub = _hub(info)
+    status = []
+    dec = OnlineDecoder(hub, _bundle(), rate=4.0, warmup_s=1.0, on_status=status.append)
+    cut = int(5 * FS)
+    before = _feed(hub, dec, info, ts[:cut], x[:cut])
+    # the stream drops out for 2 s (samples never arrive) and comes back
+    resume = cut + int(2 * FS)
+    after = _feed(hub, dec, info, ts[resume:], x[resume:])
+    assert before and after
+    assert any(s.state == "paused" and "gap" in s.reason for s in status)
+    # no prediction whose window would straddle the gap: the first one after it needs
+    # 2 s window + 1 s warm-up of new data
+    first = after[0].time
+    assert first - ts[resume] >= 3.0 - 2 / FS
+    assert status[-1].state == "running"
+
+
+def test_nan_samples_pause_and_are_never_decoded(sim_eeg):
+    info, ts, x = sim_eeg
+    hub = _hub(info)
+    status = []
+    dec = OnlineDecoder(hub, _bundle(), rate=4.0, warmup_s=0.5, on_status=status.append)
+    bad = x.copy()
+    bad[int(4 * FS):int(4.5 * FS), 3] = np.nan
+    preds = _feed(hub, dec, info, ts, bad)
+    assert any("non-finite" in s.reason for s in status)
+    for p in preds:
+        assert np.isfinite(p.values).all()
+        # no window contains a NaN sample or the restart of the filter after it
+        assert not (4.0 <= p.time - ts[0] < 4.5 + 2.5 - 1 / FS)
+
+
+def test_silence_reports_paused(sim_eeg):
+    info, ts, x = sim_eeg
+    hub = _hub(info)
+    status = []
+    dec = OnlineDecoder(hub, _bundle(), rate=4.0, stale_s=0.2, on_status=status.append)
+    _feed(hub, dec, info, ts[:600], x[:600])
+    time.sleep(0.3)
+    assert dec.step() == []
+    assert status[-1].state == "paused" and "no data" in status[-1].reason
+
+
+def test_smoother_time_constant():
+    sm = Smoother(1.0)
+    sm(0.0, np.array([0.0]))
+    # a step of 1: after tau seconds of updates the output reaches 1 - 1/e
+    t = np.arange(1, 101) * 0.01
+    out = [sm(tt, np.array([1.0]))[0] for tt in t]
+    assert out[-1] == pytest.approx(1 - np.exp(-1), abs=1e-9)
+    assert Smoother(0.0)(5.0, np.array([3.0]))[0] == 3.0
+
+
+def test_mismatched_streams_are_refused_with_the_reason(sim_eeg, tmp_path):
+    info, ts, x = sim_eeg
+    bundle = _bundle()
+    path = save_bundle(bundle, tmp_path / "ckpt")
+    loaded = load_bundle(path)
+    assert loaded.ch_names == bundle.ch_names and loaded.sfreq == FS
+    other = SimConfig(rate=128, eeg_channels=14)
+    info14 = simulate_subject(other, 0, duration=1).signals["EEG"][0]
+    with pytest.raises(CheckpointMismatchError, match="lacks channel"):
+        match_streams(loaded, [info14])
+    info256 = simulate_subject(SimConfig(rate=256, eeg_channels=8), 0, duration=1).signals["EEG"][0]
+    with pytest.raises(CheckpointMismatchError, match="256 Hz.*128 Hz"):
+        match_streams(loaded, [info256])
+    with pytest.raises(CheckpointMismatchError, match="no EEG stream"):
+        match_streams(loaded, [simulate_subject(CFG, 0, duration=1).signals["ECG"][0]])
+    assert match_streams(loaded, [info]).picks == list(range(8))
