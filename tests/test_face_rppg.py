@@ -62,8 +62,11 @@ def test_rppg_on_animated_astronaut_video() -> None:
     benchmark sweeps 50-120 bpm)."""
     pytest.importorskip("cv2", reason="needs the 'face' extra (opencv-python-headless)")
     pytest.importorskip("skimage", reason="needs scikit-image for the astronaut photograph")
+    import neurokit2 as nk
+
     from physioaffect.face.analysis import FaceAnalyzer
     from physioaffect.face.synthetic import SyntheticFaceVideo
+    from physioaffect.face.validate import compare_pulse, reference_pulse_rate
 
     for bpm in (58.0, 104.0):
         video = SyntheticFaceVideo(pulse_bpm=bpm, duration=8.0, fps=30.0, seed=int(bpm))
@@ -74,3 +77,28 @@ def test_rppg_on_animated_astronaut_video() -> None:
         valid = rates[np.isfinite(rates)]
         assert valid.size > 40
         assert np.all(np.abs(valid - bpm) < 3.0), (bpm, valid.min(), valid.max())
+
+        # the same check a session makes against its ECG: an ECG at the true rate, recorded
+        # from 20 s before the video on the same clock, beat-detected by NeuroKit2
+        fs_ecg = 250.0
+        ecg = nk.ecg_simulate(duration=30, sampling_rate=int(fs_ecg), heart_rate=bpm,
+                              heart_rate_std=0, method="simple", random_state=0)
+        ecg_t = -20.0 + np.arange(ecg.size) / fs_ecg
+        agreement = compare_pulse(video.times, rates, ecg_t, reference_pulse_rate(ecg, fs_ecg, "ecg"))
+        assert agreement.n == valid.size
+        assert agreement.mean_abs_error < 3.0 and agreement.within_3bpm == 1.0
+
+
+def test_compare_pulse_averages_reference_over_the_face_window() -> None:
+    from physioaffect.face.validate import compare_pulse
+
+    # reference steps from 60 to 90 bpm at t = 20 s; a face estimator with a 10 s window
+    # would read the trailing mean: 75 bpm at t = 25 s
+    rt = np.arange(0, 40, 0.01)
+    rb = np.where(rt < 20, 60.0, 90.0)
+    ft = np.array([5.0, 15.0, 25.0, 35.0, 45.0])
+    fb = np.array([60.0, 60.0, 75.0, 90.0, 90.0])
+    a = compare_pulse(ft, fb, rt, rb, window=10.0)
+    np.testing.assert_allclose(a.times, [15.0, 25.0, 35.0])  # 5 s: window before the reference; 45 s: after it
+    np.testing.assert_allclose(a.reference_bpm, [60.0, 75.0, 90.0], atol=0.05)
+    assert a.mean_abs_error < 0.05 and a.within_3bpm == 1.0

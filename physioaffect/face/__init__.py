@@ -28,6 +28,8 @@ _LAZY = {
     "FaceExtraError": "physioaffect.face.landmarks",
     "read_openface_csv": "physioaffect.face.importers",
     "read_pyfeat_csv": "physioaffect.face.importers",
+    "compare_pulse": "physioaffect.face.validate",
+    "reference_pulse_rate": "physioaffect.face.validate",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,0 +1,125 @@
+"""Check the camera pulse against a contact sensor recorded in the same session.
+
+The reference rate comes from NeuroKit2 (``ecg_process`` / ``ppg_process``: beat detection,
+then the instantaneous rate interpolated per sample). Because the face ``pulse_rate`` is the
+dominant rate over the last ``window`` seconds, the reference is averaged over the same
+trailing window before the two are compared, on the face frames' own LSL times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class PulseAgreement:
+    """Camera pulse vs contact-sensor pulse.
+
+    Attributes
+    ----------
+    times : ndarray, shape (n,)
+        LSL seconds of the compared frames (both rates finite).
+    face_bpm, reference_bpm : ndarray, shape (n,)
+        The two rates at those times (bpm).
+    mean_abs_error : float
+        bpm.
+    bias : float
+        Mean of face minus reference, bpm.
+    within_3bpm : float
+        Fraction of frames with |difference| < 3 bpm.
+    """
+
+    times: np.ndarray
+    face_bpm: np.ndarray
+    reference_bpm: np.ndarray
+    mean_abs_error: float
+    bias: float
+    within_3bpm: float
+
+    @property
+    def n(self) -> int:
+        return int(self.times.size)
+
+
+def reference_pulse_rate(
+    signal: np.ndarray, sampling_rate: float, kind: str = "ecg"
+) -> np.ndarray:
+    """Instantaneous heart rate per sample of an ECG or PPG (bpm), by NeuroKit2.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n_samples,)
+        ECG (any unit) or PPG.
+    sampling_rate : float
+        Hz.
+    kind : {"ecg", "ppg"}
+
+    Returns
+    -------
+    ndarray, shape (n_samples,)
+        bpm.
+    """
+    import neurokit2 as nk
+
+    x = np.asarray(signal, dtype=float).reshape(-1)
+    if kind == "ecg":
+        table, _ = nk.ecg_process(x, sampling_rate=int(round(sampling_rate)))
+        return table["ECG_Rate"].to_numpy()
+    if kind == "ppg":
+        table, _ = nk.ppg_process(x, sampling_rate=int(round(sampling_rate)))
+        return table["PPG_Rate"].to_numpy()
+    raise ValueError(f"reference_pulse_rate: kind must be 'ecg' or 'ppg', got {kind!r}")
+
+
+def compare_pulse(
+    face_times: np.ndarray,
+    face_bpm: np.ndarray,
+    reference_times: np.ndarray,
+    reference_bpm: np.ndarray,
+    window: float = 10.0,
+) -> PulseAgreement:
+    """Compare the face ``pulse_rate`` with a reference rate on the face frames' times.
+
+    Parameters
+    ----------
+    face_times, face_bpm : ndarray, shape (n_frames,)
+        LSL seconds and ``pulse_rate`` of the face stream (NaN rows are skipped).
+    reference_times, reference_bpm : ndarray, shape (n_samples,)
+        LSL seconds and rate of the contact sensor (e.g. from :func:`reference_pulse_rate`).
+    window : float
+        The face estimate's window (s); the reference is averaged over the same trailing
+        window.
+
+    Returns
+    -------
+    PulseAgreement
+        Frames outside the reference recording (or whose window is not fully inside it) are
+        left out.
+    """
+    ft = np.asarray(face_times, dtype=float)
+    fb = np.asarray(face_bpm, dtype=float)
+    rt = np.asarray(reference_times, dtype=float)
+    rb = np.asarray(reference_bpm, dtype=float)
+    if ft.shape != fb.shape or rt.shape != rb.shape:
+        raise ValueError("compare_pulse: times and rates must have the same length")
+    # trailing mean of the reference over `window` via its cumulative integral
+    ok = np.isfinite(rb)
+    rt, rb = rt[ok], rb[ok]
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (rb[1:] + rb[:-1]) * np.diff(rt))])
+    inside = np.isfinite(fb) & (ft - window >= rt[0]) & (ft <= rt[-1])
+    t = ft[inside]
+    ref = (np.interp(t, rt, cum) - np.interp(t - window, rt, cum)) / window
+    diff = fb[inside] - ref
+    if diff.size == 0:
+        nan = float("nan")
+        return PulseAgreement(t, fb[inside], ref, nan, nan, nan)
+    return PulseAgreement(
+        times=t,
+        face_bpm=fb[inside],
+        reference_bpm=ref,
+        mean_abs_error=float(np.mean(np.abs(diff))),
+        bias=float(np.mean(diff)),
+        within_3bpm=float(np.mean(np.abs(diff) < 3.0)),
+    )
