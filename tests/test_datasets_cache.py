@@ -146,3 +146,14 @@ def test_dreamer_baseline_subtract_through_cache(tmp_path):
     # Trial lengths 2, 2.2, 2.4 s -> 2 whole 1 s windows each.
     assert ws.X.shape == (12, 14, 4)
     assert list(ws.meta.columns[:5]) == ["subject", "session", "trial", "stimulus", "onset_s"]
+
+
+def test_baseline_on_a_dataset_without_one_fails_before_any_file(tmp_path):
+    from physioaffect.datasets import DatasetError
+    from physioaffect.datasets.fixtures import write_seed
+
+    write_seed(tmp_path / "seed", n_subjects=1, seconds=0.5, n_sessions=1, n_trials=2)
+    r = open_dataset("seed", tmp_path / "seed")
+    with pytest.raises(DatasetError, match="seed trials have no pre-stimulus baseline"):
+        prepare(r, WindowConfig(baseline="keep"), tmp_path / "c", progress=False)
+    assert not (tmp_path / "c").exists()

@@ -188,3 +188,43 @@ def test_sessions_reader_on_simulator_sessions(tmp_path):
         assert tr.baseline.shape == (32, 384)
         assert set(tr.peripheral) == {"ECG", "GSR", "PPG", "RESP"}
     assert rec.trials[0].ch_names == list(DEAP32)
+
+
+TORCHEEG_PY = __import__("pathlib").Path(
+    __import__("os").environ.get("PA_TORCHEEG_VENV", "/tmp/pa_tgvenv")) / "bin" / "python"
+
+
+@pytest.mark.skipif(not TORCHEEG_PY.exists(),
+                    reason="TorchEEG 1.1.3 venv absent (built by benchmarks/bench_datasets.py)")
+def test_torcheeg_deapdataset_reads_the_fixture_and_agrees(tmp_path):
+    import json
+    import subprocess
+
+    from physioaffect.datasets.windows import WindowConfig, subject_windows
+
+    root = tmp_path / "data_preprocessed_python"
+    write_deap(root, n_subjects=1, seconds=2, n_trials=2, seed=4)
+    script = (
+        "import sys, json, numpy as np\n"
+        "from torcheeg.datasets import DEAPDataset\n"
+        "from torcheeg import transforms\n"
+        "ds = DEAPDataset(root_path=sys.argv[1], io_path=sys.argv[2], num_worker=0, verbose=False,\n"
+        "    offline_transform=transforms.BandDifferentialEntropy(apply_to_baseline=True))\n"
+        "info = ds.info\n"
+        "eeg = [ds.read_eeg(str(r), str(c)).tolist() for r, c in zip(info['_record_id'], info['clip_id'])]\n"
+        "print(json.dumps({'trial': info['trial_id'].tolist(), 'start': info['start_at'].tolist(),\n"
+        "                  'valence': info['valence'].tolist(), 'eeg': eeg}))\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([str(TORCHEEG_PY), "-c", script, str(root), str(tmp_path / "io")],
+                         capture_output=True, text=True, timeout=200, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    tg = json.loads(out.stdout.strip().splitlines()[-1])
+    ws = subject_windows(open_dataset("deap", root).read_subject("s01"),
+                         WindowConfig.torcheeg_compat())
+    assert len(tg["eeg"]) == len(ws.X) == 4
+    for t, s, v, e in zip(tg["trial"], tg["start"], tg["valence"], tg["eeg"], strict=True):
+        i = np.flatnonzero((ws.meta["trial"] == t + 1) & (ws.meta["onset_s"] == (s - 384) / 128))
+        assert i.size == 1
+        assert ws.meta["valence"][i[0]] == v
+        # Same operations; other numpy/scipy versions in TorchEEG's venv: equal to ~1 ulp.
+        np.testing.assert_allclose(ws.X[i[0]], np.array(e), rtol=0, atol=1e-13)

@@ -112,6 +112,7 @@ def prepare_cmd(
                                    help="Also report labels under this rule (gt5, ge5, median, "
                                         "gt3, ge3, seed3, posneg, continuous)."),
     target: str = typer.Option("valence", "--target", help="Rating used with --label-rule."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Filter threads per subject (same values)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Validate the folder, then cut and featurise windows one subject at a time into the cache."""
@@ -129,7 +130,7 @@ def prepare_cmd(
             cfg = WindowConfig(window_s=window, step_s=step or None, baseline=baseline,
                                features=features, bands=bands, de_mode=de_mode)
         reader = open_dataset(dataset, root)
-        path = prepare(reader, cfg, cache, progress=not quiet,
+        path = prepare(reader, cfg, cache, progress=not quiet, n_jobs=jobs,
                        on_subject=lambda s, r: reused.append(s) if r else None)
         meta = read_meta(path)
         report = None

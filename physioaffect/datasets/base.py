@@ -122,6 +122,8 @@ class DatasetReader:
 
     name: str = ""
     rating_names: tuple[str, ...] = ()
+    #: Whether trials carry a pre-stimulus baseline (needed by ``baseline="keep"/"subtract"``).
+    has_baseline: bool = True
 
     def __init__(self, root: str | Path, *, validate: bool = True) -> None:
         self.root = Path(root)

@@ -63,11 +63,14 @@ def prepare(reader: DatasetReader, cfg: WindowConfig, cache_dir: str | Path,
     n_jobs : int
         Threads for filtering inside one subject (results do not depend on it).
     """
-    path = cache_path(reader, cfg, cache_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.baseline != "none" and not reader.has_baseline:
+        raise DatasetError(f"{reader.root}: baseline '{cfg.baseline}' requested but {reader.name} "
+                           "trials have no pre-stimulus baseline (use baseline 'none')")
     todo = list(reader.subjects if subjects is None else subjects)
     for s in todo:
         reader._check_subject(s)
+    path = cache_path(reader, cfg, cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "a") as h5:
         if "key" not in h5.attrs:
             h5.attrs["dataset"] = reader.name

@@ -37,6 +37,7 @@ class SEEDReader(DatasetReader):
 
     name = "seed"
     rating_names = ("emotion",)
+    has_baseline = False
 
     def _discover(self) -> list[str]:
         sessions: dict[int, list[tuple[str, str]]] = {}

@@ -49,6 +49,7 @@ class SessionsReader(DatasetReader):
     def __init__(self, root: str | Path, *, validate: bool = True,
                  baseline_s: float | None = 3.0) -> None:
         self.baseline_s = baseline_s
+        self.has_baseline = bool(baseline_s)
         super().__init__(root, validate=validate)
 
     def _discover(self) -> list[str]:
