@@ -150,3 +150,33 @@ def test_haar_fallback_gives_box_without_landmark_features(photo: np.ndarray) ->
     with FaceAnalyzer(static=True) as mesh:
         ref = mesh.process(photo, 0.0)
     assert _iou(np.array([res[k] for k in ("face_x", "face_y", "face_w", "face_h")]), ref.face.box) > 0.4
+
+
+@pytest.mark.parametrize(
+    ("axis", "degrees"), [("yaw", 20.0), ("yaw", -12.0), ("pitch", 15.0), ("roll", 10.0)]
+)
+def test_head_pose_recovers_known_rotations_and_their_direction(axis: str, degrees: float) -> None:
+    """The six model points, rotated by a known angle and projected by OpenCV's camera model,
+    give that angle back, with the documented sign."""
+    from physioaffect.face.features import _POSE_IDX, _POSE_MODEL, HeadPose
+
+    w, h = 640, 480
+    cam = np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1.0]])
+    rvec = np.zeros(3)
+    rvec[{"pitch": 0, "yaw": 1, "roll": 2}[axis]] = np.radians(degrees)
+    pts, _ = cv2.projectPoints(_POSE_MODEL, rvec, np.array([0.0, 0.0, 2000.0]), cam, None)
+    lm = np.zeros((468, 2))
+    lm[_POSE_IDX] = pts.reshape(-1, 2)
+    yaw, pitch, roll = HeadPose()(lm, (w, h))
+    got = {"yaw": yaw, "pitch": pitch, "roll": roll}
+    expected = {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
+    # cv2's rotation about the optical axis is clockwise on screen; head_roll counts the other way
+    expected[axis] = -degrees if axis == "roll" else degrees
+    for k in got:
+        assert got[k] == pytest.approx(expected[k], abs=0.5), k
+    nose, eyes_mid = pts[0, 0], (pts[2, 0] + pts[3, 0]) / 2
+    chin = pts[1, 0]
+    if axis == "yaw":  # turned towards image left: the nose tip sits left of the eyes' midpoint
+        assert np.sign(nose[0] - eyes_mid[0]) == -np.sign(degrees)
+    if axis == "pitch":  # looking down: chin closer to the nose in the image (foreshortened)
+        assert chin[1] - nose[1] < 330 * w / 2000.0

@@ -161,9 +161,10 @@ class HeadPose:
         Returns
         -------
         ndarray, shape (3,)
-            ``yaw`` (positive: face turns towards image right), ``pitch`` (positive: chin
-            down... see docs/face.md), ``roll`` (positive: counter-clockwise on screen); NaN if
-            the fit fails.
+            ``yaw`` (positive: the face turns towards image left, i.e. the subject's right
+            for a camera facing them), ``pitch`` (positive: looking down), ``roll``
+            (positive: counter-clockwise on screen); NaN if the fit fails. The generic model
+            leaves a person-dependent offset: use changes.
         """
         cv2 = self._cv2
         w, h = frame_size
