@@ -215,3 +215,52 @@ def test_preprocess_raw_validates_input():
         preprocess_raw(raw, PipelineConfig())
     with pytest.raises(SignalInputError, match="Nyquist"):
         design_sos(PipelineConfig(l_freq=None, h_freq=200), FS)
+
+
+def test_bad_input_classes_in_preprocessing():
+    x = _eeg(10)
+    # wrong units: volts where microvolts are expected, and microvolts stored in a Raw as volts
+    with pytest.warns(SignalQualityWarning, match="looks like volts"):
+        preprocess_array(x * 1e-6, FS, NAMES, PipelineConfig(detect_bads=False))
+    raw = mne.io.RawArray(x, mne.create_info(NAMES, FS, "eeg"), verbose=False)
+    with pytest.warns(SignalQualityWarning, match="looks like microvolts"):
+        preprocess_raw(raw, PipelineConfig(detect_bads=False))
+    # too short: a clear error below 3 samples, a warning below the high-pass settling time
+    with pytest.raises(SignalInputError, match="too few"):
+        preprocess_array(x[:, :2], FS, NAMES, PipelineConfig())
+    with pytest.warns(SignalQualityWarning, match="settle"):
+        preprocess_array(x[:, :FS], FS, NAMES, PipelineConfig(detect_bads=False))
+    # wrong rate: a cut-off above Nyquist, or no rate at all
+    with pytest.raises(SignalInputError, match="Nyquist"):
+        design_sos(PipelineConfig(l_freq=None, h_freq=45), 64)
+    with pytest.raises(SignalInputError, match="sampling rate"):
+        preprocess_array(x, 0, NAMES, PipelineConfig())
+    # shape
+    with pytest.raises(SignalInputError, match="labels"):
+        preprocess_array(x, FS, NAMES[:-1], PipelineConfig())
+    # inf and an all-NaN channel are bad channels, interpolated; the output is finite
+    x = x.copy()
+    x[1, 50] = np.inf
+    x[6] = np.nan
+    with pytest.warns(SignalQualityWarning, match="bad channels"):
+        y, report = preprocess_array(x, FS, NAMES, PipelineConfig())
+    assert {"Fp2", "P3"} <= set(report["bads"]) and np.isfinite(y).all()
+
+
+def test_montage_pairs_and_positions_from_the_montage_module():
+    montage_mod = pytest.importorskip("physioaffect.streams.montage")
+    from physioaffect.features.eeg import dasm, differential_entropy
+
+    mont = montage_mod.load_montage("deap32")
+    x = np.random.default_rng(0).standard_normal((5, len(mont.ch_names), 128)) * 10
+    de = differential_entropy(x, 128)
+    d = dasm(de, mont.ch_names, mont.pairs)
+    idx = mont.pair_indices()
+    assert d.shape == (5, len(mont.pairs), 4)
+    assert np.allclose(d, de[:, idx[:, 0]] - de[:, idx[:, 1]])
+    # Interpolation uses the montage's positions.
+    x = np.random.default_rng(1).standard_normal((len(mont.ch_names), 10 * FS)) * 10
+    x[3] = 0.0
+    with pytest.warns(SignalQualityWarning):
+        y, report = preprocess_array(x, FS, mont.ch_names, PipelineConfig(), montage=mont.to_mne())
+    assert report["interpolated"] == [mont.ch_names[3]] and y[3].std() > 1

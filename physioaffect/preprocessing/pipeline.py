@@ -42,6 +42,7 @@ from physioaffect.preprocessing.quality import (
     SignalInputError,
     as_signal_array,
     check_sfreq,
+    eeg_unit_problem,
     warn_quality,
 )
 
@@ -460,6 +461,22 @@ def preprocess_raw(
     report: dict[str, Any] = {"bads": [], "bad_reasons": {}, "interpolated": [], "ica_excluded": []}
 
     data = raw.get_data(picks=picks)
+    if data.shape[1] < 3:
+        raise SignalInputError(
+            f"raw: {data.shape[1]} samples are too few to filter (need 3 or more)"
+        )
+    if config.l_freq is not None and data.shape[1] / sfreq < 3 / config.l_freq:
+        warn_quality(
+            "preprocess",
+            [
+                f"{data.shape[1] / sfreq:.2f} s of data is shorter than the {3 / config.l_freq:g} s "
+                f"the {config.l_freq:g} Hz high-pass needs to settle; edges are distorted"
+            ],
+        )
+    # MNE keeps volts: microvolt numbers stored as volts are 1e6 too large.
+    problem = eeg_unit_problem(data, "V")
+    if problem:
+        warn_quality("preprocess_raw", [problem])
     if config.detect_bads:
         bads, why = detect_bad_channels(data * 1e6, sfreq, eeg_names, config.bad_z)
         report["bads"], report["bad_reasons"] = bads, why
@@ -575,6 +592,9 @@ def preprocess_array(
     fs = check_sfreq(sfreq)
     if arr.shape[0] != len(ch_names):
         raise SignalInputError(f"ch_names: {len(ch_names)} labels for {arr.shape[0]} channels")
+    problem = eeg_unit_problem(arr, "uV")
+    if problem:
+        warn_quality("preprocess_array", [problem])
     names, types, data = list(ch_names), ["eeg"] * len(ch_names), [arr]
     if eog is not None:
         e = np.atleast_2d(as_signal_array(eog, "eog"))
