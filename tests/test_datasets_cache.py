@@ -134,6 +134,10 @@ def test_torch_dataset_reads_windows_lazily(deap_dir, tmp_path):
     assert ds2._h5 is None and torch.equal(ds2[4][0], x)
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=5)))
     assert batch[0].shape == (5, 32, 4)
+    # Two worker processes (forked after the parent opened the file) read the same windows.
+    loader = torch.utils.data.DataLoader(ds, batch_size=9, num_workers=2)
+    xs = next(iter(loader))[0]
+    assert torch.equal(xs[4], x)
     meta = read_meta(p, ["s03"])
     assert set(meta["subject"]) == {"s03"} and len(meta) == 9
 

@@ -16,6 +16,7 @@ from physioaffect.datasets.protocols import (
     LeaveKSubjectsOut,
     LeaveStimuliOut,
     SeedWithinSubject,
+    SubjectKFold,
     WithinSubjectKFold,
     check_folds,
     get_protocol,
@@ -36,7 +37,7 @@ def _meta(n_subj=6, n_sess=1, n_trials=15, n_win=3, seed=0) -> pd.DataFrame:
                                        "valence"])
 
 
-@pytest.mark.parametrize("proto", [LOSO(n_val_subjects=2), LeaveKSubjectsOut(k=2),
+@pytest.mark.parametrize("proto", [LOSO(n_val_subjects=2), LeaveKSubjectsOut(k=2), SubjectKFold(3),
                                    LeaveStimuliOut(n_splits=3, n_subject_splits=3),
                                    LeaveStimuliOut(n_splits=3, cross_subject=False),
                                    SeedWithinSubject(n_val_trials=1), WithinSubjectKFold(5)])
@@ -60,7 +61,7 @@ def test_protocol_folds_are_leak_free_by_construction(proto):
 
 def test_loso_and_lkso_test_every_subject_once():
     meta = _meta(n_subj=7)
-    for proto in (LOSO(), LeaveKSubjectsOut(k=3)):
+    for proto in (LOSO(), LeaveKSubjectsOut(k=3), SubjectKFold(3)):
         folds = proto.folds(meta)
         tested = [s for f in folds for s in f.subjects("test")]
         assert sorted(tested, key=int) == [str(i) for i in range(1, 8)]

@@ -23,6 +23,7 @@ on demand (the file is opened lazily in each worker process).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -223,6 +224,7 @@ class WindowDataset:
         self._subj = self.rows["subject"].astype(str).to_numpy()
         self._row = self.rows["_row"].to_numpy()
         self._h5: h5py.File | None = None
+        self._pid = 0
 
     @staticmethod
     def index(path: str | Path, subjects: Sequence[str] | None = None) -> pd.DataFrame:
@@ -243,8 +245,10 @@ class WindowDataset:
     def __getitem__(self, i: int):
         import torch
 
-        if self._h5 is None:
+        if self._h5 is None or self._pid != os.getpid():
+            # HDF5 handles are not fork-safe: a forked DataLoader worker opens its own.
             self._h5 = h5py.File(self.path, "r")
+            self._pid = os.getpid()
         g = self._h5["subjects"][self._subj[i]]
         x = g["X"][self._row[i]]
         if self.transform is not None:

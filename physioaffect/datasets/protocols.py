@@ -13,8 +13,8 @@ trial can never straddle two parts. Protocols build folds by construction so tha
 :func:`check_folds` verifies these properties for *any* fold list (yours, a paper's, the
 training helper's) and raises :class:`LeakageError` listing what leaks.
 
-Protocols: :class:`LOSO`, :class:`LeaveKSubjectsOut` (grouped k-fold over subjects; ``k`` test
-subjects per fold), :class:`LeaveStimuliOut`, :class:`SeedWithinSubject` (SEED's first 9 trials
+Protocols: :class:`LOSO`, :class:`LeaveKSubjectsOut` (``k`` test subjects per fold),
+:class:`SubjectKFold` (grouped k-fold over subjects, ``n_splits`` folds), :class:`LeaveStimuliOut`, :class:`SeedWithinSubject` (SEED's first 9 trials
 train / last 6 test, per subject and session), :class:`WithinSubjectKFold` (trial-grouped
 k-fold inside each subject). ``get_protocol(name, **kw)`` builds one by name.
 """
@@ -174,6 +174,24 @@ class LeaveKSubjectsOut(_SubjectGroups):
         return [sorted(order[i:i + self.k], key=_natural) for i in range(0, len(order), self.k)]
 
 
+class SubjectKFold(_SubjectGroups):
+    """Grouped k-fold over subjects with ``n_splits`` folds (group sizes differ by at most one)."""
+
+    name = "subject-kfold"
+
+    def __init__(self, n_splits: int = 5, n_val_subjects: int = 1, seed: int = 0) -> None:
+        super().__init__(n_val_subjects, seed)
+        if n_splits < 2:
+            raise DatasetError(f"subject k-fold: n_splits must be >= 2, got {n_splits}")
+        self.n_splits = n_splits
+
+    def _groups(self, subjects: list[str]) -> list[list[str]]:
+        if len(subjects) < self.n_splits:
+            raise DatasetError(f"subject k-fold: {len(subjects)} subjects for {self.n_splits} folds")
+        order = np.random.default_rng(self.seed + 1).permutation(subjects)
+        return [sorted(map(str, g), key=_natural) for g in np.array_split(order, self.n_splits)]
+
+
 class LeaveStimuliOut(Protocol):
     """Stimuli split into ``n_splits`` groups; each group is the test set once.
 
@@ -301,12 +319,14 @@ class WithinSubjectKFold(Protocol):
                        test=frozenset(test), kind="within_subject")
 
 
-PROTOCOLS = {"loso": LOSO, "lkso": LeaveKSubjectsOut, "lso": LeaveStimuliOut,
+PROTOCOLS = {"loso": LOSO, "lkso": LeaveKSubjectsOut, "subject-kfold": SubjectKFold,
+             "lso": LeaveStimuliOut,
              "seed-9-6": SeedWithinSubject, "within-kfold": WithinSubjectKFold}
 
 
 def get_protocol(name: str, **kwargs: object) -> Protocol:
-    """Protocol by name (``loso``, ``lkso``, ``lso``, ``seed-9-6``, ``within-kfold``)."""
+    """Protocol by name (``loso``, ``lkso``, ``subject-kfold``, ``lso``, ``seed-9-6``,
+    ``within-kfold``)."""
     if name not in PROTOCOLS:
         raise DatasetError(f"protocol {name!r} unknown (expected one of {', '.join(PROTOCOLS)})")
     return PROTOCOLS[name](**kwargs)
