@@ -139,3 +139,15 @@ def test_video_spec_for_the_source_registry(video_file) -> None:
     assert VideoSource.from_spec(SourceSpec.parse("video:0")).reader.is_camera
     with pytest.raises(ValueError, match="unknown parameter"):
         VideoSource.from_spec(SourceSpec.parse(f"video:{path}?fps=3"))
+
+
+def test_publish_stops_after_duration_of_video_time(video_file) -> None:
+    """``--duration`` counts the frames' own time: 1 s of a 25 fps file is 25 frames."""
+    from physioaffect.face.publish import publish_face
+
+    path, _ = video_file
+    lines: list[str] = []
+    summary = publish_face(VideoSource(path, start_time=0.0, name="face-duration-test"), duration=1.0, echo=lines.append)
+    assert summary["samples"] == 25
+    assert summary["first_time"] == 0.0 and summary["last_time"] == pytest.approx(24 / FPS)
+    assert any("face-duration-test" in line for line in lines)
