@@ -94,6 +94,7 @@ def test_cache_reuse_invalidation_and_resume(deap_dir, tmp_path):
     p2 = prepare(r, cfg2, tmp_path, progress=False, on_subject=lambda s, re: seen.append((s, re)))
     assert p2 != p1 and all(not re for _, re in seen)
     assert read_info(p2)["config"]["features"] == "band_power"
+    assert read_info(p2)["n_nonfinite"] == {"s01": 0, "s02": 0, "s03": 0}
     assert not np.allclose(load_windows(p2).X, ws1.X)
     # A changed input file changes the key too.
     st = os.stat(deap_dir / "s02.dat")
@@ -161,3 +162,21 @@ def test_baseline_on_a_dataset_without_one_fails_before_any_file(tmp_path):
     with pytest.raises(DatasetError, match="seed trials have no pre-stimulus baseline"):
         prepare(r, WindowConfig(baseline="keep"), tmp_path / "c", progress=False)
     assert not (tmp_path / "c").exists()
+
+
+def test_unusable_windows_are_counted_not_hidden(tmp_path):
+    from physioaffect.datasets.safe_pickle import dump_py2
+
+    root = tmp_path / "deap"
+    root.mkdir()
+    arr = deap_subject_arrays(1, n_trials=2, seconds=2, seed=0)
+    arr["data"][1, 5, 384 + 128:384 + 256] = 0.0  # trial 2, second window, channel 5 flat
+    with open(root / "s01.dat", "wb") as f:
+        dump_py2(arr, f)
+    with pytest.warns(UserWarning):
+        p = prepare(open_dataset("deap", root), WindowConfig(), tmp_path / "c", progress=False)
+    assert read_info(p)["n_nonfinite"] == {"s01": 1}
+    ws = load_windows(p)
+    bad = ~np.isfinite(ws.X).all(axis=(1, 2))
+    assert list(ws.meta[bad][["trial", "onset_s"]].itertuples(index=False, name=None)) == [(2, 1.0)]
+    assert np.isnan(ws.X[bad][0, 5]).all() and np.isfinite(ws.X[bad][0, :5]).all()

@@ -118,7 +118,7 @@ def prepare_cmd(
     """Validate the folder, then cut and featurise windows one subject at a time into the cache."""
     from physioaffect.datasets import open_dataset
     from physioaffect.datasets.base import DatasetError
-    from physioaffect.datasets.cache import prepare, read_meta
+    from physioaffect.datasets.cache import prepare, read_info, read_meta
     from physioaffect.datasets.windows import WindowConfig
 
     t0 = time.perf_counter()
@@ -133,6 +133,7 @@ def prepare_cmd(
         path = prepare(reader, cfg, cache, progress=not quiet, n_jobs=jobs,
                        on_subject=lambda s, r: reused.append(s) if r else None)
         meta = read_meta(path)
+        n_bad = sum(read_info(path)["n_nonfinite"].values())
         report = None
         if label_rule:
             from physioaffect.datasets.labels import make_labels
@@ -142,6 +143,9 @@ def prepare_cmd(
         _fail(str(err))
     typer.echo(f"{len(meta)} windows of {meta['subject'].nunique()} subjects "
                f"({len(reused)} reused from cache) in {time.perf_counter() - t0:.1f} s")
+    if n_bad:
+        typer.echo(f"{n_bad} windows have NaN features (unusable signal: flat, clipped or NaN); "
+                   "they are kept in the cache, drop them before training")
     if report:
         typer.echo(f"labels {report['rule']} on {report['target']}: {report.get('class_counts')}; "
                    f"dropped {report['dropped_nan']} NaN, {report['dropped_by_rule']} by rule")

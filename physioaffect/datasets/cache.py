@@ -117,6 +117,9 @@ def _write_subject(grp: h5py.Group, s: str, ws: WindowSet) -> None:
             m.create_dataset(col, data=v.astype(str).astype(object), dtype=h5py.string_dtype())
         else:
             m.create_dataset(col, data=v)
+    # Windows the feature step marked unusable (NaN: flat, clipped, NaN input): counted, kept.
+    flat = ws.X.reshape(len(ws.X), -1)
+    g.attrs["n_nonfinite"] = int((~np.isfinite(flat).all(axis=1)).sum()) if len(ws.X) else 0
     g.attrs["complete"] = True
 
 
@@ -140,7 +143,8 @@ def _read_meta(g: h5py.Group) -> pd.DataFrame:
 
 
 def read_info(path: str | Path) -> dict:
-    """Attributes of a cache file (dataset, config, channels, subjects)."""
+    """Attributes of a cache file (dataset, config, channels, subjects, ``n_nonfinite``: windows
+    per subject whose features are NaN because the signal was unusable)."""
     with h5py.File(path, "r") as h5:
         info = {k: h5.attrs[k] for k in h5.attrs}
         info["config"] = json.loads(info["config"])
@@ -148,6 +152,8 @@ def read_info(path: str | Path) -> dict:
             if k in info:
                 info[k] = json.loads(info[k])
         info["subjects"] = [s for s in h5["subjects"] if h5["subjects"][s].attrs.get("complete")]
+        info["n_nonfinite"] = {s: int(h5["subjects"][s].attrs.get("n_nonfinite", 0))
+                               for s in info["subjects"]}
     return info
 
 
