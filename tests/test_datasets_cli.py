@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +29,9 @@ def test_fake_then_prepare_twice_reuses_cache(tmp_path):
     assert "12 windows of 2 subjects (0 reused from cache)" in r.stdout
     assert "labels gt5 on arousal" in r.stdout
     path = r.stdout.strip().splitlines()[-1].split("windows written to ")[1]
+    png = Path(path).with_suffix(".png")
+    assert f"figure written to {png}" in r.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     ws = load_windows(path)
     assert ws.X.shape == (12, 32, 4) and np.isfinite(ws.X).all()
     assert read_info(path)["config"]["baseline"] == "subtract"

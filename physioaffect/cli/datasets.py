@@ -113,6 +113,8 @@ def prepare_cmd(
                                         "gt3, ge3, seed3, posneg, continuous)."),
     target: str = typer.Option("valence", "--target", help="Rating used with --label-rule."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Filter threads per subject (same values)."),
+    figure: bool = typer.Option(True, "--figure/--no-figure",
+                                help="Save a PNG of windows per subject (and classes) next to the cache."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Validate the folder, then cut and featurise windows one subject at a time into the cache."""
@@ -135,10 +137,18 @@ def prepare_cmd(
         meta = read_meta(path)
         n_bad = sum(read_info(path)["n_nonfinite"].values())
         report = None
+        y = keep = None
         if label_rule:
             from physioaffect.datasets.labels import make_labels
 
-            _, _, report = make_labels(meta, label_rule, target)
+            y, keep, report = make_labels(meta, label_rule, target)
+        png = None
+        if figure:
+            from physioaffect.datasets.report import windows_figure
+
+            title = f"{reader.name}: {len(meta)} windows" + (
+                f", {label_rule} on {target}" if label_rule else "")
+            png = windows_figure(meta, path.with_suffix(".png"), y, keep, title)
     except DatasetError as err:
         _fail(str(err))
     typer.echo(f"{len(meta)} windows of {meta['subject'].nunique()} subjects "
@@ -149,6 +159,8 @@ def prepare_cmd(
     if report:
         typer.echo(f"labels {report['rule']} on {report['target']}: {report.get('class_counts')}; "
                    f"dropped {report['dropped_nan']} NaN, {report['dropped_by_rule']} by rule")
+    if png is not None:
+        typer.echo(f"figure written to {png}")
     typer.echo(f"windows written to {path}")
     sys.stdout.flush()
 
