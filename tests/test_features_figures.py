@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import matplotlib
 import numpy as np
 import pytest
 
@@ -15,7 +14,6 @@ from physioaffect.features.figures import (
 from physioaffect.features.peripheral import ecg_rpeaks
 from physioaffect.preprocessing.quality import SignalInputError
 
-matplotlib.use("Agg")
 PNG = b"\x89PNG\r\n\x1a\n"
 NAMES = ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "T7", "T8", "P3", "P4", "O1", "O2", "Oz", "Cz"]
 

@@ -1,4 +1,4 @@
-"""Figures for a recording or an epoch set, saved as PNG (matplotlib, Agg backend).
+"""Figures for a recording or an epoch set, saved as PNG (matplotlib, rendered with Agg).
 
 * :func:`plot_psd_groups`: Welch PSD averaged per channel group (frontal, central, temporal,
   parietal, occipital by 10-20 label), log scale, bands shaded.
@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # figures are files here; never open a window
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+# Figures are built on matplotlib.figure.Figure, not pyplot: no GUI backend, no global state
+# (safe in threads and in notebooks, which keep their own backend), nothing to close.
+from matplotlib.figure import Figure
 from scipy import signal  # noqa: E402
 
 from physioaffect.features import peripheral  # noqa: E402
@@ -88,7 +88,8 @@ def plot_psd_groups(
     freqs, psd = signal.welch(arr, fs, nperseg=min(arr.shape[-1], int(2 * fs)), axis=-1)
     psd = psd.reshape(-1, len(ch_names), freqs.size).mean(axis=0)
     keep = freqs <= min(fmax, fs / 2)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     for k, (name, lo, hi) in enumerate(resolve_bands(bands)):
         if lo < fmax:
             ax.axvspan(lo, min(hi, fmax), color=f"C{k}", alpha=0.08, lw=0)
@@ -152,9 +153,8 @@ def plot_band_topomaps(
         info.set_montage(montage, match_case=False, on_missing="raise", verbose=False)
     except ValueError as err:
         raise SignalInputError(f"ch_names: no positions for some channels ({err})") from None
-    fig, axes = plt.subplots(
-        1, len(band_names), figsize=(2.2 * len(band_names), 2.6), squeeze=False
-    )
+    fig = Figure(figsize=(2.2 * len(band_names), 2.6))
+    axes = fig.subplots(1, len(band_names), squeeze=False)
     for k, name in enumerate(band_names):
         ax = axes[0, k]
         v = vals[:, k]
@@ -165,7 +165,7 @@ def plot_band_topomaps(
         ax.set_title(name, fontsize=9)
         cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         cb.ax.tick_params(labelsize=6)
-        if unit:
+        if unit and k == len(band_names) - 1:  # once, at the right: labels would overlap maps
             cb.set_label(unit, fontsize=7)
     if title:
         fig.suptitle(title)
@@ -190,9 +190,8 @@ def plot_peripheral(
     seconds : float or None
         Show the first ``seconds`` only (None: everything).
     """
-    fig, axes = plt.subplots(
-        len(signals), 1, figsize=(9, 1.8 * len(signals)), sharex=True, squeeze=False
-    )
+    fig = Figure(figsize=(9, 1.8 * len(signals)))
+    axes = fig.subplots(len(signals), 1, sharex=True, squeeze=False)
     for ax, (modality, (sig, fs)) in zip(axes[:, 0], signals.items(), strict=True):
         events, reasons = peripheral.process(modality, sig, fs)
         x = np.asarray(sig, dtype=float).reshape(-1)
