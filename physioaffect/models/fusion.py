@@ -206,6 +206,10 @@ class MultimodalFusion(EEGModel):
                 f"MultimodalFusion: {name} must have shape (batch, T, {n_feat}), got {tuple(x.shape)}"
             )
 
+    def _encode(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        emb = self.encoders[name](x)
+        return self.projections["eeg"](emb) if name == "eeg" else emb
+
     def forward(
         self,
         eeg: torch.Tensor | None = None,
@@ -225,11 +229,11 @@ class MultimodalFusion(EEGModel):
             if x is not None:
                 self._check_modality(name, x)
                 idx = present[:, i].nonzero().squeeze(1)
-                if idx.numel() > 0:
+                if idx.numel() == batch:  # all present: no gather/scatter needed
+                    token = self._encode(name, x).to(token.dtype)
+                elif idx.numel() > 0:
                     # Only present samples go through the encoder: masked values never enter.
-                    emb = self.encoders[name](x.index_select(0, idx))
-                    if name == "eeg":
-                        emb = self.projections["eeg"](emb)
+                    emb = self._encode(name, x.index_select(0, idx))
                     token = token.index_copy(0, idx, emb.to(token.dtype))
             tokens.append(token)
         h = torch.stack(tokens, dim=1) + self.modality_embedding  # (B, M, d)
