@@ -227,3 +227,16 @@ def test_shape_errors_are_clear():
     # (n, 1) columns, as stream chunks come, are accepted
     feats, _ = P.ecg_features(_ecg(20)[:, None], FS)
     assert np.isfinite(feats["ECG_Rate_Mean"])
+
+
+def test_frequency_domain_hrv_only_for_long_windows():
+    ecg = _ecg(150)
+    long_feats, _ = P.ecg_features(ecg, FS)
+    short_feats, _ = P.ecg_features(ecg[: 20 * FS], FS)
+    # The simulator modulates the heart rate at the breathing rate (RSA, HF band) and at 0.1 Hz
+    # (Mayer waves, LF band): both bands carry power.
+    assert long_feats["HRV_LF"] > 0 and long_feats["HRV_HF"] > 0
+    assert long_feats["HRV_LFHF"] == pytest.approx(
+        long_feats["HRV_LF"] / long_feats["HRV_HF"], rel=1e-6
+    )
+    assert np.isnan(short_feats["HRV_LF"]) and np.isfinite(short_feats["HRV_RMSSD"])
