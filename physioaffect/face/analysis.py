@@ -144,7 +144,7 @@ class FaceAnalyzer:
         self.pulse = pulse if pulse is not None else PulseTracker()
         self._pose = HeadPose()
         self._prev_grey: np.ndarray | None = None
-        self._prev_lm: tuple[float, np.ndarray] | None = None  # (time, aligned-scale landmarks)
+        self._prev_lm: tuple[float, np.ndarray] | None = None  # (time, landmarks / iod)
 
     labels = FEATURE_LABELS
 
@@ -166,7 +166,9 @@ class FaceAnalyzer:
     def missing(self, timestamp: float, status: str = "dropped") -> FrameResult:
         """A NaN row for a frame that is not there (``dropped`` or ``unreadable``).
 
-        Breaks the continuity of motion and rPPG: nothing is interpolated across it.
+        Motion, landmark speed and head-pose tracking restart after it. The rPPG history
+        restarts when the hole is longer than the tracker's ``max_gap`` (0.25 s); shorter
+        holes are bridged inside the pulse window only, and no row is given a value.
         """
         self._prev_grey = None
         self._prev_lm = None
@@ -272,6 +274,7 @@ def analyze_video(
     start_time: float = 0.0,
     detector: str = "auto",
     max_frames: int | None = None,
+    progress: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Face features of every frame of a video file.
 
@@ -286,6 +289,8 @@ def analyze_video(
         See :class:`FaceAnalyzer`.
     max_frames : int, optional
         Stop after this many frames.
+    progress : bool
+        Show a progress bar (tqdm) on stderr.
 
     Returns
     -------
@@ -298,6 +303,7 @@ def analyze_video(
         raises a ``RuntimeWarning`` naming it.
     """
     import pandas as pd
+    from tqdm import tqdm
 
     from physioaffect.face.source import FrameReader
 
@@ -305,7 +311,12 @@ def analyze_video(
     times: list[float] = []
     statuses: list[str] = []
     with FrameReader(path, start_time=start_time) as reader, FaceAnalyzer(detector=detector) as fa:
+        bar = tqdm(
+            total=reader.n_frames_declared or None, desc=Path(path).name, unit="frame",
+            disable=not progress,
+        )
         for frame in reader:
+            bar.update(1)
             res = fa.missing(frame.timestamp, frame.status) if frame.image is None else fa.process(
                 frame.image, frame.timestamp
             )
@@ -314,6 +325,7 @@ def analyze_video(
             statuses.append(res.status)
             if max_frames is not None and len(rows) >= max_frames:
                 break
+        bar.close()
         if reader.truncated and (max_frames is None or len(rows) < max_frames):
             warnings.warn(reader.truncation_message(), RuntimeWarning, stacklevel=2)
         info = {
