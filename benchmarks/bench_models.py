@@ -176,6 +176,32 @@ def equivalence() -> dict:
     return out
 
 
+def plot_results(path: Path) -> Path:
+    """Bar chart of training throughput (ours vs reference) for every run in ``path``."""
+    from matplotlib.figure import Figure
+
+    data = json.loads(path.read_text())
+    runs = [k for k in data if "throughput" in data[k]]
+    fig = Figure(figsize=(4.5 * len(runs), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(runs), squeeze=False)[0]
+    keys = ["ref_fp32", "ours_fp32", "ours_bf16", "ours_compile"]
+    colors = ["0.6", "tab:blue", "tab:orange", "tab:green"]
+    for ax, run in zip(axes, runs, strict=True):
+        thr = data[run]["throughput"]
+        for j, key in enumerate(keys):
+            vals = [thr[w].get(key, {}).get("windows_per_s", 0.0) for w in thr]
+            ax.bar([i + 0.2 * (j - 1.5) for i in range(len(thr))], vals, width=0.2,
+                   color=colors[j], label=key.replace("_", " "))
+        ax.set_xticks(range(len(thr)), ["EEG-Deformer\n(fatigue)" if w == "deformer"
+                                         else "EmT\n(SEED)" for w in thr])
+        ax.set_ylabel("windows/s (fwd+bwd, batch 64)")
+        ax.set_title(f"{run}, threads {data[run]['machine']['threads']}")
+    axes[0].legend(fontsize=8)
+    out = path.with_name("models_throughput.png")
+    fig.savefig(out, dpi=110)
+    return out
+
+
 def _worker(args: argparse.Namespace) -> None:
     spec = json.loads(args.worker)
     if spec.get("threads"):
@@ -207,10 +233,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds, best kept")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads for the throughput runs (0 = torch default)")
+    parser.add_argument("--plot-only", action="store_true",
+                        help="only redraw models_throughput.png from the JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(args)
+        return
+    if args.plot_only:
+        print(f"figure written to {plot_results(Path(args.out))}")
         return
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_models: --device cuda asked for but torch.cuda.is_available() is False")
@@ -297,6 +328,7 @@ def main() -> None:
     previous[key] = results
     out.write_text(json.dumps(previous, indent=2) + "\n")
     print(f"results written to {out}")
+    print(f"figure written to {plot_results(out)}")
 
 
 if __name__ == "__main__":
