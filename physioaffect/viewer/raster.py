@@ -67,7 +67,8 @@ def rasterize(
     y_range : (float, float)
         Plot units at the bottom and the top of the image.
     colors : ndarray of uint32, shape (n_channels,)
-        ARGB colour per channel (where traces overlap the last channel wins).
+        ARGB colour per channel; a pixel takes the colour of the lane (nearest channel
+        baseline) it lies in, so all channels are drawn in one pass.
     background : int
         ARGB of empty pixels (0: transparent).
 
@@ -91,20 +92,21 @@ def rasterize(
     valid = np.isfinite(first) & np.isfinite(last) & (last >= 0) & (first <= height - 1)
     first = np.clip(np.nan_to_num(first), 0, height - 1).astype(np.int64)
     last = np.clip(np.nan_to_num(last), 0, height - 1).astype(np.int64)
-    img = np.full((height, n_cols), background, dtype=np.uint32)
     cols = np.broadcast_to(np.arange(n_cols)[:, None], (n_cols, n_ch))
     size = (height + 1) * n_cols
-    # one difference array per colour group: +1 at the span's first row, -1 after its last
-    for color in np.unique(colors):
-        sel = valid & (colors[None, :] == color)
-        if not sel.any():
-            continue
-        f, la, cc = first[sel], last[sel], cols[sel]
-        acc = np.bincount(f * n_cols + cc, minlength=size)
-        acc -= np.bincount((la + 1) * n_cols + cc, minlength=size)
-        mask = np.cumsum(acc.reshape(height + 1, n_cols)[:-1], axis=0) > 0
-        img[mask] = color
-    return img
+    f, la, cc = first[valid], last[valid], cols[valid]
+    acc = np.bincount(f * n_cols + cc, minlength=size)
+    acc -= np.bincount((la + 1) * n_cols + cc, minlength=size)
+    cover = np.cumsum(acc.reshape(height + 1, n_cols)[:-1], axis=0, dtype=np.int32) > 0
+    # colour of a row: that of the channel whose baseline is nearest (one pass for all
+    # channels; an excursion into the next lane takes that lane's colour)
+    row_y = y0 + (np.arange(height) + 0.5) / scale
+    order = np.argsort(offsets)
+    so = np.asarray(offsets, dtype=np.float64)[order]
+    mid = (so[1:] + so[:-1]) / 2
+    lane = order[np.searchsorted(mid, row_y)]
+    row_color = np.asarray(colors, dtype=np.uint32)[lane]
+    return np.where(cover, row_color[:, None], np.uint32(background))
 
 
 class RasterTraces(pg.GraphicsObject):
@@ -130,7 +132,7 @@ class RasterTraces(pg.GraphicsObject):
     def set_data(
         self, data: np.ndarray, x_range: tuple[float, float], y_range: tuple[float, float],
         offsets: np.ndarray, gains: np.ndarray, colors: np.ndarray, size: tuple[int, int],
-        x_fill: float = 1.0,
+        x_fill: float = 1.0, centre: np.ndarray | None = None,
     ) -> None:
         """Redraw from samples.
 
@@ -146,10 +148,16 @@ class RasterTraces(pg.GraphicsObject):
             Width and height of the image in pixels (the view's size on screen).
         x_fill : float
             Fraction of the width the data covers (less while the buffer fills).
+        centre : ndarray, shape (n_channels,), optional
+            Value drawn on each channel's baseline (subtracted from the column extremes,
+            so the samples themselves are never copied).
         """
         width, height = max(int(size[0]), 2), max(int(size[1]), 2)
         n_cols = max(1, int(round(width * min(max(x_fill, 0.0), 1.0))))
         lo, hi = minmax_columns(data, n_cols)
+        if centre is not None:
+            lo = lo - centre
+            hi = hi - centre
         img = rasterize(lo, hi, offsets, gains, height, y_range, colors)
         if n_cols < width:
             full = np.zeros((height, width), dtype=np.uint32)

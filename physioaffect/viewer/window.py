@@ -85,8 +85,8 @@ class _MarkerLines:
             line = pg.InfiniteLine(angle=90, movable=False,
                                    pen=pg.mkPen((255, 170, 60, 200), width=1))
             if labels:
-                line.label = pg.InfLineLabel(line, text="", position=0.97, rotateAxis=(1, 0),
-                                             anchor=(1, 1), color=(255, 190, 90))
+                line.label = pg.InfLineLabel(line, text="", position=0.98, anchor=(0, 0),
+                                             color=(255, 190, 90))
             line.setVisible(False)
             plot.addItem(line, ignoreBounds=True)
             self.lines.append(line)
@@ -161,6 +161,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._eeg_name: str | None = None
         self._gain: np.ndarray = np.ones(0)
         self._scale: np.ndarray = np.ones(0)
+        self._centre: np.ndarray = np.zeros(0)
         self._visible: np.ndarray = np.zeros(0, dtype=int)
         self._last_scale_update = 0.0
         self._marker_readers: dict[str, RingReader] = {}
@@ -508,15 +509,18 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self.traces.clear()
             return
         now = time.monotonic()
-        if now - self._last_scale_update > 1.0:
-            # per-channel automatic scale: 4 robust SDs fill one channel's lane
+        if now - self._last_scale_update > 1.0 or len(self._centre) != x.shape[1]:
+            # per-channel automatic scale (4 robust SDs fill one lane) and centre, once a second
             recent = x[-int(min(len(x), 2 * fs)):]
-            mad = np.median(np.abs(recent - np.median(recent, axis=0)), axis=0) * 1.4826
+            med = np.median(recent, axis=0)
+            mad = np.median(np.abs(recent - med), axis=0) * 1.4826
             self._scale = 1.0 / np.maximum(4.0 * mad, 1e-6)
+            self._centre = med
             self._last_scale_update = now
         vis = self._visible
-        data = x[:, vis]
-        data = data - np.median(data[-min(len(data), 256):], axis=0)  # centre each lane
+        all_visible = len(vis) == x.shape[1]
+        data = x if all_visible else x[:, vis]
+        centre = self._centre if all_visible else self._centre[vis]
         n = len(vis)
         offsets = (n - 1 - np.arange(n)).astype(np.float64)
         gains = self._scale[vis] * self._gain[vis]
@@ -526,7 +530,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         span = float(ts[-1] - ts[0])
         x_fill = min(1.0, (span + 1.0 / fs) / self.window_s)
         self.traces.set_data(data, (-self.window_s, 0.0), (-0.7, n - 0.3), offsets, gains,
-                             colors, size, x_fill=x_fill)
+                             colors, size, x_fill=x_fill, centre=centre)
 
     def _draw_peripheral(self, kind: str, info: StreamInfo | None, t_ref: float,
                          unit: str) -> None:
@@ -660,8 +664,11 @@ class ViewerWindow(QtWidgets.QMainWindow):
                 continue
             m = vals.get(info.name, {})
             if kind == "GSR":
-                text = (f"EDA tonic {m.get('tonic', np.nan):.2f} \u00b5S, "
-                        f"{m.get('scr_per_min', np.nan):.0f} SCR/min")
+                tonic, scr = m.get("tonic", np.nan), m.get("scr_per_min", np.nan)
+                text = "EDA: " + (f"tonic {tonic:.2f} \u00b5S" if np.isfinite(tonic) else "-")
+                if np.isfinite(scr):
+                    text += f", {scr:.0f} responses/min"
+
             else:
                 v = m.get(key, np.nan) if key else np.nan
                 text = f"{title}: " + (fmt.format(v) if np.isfinite(v) else "-")
