@@ -141,3 +141,10 @@ def test_cli_lists_models_with_parameter_counts() -> None:
         M.create("eegnet", n_chans=30, n_outputs=2, n_times=384, sfreq=128))
     table = subprocess.run(cmd[:-1] + ["--presets"], capture_output=True, text=True, timeout=120)
     assert table.returncode == 0 and "703,530" in table.stdout and "2,052,062" in table.stdout
+
+
+def test_cli_rejects_impossible_input() -> None:
+    cmd = [sys.executable, "-m", "physioaffect.cli.main", "models", "--n-chans", "0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "--n-chans" in proc.stderr and "Traceback" not in proc.stderr

@@ -12,16 +12,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("models")
     def models_command(
-        n_chans: int = typer.Option(32, "--n-chans", help="EEG channels."),
-        n_times: int = typer.Option(512, "--n-times", help="Samples per window (EmT: segment)."),
+        n_chans: int = typer.Option(32, "--n-chans", min=1, help="EEG channels."),
+        n_times: int = typer.Option(512, "--n-times", min=1, help="Samples per window (EmT: segment)."),
         sfreq: float = typer.Option(128.0, "--sfreq", help="Sampling rate in Hz."),
-        n_outputs: int = typer.Option(2, "--n-outputs", help="Classes or regression targets."),
+        n_outputs: int = typer.Option(2, "--n-outputs", min=1, help="Classes or regression targets."),
         presets: bool = typer.Option(
             False, "--presets", help="List the published reference configurations instead."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
         """List registered models and their parameter counts for the given input."""
+        if not sfreq > 0:
+            raise typer.BadParameter(f"must be a positive rate in Hz, got {sfreq}",
+                                     param_hint="--sfreq")
         from rich.console import Console
         from rich.table import Table
 
