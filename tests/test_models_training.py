@@ -116,3 +116,25 @@ def test_training_is_deterministic_under_a_seed() -> None:
     other = M.create("eeg_deformer", n_chans=5, n_outputs=2, n_times=96, sfreq=64, depth=2,
                      heads=2, dim_head=4, mlp_dim=4)
     assert not torch.equal(other.pos_embedding, sa["pos_embedding"])
+
+
+def test_emt_regressor_tracks_a_planted_continuous_target() -> None:
+    """Per-sub-window target = a band power of one channel (smoothed in time): CCC-style fit."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.rand(160, 6, 8, 7, generator=gen)
+    target = x[:, :, 3, 2:3] * 2.0 - 1.0  # (B, S, 1)
+    model = M.EmTRegressor(8, 1, 1000, 200, n_sub_windows=6, K=2, n_layers=1, dim_head=16,
+                           dropout=0.0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(80):
+        idx = torch.randint(0, 120, (32,), generator=gen)
+        loss = torch.nn.functional.mse_loss(model(x[idx]), target[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        pred = model(x[120:]).flatten()
+    r = np.corrcoef(pred.numpy(), target[120:].flatten().numpy())[0, 1]
+    assert r > 0.8
