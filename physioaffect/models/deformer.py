@@ -2,9 +2,9 @@
 
 Reference
 ---------
-Y. Ding, Y. Li, H. Sun, R. Liu, C. Tong, C. Liu, X. Zhou, C. Guan, "EEG-Deformer: A Dense
-Convolutional Transformer for Brain-Computer Interfaces", IEEE Journal of Biomedical and Health
-Informatics, 2024. doi:10.1109/JBHI.2024.3504604. Public code: github.com/yi-ding-cs/EEG-Deformer.
+Y. Ding et al., "EEG-Deformer: A Dense Convolutional Transformer for Brain-Computer
+Interfaces", IEEE Journal of Biomedical and Health Informatics, 2024.
+Public code: github.com/yi-ding-cs/EEG-Deformer.
 
 This is an independent implementation of the published architecture. With the same
 hyper-parameters it has exactly the parameter count of the reference code, and it computes the

@@ -2,9 +2,9 @@
 
 Reference
 ---------
-Y. Ding, C. Tong, S. Zhang, M. Jiang, Y. Li, K. L. J. Liang, C. Guan, "EmT: A Novel Transformer
-for Generalized Cross-subject EEG Emotion Recognition", IEEE Transactions on Neural Networks and
-Learning Systems, 2025. doi:10.1109/TNNLS.2025.3552603. Public code: github.com/yi-ding-cs/EmT.
+Y. Ding et al., "EmT: A Novel Transformer for Generalized Cross-subject EEG Emotion
+Recognition", IEEE Transactions on Neural Networks and Learning Systems, 2025.
+Public code: github.com/yi-ding-cs/EmT.
 
 Input is not raw EEG but a *sequence of graphs*: a segment (reference: 20 s) is cut into
 sub-windows (reference: 2 s, overlap 0.75 for SEED; 4 s for FACED); every sub-window is one
