@@ -166,3 +166,81 @@ def test_mismatched_streams_are_refused_with_the_reason(sim_eeg, tmp_path):
     with pytest.raises(CheckpointMismatchError, match="no EEG stream"):
         match_streams(loaded, [simulate_subject(CFG, 0, duration=1).signals["ECG"][0]])
     assert match_streams(loaded, [info]).picks == list(range(8))
+
+
+def _training_checkpoint(tmp_path, modalities, rec, n_times=256):
+    """A checkpoint written the way ``physioaffect train`` writes one (its own save function)."""
+    tc = pytest.importorskip("physioaffect.training.checkpoint")
+    data = pytest.importorskip("physioaffect.training.data")
+    from physioaffect.features import peripheral as pf
+    from physioaffect.models import MultimodalFusion
+
+    info, ts, x = rec.signals["EEG"]
+    labels = info.labels
+    torch.manual_seed(0)
+    X = np.stack([filter_array(x[i:i + n_times].T, FS, DEMO_PIPELINE)
+                  for i in range(0, 1024, 128)])
+    norms = {"eeg": data.AxisNormaliser((1,)).fit(X).to_dict()}
+    meta = {"channels": labels, "sfreq": FS, "n_times": n_times, "window_s": n_times / FS,
+            "step_s": 1.0,
+            "target": "arousal", "task": "classification", "class_names": ["low", "high"],
+            "n_classes": 2, "modalities": list(modalities), "input": "raw",
+            "normalisation": norms, "pipeline": DEMO_PIPELINE.to_dict(),
+            "pipeline_hash": DEMO_PIPELINE.config_hash()}
+    if "peripheral" in modalities:
+        names = list(pf.feature_names("ECG")) + list(pf.feature_names("EDA"))
+        rng = np.random.default_rng(0)
+        norms["peripheral"] = data.AxisNormaliser((1,)).fit(
+            rng.standard_normal((20, len(names)))).to_dict()
+        meta["peripheral"] = {"signals": ["ECG", "GSR"], "feature_names": names}
+        meta["fusion"] = True
+        model = MultimodalFusion(8, 2, n_times, FS, eeg_encoder="deformer",
+                                 n_peripheral_features=len(names), d_model=16, heads=2)
+    else:
+        model = create("eegnet", n_chans=8, n_outputs=2, n_times=n_times, sfreq=FS)
+    return tc, tc.save_checkpoint(model.eval(), tmp_path / "fold0" / "checkpoint", meta)
+
+
+def test_training_checkpoint_decodes_like_the_training_scorer(sim_eeg, tmp_path):
+    info, ts, x = sim_eeg
+    rec = simulate_subject(CFG, 0, duration=12)
+    tc, path = _training_checkpoint(tmp_path, ["eeg"], rec)
+    bundle = load_bundle(tmp_path / "fold0")  # a fold folder works too
+    assert bundle.training_meta is not None and bundle.ch_names == info.labels
+    hub = _hub(info)
+    got = []
+    dec = OnlineDecoder(hub, bundle, rate=2.0, warmup_s=0.0,
+                        on_prediction=lambda p: got.append((p, dec.window(
+                            dec._count - int(np.searchsorted(ts, p.time)) - 1)[0])))
+    _feed(hub, dec, info, ts, x)
+    model, _, meta = tc.load_checkpoint(path)
+    assert len(got) > 5
+    for p, w in got[:5]:
+        ref = tc.predict(model, meta, tc.build_inputs(meta, w[None]))[0]
+        np.testing.assert_allclose(p.values, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_fusion_checkpoint_masks_missing_peripheral_streams(tmp_path):
+    rec = simulate_subject(CFG, 0, duration=14)
+    # 4 s windows: heart-rate features need a few beats
+    tc, path = _training_checkpoint(tmp_path, ["eeg", "peripheral"], rec, n_times=512)
+    bundle = load_bundle(path)
+    einfo, ets, ex = rec.signals["EEG"]
+    cinfo, cts, cx = rec.signals["ECG"]
+    results = {}
+    for with_ecg in (False, True):
+        infos = [einfo, cinfo] if with_ecg else [einfo]
+        hub = StreamHub(infos, seconds=30)
+        if with_ecg:  # the peripheral stream is there (all of it, before decoding starts)
+            hub.push(Chunk(cinfo.name, cts, cx))
+        dec = OnlineDecoder(hub, bundle, rate=2.0, warmup_s=0.0)
+        if dec.peripheral is not None:
+            dec.peripheral._row = dec.peripheral.compute()
+            dec.peripheral.stop()
+        preds = _feed(hub, dec, einfo, ets, ex)
+        results[with_ecg] = (dec.modalities_used, preds[-1].values, dec.reason)
+        dec.close()
+    assert results[False][0] == ("eeg",) and "peripheral masked" in results[False][2]
+    assert results[True][0] == ("eeg", "peripheral")
+    # the peripheral branch changes the output (it is really used when present)
+    assert not np.allclose(results[False][1], results[True][1])

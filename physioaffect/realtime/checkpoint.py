@@ -69,6 +69,10 @@ class DecoderBundle:
         Per-window, per-channel normalisation applied after preprocessing (as in training).
     path : str
         Where the checkpoint came from (for messages).
+    training_meta : dict or None
+        The training stage's metadata when the checkpoint comes from ``physioaffect train``:
+        inputs are then built and scored by its ``build_inputs``/``predict`` (the same
+        normalisation, graph features and target scaling as in training).
     """
 
     model: torch.nn.Module
@@ -82,6 +86,7 @@ class DecoderBundle:
     modalities: tuple[str, ...] = ("eeg",)
     window_norm: str = "none"
     path: str = ""
+    training_meta: dict[str, Any] | None = None
 
     @property
     def model_sfreq(self) -> float:
@@ -149,7 +154,7 @@ def bundle_from_parts(
     else:
         outputs = [str(c) for c in (meta.get("outputs") or meta.get("targets")
                                     or target.split("_"))]
-    if n_out and len(outputs) != n_out:
+    if n_out and len(outputs) != n_out and "normalisation" not in meta:
         raise ModelFileError(f"{path}: metadata names {len(outputs)} outputs {outputs}, the "
                              f"model has {n_out}")
     if isinstance(model, MultimodalFusion):
@@ -164,18 +169,23 @@ def bundle_from_parts(
     if "eeg" in modalities and n_chans != len(ch_names):
         raise ModelFileError(f"{path}: metadata lists {len(ch_names)} channels, the model takes "
                              f"{n_chans}")
+    training_meta = dict(meta) if "normalisation" in meta else None
+    if training_meta is not None and task == "regression":
+        outputs = [target]  # training predicts one target on its rating scale
     model.eval()
     return DecoderBundle(model=model, pipeline=pipeline, ch_names=ch_names, sfreq=sfreq,
                          n_times=n_times, task=task, target=target, outputs=outputs,
-                         modalities=modalities, window_norm=window_norm, path=path)
+                         modalities=modalities, window_norm=window_norm, path=path,
+                         training_meta=training_meta)
 
 
 def load_bundle(path: str | Path) -> DecoderBundle:
     """Read a checkpoint for live decoding.
 
-    Uses ``physioaffect.training.load_checkpoint`` when the training stage provides it,
-    else reads a :func:`physioaffect.models.save_model` folder whose ``extra`` carries the
-    metadata (see :func:`bundle_from_parts`).
+    A checkpoint of ``physioaffect train`` (a fold's ``checkpoint`` folder, or the fold folder)
+    is read with the training stage's ``load_checkpoint``; a folder written by
+    :func:`save_bundle` (a :func:`physioaffect.models.save_model` folder whose ``extra``
+    carries the metadata, see :func:`bundle_from_parts`) is read directly.
 
     Raises
     ------
@@ -185,19 +195,26 @@ def load_bundle(path: str | Path) -> DecoderBundle:
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: checkpoint not found")
-    try:
-        from physioaffect.training import load_checkpoint  # type: ignore[attr-defined]
-    except ImportError:
-        load_checkpoint = None
-    if load_checkpoint is not None and not (path / "decoder.json").is_file():
-        model, pipeline, meta = load_checkpoint(path)
-        return bundle_from_parts(model, pipeline, dict(meta or {}), str(path))
     from physioaffect.models.io import read_config
 
     folder = path if path.is_dir() else path.parent
+    if not (folder / "config.json").is_file() and (folder / "checkpoint").is_dir():
+        folder = folder / "checkpoint"  # a training fold folder
     config = read_config(folder)
+    extra = dict(config.get("extra") or {})
+    if "normalisation" in extra:  # written by physioaffect train
+        try:
+            from physioaffect.training.checkpoint import load_checkpoint
+        except ImportError as err:
+            raise ModelFileError(f"{folder}: a training checkpoint, but the training stage "
+                                 f"cannot be imported ({err})") from None
+        try:
+            model, pipeline, meta = load_checkpoint(folder)
+        except Exception as err:  # TrainingError and friends: one line naming the file
+            raise ModelFileError(str(err)) from None
+        return bundle_from_parts(model, pipeline, dict(meta or {}), str(folder))
     model = load_model(folder)
-    return bundle_from_parts(model, None, dict(config.get("extra") or {}), str(folder))
+    return bundle_from_parts(model, None, extra, str(folder))
 
 
 def save_bundle(bundle: DecoderBundle, directory: str | Path) -> Path:

@@ -138,6 +138,97 @@ class Smoother:
         return self._value.copy()
 
 
+#: Stream types -> feature-stage modality (as in training).
+_PERIPHERAL_MODALITY = {"ECG": "ECG", "GSR": "EDA", "EDA": "EDA", "PPG": "PPG", "RESP": "RESP"}
+
+
+class PeripheralFeatures:
+    """Peripheral features for a fusion checkpoint, refreshed on a worker thread.
+
+    NeuroKit2 features of the last ``window_s`` seconds of each peripheral stream (events found
+    on the last ``context_s`` seconds), in the checkpoint's feature order, about once per
+    ``interval``; a stream that is absent or silent for ``stale_s`` contributes NaN. When no
+    feature is finite, :meth:`latest` returns None and the decoder masks the modality.
+
+    Parameters
+    ----------
+    hub : StreamHub
+    streams : dict
+        Stream type -> StreamInfo (from :func:`match_streams`).
+    feature_names : list of str
+        Column order of the checkpoint's peripheral input.
+    window_s : float
+    """
+
+    def __init__(self, hub: StreamHub, streams: dict[str, StreamInfo], feature_names: list[str],
+                 window_s: float, interval: float = 1.0, context_s: float = 10.0,
+                 stale_s: float = 2.0):
+        self.hub = hub
+        self.streams = dict(streams)
+        self.names = list(feature_names)
+        self.window_s = float(window_s)
+        self.interval = interval
+        self.context_s = max(context_s, window_s)
+        self.stale_s = stale_s
+        self._row: np.ndarray | None = None
+        self._seen: dict[str, tuple[int, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="decoder-periph")
+
+    def start(self) -> PeripheralFeatures:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def latest(self) -> np.ndarray | None:
+        """``(1, n_features)`` float32, or None when no feature could be computed."""
+        return self._row
+
+    def compute(self) -> np.ndarray | None:
+        import warnings
+
+        from physioaffect.features.windows import peripheral_table
+
+        row = np.full(len(self.names), np.nan, dtype=np.float32)
+        col = {n: i for i, n in enumerate(self.names)}
+        now = time.monotonic()
+        for kind, info in self.streams.items():
+            mod = _PERIPHERAL_MODALITY.get(kind)
+            buf = self.hub.buffers.get(info.name)
+            if mod is None or buf is None:
+                continue
+            n = buf.total_written
+            last = self._seen.get(info.name)
+            if last is None or last[0] != n:
+                self._seen[info.name] = (n, now)
+            elif now - last[1] > self.stale_s:
+                continue  # silent stream: its features stay NaN
+            fs = info.nominal_srate
+            ts, x = buf.latest(int(self.context_s * fs))
+            if len(ts) < int(0.9 * self.window_s * fs):
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tab = peripheral_table(mod, x[:, 0].astype(np.float64), fs,
+                                       [float(ts[-1]) - self.window_s + 1.0 / fs],
+                                       self.window_s, timestamps=ts)
+            for name in tab.columns:
+                if name in col:
+                    row[col[name]] = float(tab[name].iloc[0])
+        return row[None] if np.isfinite(row).any() else None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._row = self.compute()
+            except Exception:  # noqa: BLE001 - a failing feature masks the modality
+                self._row = None
+            self._stop.wait(self.interval)
+
+
 def _live_pipeline(config: PipelineConfig) -> PipelineConfig:
     """The causal equivalent of a training pipeline (live decoding cannot look ahead)."""
     if config.phase == "causal":
@@ -208,6 +299,13 @@ class OnlineDecoder:
             fr = Fraction(bundle.pipeline.resample_sfreq / self.fs).limit_denominator(1000)
             self._resample = (fr.numerator, fr.denominator)
         self.model = bundle.model
+        self.peripheral: PeripheralFeatures | None = None
+        self.modalities_used: tuple[str, ...] = ("eeg",)
+        meta = bundle.training_meta
+        if meta is not None and "peripheral" in meta.get("modalities", ()):
+            names = list((meta.get("peripheral") or {}).get("feature_names") or [])
+            self.peripheral = PeripheralFeatures(hub, self.match.peripheral, names,
+                                                 bundle.window_s).start()
         self.state = "starting"
         self.reason = ""
         self.predictions = 0
@@ -283,8 +381,10 @@ class OnlineDecoder:
         self._next_at = due + self.hop
         offset = self._count - end  # samples after the window's end in the buffer
         pred = self._decode(offset, arrived)
-        if self.state != "running":
-            self._set_state("running", "decoding")
+        used = "+".join(self.modalities_used)
+        masked = [m for m in self.bundle.modalities if m not in self.modalities_used]
+        self._set_state("running", f"decoding from {used}"
+                        + (f" ({', '.join(masked)} masked: no usable stream)" if masked else ""))
         return [pred]
 
     def _push(self, ts: np.ndarray, y: np.ndarray) -> None:
@@ -316,6 +416,9 @@ class OnlineDecoder:
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Model output for one window ``(n_chans, n_times)``: probabilities or ratings."""
+        meta = self.bundle.training_meta
+        if meta is not None:
+            return self._infer_training(x, meta)
         xt = torch.from_numpy(x)[None]
         with torch.inference_mode():
             if self.bundle.is_fusion:
@@ -327,6 +430,27 @@ class OnlineDecoder:
         if self.bundle.task == "classification":
             out = torch.softmax(out, dim=1)
         return out[0].double().numpy()
+
+    def _infer_training(self, x: np.ndarray, meta: dict) -> np.ndarray:
+        # the training stage's own input builder and scorer: same normalisation, graphs,
+        # target scaling; a fusion model without usable peripheral features runs masked
+        from physioaffect.training.checkpoint import build_inputs, predict
+
+        per = self.peripheral.latest() if self.peripheral is not None else None
+        use = [m for m in meta["modalities"] if m != "peripheral" or per is not None]
+        if use != list(meta["modalities"]):
+            inputs = build_inputs({**meta, "modalities": use}, x[None])
+        else:
+            inputs = build_inputs(meta, x[None], per)
+        self.modalities_used = tuple(use)
+        with torch.inference_mode():
+            y = predict(self.model, meta, inputs)
+        return np.atleast_1d(np.asarray(y[0], dtype=np.float64))
+
+    def close(self) -> None:
+        """Stop the peripheral feature thread (if any)."""
+        if self.peripheral is not None:
+            self.peripheral.stop()
 
     def _decode(self, offset: int, arrived: float) -> Prediction:
         x, t_end = self.window(offset)

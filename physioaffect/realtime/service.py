@@ -122,6 +122,7 @@ def run_decoder(
                     next_report = time.monotonic() + 10.0
         except KeyboardInterrupt:  # Ctrl-C ends a run normally, with its summary
             say("decoder interrupted")
+        dec.close()
         report.predictions = dec.predictions
         report.latencies_ms = [1000 * v for v in dec.latencies]
         on_status(StatusEvent(local_clock(), "stopped", "decoder stopped"))
