@@ -50,6 +50,7 @@ def test_check_reports_rates_and_verdicts_and_honours_require():
         ("brainflow:nosuchboard", "unknown BrainFlow board 'nosuchboard'"),
         ("lsl:nothing-here?timeout=0.3", "no LSL stream with type, name or source id 'nothing-here'"),
         ("sim?rate=abc", "rate='abc' must be an integer"),
+        ("video:/does/not/exist.mp4", "video file /does/not/exist.mp4 does not exist"),
     ],
 )
 def test_bad_sources_give_one_line_errors_without_traceback(spec, message):

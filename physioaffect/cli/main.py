@@ -10,14 +10,9 @@ import sys
 
 import typer
 
+import physioaffect.face  # noqa: F401  (registers the `video:` source kind; cheap, no OpenCV)
 from physioaffect import __version__
-from physioaffect.cli import acquire
-from physioaffect.cli import datasets
-from physioaffect.cli import face
-from physioaffect.cli import recording
-from physioaffect.cli import models
-from physioaffect.cli import realtime
-from physioaffect.cli import features
+from physioaffect.cli import acquire, datasets, face, features, models, realtime, recording
 
 app = typer.Typer(
     name="physioaffect",

@@ -39,3 +39,18 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'physioaffect.face' has no attribute {name!r}")
+
+
+def _video_source(spec):
+    from physioaffect.face.source import VideoSource
+
+    return VideoSource.from_spec(spec)
+
+
+def _register() -> None:
+    from physioaffect.sources import register_source_kind
+
+    register_source_kind("video", _video_source)
+
+
+_register()  # `video:FILE` / `video:N` in every --source once physioaffect.face is imported

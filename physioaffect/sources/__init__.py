@@ -3,13 +3,22 @@ every command line (see :class:`SourceSpec`) and opened with :func:`open_source`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from physioaffect.sources.base import Source, SourceError, SourceSpec
 from physioaffect.sources.multi import MultiSource
 from physioaffect.sources.pump import SourcePump
 
 SOURCE_KINDS = ("sim", "brainflow", "lsl")
+
+# Source kinds that later stages provide (``video`` from physioaffect.face); a stage
+# registers its kind when imported, so this stage never imports a later one.
+_REGISTERED: dict[str, Callable[[SourceSpec], Source]] = {}
+
+
+def register_source_kind(kind: str, factory: Callable[[SourceSpec], Source]) -> None:
+    """Make ``kind:...`` specs open with ``factory(spec)`` (e.g. ``video`` for cameras)."""
+    _REGISTERED[kind.lower()] = factory
 
 
 def source_from_spec(spec: str | SourceSpec) -> Source:
@@ -30,8 +39,11 @@ def source_from_spec(spec: str | SourceSpec) -> Source:
         from physioaffect.sources.lsl import LSLSource
 
         return LSLSource.from_spec(spec)
+    if spec.kind in _REGISTERED:
+        return _REGISTERED[spec.kind](spec)
+    kinds = [*SOURCE_KINDS, *sorted(_REGISTERED)]
     raise ValueError(
-        f"unknown source kind {spec.kind!r} in {spec.text!r}; expected one of {', '.join(SOURCE_KINDS)} "
+        f"unknown source kind {spec.kind!r} in {spec.text!r}; expected one of {', '.join(kinds)} "
         "(e.g. sim, brainflow:synthetic, lsl:EEG)"
     )
 
@@ -57,5 +69,6 @@ __all__ = [
     "SourcePump",
     "SourceSpec",
     "open_source",
+    "register_source_kind",
     "source_from_spec",
 ]
