@@ -25,6 +25,16 @@ from physioaffect.realtime.demo import DEMO_PIPELINE
 from physioaffect.sources.sim import SimConfig, simulate_subject
 from physioaffect.streams import Chunk, StreamHub
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One thread (as ``decode`` uses): OpenMP workers spin against other jobs on a shared
+    2-core machine and make a 10 ms inference take 400 ms. Restored afterwards."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
 FS = 128.0
 CFG = SimConfig(rate=128, eeg_channels=8, subjects=1)
 
@@ -82,11 +92,12 @@ def test_window_is_the_offline_causal_pipeline_and_stamped_with_its_last_sample(
         assert p.values.shape == (2,) and abs(p.values.sum() - 1) < 1e-6
 
 
-def test_predictions_every_hop_after_window_and_warmup(sim_eeg):
+@pytest.mark.parametrize("chunk", [7, 100])  # chunks shorter and longer than a hop
+def test_predictions_every_hop_after_window_and_warmup(sim_eeg, chunk):
     info, ts, x = sim_eeg
     hub = _hub(info)
     dec = OnlineDecoder(hub, _bundle(), rate=4.0, warmup_s=1.0)
-    preds = _feed(hub, dec, info, ts, x, chunk=7)
+    preds = _feed(hub, dec, info, ts, x, chunk=chunk)
     t = np.array([p.time for p in preds]) - ts[0]
     # first window ends after 2 s of data plus 1 s of filter warm-up, then every 0.25 s
     assert t[0] == pytest.approx(3.0 - 1 / FS, abs=1.5 / FS)

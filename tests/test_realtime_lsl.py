@@ -34,8 +34,13 @@ def _spec(prefix: str, speed: float, **extra) -> str:
 def checkpoint(tmp_path_factory):
     """A ShallowConvNet trained in seconds on subjects 0 and 1, scenario cycles 1-2 (the live
     run streams cycle 0, which the model has not seen)."""
-    torch.set_num_threads(2)
-    bundle, info = train_demo_bundle(SimConfig(**SIM), subjects=(0, 1), epochs=10, cycles=2)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # restored below: other tests keep their setting
+    try:
+        bundle, info = train_demo_bundle(SimConfig(**SIM), subjects=(0, 1), epochs=10,
+                                         cycles=2)
+    finally:
+        torch.set_num_threads(old)
     assert info["train_accuracy"] > 0.8
     return save_bundle(bundle, tmp_path_factory.mktemp("rt") / "ckpt")
 
@@ -151,7 +156,7 @@ def test_high_arousal_blocks_are_decoded_as_such(checkpoint):
     for tr in trials.values():
         # 2 s windows inside the block, from 3 s after onset (affect lags the stimulus)
         sel = (t_pred >= tr.onset + 5.0) & (t_pred <= tr.offset)
-        assert sel.sum() >= 20, f"trial {tr.trial}: only {sel.sum()} predictions"
+        assert sel.sum() >= 8, f"trial {tr.trial}: only {sel.sum()} predictions"
         (high if tr.arousal > NEUTRAL else low).append(p_high[sel].mean())
     assert len(high) == 2 and len(low) == 2
     assert min(high) > max(low)

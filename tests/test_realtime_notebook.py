@@ -26,7 +26,12 @@ def test_live_session_notebook_runs_on_a_recorded_session(tmp_path, monkeypatch)
     torch.manual_seed(0)
     config = SimConfig(rate=128, eeg_channels=32, n_trials=4, stimulus_seconds=12,
                        rest_seconds=4, baseline_seconds=2, subjects=2, effect=2.0)
-    bundle, _ = train_demo_bundle(config, subjects=(0, 1), epochs=6, cycles=1)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # a spinning second thread is slower on a busy 2-core machine
+    try:
+        bundle, _ = train_demo_bundle(config, subjects=(0, 1), epochs=6, cycles=1)
+    finally:
+        torch.set_num_threads(old)
     session_path = write_live_session(tmp_path / "live.h5", bundle, config, seconds=40)
     session = read_session(session_path)
     pred = next(s for s in session.streams.values() if s.info.type == "Prediction")

@@ -196,7 +196,7 @@ def write_live_session(path: str | Path, bundle: Any, config: Any, seconds: floa
             for chunk in src.read(0.0):
                 writer.append(chunk)
                 # in pieces of 10 ms, as a device delivers them (the unpaced simulator hands
-                # out whole seconds, and the decoder skips due points inside one chunk)
+                # out whole seconds, more than the decoder's backlog)
                 step = max(1, int(hub.infos[chunk.stream].nominal_srate // 100)) \
                     if hub.infos[chunk.stream].is_regular else len(chunk)
                 for i in range(0, len(chunk), step):

@@ -7,8 +7,8 @@ Every incoming chunk is filtered as it arrives (:class:`~physioaffect.preprocess
 keeps the filter state, so the live signal is exactly what the causal offline pipeline gives).
 A prediction is due every ``sfreq / rate`` samples of *data*; it is computed from the window
 that ends at that sample, stamped with that sample's timestamp (the window's end time on the
-LSL clock), and published at once. If a chunk holds several due points (after a stall), only
-the newest is decoded so the decoder never falls behind real time.
+LSL clock), and published at once. A chunk holding several due points gives a prediction for
+each; after a stall only the newest four are decoded so the decoder never falls behind.
 
 Dropouts
 --------
@@ -288,7 +288,8 @@ class OnlineDecoder:
         self.n_window = int(round(bundle.window_s * self.fs))  # at the source rate
         self.hop = self.fs / self.rate
         self.warmup_n = int(round(warmup_s * self.fs))
-        self._cap = self.n_window + int(np.ceil(self.hop)) + 2
+        self.max_backlog = 4  # due points decoded from one chunk at most
+        self._cap = self.n_window + self.max_backlog * (int(np.ceil(self.hop)) + 1) + 2
         self._buf = np.zeros((self._cap, len(self.picks)), dtype=np.float32)
         self._bts = np.zeros(self._cap, dtype=np.float64)
         self._reader = hub.reader(self.eeg.name)
@@ -373,19 +374,24 @@ class OnlineDecoder:
         self._count += n
         if self._count < self._next_at:
             return []
-        # the newest due point inside this chunk
+        # every due point inside this chunk (a device may deliver several hops at once);
+        # after a stall only the newest few, so the decoder never falls behind real time
         k = int(np.floor((self._count - self._next_at) / self.hop))
-        due = self._next_at + k * self.hop
-        end = int(round(due))
-        end = min(max(end, before + 1), self._count)
-        self._next_at = due + self.hop
-        offset = self._count - end  # samples after the window's end in the buffer
-        pred = self._decode(offset, arrived)
+        dues = [self._next_at + j * self.hop for j in range(max(0, k - self.max_backlog + 1),
+                                                             k + 1)]
+        self._next_at = dues[-1] + self.hop
+        preds = []
+        for due in dues:
+            end = min(max(int(round(due)), before + 1), self._count)
+            offset = self._count - end  # samples after the window's end in the buffer
+            if offset + self.n_window > self._cap:
+                continue  # older than the buffer keeps
+            preds.append(self._decode(offset, arrived))
         used = "+".join(self.modalities_used)
         masked = [m for m in self.bundle.modalities if m not in self.modalities_used]
         self._set_state("running", f"decoding from {used}"
                         + (f" ({', '.join(masked)} masked: no usable stream)" if masked else ""))
-        return [pred]
+        return preds
 
     def _push(self, ts: np.ndarray, y: np.ndarray) -> None:
         n = len(ts)
