@@ -1,0 +1,407 @@
+"""Everything a fold needs, prepared once per dataset and configuration (and cached on disk).
+
+:func:`prepare_data` opens the dataset (the reader validates the folder first), applies the
+run's :class:`~physioaffect.preprocessing.PipelineConfig` to every trial's EEG, selects channels,
+and cuts windows through :func:`physioaffect.datasets.cache.prepare` (HDF5 cache keyed by the
+window config, the pipeline hash and the input files). From the raw windows it derives, once for
+all folds (these are per-window, label-free transforms, so computing them before the split leaks
+nothing):
+
+- ``graphs``: EmT graph sequences ``(n, S, C, F)``, relative Welch band power of ``S``
+  sub-windows per window (:func:`graph_features`, also used at decode time);
+- ``de``: differential entropy ``(n, C, B)`` for the classical baselines;
+- ``peripheral``: NeuroKit2 features of ECG/EDA/PPG/RESP/TEMP per window ``(n, F_p)``, summarised
+  inside the same time span as the EEG window.
+
+Normalisation statistics are *not* computed here: :class:`AxisNormaliser` is fitted per fold on
+training windows only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from physioaffect.training.config import TrainConfig, TrainingError
+
+__all__ = ["PreparedData", "prepare_data", "graph_features", "de_features", "AxisNormaliser",
+           "open_reader", "PERIPHERAL_MODALITIES"]
+
+#: Dataset signal names -> NeuroKit2 wrapper modality (physioaffect.features.peripheral).
+PERIPHERAL_MODALITIES = {"ECG": "ECG", "GSR": "EDA", "EDA": "EDA", "PPG": "PPG", "BVP": "PPG",
+                         "RESP": "RESP", "RSP": "RESP", "TEMP": "TEMP", "SKT": "TEMP"}
+DERIVED_VERSION = 1
+
+
+@dataclass
+class PreparedData:
+    """Windows of every subject plus the derived inputs the run needs.
+
+    Attributes
+    ----------
+    raw : ndarray, shape (n, C, T), float32
+        Preprocessed EEG windows in microvolts.
+    meta : DataFrame
+        One row per window (subject, session, trial, stimulus, onset_s, ratings).
+    ch_names : list of str
+    sfreq : float
+        Hz.
+    graphs : ndarray (n, S, C, F) or None
+    de : ndarray (n, C, B) or None
+    peripheral : ndarray (n, F_p) or None
+        NaN where a feature was not computable.
+    peripheral_names : list of str
+    peripheral_signals : list of str
+        Dataset signal names the features came from (``ECG``, ``GSR`` ...).
+    info : dict
+        Cache paths and counts (reported).
+    """
+
+    raw: np.ndarray
+    meta: pd.DataFrame
+    ch_names: list[str]
+    sfreq: float
+    graphs: np.ndarray | None = None
+    de: np.ndarray | None = None
+    peripheral: np.ndarray | None = None
+    peripheral_names: list[str] = field(default_factory=list)
+    peripheral_signals: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_times(self) -> int:
+        return int(self.raw.shape[-1])
+
+
+# --------------------------------------------------------------------------------- readers
+class _PipelineReader:
+    """A reader proxy that filters each trial's EEG and keeps the configured channels.
+
+    It presents the interface :func:`physioaffect.datasets.cache.prepare` uses (``name``,
+    ``root``, ``subjects``, ``fingerprint``, ``read_subject``), so the cache key covers the
+    dataset files *and* (through the window config's ``extra``) the pipeline and channels.
+    """
+
+    def __init__(self, reader, pipeline, channels: list[str] | None) -> None:
+        self._reader = reader
+        self.name = reader.name
+        self.root = reader.root
+        self.subjects = reader.subjects
+        self.pipeline = pipeline
+        self.channels = channels
+
+    def fingerprint(self):
+        return self._reader.fingerprint()
+
+    def _check_subject(self, s: str) -> None:
+        self._reader._check_subject(s)
+
+    def read_subject(self, subject: str):
+        from physioaffect.preprocessing.pipeline import filter_array
+
+        rec = self._reader.read_subject(subject)
+        for tr in rec.trials:
+            idx = channel_index(tr.ch_names, self.channels, f"{rec.dataset} subject {subject}")
+            eeg = np.asarray(tr.eeg, dtype=np.float64)[idx]
+            if self.pipeline.reference == "average":
+                eeg = eeg - eeg.mean(axis=0, keepdims=True)
+            tr.eeg = filter_array(eeg, tr.sfreq, self.pipeline) if eeg.shape[1] > 1 else eeg
+            tr.ch_names = [tr.ch_names[i] for i in idx]
+            tr.baseline = None  # windows use the stimulus period only
+        return rec
+
+
+def channel_index(available: list[str], wanted: list[str] | None, where: str) -> list[int]:
+    """Indices of ``wanted`` channels in ``available`` (case-insensitive); all if None."""
+    if wanted is None:
+        return list(range(len(available)))
+    low = {c.lower(): i for i, c in enumerate(available)}
+    missing = [c for c in wanted if c.lower() not in low]
+    if missing:
+        raise TrainingError(f"{where}: channel(s) {', '.join(missing)} not in the data "
+                            f"(has {', '.join(available)})")
+    return [low[c.lower()] for c in wanted]
+
+
+def open_reader(cfg: TrainConfig):
+    """Open (and validate) the dataset of ``cfg``; writes a simulator folder for ``sim``."""
+    from physioaffect.datasets import open_dataset
+    from physioaffect.datasets.base import DatasetError
+
+    root = Path(cfg.root)
+    if cfg.dataset == "sim" and not root.exists():
+        from physioaffect.datasets.sessions import write_sim_sessions
+
+        write_sim_sessions(root, n_subjects=cfg.sim_subjects, seconds=cfg.sim_seconds,
+                           n_trials=cfg.sim_trials, rate=cfg.sim_rate,
+                           eeg_channels=cfg.sim_channels, seed=cfg.seed, progress=False)
+    try:
+        reader = open_dataset(cfg.dataset, root)
+    except DatasetError as err:
+        raise TrainingError(str(err)) from None
+    if cfg.max_subjects:
+        reader.subjects = reader.subjects[: cfg.max_subjects]
+    if reader.rating_names and cfg.target not in reader.rating_names:
+        raise TrainingError(f"target: {cfg.target!r} is not a rating of {cfg.dataset} "
+                            f"(ratings: {', '.join(reader.rating_names)})")
+    return reader
+
+
+def _cache_dir(cfg: TrainConfig) -> Path:
+    if cfg.cache_dir:
+        return Path(cfg.cache_dir)
+    root = Path(cfg.root).resolve()
+    return root.parent / "physioaffect-cache"
+
+
+# -------------------------------------------------------------------------------- features
+def graph_features(raw: np.ndarray, sfreq: float, sub_window_s: float, sub_overlap: float,
+                   bands: str = "emt7", chunk: int = 256) -> np.ndarray:
+    """EmT graph sequences from EEG windows.
+
+    Parameters
+    ----------
+    raw : ndarray, shape (n, C, T)
+        EEG windows (uV).
+    sfreq : float
+        Hz.
+    sub_window_s, sub_overlap : float
+        Sub-window length (s) and fractional overlap (as :func:`physioaffect.models.emt_n_sub_windows`).
+    bands : str
+        Band preset (``emt7``: the seven EmT bands).
+
+    Returns
+    -------
+    ndarray, shape (n, S, C, F), float32
+        Relative band power (Welch, 1 s segments) of every sub-window and channel.
+    """
+    from physioaffect.features.eeg import band_power
+
+    win = int(round(sub_window_s * sfreq))
+    step = max(1, int(round(win * (1.0 - sub_overlap))))
+    if win > raw.shape[-1]:
+        raise TrainingError(f"graph sub-window of {sub_window_s} s is longer than the "
+                            f"{raw.shape[-1] / sfreq:g} s window")
+    n_sub = (raw.shape[-1] - win) // step + 1
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quality warnings become NaN features, counted later
+        for i in range(0, len(raw), chunk):
+            block = np.asarray(raw[i:i + chunk], dtype=np.float64)
+            view = np.lib.stride_tricks.sliding_window_view(block, win, axis=-1)[:, :, ::step]
+            view = np.moveaxis(view[:, :, :n_sub], 2, 1)  # (b, S, C, win)
+            out.append(band_power(view, sfreq, bands, relative=True, segment_s=1.0)
+                       .astype(np.float32))
+    if not out:
+        return np.zeros((0, n_sub, raw.shape[1], 0), np.float32)
+    return np.concatenate(out)
+
+
+def de_features(raw: np.ndarray, sfreq: float, bands: str = "torcheeg4",
+                chunk: int = 512) -> np.ndarray:
+    """Differential entropy ``(n, C, B)`` (nats) of EEG windows ``(n, C, T)``."""
+    from physioaffect.features.eeg import differential_entropy
+
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(0, len(raw), chunk):
+            out.append(differential_entropy(np.asarray(raw[i:i + chunk], dtype=np.float64),
+                                            sfreq, bands=bands).astype(np.float32))
+    return np.concatenate(out) if out else np.zeros((0, raw.shape[1], 0), np.float32)
+
+
+def _peripheral_features(reader, subjects: list[str], cfg: TrainConfig, sfreq: float,
+                         meta: pd.DataFrame) -> tuple[np.ndarray, list[str], list[str]]:
+    """Per-window peripheral features aligned with ``meta`` rows (NaN where not computable)."""
+    from physioaffect.features import peripheral as pf
+    from physioaffect.features.windows import peripheral_table, window_starts
+
+    rows: dict[tuple, dict] = {}
+    signals: list[str] = []
+    for s in subjects:
+        rec = reader.read_subject(s)
+        for tr in rec.trials:
+            starts = window_starts(tr.eeg.shape[1], tr.sfreq, cfg.window_s, cfg.step_s)
+            if starts.size == 0:
+                continue
+            onsets = starts / tr.sfreq
+            feats: dict[str, np.ndarray] = {}
+            for name in sorted(tr.peripheral):
+                mod = PERIPHERAL_MODALITIES.get(name.upper())
+                if mod is None:
+                    continue
+                if name not in signals:
+                    signals.append(name)
+                sig = tr.peripheral[name]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    tab = peripheral_table(mod, np.asarray(sig.data[0], dtype=np.float64),
+                                           sig.sfreq, onsets, cfg.window_s)
+                for col in tab.columns:
+                    feats[col] = tab[col].to_numpy(dtype=float)
+            for k, on in enumerate(onsets):
+                rows[(str(tr.subject), int(tr.session), int(tr.trial), round(float(on), 6))] = {
+                    c: v[k] for c, v in feats.items()}
+    if not signals:
+        raise TrainingError(f"modalities: {cfg.dataset} has no peripheral signal the feature "
+                            f"extractors know ({', '.join(sorted(PERIPHERAL_MODALITIES))})")
+    names = [n for sig in sorted({PERIPHERAL_MODALITIES[s.upper()] for s in signals})
+             for n in pf.feature_names(sig)]
+    out = np.full((len(meta), len(names)), np.nan, dtype=np.float32)
+    keys = zip(meta["subject"].astype(str), meta["session"].astype(int),
+               meta["trial"].astype(int), meta["onset_s"].astype(float), strict=True)
+    for i, (sub, ses, tri, on) in enumerate(keys):
+        r = rows.get((sub, ses, tri, round(on, 6)))
+        if r is not None:
+            out[i] = [r.get(n, np.nan) for n in names]
+    return out, names, signals
+
+
+# ------------------------------------------------------------------------------------ main
+def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
+    """Windows and derived inputs of the whole dataset for ``cfg`` (cached on disk).
+
+    Raises
+    ------
+    TrainingError
+        Unreadable folder, unknown channel, target not among the ratings.
+    """
+    from physioaffect.datasets.base import DatasetError
+    from physioaffect.datasets.cache import load_windows, prepare
+    from physioaffect.datasets.windows import WindowConfig
+
+    reader = open_reader(cfg)
+    pipe = cfg.pipeline()
+    wcfg = WindowConfig(window_s=cfg.window_s, step_s=cfg.step_s, features="raw",
+                        extra={"pipeline": pipe.config_hash(), "channels": cfg.channels,
+                               "consumer": "training"})
+    proxy = _PipelineReader(reader, pipe, cfg.channels)
+    cache = _cache_dir(cfg)
+    try:
+        path = prepare(proxy, wcfg, cache, subjects=reader.subjects, progress=progress)
+        ws = load_windows(path, reader.subjects)
+    except DatasetError as err:
+        raise TrainingError(str(err)) from None
+    meta = ws.meta.reset_index(drop=True)
+    if cfg.target not in meta.columns:
+        ratings = [c for c in meta.columns if c not in ("subject", "session", "trial",
+                                                        "stimulus", "onset_s")]
+        raise TrainingError(f"target: {cfg.target!r} is not a rating of this dataset "
+                            f"(ratings: {', '.join(ratings)})")
+    data = PreparedData(raw=np.ascontiguousarray(ws.X, dtype=np.float32), meta=meta,
+                        ch_names=list(ws.ch_names), sfreq=float(ws.sfreq),
+                        info={"window_cache": str(path)})
+    del ws
+    needs_graphs = cfg.model in ("emt", "emt_regression") or (
+        cfg.model == "fusion" and cfg.model_kwargs.get("eeg_encoder") == "emt")
+    needs_de = any(b in ("logreg", "svm") for b in cfg.baselines)
+    needs_per = "peripheral" in cfg.modalities
+    derived_key = hashlib.sha256(json.dumps(
+        [path.stem, DERIVED_VERSION, cfg.graph_sub_window_s, cfg.graph_sub_overlap,
+         cfg.graph_bands, cfg.de_bands, cfg.window_s, cfg.step_s, reader.subjects],
+        sort_keys=True).encode()).hexdigest()[:12]
+    dpath = Path(cache) / f"{path.stem}-derived-{derived_key}.npz"
+    store: dict[str, np.ndarray] = {}
+    if dpath.exists():
+        with np.load(dpath, allow_pickle=False) as z:
+            store = {k: z[k] for k in z.files}
+    changed = False
+    if needs_graphs and "graphs" not in store:
+        store["graphs"] = graph_features(data.raw, data.sfreq, cfg.graph_sub_window_s,
+                                         cfg.graph_sub_overlap, cfg.graph_bands)
+        changed = True
+    if needs_de and "de" not in store:
+        store["de"] = de_features(data.raw, data.sfreq, cfg.de_bands)
+        changed = True
+    if needs_per and "peripheral" not in store:
+        x, names, sigs = _peripheral_features(reader, reader.subjects, cfg, data.sfreq, meta)
+        store["peripheral"] = x
+        store["peripheral_names"] = np.array(names)
+        store["peripheral_signals"] = np.array(sigs)
+        changed = True
+    if changed:
+        tmp = dpath.with_suffix(".tmp.npz")
+        np.savez(tmp, **store)
+        tmp.replace(dpath)
+    data.info["derived_cache"] = str(dpath)
+    if needs_graphs:
+        data.graphs = store["graphs"]
+    if needs_de:
+        data.de = store["de"]
+    if needs_per:
+        data.peripheral = store["peripheral"]
+        data.peripheral_names = [str(s) for s in store["peripheral_names"]]
+        data.peripheral_signals = [str(s) for s in store["peripheral_signals"]]
+    return data
+
+
+# ----------------------------------------------------------------------------- normaliser
+class AxisNormaliser:
+    """Z-score with statistics of training windows only, per ``keep`` axes (sklearn-style).
+
+    :class:`physioaffect.datasets.protocols.FoldNormaliser` keeps every non-window axis (per
+    channel *and time sample* for raw EEG); here the kept axes are chosen: ``(1,)`` gives per-
+    channel statistics of raw EEG ``(n, C, T)``, ``(2, 3)`` per channel and band of graph
+    sequences ``(n, S, C, F)``, ``(1,)`` per feature of peripheral ``(n, F)``. NaN values are
+    ignored in the statistics and become 0 (the training mean) after :meth:`transform`.
+
+    Parameters
+    ----------
+    keep : tuple of int
+        Axes (of the batched array) that keep their own statistics.
+    """
+
+    def __init__(self, keep: tuple[int, ...] = (1,), eps: float = 1e-6) -> None:
+        self.keep = tuple(keep)
+        self.eps = eps
+
+    def fit(self, X: np.ndarray, rows: np.ndarray | None = None, chunk: int = 2048):
+        """Fit on ``X[rows]`` (chunked, so a large raw array is never copied whole)."""
+        rows = np.arange(len(X)) if rows is None else np.asarray(rows)
+        if rows.size == 0:
+            raise TrainingError("normaliser: no training windows")
+        reduce = tuple(a for a in range(X.ndim) if a not in self.keep)
+        s = s2 = cnt = 0.0
+        for i in range(0, rows.size, chunk):
+            b = np.asarray(X[rows[i:i + chunk]], dtype=np.float64)
+            ok = np.isfinite(b)
+            b = np.where(ok, b, 0.0)
+            s = s + b.sum(axis=reduce)
+            s2 = s2 + (b * b).sum(axis=reduce)
+            cnt = cnt + ok.sum(axis=reduce)
+        cnt = np.maximum(cnt, 1)
+        self.mean_ = s / cnt
+        self.scale_ = np.sqrt(np.maximum(s2 / cnt - self.mean_ ** 2, 0.0)) + self.eps
+        self.fitted_rows_ = rows
+        return self
+
+    def _shape(self, ndim: int) -> tuple[int, ...]:
+        shape = [1] * ndim
+        for a, n in zip(self.keep, np.shape(self.mean_), strict=True):
+            shape[a] = n
+        return tuple(shape)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Normalised float32 copy of ``X`` (batched, same layout as in :meth:`fit`)."""
+        shape = self._shape(np.ndim(X))
+        out = (np.asarray(X, dtype=np.float32) - self.mean_.reshape(shape).astype(np.float32)) \
+            / self.scale_.reshape(shape).astype(np.float32)
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def to_dict(self) -> dict:
+        return {"keep": list(self.keep), "mean": np.asarray(self.mean_).tolist(),
+                "scale": np.asarray(self.scale_).tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AxisNormaliser:
+        n = cls(tuple(d["keep"]))
+        n.mean_ = np.asarray(d["mean"], dtype=np.float64)
+        n.scale_ = np.asarray(d["scale"], dtype=np.float64)
+        return n

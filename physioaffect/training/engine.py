@@ -1,0 +1,264 @@
+"""One fold: a fresh network, training with early stopping on validation subjects, prediction.
+
+Device handling: CPU unless CUDA is present (``device="auto"``), bf16 autocast on CUDA,
+optional ``torch.compile``. The fold's input arrays are moved to the device once (on a GPU the
+whole training set of a DEAP-sized fold, ~1.3 GB of float32, fits), and batches are gathered
+there by index, so no data-loader worker can starve the GPU.
+
+Determinism: the fold seed seeds the initialisation; the batch order of epoch ``e`` comes from
+a generator seeded with ``(seed, e)``; dropout draws from the global generator whose state is
+saved with every epoch checkpoint. A fold resumed from its epoch checkpoint therefore continues
+exactly as if it had not been interrupted (on the same device and thread count).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from physioaffect.training.config import TrainConfig, TrainingError
+
+__all__ = ["resolve_device", "seed_everything", "build_network", "forward", "fit",
+           "predict_arrays"]
+
+
+def resolve_device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device: cuda requested but torch sees no CUDA device")
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - third-party code may draw from it
+    torch.manual_seed(seed)
+
+
+def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float, n_outputs: int,
+                  n_features: int | None, n_peripheral: int) -> tuple[nn.Module, dict]:
+    """Fresh network for ``cfg`` and a description of its input.
+
+    Returns
+    -------
+    model : nn.Module
+    spec : dict
+        ``input`` (``raw`` or ``graphs``: what the EEG branch takes), ``fusion`` (bool: the
+        network takes named modalities), ``model_name``, ``modalities``.
+    """
+    from physioaffect.models import create
+    from physioaffect.models._base import ModelConfigError
+
+    kwargs = dict(cfg.model_kwargs)
+    multimodal = cfg.modalities != ["eeg"] or cfg.model == "fusion"
+    graph_kw = {"sub_window_s": cfg.graph_sub_window_s, "sub_overlap": cfg.graph_sub_overlap,
+                "n_features": n_features}
+    try:
+        if not multimodal:
+            if cfg.model in ("emt", "emt_regression"):
+                kwargs = {**graph_kw, **kwargs}
+            model = create(cfg.model, n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,
+                           sfreq=sfreq, **kwargs)
+            inp = "graphs" if cfg.model in ("emt", "emt_regression") else "raw"
+            return model, {"input": inp, "fusion": False, "model_name": cfg.model,
+                           "modalities": ["eeg"]}
+        if "face" in cfg.modalities:
+            raise TrainingError("modalities: no dataset reader provides face features yet "
+                                "(use eeg and/or peripheral)")
+        fusion_kw = dict(kwargs.pop("fusion", {}))
+        if cfg.model == "fusion":
+            enc = fusion_kw.pop("eeg_encoder", kwargs.pop("eeg_encoder", "deformer"))
+            eeg_kw = dict(fusion_kw.pop("eeg_kwargs", kwargs.pop("eeg_kwargs", {})))
+            fusion_kw.update(kwargs)
+        elif cfg.model in ("eeg_deformer", "emt"):
+            enc = "deformer" if cfg.model == "eeg_deformer" else "emt"
+            eeg_kw = kwargs
+        else:
+            raise TrainingError(f"model: {cfg.model} cannot be the EEG encoder of a multimodal "
+                                "network (use eeg_deformer or emt)")
+        if "eeg" not in cfg.modalities:
+            enc = "none"
+        if enc == "emt":
+            eeg_kw = {**{k: v for k, v in graph_kw.items()}, **eeg_kw}
+        model = create("fusion", n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,
+                       sfreq=sfreq, eeg_encoder=enc, eeg_kwargs=eeg_kw,
+                       n_peripheral_features=n_peripheral if "peripheral" in cfg.modalities
+                       else 0, **fusion_kw)
+    except ModelConfigError as err:
+        raise TrainingError(str(err)) from None
+    return model, {"input": "graphs" if enc == "emt" else "raw", "fusion": True,
+                   "model_name": cfg.model, "eeg_encoder": enc, "modalities": list(cfg.modalities)}
+
+
+def forward(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Network output for a batch of named inputs (``eeg``, ``peripheral``)."""
+    if kind == "fusion":
+        per = batch.get("peripheral")
+        if per is not None and per.ndim == 2:
+            per = per.unsqueeze(1)  # one feature step per window: (B, 1, F_p)
+        out = model(eeg=batch.get("eeg"), peripheral=per)
+    else:
+        out = model(batch["eeg"])
+    if out.ndim == 3:  # EmT regression: one value per sub-window -> window mean
+        out = out.mean(dim=1)
+    return out
+
+
+def _autocast(device: torch.device, amp: bool):
+    if device.type == "cuda" and amp:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def _to_device(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in arrays.items():
+        t = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+        out[k] = t.to(device, non_blocking=True) if device.type == "cuda" else t
+    return out
+
+
+def predict_arrays(model: nn.Module, kind: str, arrays: dict[str, np.ndarray],
+                   device: torch.device, amp: bool, batch_size: int = 256) -> np.ndarray:
+    """Raw outputs ``(n, n_outputs)`` of the network for normalised input arrays."""
+    model.eval()
+    t = _to_device(arrays, device)
+    n = len(next(iter(t.values())))
+    outs = []
+    with torch.no_grad(), _autocast(device, amp):
+        for i in range(0, n, batch_size):
+            outs.append(forward(model, kind, {k: v[i:i + batch_size] for k, v in t.items()})
+                        .float().cpu())
+    return torch.cat(outs).numpy() if outs else np.zeros((0, 1), np.float32)
+
+
+def _loss_fn(task: str, label_smoothing: float) -> Callable:
+    if task == "regression":
+        mse = nn.MSELoss()
+        return lambda out, y: mse(out.reshape(len(y), -1)[:, 0], y)
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+
+def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
+        train: tuple[dict[str, np.ndarray], np.ndarray],
+        val: tuple[dict[str, np.ndarray], np.ndarray] | None,
+        device: torch.device, state_path: Path | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, list[dict], int]:
+    """Train ``model`` with AdamW + cosine annealing, early stopping on validation loss.
+
+    Parameters
+    ----------
+    train, val : (inputs, targets)
+        Normalised input arrays by modality and targets (int classes or standardised floats).
+        ``val`` None: train all epochs, keep the last.
+    state_path : Path or None
+        Epoch checkpoint (written after every epoch, resumed from if present).
+    on_epoch : callable(dict)
+        Called with each epoch's history row (progress display).
+
+    Returns
+    -------
+    model (best validation state loaded), history (one dict per epoch), best_epoch (1-based).
+    """
+    task = "regression" if cfg.task == "regression" else "classification"
+    ydtype = torch.float32 if task == "regression" else torch.long
+    model.to(device)
+    run_model = torch.compile(model) if cfg.compile else model
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    loss_fn = _loss_fn(task, cfg.label_smoothing)
+    xt = _to_device(train[0], device)
+    yt = torch.as_tensor(train[1], dtype=ydtype).to(device)
+    xv = yv = None
+    if val is not None and len(val[1]):
+        xv = _to_device(val[0], device)
+        yv = torch.as_tensor(val[1], dtype=ydtype).to(device)
+    n = len(yt)
+    history: list[dict] = []
+    best_loss, best_epoch, best_state, bad = math.inf, 0, None, 0
+    start = 0
+    if state_path is not None and state_path.exists():
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        history = list(st["history"])
+        best_loss, best_epoch, bad = float(st["best_loss"]), int(st["best_epoch"]), int(st["bad"])
+        best_state = st["best_state"] or None
+        torch.set_rng_state(st["rng"])
+        if device.type == "cuda" and "cuda_rng" in st:
+            torch.cuda.set_rng_state(st["cuda_rng"])
+        start = int(st["epoch"])
+    for epoch in range(start, cfg.epochs):
+        if best_epoch and cfg.patience and bad >= cfg.patience:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        gen = torch.Generator().manual_seed(seed * 100003 + epoch)
+        order = torch.randperm(n, generator=gen).to(device)
+        total, count = 0.0, 0
+        for i in range(0, n, cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            if len(idx) < 2 and n > 1:
+                continue  # a batch of one breaks batch norm
+            batch = {k: v.index_select(0, idx) for k, v in xt.items()}
+            with _autocast(device, cfg.amp):
+                out = forward(run_model, kind, batch)
+            loss = loss_fn(out.float(), yt.index_select(0, idx))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        sched.step()
+        row = {"epoch": epoch + 1, "train_loss": total / max(count, 1),
+               "lr": float(opt.param_groups[0]["lr"])}
+        if xv is not None:
+            model.eval()
+            with torch.no_grad(), _autocast(device, cfg.amp):
+                outs = [forward(run_model, kind, {k: v[i:i + 512] for k, v in xv.items()}).float()
+                        for i in range(0, len(yv), 512)]
+            out = torch.cat(outs)
+            row["val_loss"] = float(loss_fn(out, yv))
+            if task == "classification":
+                row["val_accuracy"] = float((out.argmax(1) == yv).float().mean())
+            if row["val_loss"] < best_loss - 1e-6:
+                best_loss, best_epoch, bad = row["val_loss"], epoch + 1, 0
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                bad += 1
+        else:
+            best_epoch = epoch + 1
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if state_path is not None:
+            st = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                  "scheduler": sched.state_dict(), "history": history, "best_loss": best_loss,
+                  "best_epoch": best_epoch, "bad": bad, "best_state": best_state or {},
+                  "rng": torch.get_rng_state(), "epoch": epoch + 1}
+            if device.type == "cuda":
+                st["cuda_rng"] = torch.cuda.get_rng_state()
+            tmp = state_path.with_suffix(".tmp")
+            torch.save(st, tmp)
+            tmp.replace(state_path)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = len(history)
+    return model, history, best_epoch
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    return copy.deepcopy(model)

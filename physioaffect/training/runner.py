@@ -1,0 +1,491 @@
+"""Run every fold of a protocol (serially or as Ray tasks) into one run folder, resumably.
+
+Run folder layout::
+
+    RUN/
+      config.json, config.yaml, config.toml   resolved TrainConfig (rerun with --config)
+      status.json                             "running" until every fold is done, then "complete"
+      labels.json                             label rule, class counts, dropped windows
+      folds.json                              train/val/test subjects of every fold
+      folds/<fold>/train_state.pt             epoch checkpoint (deleted when the fold finishes)
+      folds/<fold>/checkpoint/                network + pipeline + normalisation (load_checkpoint)
+      folds/<fold>/predictions.csv            test predictions of the network and the baselines
+      folds/<fold>/history.csv                learning curve
+      folds/<fold>/fold.json                  written last: the fold is finished
+      predictions.csv, metrics_folds.csv, metrics_subjects.csv, summary.json, report.md,
+      figures/*.png                            written when every fold is finished
+
+A killed run continues with ``resume=True``: finished folds are skipped, an unfinished fold
+continues from its last finished epoch. A run is reported complete only when ``status.json``
+says so, and that is written after the last fold and the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from physioaffect.training.config import PROTOCOL_ALIASES, TrainConfig, TrainingError
+from physioaffect.training.data import AxisNormaliser, PreparedData, prepare_data
+
+__all__ = ["train", "run_fold", "deep_label", "class_names", "plan_folds"]
+
+_CLASS_NAMES = {"seed3": ["negative", "neutral", "positive"], "posneg": ["negative", "positive"]}
+#: Config fields that may differ between a run and its resumption.
+_RESUME_FREE = ("executor", "ray_address", "ray_cpus_per_fold")
+
+
+def class_names(rule: str) -> list[str]:
+    from physioaffect.datasets.labels import RULES
+
+    if RULES[rule].n_classes is None:
+        return []
+    return _CLASS_NAMES.get(rule, ["low", "high"])
+
+
+def deep_label(cfg: TrainConfig) -> str:
+    """Name of the network in tables: ``emt``, or ``emt[eeg+peripheral]`` when fused."""
+    if cfg.modalities == ["eeg"] and cfg.model != "fusion":
+        return cfg.model
+    return f"{cfg.model}[{'+'.join(cfg.modalities)}]"
+
+
+def _json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    tmp.replace(path)
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, frozenset | set):
+        return sorted(o)
+    raise TypeError(type(o).__name__)
+
+
+# ------------------------------------------------------------------------------------ folds
+def plan_folds(cfg: TrainConfig, data: PreparedData) -> tuple[list[dict], np.ndarray, dict]:
+    """Labels and folds; raises before any training if a fold is unusable.
+
+    Returns
+    -------
+    folds : list of dict
+        ``name``, ``index``, ``train``/``val``/``test`` (row indices into ``data.meta``),
+        ``train_subjects``, ``val_subjects``, ``test_subjects``.
+    y : ndarray, shape (n,)
+        Targets of every window (NaN or -1 where the window has no label).
+    label_report : dict
+    """
+    from physioaffect.datasets.base import DatasetError
+    from physioaffect.datasets.labels import make_labels
+    from physioaffect.datasets.protocols import get_protocol
+
+    try:
+        y_kept, keep, report = make_labels(data.meta, cfg.label_rule, cfg.target)
+        protocol = get_protocol(PROTOCOL_ALIASES[cfg.protocol], **cfg.protocol_kwargs)
+        folds = protocol.folds(data.meta)
+    except (DatasetError, TypeError) as err:
+        raise TrainingError(str(err).splitlines()[0]) from None
+    y = np.full(len(data.meta), np.nan)
+    y[keep] = y_kept
+    n_classes = len(class_names(cfg.label_rule))
+    out = []
+    for i, f in enumerate(folds):
+        tr, va, te = (np.flatnonzero(m & keep) for m in f.masks(data.meta))
+        if tr.size == 0 or te.size == 0:
+            raise TrainingError(f"fold {f.name}: no labelled {'training' if tr.size == 0 else 'test'}"
+                                f" windows after the label rule {cfg.label_rule!r}")
+        if n_classes:
+            missing = sorted(set(range(n_classes)) - set(y[tr].astype(int)))
+            if missing:
+                names = [class_names(cfg.label_rule)[k] for k in missing]
+                raise TrainingError(
+                    f"fold {f.name}: training windows have no class {', '.join(names)} "
+                    f"({cfg.target} under rule {cfg.label_rule}); choose another protocol or "
+                    "label rule")
+        out.append({"name": f.name, "index": i, "train": tr, "val": va, "test": te,
+                    "train_subjects": f.subjects("train"), "val_subjects": f.subjects("val"),
+                    "test_subjects": f.subjects("test")})
+    return out, y, report
+
+
+# ------------------------------------------------------------------------------- one fold
+def _baseline(name: str, task: str, seed: int):
+    from physioaffect.models import make_linear_svm, make_logistic_regression, make_majority
+
+    if task == "regression":
+        from sklearn.dummy import DummyRegressor
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        from physioaffect.models import FlattenFeatures
+
+        if name == "majority":
+            return DummyRegressor(strategy="mean")
+        return make_pipeline(FlattenFeatures(), StandardScaler(), Ridge(alpha=1.0))
+    if name == "majority":
+        return make_majority()
+    if name == "logreg":
+        return make_logistic_regression()
+    model = make_linear_svm()
+    model.set_params(clf__random_state=seed)
+    return model
+
+
+def _classical_features(cfg: TrainConfig, data: PreparedData, rows: np.ndarray,
+                        fit_rows: np.ndarray) -> np.ndarray:
+    """DE (and peripheral, when that modality is used) features, NaN -> training mean."""
+    parts = []
+    if "eeg" in cfg.modalities and data.de is not None:
+        parts.append(data.de[rows].reshape(len(rows), -1))
+    if "peripheral" in cfg.modalities and data.peripheral is not None:
+        p = data.peripheral[rows].astype(np.float64)
+        mean = np.nanmean(data.peripheral[fit_rows].astype(np.float64), axis=0)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        parts.append(np.where(np.isfinite(p), p, mean))
+    if not parts:
+        return np.zeros((len(rows), 1))
+    x = np.concatenate(parts, axis=1).astype(np.float64)
+    return np.nan_to_num(x)
+
+
+def _pred_frame(cfg: TrainConfig, data: PreparedData, fold: dict, model: str, rows: np.ndarray,
+                y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None) -> pd.DataFrame:
+    m = data.meta.iloc[rows]
+    df = pd.DataFrame({"fold": fold["name"], "model": model,
+                       "subject": m["subject"].astype(str).to_numpy(),
+                       "session": m["session"].to_numpy(), "trial": m["trial"].to_numpy(),
+                       "stimulus": m["stimulus"].astype(str).to_numpy(),
+                       "onset_s": m["onset_s"].to_numpy(), "y_true": y_true, "y_pred": y_pred})
+    if scores is not None:
+        for k in range(scores.shape[1]):
+            df[f"score_{k}"] = scores[:, k]
+    return df
+
+
+def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_dir: str,
+             progress: Any = None) -> dict:
+    """Train and test one fold; writes ``folds/<name>/`` and returns the fold summary.
+
+    Safe to call again on a finished fold (returns the stored summary) or on an interrupted one
+    (continues from its epoch checkpoint).
+    """
+    import torch
+
+    from physioaffect.training.checkpoint import save_checkpoint
+    from physioaffect.training.engine import (
+        build_network,
+        fit,
+        predict_arrays,
+        resolve_device,
+        seed_everything,
+    )
+    from physioaffect.training.metrics import metrics_of
+
+    cfg = TrainConfig(**cfg_dict)
+    fold_dir = Path(run_dir) / "folds" / fold["name"]
+    done = fold_dir / "fold.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    t_start = time.perf_counter()
+    task = cfg.task
+    names = class_names(cfg.label_rule)
+    n_classes = len(names)
+    seed = cfg.seed + 1000 * fold["index"]
+    tr, va, te = (np.asarray(fold[k], dtype=int) for k in ("train", "val", "test"))
+    trva = np.concatenate([tr, va])
+    y_te = y[te] if task == "regression" else y[te].astype(int)
+    frames = []
+
+    # Baselines on the same folds (training + validation windows; no hyper-parameters chosen).
+    for b in cfg.baselines:
+        est = _baseline(b, task, seed)
+        xf = _classical_features(cfg, data, trva, trva)
+        xt = _classical_features(cfg, data, te, trva)
+        yb = y[trva] if task == "regression" else y[trva].astype(int)
+        est.fit(xf, yb)
+        pred = est.predict(xt)
+        scores = None
+        if task == "classification":
+            if hasattr(est, "predict_proba"):
+                scores = est.predict_proba(xt)
+            else:
+                d = est.decision_function(xt)
+                scores = np.stack([-d, d], axis=1) if d.ndim == 1 else d
+        frames.append(_pred_frame(cfg, data, fold, b, te, y_te, pred, scores))
+
+    # The network: fresh per fold, normalised with training-subject statistics only.
+    device = resolve_device(cfg)
+    seed_everything(seed)
+    net, spec = build_network(
+        cfg, n_chans=len(data.ch_names), n_times=data.n_times, sfreq=data.sfreq,
+        n_outputs=1 if task == "regression" else n_classes,
+        n_features=None if data.graphs is None else int(data.graphs.shape[-1]),
+        n_peripheral=0 if data.peripheral is None else int(data.peripheral.shape[1]))
+    norms: dict[str, AxisNormaliser] = {}
+    arrays: dict[str, np.ndarray] = {}
+    if "eeg" in spec["modalities"]:
+        if spec["input"] == "graphs":
+            arrays["eeg"], keep_axes = data.graphs, (2, 3)
+        else:
+            arrays["eeg"], keep_axes = data.raw, (1,)
+        norms["eeg"] = AxisNormaliser(keep_axes).fit(arrays["eeg"], tr)
+    if "peripheral" in spec["modalities"]:
+        arrays["peripheral"] = data.peripheral
+        norms["peripheral"] = AxisNormaliser((1,)).fit(data.peripheral, tr)
+
+    def take(rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: norms[k].transform(v[rows]) for k, v in arrays.items()}
+
+    target_scaling = None
+    if task == "regression":
+        target_scaling = {"mean": float(np.mean(y[tr])), "std": float(np.std(y[tr]) or 1.0)}
+
+        def ty(rows: np.ndarray) -> np.ndarray:
+            return ((y[rows] - target_scaling["mean"]) / target_scaling["std"]).astype(np.float32)
+    else:
+        def ty(rows: np.ndarray) -> np.ndarray:
+            return y[rows].astype(np.int64)
+
+    kind = "fusion" if spec["fusion"] else "single"
+    on_epoch = None
+    if progress is not None:
+        on_epoch = progress
+    net, history, best_epoch = fit(
+        net, kind, cfg, seed, (take(tr), ty(tr)), (take(va), ty(va)) if va.size else None,
+        device, state_path=fold_dir / "train_state.pt", on_epoch=on_epoch)
+    out = predict_arrays(net, kind, take(te), device, cfg.amp)
+    label = deep_label(cfg)
+    if task == "regression":
+        pred = out.reshape(len(out), -1)[:, 0] * target_scaling["std"] + target_scaling["mean"]
+        frames.append(_pred_frame(cfg, data, fold, label, te, y_te, pred, None))
+    else:
+        prob = torch.softmax(torch.as_tensor(out), dim=1).numpy()
+        frames.append(_pred_frame(cfg, data, fold, label, te, y_te, prob.argmax(1), prob))
+
+    pipe = cfg.pipeline()
+    meta = {
+        "model_name": cfg.model, "label": label, "input": spec["input"],
+        "fusion": spec["fusion"], "eeg_encoder": spec.get("eeg_encoder"),
+        "modalities": spec["modalities"], "channels": list(data.ch_names),
+        "sfreq": data.sfreq, "n_times": data.n_times, "window_s": cfg.window_s,
+        "step_s": cfg.step_s, "target": cfg.target, "label_rule": cfg.label_rule, "task": task,
+        "class_names": names, "n_classes": n_classes,
+        "graph": {"sub_window_s": cfg.graph_sub_window_s, "sub_overlap": cfg.graph_sub_overlap,
+                  "bands": cfg.graph_bands},
+        "peripheral": {"signals": data.peripheral_signals,
+                       "feature_names": data.peripheral_names},
+        "normalisation": {k: n.to_dict() for k, n in norms.items()},
+        "target_scaling": target_scaling, "pipeline": pipe.to_dict(),
+        "pipeline_hash": pipe.config_hash(), "dataset": cfg.dataset, "fold": fold["name"],
+        "train_subjects": fold["train_subjects"], "val_subjects": fold["val_subjects"],
+        "test_subjects": fold["test_subjects"], "seed": seed, "best_epoch": best_epoch,
+    }
+    save_checkpoint(net.cpu(), fold_dir / "checkpoint", meta)
+    preds = pd.concat(frames, ignore_index=True)
+    preds.to_csv(fold_dir / "predictions.csv", index=False)
+    pd.DataFrame(history).to_csv(fold_dir / "history.csv", index=False)
+    metrics = {m: metrics_of(g, task, n_classes) for m, g in preds.groupby("model", sort=False)}
+    summary = {"name": fold["name"], "index": fold["index"], "metrics": metrics,
+               "best_epoch": best_epoch, "epochs_run": len(history),
+               "n_train": int(tr.size), "n_val": int(va.size), "n_test": int(te.size),
+               "train_subjects": fold["train_subjects"], "val_subjects": fold["val_subjects"],
+               "test_subjects": fold["test_subjects"], "device": str(device),
+               "seconds": time.perf_counter() - t_start}
+    _json(done, summary)
+    state = fold_dir / "train_state.pt"
+    if state.exists():
+        state.unlink()
+    return summary
+
+
+def _ray_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
+              run_dir: str) -> dict:
+    return run_fold(cfg_dict, fold, data, y, run_dir)
+
+
+# -------------------------------------------------------------------------------- the run
+def default_run_dir(cfg: TrainConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.dataset}-{cfg.model}-{cfg.protocol}-{cfg.target}-{stamp}"
+
+
+def _check_resume(saved: dict, cfg: TrainConfig, run_dir: Path) -> TrainConfig:
+    new = cfg.to_dict()
+    diff = [k for k in new if k not in _RESUME_FREE and saved.get(k) != new[k]]
+    if diff:
+        raise TrainingError(f"{run_dir}: --resume with a different configuration "
+                            f"(fields {', '.join(diff)}); resume with the same options or "
+                            "use another --out")
+    return TrainConfig(**{**saved, **{k: new[k] for k in _RESUME_FREE}})
+
+
+def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
+          progress: bool = True, console: Any = None) -> Path:
+    """Run every fold of ``cfg`` into a run folder; returns the folder.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Resolved here (unknown names fail before any data is read).
+    out : path or None
+        Run folder (default ``runs/<dataset>-<model>-<protocol>-<target>-<time>``). It must not
+        exist unless ``resume``.
+    resume : bool
+        Continue an interrupted run in ``out`` (the configuration must match).
+    progress : bool
+        Rich progress per fold and epoch.
+
+    Raises
+    ------
+    TrainingError
+        Bad names, an existing run folder without ``resume``, a fold without a class,
+        unreadable data: all before training starts.
+    """
+    cfg = cfg.resolve()
+    run_dir = Path(out) if out is not None else default_run_dir(cfg)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not resume:
+            raise TrainingError(f"{run_dir}: run folder exists (use --resume to continue it, "
+                                "or another --out)")
+        cfg_path = run_dir / "config.json"
+        if not cfg_path.is_file():
+            raise TrainingError(f"{run_dir}: not a run folder (no config.json) - cannot resume")
+        cfg = _check_resume(json.loads(cfg_path.read_text()), cfg, run_dir)
+        status = json.loads((run_dir / "status.json").read_text()) \
+            if (run_dir / "status.json").exists() else {}
+        if status.get("status") == "complete":
+            _say(console, f"run already complete: {run_dir}")
+            return run_dir
+    elif resume:
+        raise TrainingError(f"{run_dir}: nothing to resume (folder does not exist)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir)
+    _json(run_dir / "status.json", {"status": "running", "started": time.time()})
+
+    _say(console, f"preparing {cfg.dataset} windows from {cfg.root} ...")
+    data = prepare_data(cfg, progress=progress)
+    folds, y, label_report = plan_folds(cfg, data)
+    _json(run_dir / "labels.json", label_report)
+    _json(run_dir / "folds.json", [{k: f[k] for k in ("name", "train_subjects", "val_subjects",
+                                                      "test_subjects")}
+                                   | {"n_train": int(f["train"].size), "n_val": int(f["val"].size),
+                                      "n_test": int(f["test"].size)} for f in folds])
+    _json(run_dir / "data.json", {"n_windows": len(data.meta), "channels": data.ch_names,
+                                  "sfreq": data.sfreq, "n_times": data.n_times,
+                                  "subjects": sorted(data.meta["subject"].astype(str).unique()),
+                                  "peripheral_features": data.peripheral_names, **data.info})
+    cfg_dict = dataclasses.asdict(cfg)
+    t0 = time.perf_counter()
+    if cfg.executor == "ray":
+        summaries = _run_ray(cfg, cfg_dict, folds, data, y, run_dir, console)
+    else:
+        summaries = _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console)
+    from physioaffect.training.report import write_report
+
+    write_report(run_dir)
+    _json(run_dir / "status.json", {"status": "complete", "folds": len(summaries),
+                                    "seconds": time.perf_counter() - t0,
+                                    "finished": time.time()})
+    _say(console, f"run folder: {run_dir}")
+    return run_dir
+
+
+def _say(console: Any, msg: str) -> None:
+    if console is not None:
+        console.print(msg)
+
+
+def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console) -> list[dict]:
+    if not progress:
+        return [run_fold(cfg_dict, f, data, y, str(run_dir)) for f in folds]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    out = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+        t_folds = bar.add_task("folds", total=len(folds), info="")
+        for f in folds:
+            t_ep = bar.add_task(f"  {f['name']} epochs", total=cfg.epochs, info="")
+
+            def on_epoch(row: dict, t_ep: int = t_ep) -> None:
+                info = f"train {row['train_loss']:.3f}"
+                if "val_loss" in row:
+                    info += f" val {row['val_loss']:.3f}"
+                if "val_accuracy" in row:
+                    info += f" acc {row['val_accuracy']:.2f}"
+                bar.update(t_ep, completed=row["epoch"], info=info)
+
+            s = run_fold(cfg_dict, f, data, y, str(run_dir), progress=on_epoch)
+            bar.update(t_ep, completed=cfg.epochs)
+            m = s["metrics"].get(deep_label(cfg), {})
+            key = "accuracy" if "accuracy" in m else "ccc"
+            bar.update(t_folds, advance=1,
+                       info=f"last {f['name']}: {key} {m.get(key, float('nan')):.3f}")
+            out.append(s)
+    return out
+
+
+def _run_ray(cfg, cfg_dict, folds, data, y, run_dir, console) -> list[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise TrainingError("executor ray: Ray is not installed (pip install "
+                            "'physioaffect[ray]')") from None
+    started = False
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "ignore_reinit_error": True}
+        if cfg.ray_address:
+            kw["address"] = cfg.ray_address
+        else:
+            kw["num_cpus"] = os.cpu_count() or 1
+        try:
+            ray.init(**kw)
+        except Exception as err:  # noqa: BLE001 - connection errors differ by version
+            raise TrainingError(f"executor ray: cannot start/connect Ray "
+                                f"({str(err).splitlines()[0]})") from None
+        started = True
+    try:
+        gpus = 1 if (cfg.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1) else 0
+        remote = ray.remote(num_cpus=cfg.ray_cpus_per_fold, num_gpus=gpus,
+                            max_retries=0)(_ray_fold)
+        data_ref = ray.put(data)
+        y_ref = ray.put(y)
+        pending = {remote.remote(cfg_dict, f, data_ref, y_ref, str(Path(run_dir).resolve())): f
+                   for f in folds}
+        results: dict[str, dict] = {}
+        _say(console, f"ray: {len(folds)} folds as tasks ({cfg.ray_cpus_per_fold:g} CPU"
+                      f"{', 1 GPU' if gpus else ''} each)")
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for r in ready:
+                f = pending.pop(r)
+                try:
+                    results[f["name"]] = ray.get(r)
+                except Exception as err:  # noqa: BLE001 - re-raised with the fold named
+                    raise TrainingError(f"fold {f['name']} failed in Ray: "
+                                        f"{str(err).splitlines()[-1]}") from None
+                _say(console, f"fold {f['name']} finished ({len(results)}/{len(folds)})")
+        return [results[f["name"]] for f in folds]
+    finally:
+        if started:
+            ray.shutdown()
