@@ -12,7 +12,16 @@ import typer
 
 import physioaffect.face  # noqa: F401  (registers the `video:` source kind; cheap, no OpenCV)
 from physioaffect import __version__
-from physioaffect.cli import acquire, datasets, face, features, models, realtime, recording
+from physioaffect.cli import (
+    acquire,
+    datasets,
+    face,
+    features,
+    models,
+    realtime,
+    recording,
+    training,
+)
 
 app = typer.Typer(
     name="physioaffect",
@@ -44,6 +53,7 @@ datasets.register(app)
 face.register(app)
 recording.register(app)
 models.register(app)
+training.register(app)
 realtime.register(app)
 features.register(app)
 
