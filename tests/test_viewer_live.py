@@ -1,7 +1,8 @@
 """The viewer with live streams, offscreen, in subprocesses (Qt stays out of the test process):
 ``physioaffect view`` writes a screenshot that shows traces; marker keys (QTest key events)
 reach an LSL inlet here; the record button writes a session file; a prediction stream that
-appears on the network brings up the neurofeedback panel; a lost LSL stream is shown as lost
+appears on the network brings up the neurofeedback panel (and a Face stream the face panel);
+a lost LSL stream is shown as lost
 and drawn again when it returns."""
 
 from __future__ import annotations
@@ -72,19 +73,30 @@ info = pylsl.StreamInfo(pred_name, "Prediction", 2, 4.0, pylsl.cf_float32, pred_
 ch = info.desc().append_child("channels")
 for lab in ("valence", "arousal"):
     ch.append_child("channel").append_child_value("label", lab)
+# and a face-analysis stand-in (type Face, channels as physioaffect face publishes them)
+face_name = pred_name + "-face"
+finfo = pylsl.StreamInfo(face_name, "Face", 4, 30.0, pylsl.cf_float32, face_name)
+ch = finfo.desc().append_child("channels")
+for lab, unit in (("n_faces", "count"), ("smile", "ratio"), ("brow_raise", "ratio"),
+                  ("pulse_rate", "bpm")):
+    c = ch.append_child("channel")
+    c.append_child_value("label", lab)
+    c.append_child_value("unit", unit)
 stop = threading.Event()
 def predictions():
     time.sleep(1.0)
     out = pylsl.StreamOutlet(info)
+    face = pylsl.StreamOutlet(finfo)
     k = 0
     while not stop.is_set():
         out.push_sample([5 + 3 * np.sin(k / 8), 5 + 3 * np.cos(k / 8)])
+        face.push_chunk([[1.0, 0.5 + 0.1 * np.sin(k / 3 + j / 4), 0.2, 72.0] for j in range(8)])
         k += 1
         time.sleep(0.25)
 threading.Thread(target=predictions, daemon=True).start()
 
 pump = SourcePump(open_source(f"sim?eeg_channels=8&rate=256&prefix={prefix}")).start()
-watcher = LSLWatcher(pump.hub, [pred_name]).start()
+watcher = LSLWatcher(pump.hub, [pred_name, face_name]).start()
 win = ViewerWindow(pump.hub, targets=parse_targets("arousal<4,faa>0"), record_dir=rec_dir,
                    marker_keys={"1": "baseline", "2": "stimulus"}, marker_stream=marker_name,
                    subject="test", task="viewer")
@@ -115,6 +127,7 @@ result = {
     "sent": win.markers_sent, "recording": str(win.last_recording),
     "nf_visible": win.nf_box.isVisible(), "trail": len(win._trail),
     "target_text": [lab.text() for lab, _ in win.target_bars],
+    "face_visible": win.face_box.isVisible(), "face_text": win.face_label.text(),
     "frames": win.frames,
 }
 print("RESULT " + json.dumps(result), flush=True)
@@ -170,6 +183,8 @@ def test_marker_keys_recording_and_neurofeedback(tmp_path):
     # the prediction stream appeared on the network and the neurofeedback panel came up
     assert result["nf_visible"] and result["trail"] >= 4
     assert any("arousal" in t and "n/a" not in t for t in result["target_text"])
+    # a Face stream appeared too: the face panel shows its pulse rate
+    assert result["face_visible"] and "72 bpm" in result["face_text"]
 
 
 RECONNECT = r'''
