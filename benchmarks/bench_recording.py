@@ -79,10 +79,18 @@ class Monitor:
         return 100 * (self.last[1] - self.first[1]) / (self.last[0] - self.first[0])
 
 
-def match_offset(ref: np.ndarray, first_row: np.ndarray) -> int:
-    """Index of ``first_row`` in ``ref`` (-1 when absent)."""
-    hits = np.flatnonzero((ref == first_row).all(axis=1)) if len(ref) else np.zeros(0)
-    return int(hits[0]) if hits.size else -1
+def match_offset(ref: np.ndarray, rows: np.ndarray, n: int = 64) -> int:
+    """Index in ``ref`` where the first ``n`` rows of ``rows`` start (-1 when absent).
+
+    Several rows are matched because a slow signal (EDA) in float32 repeats values.
+    """
+    rows = rows[:n]
+    if not len(ref) or not len(rows):
+        return -1
+    for k in np.flatnonzero((ref == rows[0]).all(axis=1)):
+        if np.array_equal(ref[k:k + len(rows)], rows[: len(ref) - k]):
+            return int(k)
+    return -1
 
 
 def realtime(duration: float, channels: int, rate: int, labrecorder: bool, work: Path) -> dict:
@@ -139,7 +147,7 @@ def realtime(duration: float, channels: int, rate: int, labrecorder: bool, work:
     for short, kind in KINDS.items():
         st = s.streams[f"{prefix}-{short}"]
         ref = truth.signals[kind][2]
-        k0 = match_offset(ref, st.samples[0])
+        k0 = match_offset(ref, st.samples)
         values_ok = k0 >= 0 and bool(np.array_equal(st.samples, ref[k0:k0 + st.n_samples]))
         span = st.timestamps[-1] - st.timestamps[0]
         expected = int(round(span * st.info.nominal_srate)) + 1
@@ -193,8 +201,8 @@ def compare_labrecorder(xdf: Path, s, prefix: str, mon: Monitor) -> dict:
             continue
         x = np.asarray(lr["time_series"], dtype=np.float32)
         # the two recorders start and stop at different moments: compare the overlap
-        k = match_offset(x, ours.samples[0])
-        k0 = match_offset(ours.samples, x[0]) if len(x) and k < 0 else -1
+        k = match_offset(x, ours.samples)
+        k0 = match_offset(ours.samples, x) if len(x) and k < 0 else -1
         if k >= 0:
             n = min(len(x) - k, ours.n_samples)
             same = bool(np.array_equal(x[k:k + n], ours.samples[:n]))
@@ -246,7 +254,7 @@ def kill_trials(n: int, channels: int, rate: int, work: Path) -> list[dict]:
             for short, kind in KINDS.items():
                 st = s.streams[f"sim-{short}"]
                 ref = truth.signals[kind][2]
-                k0 = match_offset(ref, st.samples[0])
+                k0 = match_offset(ref, st.samples)
                 entry[short] = {
                     "samples": st.n_samples,
                     "lag_s": round(t_kill - float(st.timestamps[-1]), 3),
@@ -298,6 +306,8 @@ def main() -> None:
     ap.add_argument("--no-labrecorder", action="store_true")
     ap.add_argument("--hour", action="store_true", help="Also write/read a 1-hour file.")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "recording.json")
+    ap.add_argument("--merge-as", default=None,
+                    help="Store this run under this key of an existing --out file.")
     args = ap.parse_args()
     labrecorder = not args.no_labrecorder
     if labrecorder:
@@ -325,6 +335,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     results["load_average_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge_as and args.out.exists():
+        merged = json.loads(args.out.read_text())
+        merged[args.merge_as] = results
+        results = merged
     args.out.write_text(json.dumps(results, indent=1))
     print(f"results: {args.out}")
 

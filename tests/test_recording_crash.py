@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+from test_recording_helpers import start_in
 
 from physioaffect.recording import journal_path, read_session
 from physioaffect.recording.recorder import Recorder
@@ -67,7 +68,7 @@ def test_sigkill_then_recover_keeps_everything_older_than_one_second(tmp_path):
         assert st.timestamps[-1] >= t_kill - 1.0, (name, t_kill - st.timestamps[-1])
         # the recording starts a little after the simulator: find where, then every
         # sample from there on must equal the simulator's (seeded) signal
-        k0 = int(np.flatnonzero((ref == st.samples[0]).all(axis=1))[0])
+        k0 = start_in(ref, st.samples)
         assert k0 < 500 * 5
         np.testing.assert_array_equal(st.samples, ref[k0:k0 + st.n_samples])
         np.testing.assert_allclose(np.diff(st.timestamps), 1 / 500, atol=1e-9)

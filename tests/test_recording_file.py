@@ -11,6 +11,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from test_recording_helpers import start_in
 
 from physioaffect.recording import (
     InvalidIdError,
@@ -286,7 +287,7 @@ def test_disk_full_clear_error_and_synced_data_intact(tmp_path, how):
         truth = simulate_subject(SimConfig(eeg_channels=32, rate=512, seed=11), 0,
                                  duration=eeg.n_samples / 512 + 10)
         ref = truth.signals["EEG"][2]
-        k0 = int(np.flatnonzero((ref == eeg.samples[0]).all(axis=1))[0])
+        k0 = start_in(ref, eeg.samples)
         np.testing.assert_array_equal(eeg.samples, ref[k0:k0 + eeg.n_samples])
     finally:
         if mounted:

@@ -13,6 +13,7 @@ import uuid
 
 import numpy as np
 import pytest
+from test_recording_helpers import start_in
 
 from physioaffect.recording import journal_path, read_session
 from physioaffect.sources.sim import SimConfig, simulate_subject
@@ -64,7 +65,7 @@ def test_record_simulator_through_real_lsl(tmp_path):
                        ("GSR", f"{prefix}-EDA")):
         st, ref = s.streams[name], truth.signals[kind][2]
         # the inlet joined mid-stream: find where, then every sample must follow in order
-        k0 = int(np.flatnonzero((ref == st.samples[0]).all(axis=1))[0])
+        k0 = start_in(ref, st.samples)
         np.testing.assert_array_equal(st.samples, ref[k0:k0 + st.n_samples])
         np.testing.assert_allclose(np.diff(st.timestamps), 1 / 250, atol=2e-4)
     # stimulus markers: the simulator's own JSON texts, on the same clock as the EEG
@@ -72,7 +73,7 @@ def test_record_simulator_through_real_lsl(tmp_path):
     assert len(marks) >= 2
     truth_texts = [t for _, t in truth.markers]
     assert all(m.text in truth_texts for m in marks)
-    k0 = int(np.flatnonzero((truth.signals["EEG"][2] == eeg.samples[0]).all(axis=1))[0])
+    k0 = start_in(truth.signals["EEG"][2], eeg.samples)
     t_sim0 = eeg.timestamps[0] - k0 / 250  # LSL time of the simulator's sample 0
     for m in marks:
         t_true = next(t for t, text in truth.markers if text == m.text)
