@@ -138,10 +138,6 @@ class Smoother:
         return self._value.copy()
 
 
-#: Stream types -> feature-stage modality (as in training).
-_PERIPHERAL_MODALITY = {"ECG": "ECG", "GSR": "EDA", "EDA": "EDA", "PPG": "PPG", "RESP": "RESP"}
-
-
 class PeripheralFeatures:
     """Peripheral features for a fusion checkpoint, refreshed on a worker thread.
 
@@ -191,12 +187,13 @@ class PeripheralFeatures:
         import warnings
 
         from physioaffect.features.windows import peripheral_table
+        from physioaffect.training.data import PERIPHERAL_MODALITIES  # the training mapping
 
         row = np.full(len(self.names), np.nan, dtype=np.float32)
         col = {n: i for i, n in enumerate(self.names)}
         now = time.monotonic()
         for kind, info in self.streams.items():
-            mod = _PERIPHERAL_MODALITY.get(kind)
+            mod = PERIPHERAL_MODALITIES.get(kind.upper())
             buf = self.hub.buffers.get(info.name)
             if mod is None or buf is None:
                 continue
