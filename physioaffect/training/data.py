@@ -147,9 +147,16 @@ def open_reader(cfg: TrainConfig):
         raise TrainingError(str(err)) from None
     if cfg.max_subjects:
         reader.subjects = reader.subjects[: cfg.max_subjects]
-    if reader.rating_names and cfg.target not in reader.rating_names:
+    ratings = list(reader.rating_names)
+    if not ratings and cfg.target:  # own sessions: ratings come from markers; read one subject
+        try:
+            ratings = sorted({k for tr in reader.read_subject(reader.subjects[0]).trials
+                              for k in tr.ratings})
+        except DatasetError as err:
+            raise TrainingError(str(err)) from None
+    if ratings and cfg.target not in ratings:
         raise TrainingError(f"target: {cfg.target!r} is not a rating of {cfg.dataset} "
-                            f"(ratings: {', '.join(reader.rating_names)})")
+                            f"(ratings: {', '.join(ratings)})")
     return reader
 
 

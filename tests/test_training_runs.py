@@ -1,0 +1,221 @@
+"""Training end to end on tiny fixtures: serial vs Ray, SIGKILL + resume, reports recomputed
+from the saved predictions with scikit-learn, checkpoints, evaluation on another dataset, and
+bad input refused before training.
+
+Everything is tiny (4 simulated subjects, 8 trials of 12 s, 14 channels at 128 Hz, 4 s windows,
+a two-layer EmT, 2 epochs) so that the whole file runs in well under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
+
+from physioaffect.training import TrainConfig, TrainingError, compare_runs, train
+
+TINY = dict(sim_subjects=4, sim_trials=8, sim_seconds=12.0, sim_channels=14, sim_rate=128,
+            window_s=4.0, graph_sub_window_s=2.0, graph_sub_overlap=0.5, batch_size=16,
+            epochs=2, patience=0, threads=1, seed=3,
+            model_kwargs={"n_layers": 1, "K": 2, "heads": 2, "dim_head": 8})
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("training")
+
+
+@pytest.fixture(scope="module")
+def cfg(work: Path) -> TrainConfig:
+    return TrainConfig(dataset="sim", root=str(work / "sim4"), model="emt", protocol="loso",
+                       target="arousal", cache_dir=str(work / "cache"), **TINY)
+
+
+@pytest.fixture(scope="module")
+def serial_run(cfg: TrainConfig, work: Path) -> Path:
+    return train(cfg, out=work / "serial", progress=False)
+
+
+def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "physioaffect.cli.main", *args],
+                          capture_output=True, text=True, timeout=120, **kw)
+
+
+def _write_config(cfg: TrainConfig, path: Path) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    return path
+
+
+def test_report_numbers_recomputed_from_predictions(serial_run: Path) -> None:
+    d = serial_run
+    for name in ("config.yaml", "config.toml", "config.json", "report.md", "predictions.csv",
+                 "metrics_folds.csv", "metrics_subjects.csv", "summary.json",
+                 "figures/per_subject.png", "figures/confusion_emt.png",
+                 "figures/learning_curves.png"):
+        assert (d / name).is_file(), name
+    assert json.loads((d / "status.json").read_text())["status"] == "complete"
+    pred = pd.read_csv(d / "predictions.csv", dtype={"subject": str})
+    assert set(pred["model"]) == {"emt", "majority", "logreg", "svm"}
+    # 4 subjects x 8 trials x 3 windows of 4 s in 12 s, every window tested exactly once per model
+    assert (pred.groupby("model").size() == 96).all()
+    subj = pd.read_csv(d / "metrics_subjects.csv", dtype={"subject": str})
+    summary = json.loads((d / "summary.json").read_text())
+    for model, g in pred.groupby("model"):
+        accs = []
+        for s, gs in g.groupby("subject"):
+            row = subj[(subj.model == model) & (subj.subject == s)].iloc[0]
+            acc = accuracy_score(gs.y_true, gs.y_pred)
+            accs.append(acc)
+            assert row["accuracy"] == pytest.approx(acc)
+            assert row["balanced_accuracy"] == pytest.approx(
+                balanced_accuracy_score(gs.y_true, gs.y_pred))
+            assert row["macro_f1"] == pytest.approx(
+                f1_score(gs.y_true, gs.y_pred, average="macro", labels=[0, 1], zero_division=0))
+            if gs.y_true.nunique() == 2:
+                assert row["auc"] == pytest.approx(roc_auc_score(gs.y_true, gs.score_1))
+        s = summary["over_subjects"][model]["accuracy"]
+        assert s["mean"] == pytest.approx(np.mean(accs))
+        assert s["std"] == pytest.approx(np.std(accs))
+    # the trivial baseline predicts the training-fold majority: one class per fold
+    triv = pred[pred.model == "majority"]
+    assert (triv.groupby("fold").y_pred.nunique() == 1).all()
+    # mean ± std of the network is in the Markdown table
+    m = summary["over_subjects"]["emt"]["accuracy"]
+    assert f"{m['mean']:.3f} ± {m['std']:.3f}" in (d / "report.md").read_text()
+
+
+def test_folds_leave_test_subject_out(serial_run: Path) -> None:
+    folds = json.loads((serial_run / "folds.json").read_text())
+    assert len(folds) == 4
+    for f in folds:
+        test = set(f["test_subjects"])
+        assert not test & set(f["train_subjects"]) and not test & set(f["val_subjects"])
+        assert len(f["val_subjects"]) == 1 and f["val_subjects"][0] not in f["train_subjects"]
+        meta = json.loads((serial_run / "folds" / f["name"] / "checkpoint" / "config.json")
+                          .read_text())["extra"]
+        assert meta["test_subjects"] == f["test_subjects"]
+
+
+def test_checkpoint_reproduces_saved_predictions(serial_run: Path, cfg: TrainConfig) -> None:
+    from physioaffect.preprocessing.pipeline import PipelineConfig
+    from physioaffect.training import build_inputs, load_checkpoint, predict
+    from physioaffect.training.data import prepare_data
+
+    model, pipe, meta = load_checkpoint(serial_run / "folds" / "loso-02")
+    assert isinstance(pipe, PipelineConfig) and pipe.phase == "causal"
+    assert meta["sfreq"] == 128 and meta["n_times"] == 512 and len(meta["channels"]) == 14
+    assert meta["class_names"] == ["low", "high"] and meta["input"] == "graphs"
+    data = prepare_data(cfg.resolve())
+    rows = np.flatnonzero(data.meta["subject"].astype(str) == meta["test_subjects"][0])
+    prob = predict(model, meta, build_inputs(meta, data.raw[rows]))
+    saved = pd.read_csv(serial_run / "folds" / "loso-02" / "predictions.csv")
+    saved = saved[saved.model == "emt"]
+    np.testing.assert_allclose(prob[:, 1], saved["score_1"].to_numpy(), atol=1e-5)
+
+
+def test_ray_executor_gives_the_same_metrics(serial_run: Path, cfg: TrainConfig,
+                                             work: Path) -> None:
+    pytest.importorskip("ray", reason="Ray not installed (optional extra 'ray')")
+    import dataclasses
+
+    run = train(dataclasses.replace(cfg, executor="ray"), out=work / "ray", progress=False)
+    a = pd.read_csv(serial_run / "metrics_subjects.csv")
+    b = pd.read_csv(run / "metrics_subjects.csv")
+    pd.testing.assert_frame_equal(a, b)
+    pa = pd.read_csv(serial_run / "predictions.csv")
+    pb = pd.read_csv(run / "predictions.csv")
+    np.testing.assert_allclose(pa["score_1"], pb["score_1"], atol=1e-6)
+
+
+def test_sigkill_then_resume_equals_uninterrupted(serial_run: Path, cfg: TrainConfig,
+                                                  work: Path) -> None:
+    conf = _write_config(cfg, work / "resume.yaml")
+    out = work / "killed"
+    args = ["train", "--config", str(conf), "--out", str(out), "--quiet"]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "physioaffect.cli.main", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # Kill mid-run: after the first fold finished and the second has an epoch checkpoint.
+    state = out / "folds" / "loso-02" / "train_state.pt"
+    t0 = time.time()
+    while not state.exists() and proc.poll() is None and time.time() - t0 < 90:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists(), "run ended before it could be killed mid-fold"
+    assert (out / "folds" / "loso-01" / "fold.json").exists()
+    assert json.loads((out / "status.json").read_text())["status"] == "running"
+    assert not (out / "report.md").exists()
+    with pytest.raises(TrainingError, match="no run has a report"):
+        compare_runs([out])
+    res = _cli(*args, "--resume", env=env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "status.json").read_text())["status"] == "complete"
+    a = pd.read_csv(serial_run / "predictions.csv")
+    b = pd.read_csv(out / "predictions.csv")
+    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-6)
+    side = compare_runs([serial_run, out], "accuracy")
+    assert side.count("| complete |") == 8 and "INCOMPLETE" not in side
+
+def test_bad_input_fails_before_training(cfg: TrainConfig, work: Path, serial_run: Path) -> None:
+    root = cfg.root
+    r = _cli("train", "--dataset", "sim", "--root", root, "--model", "resnet9000",
+             "--protocol", "loso", "--target", "arousal", "--out", str(work / "bad1"))
+    assert r.returncode == 2 and "model" in r.stderr and "resnet9000" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (work / "bad1").exists()
+    r = _cli("train", "--config", str(_write_config(cfg, work / "bad.yaml")), "--target", "joy",
+             "--out", str(work / "bad2"))
+    assert r.returncode == 2 and "joy" in r.stderr and "arousal" in r.stderr
+    assert not (work / "bad2" / "folds").exists()
+    r = _cli("train", "--config", str(work / "bad.yaml"), "--out", str(serial_run))
+    assert r.returncode == 2 and "exists" in r.stderr
+
+
+def test_fold_without_a_class_is_refused(cfg: TrainConfig) -> None:
+    from physioaffect.training.data import PreparedData
+    from physioaffect.training.runner import plan_folds
+
+    # Subjects A and B rated only high arousal, C only low: the LOSO fold testing C has no
+    # low-arousal training window.
+    rows = [(s, 1, t, "x", 0.0, a) for s, a in (("A", 8), ("B", 7), ("C", 2), ("D", 8))
+            for t in range(1, 4)]
+    meta = pd.DataFrame(rows, columns=["subject", "session", "trial", "stimulus", "onset_s",
+                                       "arousal"])
+    data = PreparedData(raw=np.zeros((len(meta), 2, 8), np.float32), meta=meta,
+                        ch_names=["a", "b"], sfreq=128.0)
+    with pytest.raises(TrainingError, match=r"fold loso-0\d: training windows have no class low "):
+        plan_folds(cfg.resolve(), data)
+
+
+def test_evaluate_transfer_and_incompatible_rate(serial_run: Path, work: Path) -> None:
+    from physioaffect.datasets.fixtures import write_dreamer, write_seed
+
+    # The simulator's 14 channels are DREAMER's: transfer works on the common channels.
+    write_dreamer(work / "dreamer", n_subjects=2, seconds=8.0, n_trials=4, baseline_seconds=4.0)
+    r = _cli("evaluate", str(serial_run), "--dataset", "dreamer", "--root",
+             str(work / "dreamer"), "--out", str(work / "eval"))
+    assert r.returncode == 0, r.stderr
+    ev = json.loads((work / "eval" / "evaluation.json").read_text())
+    assert ev["label_rule"] == "gt3" and len(ev["checkpoints"]) == 4
+    pred = pd.read_csv(work / "eval" / "predictions.csv")
+    g = pred[pred.checkpoint == "loso-01"]
+    assert ev["checkpoints"]["loso-01"]["overall"]["accuracy"] == pytest.approx(
+        accuracy_score(g.y_true, g.y_pred))
+    # SEED is 62 channels at 200 Hz: refused before any window is prepared.
+    write_seed(work / "seed", n_subjects=1, seconds=2.0, n_sessions=1, n_trials=15)
+    r = _cli("evaluate", str(serial_run), "--dataset", "seed", "--root", str(work / "seed"),
+             "--out", str(work / "eval2"))
+    assert r.returncode == 2 and "200 Hz" in r.stderr and "128 Hz" in r.stderr
+    assert not (work / "eval2").exists()
