@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -16,7 +17,9 @@ import torch
 from conftest import cli
 
 from physioaffect.realtime import save_bundle
+from physioaffect.realtime.analysis import block_scores, prediction_table, stimulus_blocks
 from physioaffect.realtime.demo import train_demo_bundle
+from physioaffect.recording import read_session
 from physioaffect.sources.sim import NEUTRAL, SimConfig, scenario_cycle
 
 # A short scenario so that a run sees both high- and low-arousal stimuli; affect effects
@@ -66,6 +69,12 @@ def _inlet(name: str, timeout: float = 60.0) -> pylsl.StreamInlet:
     inlet = pylsl.StreamInlet(found[0], max_buflen=60, processing_flags=pylsl.proc_clocksync)
     inlet.open_stream(timeout=10)
     return inlet
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _decoder(checkpoint, prefix: str) -> tuple[subprocess.Popen, pylsl.StreamInlet]:
@@ -126,11 +135,18 @@ def test_predictions_arrive_at_the_rate_and_follow_the_data(checkpoint):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
 
 
-def test_high_arousal_blocks_are_decoded_as_such(checkpoint):
+def test_high_arousal_blocks_are_decoded_as_such(checkpoint, tmp_path):
     prefix = f"rtaro{os.getpid()}"
     speed = 5.0
     config = SimConfig(**SIM)
     dec, pred = _decoder(checkpoint, prefix)
+    # the lab's recorder takes the prediction stream along with the signals and markers
+    session_file = tmp_path / "live.h5"
+    rec = _start(["record", "--source", f"lsl:{prefix}-pred?timeout=30", "--source",
+                  f"lsl:{prefix}-Markers?timeout=30", "--source", f"lsl:{prefix}-EEG?timeout=30",
+                  "--subject", "sim0", "--session", "live", "--task", "decode", "--duration",
+                  f"{config.cycle_seconds / speed + 3:.0f}", "--out", str(session_file), "-q",
+                  "--mark-port", str(_free_udp_port()), "--marker-keys", ""])
     pub = _start(["stream", "--source", _spec(prefix, speed), "--duration",
                   f"{config.cycle_seconds / speed + 0.5:.1f}"])
     try:
@@ -142,8 +158,10 @@ def test_high_arousal_blocks_are_decoded_as_such(checkpoint):
             s, t = pred.pull_chunk(timeout=0.05)
             got += [(tt, ss[1]) for ss, tt in zip(s, t, strict=True)]
         _finish(dec)
+        rec_out, rec_err = rec.communicate(timeout=90)
     finally:
-        _stop(dec, pub)
+        _stop(dec, pub, rec)
+    assert rec.returncode == 0, rec_err[-2000:]
     # the scenario is scripted: one marker tells where scenario time 0 lies on the LSL clock
     trials = {tr.trial: tr for tr in scenario_cycle(config, 0, 0)}
     assert marks, "no marker received"
@@ -161,6 +179,26 @@ def test_high_arousal_blocks_are_decoded_as_such(checkpoint):
     assert len(high) == 2 and len(low) == 2
     assert min(high) > max(low)
     assert np.mean(high) > 0.5 and np.mean(low) < 0.3
+
+    # the recording holds the same predictions, and the analysis of the notebook finds the
+    # blocks from its markers and scores them alike
+    session = read_session(session_file)
+    table = prediction_table(session)
+    assert table.columns.tolist()[2:] == ["arousal_low", "arousal_high"]
+    # the two inlets estimate the clock offset separately: match stamps within 1 ms
+    t_got = np.array([g[0] for g in got])
+    idx = np.searchsorted(t_got, table["time"].to_numpy()).clip(1, len(t_got) - 1)
+    idx = np.where(np.abs(t_got[idx - 1] - table["time"]) < np.abs(t_got[idx] - table["time"]),
+                   idx - 1, idx)
+    close = np.abs(t_got[idx] - table["time"].to_numpy()) < 1e-3
+    assert close.sum() >= 0.8 * len(table) > 0
+    np.testing.assert_allclose(table["arousal_high"].to_numpy()[close], p_high[idx[close]],
+                               atol=1e-6)
+    blocks = stimulus_blocks(session)
+    scores = block_scores(table, blocks, "arousal_high", window_s=2.0, settle_s=3.0)
+    scores = scores[scores.n >= 8]
+    assert scores.high.any() and (~scores.high).any()
+    assert scores.loc[scores.high, "mean"].min() > scores.loc[~scores.high, "mean"].max()
 
 
 def test_decode_refuses_a_mismatched_source(checkpoint):
