@@ -44,15 +44,12 @@ def test_view_command_draws_live_traces(tmp_path):
     assert (w, h) == (1280, 800)
     eeg = img[int(0.06 * h):int(0.36 * h), int(0.06 * w):int(0.7 * w)]
     periph = img[int(0.45 * h):int(0.95 * h), int(0.06 * w):int(0.7 * w)]
-    blank = img[int(0.06 * h):int(0.36 * h), int(0.06 * w):int(0.08 * w)]  # left of the data
     # traces cover the EEG area with several colours and vary; peripheral plots are drawn too
     assert 1 - _background_share(eeg) > 0.15
     assert eeg.reshape(-1, eeg.shape[-1])[:, :3].std(axis=0).mean() > 0.05
     colours = np.unique((eeg[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
     assert len(colours) >= 4
     assert 1 - _background_share(periph) > 0.01
-    # a window that never received data would be uniform everywhere
-    assert _background_share(blank) < 1.0 or _background_share(eeg) < 0.9
 
 
 SCRIPT = r'''
