@@ -121,6 +121,41 @@ def train_throughput(which: str, impl: str, mode: str, device: str, seconds: flo
     }
 
 
+def paired_comparison(which: str, device: str, seconds: float) -> dict:
+    """Ours vs reference fp32 training steps interleaved in one process (load-fair ratio).
+
+    Both models see the same input; steps alternate (and alternate which goes first), so
+    load from other processes hits both alike. Returns median step times and their ratio.
+    """
+    ours, x = build(which, "ours")
+    ref, _ = build(which, "ref")
+    x = x.to(device)
+    y = torch.randint(0, 2, (BATCH,), device=device)
+    models = {"ours": ours.to(device).train(), "ref": ref.to(device).train()}
+
+    def step(model: torch.nn.Module) -> float:
+        t0 = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        _sync(device)
+        return time.perf_counter() - t0
+
+    for m in models.values():
+        step(m)
+        step(m)
+    times: dict[str, list[float]] = {"ours": [], "ref": []}
+    t_end = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < t_end or len(times["ref"]) < 5:
+        order = ("ours", "ref") if i % 2 == 0 else ("ref", "ours")
+        for name in order:
+            times[name].append(step(models[name]))
+        i += 1
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"ours_windows_per_s": BATCH / med["ours"], "ref_windows_per_s": BATCH / med["ref"],
+            "speedup": med["ref"] / med["ours"], "pairs": len(times["ours"])}
+
+
 def flops_per_window(which: str) -> dict:
     model, x = build(which, "ours")
     model.train()
@@ -206,8 +241,11 @@ def _worker(args: argparse.Namespace) -> None:
     spec = json.loads(args.worker)
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
-    res = train_throughput(spec["which"], spec["impl"], spec["mode"], spec["device"],
-                           spec["seconds"])
+    if spec["mode"] == "paired":
+        res = paired_comparison(spec["which"], spec["device"], spec["seconds"])
+    else:
+        res = train_throughput(spec["which"], spec["impl"], spec["mode"], spec["device"],
+                               spec["seconds"])
     print("RESULT " + json.dumps(res))
 
 
@@ -292,6 +330,13 @@ def main() -> None:
         if "windows_per_s" in rows["ref_fp32"] and "windows_per_s" in rows["ours_fp32"]:
             rows["speedup_fp32_vs_reference"] = (
                 rows["ours_fp32"]["windows_per_s"] / rows["ref_fp32"]["windows_per_s"])
+        spec = {"which": which, "impl": "both", "mode": "paired", "device": args.device,
+                "seconds": 3 * seconds, "threads": args.threads}
+        rows["paired_fp32"] = paired = _run_worker(spec, timeout=600)
+        if "error" not in paired:
+            print(f"{which:9s} paired fp32: ours {paired['ours_windows_per_s']:.1f}, reference "
+                  f"{paired['ref_windows_per_s']:.1f} windows/s -> {paired['speedup']:.2f}x "
+                  f"({paired['pairs']} interleaved step pairs)", flush=True)
         results["throughput"][which] = rows
 
     results["flops"] = {w: flops_per_window(w) for w in ("deformer", "emt")}
