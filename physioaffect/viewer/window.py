@@ -39,7 +39,6 @@ from physioaffect.streams import (
 from physioaffect.viewer.feedback import FeedbackTarget, metric_values, va_from_prediction
 from physioaffect.viewer.hubrecord import HubRecorder
 from physioaffect.viewer.metrics import MetricsWorker
-from physioaffect.viewer.qtfix import RefcountGuard
 from physioaffect.viewer.raster import RasterTraces, minmax_columns
 
 __all__ = ["VIEWER_MARKERS", "ViewerWindow", "default_marker_keys"]
@@ -136,7 +135,6 @@ class ViewerWindow(QtWidgets.QMainWindow):
         lsl_markers: bool = True, metrics_interval: float = 1.0, title: str = "physioaffect",
         subject: str = "live", task: str = "viewer", marker_stream: str = VIEWER_MARKERS.name,
     ):
-        self.guard = RefcountGuard()  # before any other Qt call (see qtfix)
         super().__init__()
         self.hub = hub
         self.window_s = float(window_s)
@@ -466,7 +464,6 @@ class ViewerWindow(QtWidgets.QMainWindow):
 
     def refresh(self) -> None:
         """Draw one frame from the hub's current contents."""
-        self.guard.check()
         eeg = self._first("EEG")
         if eeg is not None and eeg.name != self._eeg_name:
             self._setup_eeg(eeg)
