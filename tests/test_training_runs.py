@@ -216,6 +216,6 @@ def test_evaluate_transfer_and_incompatible_rate(serial_run: Path, work: Path) -
     # SEED is 62 channels at 200 Hz: refused before any window is prepared.
     write_seed(work / "seed", n_subjects=1, seconds=2.0, n_sessions=1, n_trials=15)
     r = _cli("evaluate", str(serial_run), "--dataset", "seed", "--root", str(work / "seed"),
-             "--out", str(work / "eval2"))
+             "--out", str(work / "eval2"), "--target", "emotion", "--label-rule", "seed3")
     assert r.returncode == 2 and "200 Hz" in r.stderr and "128 Hz" in r.stderr
     assert not (work / "eval2").exists()

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,9 @@ def _classical_features(cfg: TrainConfig, data: PreparedData, rows: np.ndarray,
         parts.append(data.de[rows].reshape(len(rows), -1))
     if "peripheral" in cfg.modalities and data.peripheral is not None:
         p = data.peripheral[rows].astype(np.float64)
-        mean = np.nanmean(data.peripheral[fit_rows].astype(np.float64), axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an all-NaN feature column: imputed with 0 below
+            mean = np.nanmean(data.peripheral[fit_rows].astype(np.float64), axis=0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         parts.append(np.where(np.isfinite(p), p, mean))
     if not parts:
