@@ -124,10 +124,24 @@ def memory(work: Path, subjects: int) -> dict:
     prep_s = time.perf_counter() - t0
     after_prep = _rss_mb()
     raw_mb = data.raw.nbytes / 2**20
+    # One fold of training (EEGNet, one epoch): normalised copies of the fold's windows.
+    import dataclasses
+
+    from physioaffect.training.runner import plan_folds, run_fold
+
+    cfg1 = dataclasses.replace(cfg, model="eegnet", epochs=1)
+    folds, y, _ = plan_folds(cfg1, data)
+    t1 = time.perf_counter()
+    run_fold(dataclasses.asdict(cfg1), folds[0], data, y, str(work / "mem-run"))
+    fold_s = time.perf_counter() - t1
+    after_fold = _rss_mb()
     res = {"subjects": subjects, "windows": len(data.meta), "raw_windows_mb": raw_mb,
            "peak_rss_mb_before": base, "peak_rss_mb_after_prepare": after_prep,
-           "prepare_s": prep_s,
-           "extrapolated_rss_mb_32_subjects": base + (after_prep - base) * 32 / subjects}
+           "peak_rss_mb_after_one_fold": after_fold, "prepare_s": prep_s,
+           "one_fold_one_epoch_eegnet_s": fold_s,
+           "extrapolated_rss_mb_32_subjects": base + (after_fold - base) * 32 / subjects,
+           "note": "peak RSS grows with the windows held in memory; extrapolated linearly "
+                   "in subjects from this fixture"}
     print(json.dumps(res, indent=2))
     return res
 
