@@ -144,8 +144,11 @@ def test_sigkill_then_resume_equals_uninterrupted(serial_run: Path, cfg: TrainCo
     out = work / "killed"
     args = ["train", "--config", str(conf), "--out", str(out), "--quiet"]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # The tiny run trains in milliseconds per epoch: the run pauses 1 s after each epoch
+    # checkpoint so that the kill lands between two epochs of the second fold.
     proc = subprocess.Popen([sys.executable, "-m", "physioaffect.cli.main", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**env, "PHYSIOAFFECT_EPOCH_PAUSE_S": "1.0"})
     # Kill mid-run: after the first fold finished and the second has an epoch checkpoint.
     state = out / "folds" / "loso-02" / "train_state.pt"
     t0 = time.time()
@@ -155,6 +158,10 @@ def test_sigkill_then_resume_equals_uninterrupted(serial_run: Path, cfg: TrainCo
     proc.wait()
     assert state.exists(), "run ended before it could be killed mid-fold"
     assert (out / "folds" / "loso-01" / "fold.json").exists()
+    assert not (out / "folds" / "loso-02" / "fold.json").exists()
+    import torch
+
+    assert torch.load(state, weights_only=True)["epoch"] == 1  # killed after epoch 1 of 2
     assert json.loads((out / "status.json").read_text())["status"] == "running"
     assert not (out / "report.md").exists()
     with pytest.raises(TrainingError, match="no run has a report"):

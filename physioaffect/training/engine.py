@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,9 @@ import torch
 from torch import nn
 
 from physioaffect.training.config import TrainConfig, TrainingError
+
+#: Seconds to pause after each epoch checkpoint (lets a test kill a tiny run between epochs).
+_PAUSE_ENV = "PHYSIOAFFECT_EPOCH_PAUSE_S"
 
 __all__ = ["resolve_device", "seed_everything", "build_network", "forward", "fit",
            "predict_arrays"]
@@ -253,6 +257,8 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
             tmp = state_path.with_suffix(".tmp")
             torch.save(st, tmp)
             tmp.replace(state_path)
+            if _PAUSE_ENV in os.environ:  # testing/debugging: time to interrupt a tiny run
+                time.sleep(float(os.environ[_PAUSE_ENV]))
     if best_state is not None:
         model.load_state_dict(best_state)
     else:
