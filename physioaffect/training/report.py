@@ -124,7 +124,8 @@ def write_report(run_dir: str | Path) -> Path:
         f"- {status['n_folds']} folds; test subjects contribute nothing to training, "
         "normalisation or early stopping; validation = held-out training subjects; models "
         "re-initialised per fold; baselines fitted on the same training windows",
-        "- `majority` = training-fold majority class (trivial); `logreg`/`svm` = "
+        "- `majority` = training-fold majority class (trivial; regression: training mean); "
+        "`logreg`/`svm` (regression: ridge / linear SVR) = "
         f"differential entropy ({cfg['de_bands']}) features"
         f"{' + peripheral features' if 'peripheral' in cfg['modalities'] else ''}",
         "", "## Mean ± std over test subjects", "",

@@ -134,9 +134,15 @@ def _baseline(name: str, task: str, seed: int):
 
         from physioaffect.models import FlattenFeatures
 
+        # Regression: majority -> training mean, logreg -> ridge, svm -> linear SVR.
         if name == "majority":
             return DummyRegressor(strategy="mean")
-        return make_pipeline(FlattenFeatures(), StandardScaler(), Ridge(alpha=1.0))
+        if name == "logreg":
+            return make_pipeline(FlattenFeatures(), StandardScaler(), Ridge(alpha=1.0))
+        from sklearn.svm import LinearSVR
+
+        return make_pipeline(FlattenFeatures(), StandardScaler(),
+                             LinearSVR(random_state=seed, max_iter=10000))
     if name == "majority":
         return make_majority()
     if name == "logreg":
@@ -379,13 +385,13 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
             return run_dir
     elif resume:
         raise TrainingError(f"{run_dir}: nothing to resume (folder does not exist)")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(run_dir)
-    _json(run_dir / "status.json", {"status": "running", "started": time.time()})
-
+    # Data and folds first: a bad protocol or label rule fails without leaving a run folder.
     _say(console, f"preparing {cfg.dataset} windows from {cfg.root} ...")
     data = prepare_data(cfg, progress=progress)
     folds, y, label_report = plan_folds(cfg, data)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir)
+    _json(run_dir / "status.json", {"status": "running", "started": time.time()})
     _json(run_dir / "labels.json", label_report)
     _json(run_dir / "folds.json", [{k: f[k] for k in ("name", "train_subjects", "val_subjects",
                                                       "test_subjects")}
@@ -407,7 +413,6 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
     _json(run_dir / "status.json", {"status": "complete", "folds": len(summaries),
                                     "seconds": time.perf_counter() - t0,
                                     "finished": time.time()})
-    _say(console, f"run folder: {run_dir}")
     return run_dir
 
 
