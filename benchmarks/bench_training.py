@@ -161,11 +161,22 @@ def deap_gpu(work: Path, epochs: int) -> dict:
     samples: list[float] = []
     stop = threading.Event()
 
+    def utilisation() -> float:
+        try:
+            return float(torch.cuda.utilization())
+        except Exception:  # noqa: BLE001 - no pynvml: ask nvidia-smi
+            import subprocess
+
+            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu",
+                                  "--format=csv,noheader,nounits"], capture_output=True,
+                                 text=True, timeout=5).stdout
+            return float(out.split()[0])
+
     def sample() -> None:
         while not stop.is_set():
             try:
-                samples.append(float(torch.cuda.utilization()))
-            except Exception:  # noqa: BLE001 - pynvml missing: no samples
+                samples.append(utilisation())
+            except Exception:  # noqa: BLE001 - neither pynvml nor nvidia-smi: no samples
                 return
             time.sleep(0.5)
 
