@@ -77,7 +77,7 @@ def test_stream_that_never_appears_is_a_clear_error_not_a_hang():
     t0 = time.monotonic()
     with pytest.raises(SourceError, match="no LSL stream .* appeared within 0.5 s"):
         open_source("lsl:does-not-exist-123?timeout=0.5").start()
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 20  # a hang would be the 32e6 s default of pylsl
 
 
 def test_vanished_stream_warns_and_reconnects_when_it_returns():
