@@ -132,7 +132,11 @@ def memory(work: Path, subjects: int) -> dict:
     cfg1 = dataclasses.replace(cfg, model="eegnet", epochs=1)
     folds, y, _ = plan_folds(cfg1, data)
     t1 = time.perf_counter()
-    run_fold(dataclasses.asdict(cfg1), folds[0], data, y, str(work / "mem-run"))
+    import shutil
+
+    run_dir = work / f"mem-run-{subjects}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a finished fold would be skipped, not measured
+    run_fold(dataclasses.asdict(cfg1), folds[0], data, y, str(run_dir))
     fold_s = time.perf_counter() - t1
     after_fold = _rss_mb()
     res = {"subjects": subjects, "windows": len(data.meta), "raw_windows_mb": raw_mb,
