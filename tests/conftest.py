@@ -23,6 +23,21 @@ def real_data() -> Path:
     return REAL_DATA
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread, then restore the setting.
+
+    Small models are fastest on one thread, and on a shared 2-core machine OpenMP
+    workers spin against other jobs (a 10 ms inference can take 400 ms).
+    """
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def cli(*args: str) -> list[str]:
     """Command line that runs the physioaffect CLI in a subprocess with this interpreter."""
     return [sys.executable, "-m", "physioaffect.cli.main", *args]

@@ -14,14 +14,7 @@ import torch
 import physioaffect.models as M
 from physioaffect.models.emt import chebyshev_basis, scaled_laplacian
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small models run fastest on one thread, and the machine's 2 cores are shared.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 

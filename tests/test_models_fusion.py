@@ -9,13 +9,7 @@ import torch
 
 import physioaffect.models as M
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(eeg_encoder: str = "deformer", **kw) -> M.MultimodalFusion:

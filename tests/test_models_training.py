@@ -10,14 +10,7 @@ import torch
 
 import physioaffect.models as M
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small models run fastest on one thread, and the machine's 2 cores are shared.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _planted_raw(n: int, n_chans: int, n_times: int, sfreq: float, seed: int):

@@ -25,15 +25,7 @@ from physioaffect.realtime.demo import DEMO_PIPELINE
 from physioaffect.sources.sim import SimConfig, simulate_subject
 from physioaffect.streams import Chunk, StreamHub
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One thread (as ``decode`` uses): OpenMP workers spin against other jobs on a shared
-    2-core machine and make a 10 ms inference take 400 ms. Restored afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FS = 128.0
 CFG = SimConfig(rate=128, eeg_channels=8, subjects=1)
