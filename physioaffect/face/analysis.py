@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from physioaffect.face.features import (
-    EXPRESSION_LABELS,
     HeadPose,
     aligned_points,
     box_skin_polygons,
@@ -31,54 +30,16 @@ from physioaffect.face.landmarks import (
     import_cv2,
 )
 from physioaffect.face.rppg import PulseTracker
-from physioaffect.streams import ChannelInfo, StreamInfo
-
-#: Status of a frame, as the code published in the ``status`` channel.
-STATUS_CODES: dict[str, int] = {
-    "ok": 0,  # one face, landmarks, all features
-    "several_faces": 1,  # features of the largest face; n_faces says how many
-    "box_only": 2,  # a face box without landmarks (cascade): expression and pose NaN
-    "no_face": 3,  # no face: all features NaN
-    "dropped": 4,  # the frame never arrived (timestamp gap): all features NaN
-    "unreadable": 5,  # the frame could not be decoded: all features NaN
-}
-STATUS_NAMES = {v: k for k, v in STATUS_CODES.items()}
-
-#: (label, unit) of every channel of the ``Face`` stream, in column order.
-FEATURE_CHANNELS: tuple[tuple[str, str], ...] = (
-    ("status", "code"),
-    ("n_faces", "count"),
-    ("face_x", "pixels"),
-    ("face_y", "pixels"),
-    ("face_w", "pixels"),
-    ("face_h", "pixels"),
-    *((label, "ratio") for label in EXPRESSION_LABELS),
-    ("head_yaw", "degrees"),
-    ("head_pitch", "degrees"),
-    ("head_roll", "degrees"),
-    ("motion_energy", "grey levels"),
-    ("landmark_speed", "interocular/s"),
-    ("rppg", "a.u."),
-    ("pulse_rate", "bpm"),
-    ("pulse_snr", "dB"),
+from physioaffect.streams.face_layout import (  # noqa: F401  (re-exported: the face API)
+    EXPRESSION_LABELS,
+    FEATURE_CHANNELS,
+    FEATURE_LABELS,
+    STATUS_CODES,
+    STATUS_NAMES,
+    face_stream_info,
 )
-FEATURE_LABELS: tuple[str, ...] = tuple(c[0] for c in FEATURE_CHANNELS)
+
 _COL = {label: i for i, label in enumerate(FEATURE_LABELS)}
-
-
-def face_stream_info(
-    name: str = "face", nominal_srate: float = 30.0, source_id: str = "", device: dict | None = None
-) -> StreamInfo:
-    """The :class:`StreamInfo` of a ``Face`` stream (float32, one sample per frame)."""
-    return StreamInfo(
-        name=name,
-        type="Face",
-        channels=tuple(ChannelInfo(label, "Face", unit) for label, unit in FEATURE_CHANNELS),
-        nominal_srate=float(nominal_srate),
-        channel_format="float32",
-        source_id=source_id or f"physioaffect-face-{name}",
-        device=dict(device or {}),
-    )
 
 
 @dataclass

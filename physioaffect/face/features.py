@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from physioaffect.streams.face_layout import EXPRESSION_LABELS  # noqa: F401  (re-exported)
+
 # FaceMesh indices (subject's right = image left for a camera facing the person).
 R_EYE = {"outer": 33, "inner": 133, "upper": (159, 158, 160), "lower": (145, 144, 153)}
 L_EYE = {"outer": 263, "inner": 362, "upper": (386, 385, 387), "lower": (374, 373, 380)}
@@ -55,16 +57,6 @@ _POSE_MODEL = np.array(
     ]
 )
 
-EXPRESSION_LABELS = (
-    "eye_open_l",
-    "eye_open_r",
-    "brow_raise_l",
-    "brow_raise_r",
-    "brow_furrow",
-    "mouth_open",
-    "mouth_width",
-    "lip_corner_pull",
-)
 
 
 def aligned_points(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
