@@ -11,6 +11,9 @@ Conventions
   recording) is in ``baseline``.
 - Peripheral signals are :class:`Signal` objects (``data`` ``(n_chans, n_times)``, ``sfreq`` Hz,
   ``unit``, channel names), covering the same stimulus period as ``eeg``.
+- Face features (where the dataset has them, see :mod:`physioaffect.datasets.face`) are a
+  :class:`~physioaffect.datasets.face.FaceTrack` per trial: one row per video frame, times in
+  seconds from the stimulus onset.
 - Ratings are floats keyed by name (``valence``, ``arousal``, ``dominance``, ``liking``,
   ``emotion``); a missing rating is ``nan``.
 """
@@ -20,8 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from physioaffect.datasets.face import FaceFolder, FaceTrack
 
 
 class DatasetError(ValueError):
@@ -76,6 +83,8 @@ class Trial:
         The same signals during the baseline, where the dataset has them.
     ratings : dict of str to float
         Self-reports or labels of the trial (``nan`` if missing).
+    face : FaceTrack or None
+        Face features of the trial, one row per video frame (None: no face data).
     dataset, subject, session, trial, stimulus :
         Provenance. ``subject`` is a string id (``"s01"``, ``"1"``), ``session`` an int
         (1-based), ``trial`` the 1-based trial number within the session and ``stimulus`` the id
@@ -94,6 +103,7 @@ class Trial:
     baseline: np.ndarray | None = None
     peripheral: dict[str, Signal] = field(default_factory=dict)
     peripheral_baseline: dict[str, Signal] = field(default_factory=dict)
+    face: FaceTrack | None = None
 
     @property
     def duration(self) -> float:
@@ -115,9 +125,22 @@ class DatasetReader:
     """Base of the readers: list subjects, validate the folder, read one subject at a time.
 
     Subclasses set ``name`` and implement :meth:`_discover`, :meth:`validate` and
-    :meth:`read_subject`. The constructor validates cheaply (names, headers, sizes, variable
+    :meth:`_read_subject`. The constructor validates cheaply (names, headers, sizes, variable
     names) so that a broken folder fails before any long work; ``validate(deep=True)`` loads
     every file.
+
+    Parameters
+    ----------
+    root : path
+        The dataset folder.
+    validate : bool
+        Cheap checks of every file at construction.
+    face : path, optional
+        A folder of per-trial face videos or face-feature CSVs (see
+        :mod:`physioaffect.datasets.face`); each trial then carries ``face``.
+    face_options : dict, optional
+        ``offset_s``, ``fps``, ``cache_dir``, ``detector`` of
+        :class:`~physioaffect.datasets.face.FaceFolder`.
     """
 
     name: str = ""
@@ -125,11 +148,17 @@ class DatasetReader:
     #: Whether trials carry a pre-stimulus baseline (needed by ``baseline="keep"/"subtract"``).
     has_baseline: bool = True
 
-    def __init__(self, root: str | Path, *, validate: bool = True) -> None:
+    def __init__(self, root: str | Path, *, validate: bool = True,
+                 face: str | Path | None = None, face_options: dict | None = None) -> None:
         self.root = Path(root)
         if not self.root.exists():
             raise DatasetError(f"{self.root}: folder does not exist (expected a {self.name} folder)")
         self.subjects: list[str] = self._discover()
+        self.face: FaceFolder | None = None
+        if face is not None:
+            from physioaffect.datasets.face import FaceFolder
+
+            self.face = FaceFolder(face, self.subjects, **(face_options or {}))
         if validate:
             self.validate()
 
@@ -141,10 +170,27 @@ class DatasetReader:
         """Raise :class:`DatasetError` naming the file and what was expected if the folder is bad."""
         raise NotImplementedError
 
-    def read_subject(self, subject: str) -> SubjectRecording:
+    def _read_subject(self, subject: str) -> SubjectRecording:
         raise NotImplementedError
 
+    def _face_file(self, trial: Trial, single_session: bool) -> Path | None:
+        """The face file of ``trial`` in :attr:`face` (readers override to map numbering)."""
+        return self.face.find(trial.subject, session=trial.session, trial=trial.trial,
+                              stimulus=trial.stimulus, single_session=single_session)
+
     # -- shared --------------------------------------------------------------------------------
+    def read_subject(self, subject: str) -> SubjectRecording:
+        """All trials of one subject (with face features when a face folder was given)."""
+        rec = self._read_subject(subject)
+        if self.face is not None:
+            single = len({tr.session for tr in rec.trials}) <= 1
+            for tr in rec.trials:
+                path = self._face_file(tr, single)
+                if path is not None:
+                    tr.face = self.face.load(path)
+            rec.info["face_trials"] = sum(tr.face is not None for tr in rec.trials)
+        return rec
+
     def __iter__(self) -> Iterator[SubjectRecording]:
         for s in self.subjects:
             yield self.read_subject(s)

@@ -46,15 +46,61 @@ class DEAPReader(DatasetReader):
         Check names, pickle headers and completeness of every file at construction.
     expected_subjects : int, optional
         Require exactly this many subjects (32 for the real dataset).
+    face : path, optional
+        DEAP's face videos (``face_video/``, participants 1-22) or per-trial face-feature CSVs
+        (see :mod:`physioaffect.datasets.face`). Files named ``sNN_trialMM`` are numbered in
+        presentation order, as DEAP's face videos are; they are matched with the preprocessed
+        trials (video order) through DEAP's ``participant_ratings.csv``. Files named
+        ``sNN_videoMM`` are matched by video id directly.
+    face_trial_order : path, optional
+        DEAP's ``participant_ratings.csv`` (``Participant_id, Trial, Experiment_id``). Default:
+        looked for beside the face folder and the dataset folder (and in ``metadata_csv/``).
+    face_options : dict, optional
+        See :class:`~physioaffect.datasets.face.FaceFolder`.
     """
 
     name = "deap"
     rating_names = RATINGS
 
     def __init__(self, root: str | Path, *, validate: bool = True,
-                 expected_subjects: int | None = None) -> None:
+                 expected_subjects: int | None = None, face: str | Path | None = None,
+                 face_trial_order: str | Path | None = None,
+                 face_options: dict | None = None) -> None:
         self.expected_subjects = expected_subjects
-        super().__init__(root, validate=validate)
+        super().__init__(root, validate=validate, face=face, face_options=face_options)
+        self._video_to_trial: dict[tuple[int, int], int] = {}
+        if self.face is not None:
+            self._load_face_order(face_trial_order)
+
+    def _load_face_order(self, order: str | Path | None) -> None:
+        from physioaffect.datasets.face import read_deap_trial_order
+
+        numbered = any(k.trial is not None for f in self.face.files.values() for k in f)
+        if order is None:
+            places = [self.face.root, self.face.root.parent, self.root, self.root.parent]
+            found = [d / sub / "participant_ratings.csv" for d in places
+                     for sub in ("", "metadata_csv")]
+            order = next((p for p in found if p.is_file()), None)
+        if order is None:
+            if numbered:
+                raise DatasetError(
+                    f"{self.face.root}: DEAP face files named sNN_trialMM are numbered in "
+                    "presentation order, the preprocessed trials in video order: give DEAP's "
+                    "participant_ratings.csv (--face-trial-order) to match them, or name the "
+                    "files sNN_videoMM")
+            return
+        presentation = read_deap_trial_order(order)
+        self._video_to_trial = {(p, e): t for (p, t), e in presentation.items()}
+
+    def _face_file(self, trial: Trial, single_session: bool) -> Path | None:
+        by_video = self.face.find(trial.subject, session=None, trial=None,
+                                  stimulus=trial.stimulus)
+        if by_video is not None or not self._video_to_trial:
+            return by_video
+        shown_as = self._video_to_trial.get((int(trial.subject[1:]), trial.trial))
+        if shown_as is None:
+            return None
+        return self.face.find(trial.subject, session=None, trial=shown_as, stimulus=None)
 
     def _discover(self) -> list[str]:
         found = {}
@@ -118,7 +164,7 @@ class DEAPReader(DatasetReader):
                                f"dominance, liking), found {getattr(labels, 'shape', None)}")
         return data, labels
 
-    def read_subject(self, subject: str) -> SubjectRecording:
+    def _read_subject(self, subject: str) -> SubjectRecording:
         """All 40 trials of one subject; arrays are views into the file's data array."""
         self._check_subject(subject)
         data, labels = self._load(subject)

@@ -30,11 +30,11 @@ class DREAMERReader(DatasetReader):
     name = "dreamer"
     rating_names = tuple(RATINGS)
 
-    def __init__(self, root: str | Path, *, validate: bool = True) -> None:
+    def __init__(self, root: str | Path, *, validate: bool = True, **face) -> None:
         root = Path(root)
         self.file = root if root.suffix == ".mat" else root / "DREAMER.mat"
         self._top: Any = None
-        super().__init__(root if root.suffix != ".mat" else root.parent, validate=validate)
+        super().__init__(root if root.suffix != ".mat" else root.parent, validate=validate, **face)
 
     def files(self) -> list[Path]:
         return [self.file]
@@ -113,7 +113,7 @@ class DREAMERReader(DatasetReader):
                     raise DatasetError(f"{self.file}: DREAMER.Data{{{i + 1}}}.{f} has "
                                        f"{np.asarray(s[f]).size} scores, expected {n_video}")
 
-    def read_subject(self, subject: str) -> SubjectRecording:
+    def _read_subject(self, subject: str) -> SubjectRecording:
         """All 18 clips of one subject; EEG (14, n) uV, ECG (2, 2n) at 256 Hz."""
         self._check_subject(subject)
         i = int(subject) - 1

@@ -117,7 +117,7 @@ class SEEDReader(DatasetReader):
                 if deep:
                     load_mat(self.root / name)
 
-    def read_subject(self, subject: str) -> SubjectRecording:
+    def _read_subject(self, subject: str) -> SubjectRecording:
         """All sessions of one subject (session 1 = earliest date), trials by numeric suffix."""
         self._check_subject(subject)
         labels = self.labels()

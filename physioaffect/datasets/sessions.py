@@ -13,7 +13,9 @@ Every numeric field of the onset marker other than ``trial``/``stimulus`` (e.g. 
 simulator's nominal ``valence``/``arousal``) and of ``rating`` markers for that trial becomes a
 rating (later markers win). The EEG stream (type ``EEG``) is cut from onset to offset; every
 other regular stream (ECG, GSR, PPG, RESP ...) is cut at the same times on its own timestamps.
-The ``baseline_s`` seconds before onset are the trial's baseline (if recorded).
+The ``baseline_s`` seconds before onset are the trial's baseline (if recorded). A recorded
+``Face`` stream (``physioaffect face``, or the simulator's ``face=1``) becomes the trials' face
+features (from the baseline's start to the offset, times relative to the onset).
 
 :func:`write_sim_sessions` writes a folder of such files from the built-in simulator
 (``physioaffect datasets fake sim OUT --subjects 12``).
@@ -47,10 +49,10 @@ class SessionsReader(DatasetReader):
     name = "sessions"
 
     def __init__(self, root: str | Path, *, validate: bool = True,
-                 baseline_s: float | None = 3.0) -> None:
+                 baseline_s: float | None = 3.0, **face) -> None:
         self.baseline_s = baseline_s
         self.has_baseline = bool(baseline_s)
-        super().__init__(root, validate=validate)
+        super().__init__(root, validate=validate, **face)
 
     def _discover(self) -> list[str]:
         from physioaffect.recording.errors import RecordingError
@@ -88,7 +90,7 @@ class SessionsReader(DatasetReader):
             for s in self.subjects:
                 self.read_subject(s)
 
-    def read_subject(self, subject: str) -> SubjectRecording:
+    def _read_subject(self, subject: str) -> SubjectRecording:
         from physioaffect.recording.errors import RecordingError
         from physioaffect.recording.reader import read_session
 
@@ -101,7 +103,8 @@ class SessionsReader(DatasetReader):
                 raise DatasetError(str(err)) from None
             eeg = next(st for st in s.streams.values() if st.info.type == "EEG")
             scale = _UV.get(str(eeg.info.channels[0].unit).lower(), 1.0)
-            others = [st for st in s.signal_streams if st is not eeg]
+            faces = [st for st in s.signal_streams if st.info.type == "Face"]
+            others = [st for st in s.signal_streams if st is not eeg and st not in faces]
             for tr in _marker_trials(s.markers, path):
                 i0, i1 = np.searchsorted(eeg.timestamps, [tr["onset"], tr["offset"]])
                 if i1 - i0 < 2:
@@ -123,14 +126,30 @@ class SessionsReader(DatasetReader):
                         k0 = np.searchsorted(st.timestamps, tr["onset"] - self.baseline_s)
                         per_b[st.info.type] = Signal(st.samples[k0:j0].T, st.info.nominal_srate,
                                                      unit, names)
+                face = None
+                if faces:  # the first Face stream (one camera per session is the norm)
+                    face = _face_track(faces[0], tr["onset"] - (self.baseline_s or 0.0),
+                                       tr["offset"], tr["onset"], path)
                 trials.append(Trial(
                     eeg=x, sfreq=float(eeg.info.nominal_srate),
                     ch_names=[c.label for c in eeg.info.channels], dataset="sessions",
                     subject=subject, session=sess, trial=tr["trial"], stimulus=tr["stimulus"],
                     ratings=tr["ratings"], baseline=base, peripheral=per, peripheral_baseline=per_b,
+                    face=face,
                 ))
         return SubjectRecording("sessions", subject, trials,
                                 {"files": [str(p) for p in self._files[subject]]})
+
+
+def _face_track(stream, t0: float, t1: float, onset: float, path: Path):
+    """The recorded ``Face`` stream between ``t0`` and ``t1`` as a FaceTrack (times from onset)."""
+    from physioaffect.datasets.face import FaceTrack
+
+    j0, j1 = np.searchsorted(stream.timestamps, [t0, t1])
+    return FaceTrack(times=np.asarray(stream.timestamps[j0:j1], dtype=float) - onset,
+                     values=np.asarray(stream.samples[j0:j1], dtype=float),
+                     names=[c.label for c in stream.info.channels],
+                     source=f"{path}:{stream.info.name}")
 
 
 def _parse(text: str) -> dict:
@@ -183,11 +202,13 @@ def _natural(s: str) -> tuple:
 def write_sim_sessions(out: str | Path, n_subjects: int = 12, seconds: float = 30.0,
                        n_trials: int = 16, rate: int = 128, eeg_channels: int = 32,
                        seed: int = 0, rest_seconds: float = 10.0,
-                       progress: bool = False) -> list[Path]:
+                       progress: bool = False, face: bool = False) -> list[Path]:
     """Simulate ``n_subjects`` with the built-in simulator and write one session file each.
 
     Files are ``sub-NN_task-sim_physio.h5`` (complete session files with EEG, ECG, GSR, PPG,
-    RESP and the simulator's stimulus markers, which carry the nominal valence/arousal 1-9).
+    RESP and the simulator's stimulus markers, which carry the nominal valence/arousal 1-9);
+    with ``face`` also the simulator's ``Face`` stream (facial features driven by the same
+    affect, 30 frames/s).
     """
     from physioaffect.recording.naming import bids_basename
     from physioaffect.recording.writer import SessionWriter
@@ -198,7 +219,7 @@ def write_sim_sessions(out: str | Path, n_subjects: int = 12, seconds: float = 3
     out.mkdir(parents=True, exist_ok=True)
     cfg = SimConfig(subjects=n_subjects, eeg_channels=eeg_channels, rate=rate, seed=seed,
                     n_trials=n_trials, stimulus_seconds=seconds, rest_seconds=rest_seconds,
-                    baseline_seconds=rest_seconds)
+                    baseline_seconds=rest_seconds, **({"face": True} if face else {}))
     paths = []
     it = range(n_subjects)
     if progress:
@@ -215,7 +236,7 @@ def write_sim_sessions(out: str | Path, n_subjects: int = 12, seconds: float = 3
                  "utc_start": "1970-01-01T00:00:00Z"}
         w = SessionWriter(path, subject=label, task="sim", journal=False, clock=clock,
                           config={"source": "sim", "seed": seed, "n_trials": n_trials,
-                                  "stimulus_seconds": seconds},
+                                  "stimulus_seconds": seconds, "face": face},
                           attrs={"simulated": True})
         try:
             for _kind, (info, ts, x) in rec.signals.items():

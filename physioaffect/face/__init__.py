@@ -2,7 +2,8 @@
 frame on the LSL clock.
 
 Needs the optional ``face`` extra (OpenCV, MediaPipe 0.10.14) except :mod:`physioaffect.face.rppg`,
-which works on mean skin colours with numpy/scipy only. The heavy modules are imported on first
+which works on mean skin colours with numpy/scipy only, and :mod:`physioaffect.face.importers`
+(OpenFace and py-feat CSV files, pandas only). The heavy modules are imported on first
 use, so ``import physioaffect.face`` is cheap and works without the extra.
 """
 
@@ -28,6 +29,7 @@ _LAZY = {
     "FaceExtraError": "physioaffect.face.landmarks",
     "read_openface_csv": "physioaffect.face.importers",
     "read_pyfeat_csv": "physioaffect.face.importers",
+    "read_face_csv": "physioaffect.face.importers",
     "compare_pulse": "physioaffect.face.validate",
     "reference_pulse_rate": "physioaffect.face.validate",
 }

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from physioaffect.face.analysis import FEATURE_LABELS, STATUS_CODES
+from physioaffect.streams.face_layout import FEATURE_LABELS, STATUS_CODES
 
 
 class FaceCSVError(ValueError):
@@ -169,3 +169,53 @@ def read_pyfeat_csv(path: str | Path, fps: float, start_time: float = 0.0) -> tu
         table[c] = raw[c].to_numpy(dtype=float)
     table["status_name"] = status
     return table, {"path": str(path), "tool": "py-feat", "n_frames": n, "au_columns": au_cols}
+
+
+def read_face_csv(path: str | Path, fps: float | None = None,
+                  start_time: float = 0.0) -> tuple[Any, dict[str, Any]]:
+    """Read a face-feature CSV in any known layout, told apart by its columns.
+
+    Layouts: physioaffect's own (an :func:`~physioaffect.face.analysis.analyze_video` table
+    saved with ``to_csv``: ``time``, ``status`` and the ``Face`` channels), OpenFace 2
+    (:func:`read_openface_csv`) and py-feat (:func:`read_pyfeat_csv`, needs ``fps``).
+
+    Parameters
+    ----------
+    path : str or Path
+    fps : float, optional
+        Frame rate of the video a py-feat table came from.
+    start_time : float
+        Seconds added to the file's own times (its first frame's time on the target clock).
+
+    Returns
+    -------
+    table, info
+        As the layout's reader; ``info["tool"]`` is ``physioaffect``, ``openface`` or ``py-feat``.
+
+    Raises
+    ------
+    FaceCSVError
+        Not a CSV, or a CSV in none of the layouts (the message lists what each needs).
+    """
+    path = Path(path)
+    columns = set(_read_csv(path).columns)
+    if {"time", "status"} <= columns:
+        table = _read_csv(path)
+        ours = [c for c in FEATURE_LABELS if c in columns]
+        if len(ours) < 2:
+            raise FaceCSVError(f"{path}: has 'time' and 'status' but none of the Face channels "
+                               f"({', '.join(FEATURE_LABELS[2:6])} ...)")
+        table["time"] = start_time + table["time"].to_numpy(dtype=float)
+        return table, {"path": str(path), "tool": "physioaffect", "n_frames": len(table),
+                       "au_columns": []}
+    if {"frame", "timestamp", "success"} <= columns:
+        return read_openface_csv(path, start_time=start_time)
+    if {"frame", "FaceRectX"} <= columns:
+        if not fps:
+            raise FaceCSVError(f"{path}: a py-feat table stores frame numbers only: give the "
+                               "video's frame rate (--face-fps) to turn them into times")
+        return read_pyfeat_csv(path, fps=fps, start_time=start_time)
+    raise FaceCSVError(
+        f"{path}: not a face-feature CSV in a known layout (physioaffect: time, status, Face "
+        "channels; OpenFace: frame, timestamp, confidence, success; py-feat: frame, FaceRectX, "
+        f"FaceRectY, FaceRectWidth, FaceRectHeight); found {', '.join(sorted(columns)[:8])}")
