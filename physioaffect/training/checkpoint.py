@@ -134,7 +134,8 @@ def check_compatible(meta: dict, ch_names: list[str], sfreq: float, pipeline_has
 
 
 def build_inputs(meta: dict, eeg: np.ndarray | None,
-                 peripheral: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 peripheral: np.ndarray | None = None,
+                 face: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Network inputs from preprocessed windows, exactly as in training.
 
     Parameters
@@ -146,14 +147,18 @@ def build_inputs(meta: dict, eeg: np.ndarray | None,
         already filtered with the checkpoint's pipeline.
     peripheral : ndarray, shape (n, F_p) or None
         Peripheral features in ``meta["peripheral"]["feature_names"]`` order (NaN allowed).
+    face : ndarray, shape (n, F_f) or None
+        Face window features in ``meta["face"]["feature_names"]`` order
+        (:func:`physioaffect.features.face.face_window_table`); all-NaN rows, or None with
+        other modalities present, mean "no face": the face branch is masked.
 
     Returns
     -------
     dict
-        ``{"eeg": ..., "peripheral": ...}`` normalised float32 arrays (only the modalities the
-        checkpoint uses); pass to :func:`predict`.
+        ``{"eeg": ..., "peripheral": ..., "face": ..., "face_present": ...}`` normalised
+        float32 arrays (only the modalities the checkpoint uses); pass to :func:`predict`.
     """
-    from physioaffect.training.data import AxisNormaliser, graph_features
+    from physioaffect.training.data import AxisNormaliser, face_present, graph_features
 
     out: dict[str, np.ndarray] = {}
     norms = meta["normalisation"]
@@ -177,6 +182,19 @@ def build_inputs(meta: dict, eeg: np.ndarray | None,
             raise TrainingError("build_inputs: this checkpoint needs peripheral features")
         p = np.asarray(peripheral, dtype=np.float32)
         out["peripheral"] = AxisNormaliser.from_dict(norms["peripheral"]).transform(p)
+    if "face" in meta["modalities"]:
+        names = meta["face"]["feature_names"]
+        if face is None:
+            if len(out) == 0:
+                raise TrainingError("build_inputs: this face-only checkpoint needs face features")
+            n = len(next(iter(out.values())))
+            face = np.full((n, len(names)), np.nan, np.float32)
+        f = np.asarray(face, dtype=np.float32)
+        if f.ndim != 2 or f.shape[1] != len(names):
+            raise TrainingError(f"build_inputs: face features must be (n, {len(names)}) in the "
+                                f"checkpoint's order, got {f.shape}")
+        out["face"] = AxisNormaliser.from_dict(norms["face"]).transform(f)
+        out["face_present"] = face_present(f).astype(np.float32)
     return out
 
 

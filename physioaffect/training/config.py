@@ -66,7 +66,20 @@ class TrainConfig:
         Named rule of :mod:`physioaffect.datasets.labels` or ``auto`` (per dataset: DEAP and
         sessions ``gt5``, DREAMER ``gt3``, SEED ``seed3``). ``continuous`` means regression.
     modalities : list of str
-        ``eeg``, ``peripheral`` (and ``face`` where a dataset has face features).
+        ``eeg``, ``peripheral``, ``face``. Face features come from recorded ``Face`` streams
+        (own sessions; the simulator's with ``dataset="sim"``) or from the ``face`` folder.
+    face : str or None
+        Folder of per-trial face videos or face-feature CSVs (OpenFace, py-feat, physioaffect;
+        see :mod:`physioaffect.datasets.face`), e.g. DEAP's ``face_video``.
+    face_offset_s : float
+        Time of each face file's first frame after the stimulus onset, s.
+    face_fps : float or None
+        Frame rate behind py-feat CSVs (they store frame numbers only).
+    face_trial_order : str or None
+        DEAP's ``participant_ratings.csv`` (face videos are in presentation order).
+    face_min_valid : float
+        Least fraction of frames with a face for a window to have face features; windows below
+        it (and trials without face data) enter the network with the face modality masked.
     channels : list of str or None
         EEG channels to keep, in this order (e.g. the channels DEAP shares with DREAMER).
     window_s, step_s : float
@@ -149,6 +162,11 @@ class TrainConfig:
     sim_channels: int = 32
     sim_rate: int = 128
     max_subjects: int = 0
+    face: str | None = None
+    face_offset_s: float = 0.0
+    face_fps: float | None = None
+    face_trial_order: str | None = None
+    face_min_valid: float = 0.5
     version: int = 1
 
     # ------------------------------------------------------------------------------ resolve
@@ -177,6 +195,11 @@ class TrainConfig:
             raise TrainingError(f"modalities: expected a non-empty subset of "
                                 f"{', '.join(MODALITY_NAMES)}, got {c.modalities!r}")
         c.modalities = [m for m in MODALITY_NAMES if m in c.modalities]
+        if "face" in c.modalities and not c.face and c.dataset not in ("sessions", "sim"):
+            raise TrainingError(f"modalities: face needs the {c.dataset} face data "
+                                "(--face FOLDER of per-trial face videos or CSV files)")
+        if not 0.0 <= c.face_min_valid <= 1.0:
+            raise TrainingError(f"face_min_valid: expected 0-1, got {c.face_min_valid}")
         if c.label_rule == "auto":
             c.label_rule = default_label_rule(c.dataset, c.target)
         if c.label_rule not in RULES:

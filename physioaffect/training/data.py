@@ -11,7 +11,8 @@ nothing):
   sub-windows per window (:func:`graph_features`, also used at decode time);
 - ``de``: differential entropy ``(n, C, B)`` for the classical baselines;
 - ``peripheral``: NeuroKit2 features of ECG/EDA/PPG/RESP/TEMP per window ``(n, F_p)``, summarised
-  inside the same time span as the EEG window.
+  inside the same time span as the EEG window;
+- ``face``: mean and spread of every face feature per window ``(n, F_f)``, same span.
 
 Normalisation statistics are *not* computed here: :class:`AxisNormaliser` is fitted per fold on
 training windows only.
@@ -31,7 +32,7 @@ import pandas as pd
 from physioaffect.training.config import TrainConfig, TrainingError
 
 __all__ = ["PreparedData", "prepare_data", "graph_features", "de_features", "AxisNormaliser",
-           "open_reader", "PERIPHERAL_MODALITIES"]
+           "open_reader", "PERIPHERAL_MODALITIES", "face_present"]
 
 #: Dataset signal names -> NeuroKit2 wrapper modality (physioaffect.features.peripheral).
 PERIPHERAL_MODALITIES = {"ECG": "ECG", "GSR": "EDA", "EDA": "EDA", "PPG": "PPG", "BVP": "PPG",
@@ -59,6 +60,10 @@ class PreparedData:
     peripheral_names : list of str
     peripheral_signals : list of str
         Dataset signal names the features came from (``ECG``, ``GSR`` ...).
+    face : ndarray (n, F_f) or None
+        Face features per window (:func:`physioaffect.features.face.face_window_table`); a
+        row with every feature NaN means no face data for that window (masked in the network).
+    face_names : list of str
     info : dict
         Cache paths and counts (reported).
     """
@@ -72,6 +77,8 @@ class PreparedData:
     peripheral: np.ndarray | None = None
     peripheral_names: list[str] = field(default_factory=list)
     peripheral_signals: list[str] = field(default_factory=list)
+    face: np.ndarray | None = None
+    face_names: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
 
     @property
@@ -140,9 +147,18 @@ def open_reader(cfg: TrainConfig):
 
         write_sim_sessions(root, n_subjects=cfg.sim_subjects, seconds=cfg.sim_seconds,
                            n_trials=cfg.sim_trials, rate=cfg.sim_rate,
-                           eeg_channels=cfg.sim_channels, seed=cfg.seed, progress=False)
+                           eeg_channels=cfg.sim_channels, seed=cfg.seed, progress=False,
+                           face="face" in cfg.modalities)
+    kwargs: dict = {}
+    if cfg.face:
+        kwargs["face"] = cfg.face
+        kwargs["face_options"] = {"offset_s": cfg.face_offset_s, "fps": cfg.face_fps,
+                                  "cache_dir": str(Path(cfg.cache_dir) / "face")
+                                  if cfg.cache_dir else None}
+        if cfg.dataset == "deap":
+            kwargs["face_trial_order"] = cfg.face_trial_order
     try:
-        reader = open_dataset(cfg.dataset, root)
+        reader = open_dataset(cfg.dataset, root, **kwargs)
     except DatasetError as err:
         raise TrainingError(str(err)) from None
     if cfg.max_subjects:
@@ -224,14 +240,26 @@ def de_features(raw: np.ndarray, sfreq: float, bands: str = "torcheeg4",
     return np.concatenate(out) if out else np.zeros((0, raw.shape[1], 0), np.float32)
 
 
-def _peripheral_features(reader, subjects: list[str], cfg: TrainConfig, sfreq: float,
-                         meta: pd.DataFrame) -> tuple[np.ndarray, list[str], list[str]]:
-    """Per-window peripheral features aligned with ``meta`` rows (NaN where not computable)."""
+def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.DataFrame,
+                     peripheral: bool, face: bool) -> dict[str, np.ndarray]:
+    """Per-window peripheral and/or face features aligned with ``meta`` rows, in one pass over
+    the subjects (each read once). NaN where a feature was not computable.
+
+    Returns
+    -------
+    dict
+        ``peripheral``, ``peripheral_names``, ``peripheral_signals`` and/or ``face``,
+        ``face_names``, ``face_trials`` (trials with face data).
+    """
     from physioaffect.features import peripheral as pf
+    from physioaffect.features.face import face_window_table
     from physioaffect.features.windows import peripheral_table, window_starts
 
-    rows: dict[tuple, dict] = {}
+    per_rows: dict[tuple, dict] = {}
+    face_rows: dict[tuple, dict] = {}
     signals: list[str] = []
+    face_columns: list[str] = []
+    face_trials = 0
     for s in subjects:
         rec = reader.read_subject(s)
         for tr in rec.trials:
@@ -239,36 +267,67 @@ def _peripheral_features(reader, subjects: list[str], cfg: TrainConfig, sfreq: f
             if starts.size == 0:
                 continue
             onsets = starts / tr.sfreq
-            feats: dict[str, np.ndarray] = {}
-            for name in sorted(tr.peripheral):
-                mod = PERIPHERAL_MODALITIES.get(name.upper())
-                if mod is None:
-                    continue
-                if name not in signals:
-                    signals.append(name)
-                sig = tr.peripheral[name]
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    tab = peripheral_table(mod, np.asarray(sig.data[0], dtype=np.float64),
-                                           sig.sfreq, onsets, cfg.window_s)
-                for col in tab.columns:
-                    feats[col] = tab[col].to_numpy(dtype=float)
-            for k, on in enumerate(onsets):
-                rows[(str(tr.subject), int(tr.session), int(tr.trial), round(float(on), 6))] = {
-                    c: v[k] for c, v in feats.items()}
-    if not signals:
-        raise TrainingError(f"modalities: {cfg.dataset} has no peripheral signal the feature "
-                            f"extractors know ({', '.join(sorted(PERIPHERAL_MODALITIES))})")
-    names = [n for sig in sorted({PERIPHERAL_MODALITIES[s.upper()] for s in signals})
-             for n in pf.feature_names(sig)]
-    out = np.full((len(meta), len(names)), np.nan, dtype=np.float32)
-    keys = zip(meta["subject"].astype(str), meta["session"].astype(int),
-               meta["trial"].astype(int), meta["onset_s"].astype(float), strict=True)
-    for i, (sub, ses, tri, on) in enumerate(keys):
-        r = rows.get((sub, ses, tri, round(on, 6)))
-        if r is not None:
-            out[i] = [r.get(n, np.nan) for n in names]
-    return out, names, signals
+            keys = [(str(tr.subject), int(tr.session), int(tr.trial), round(float(on), 6))
+                    for on in onsets]
+            if peripheral:
+                feats: dict[str, np.ndarray] = {}
+                for name in sorted(tr.peripheral):
+                    mod = PERIPHERAL_MODALITIES.get(name.upper())
+                    if mod is None:
+                        continue
+                    if name not in signals:
+                        signals.append(name)
+                    sig = tr.peripheral[name]
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        tab = peripheral_table(mod, np.asarray(sig.data[0], dtype=np.float64),
+                                               sig.sfreq, onsets, cfg.window_s)
+                    for col in tab.columns:
+                        feats[col] = tab[col].to_numpy(dtype=float)
+                for k, key in enumerate(keys):
+                    per_rows[key] = {c: v[k] for c, v in feats.items()}
+            if face and tr.face is not None:
+                face_trials += 1
+                face_columns += [n for n in tr.face.names if n not in face_columns]
+                tab = face_window_table(tr.face.times, tr.face.values, tr.face.names, onsets,
+                                        cfg.window_s, min_valid=cfg.face_min_valid)
+                for k, key in enumerate(keys):
+                    face_rows[key] = {c: tab[c].iat[k] for c in tab.columns}
+    keys = list(zip(meta["subject"].astype(str), meta["session"].astype(int),
+                    meta["trial"].astype(int), meta["onset_s"].astype(float).round(6),
+                    strict=True))
+
+    def aligned(rows: dict[tuple, dict], names: list[str]) -> np.ndarray:
+        out = np.full((len(meta), len(names)), np.nan, dtype=np.float32)
+        for i, key in enumerate(keys):
+            r = rows.get(key)
+            if r is not None:
+                out[i] = [r.get(n, np.nan) for n in names]
+        return out
+
+    result: dict[str, np.ndarray] = {}
+    if peripheral:
+        if not signals:
+            raise TrainingError(f"modalities: {cfg.dataset} has no peripheral signal the feature "
+                                f"extractors know ({', '.join(sorted(PERIPHERAL_MODALITIES))})")
+        names = [n for sig in sorted({PERIPHERAL_MODALITIES[s.upper()] for s in signals})
+                 for n in pf.feature_names(sig)]
+        result.update(peripheral=aligned(per_rows, names), peripheral_names=np.array(names),
+                      peripheral_signals=np.array(signals))
+    if face:
+        from physioaffect.features.face import face_feature_names
+
+        where = cfg.face or f"the {cfg.dataset} session files (no Face stream recorded)"
+        if not face_trials:
+            raise TrainingError(f"modalities: face: no trial of {cfg.dataset} has face data "
+                                f"in {where}")
+        names = face_feature_names(face_columns)
+        x = aligned(face_rows, names)
+        if not np.isfinite(x[:, :-1]).any(axis=1).any():
+            raise TrainingError(f"modalities: face: no window has a face in at least "
+                                f"{cfg.face_min_valid:.0%} of its frames ({where})")
+        result.update(face=x, face_names=np.array(names), face_trials=np.array(face_trials))
+    return result
 
 
 # ------------------------------------------------------------------------------------ main
@@ -310,9 +369,13 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         cfg.model == "fusion" and cfg.model_kwargs.get("eeg_encoder") == "emt")
     needs_de = any(b in ("logreg", "svm") for b in cfg.baselines)
     needs_per = "peripheral" in cfg.modalities
+    needs_face = "face" in cfg.modalities
+    face_key = None if reader.face is None else [
+        reader.face.fingerprint(), cfg.face_offset_s, cfg.face_fps, cfg.face_trial_order]
     derived_key = hashlib.sha256(json.dumps(
         [path.stem, DERIVED_VERSION, cfg.graph_sub_window_s, cfg.graph_sub_overlap,
-         cfg.graph_bands, cfg.de_bands, cfg.window_s, cfg.step_s, reader.subjects],
+         cfg.graph_bands, cfg.de_bands, cfg.window_s, cfg.step_s, reader.subjects,
+         cfg.face_min_valid, face_key],
         sort_keys=True).encode()).hexdigest()[:12]
     dpath = Path(cache) / f"{path.stem}-derived-{derived_key}.npz"
     store: dict[str, np.ndarray] = {}
@@ -327,11 +390,10 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
     if needs_de and "de" not in store:
         store["de"] = de_features(data.raw, data.sfreq, cfg.de_bands)
         changed = True
-    if needs_per and "peripheral" not in store:
-        x, names, sigs = _peripheral_features(reader, reader.subjects, cfg, data.sfreq, meta)
-        store["peripheral"] = x
-        store["peripheral_names"] = np.array(names)
-        store["peripheral_signals"] = np.array(sigs)
+    want_per = needs_per and "peripheral" not in store
+    want_face = needs_face and "face" not in store
+    if want_per or want_face:
+        store.update(_window_features(reader, reader.subjects, cfg, meta, want_per, want_face))
         changed = True
     if changed:
         tmp = dpath.with_suffix(".tmp.npz")
@@ -346,7 +408,18 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         data.peripheral = store["peripheral"]
         data.peripheral_names = [str(s) for s in store["peripheral_names"]]
         data.peripheral_signals = [str(s) for s in store["peripheral_signals"]]
+    if needs_face:
+        data.face = store["face"]
+        data.face_names = [str(s) for s in store["face_names"]]
+        data.info["face_trials"] = int(store["face_trials"])
+        data.info["face_windows"] = int(face_present(data.face).sum())
     return data
+
+
+def face_present(face: np.ndarray) -> np.ndarray:
+    """Boolean ``(n,)``: windows with face features (any finite value but the valid fraction,
+    which is the last column and always set)."""
+    return np.isfinite(np.asarray(face)[:, :-1]).any(axis=1)
 
 
 # ----------------------------------------------------------------------------- normaliser

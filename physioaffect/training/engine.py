@@ -50,7 +50,8 @@ def seed_everything(seed: int) -> None:
 
 
 def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float, n_outputs: int,
-                  n_features: int | None, n_peripheral: int) -> tuple[nn.Module, dict]:
+                  n_features: int | None, n_peripheral: int,
+                  n_face: int = 0) -> tuple[nn.Module, dict]:
     """Fresh network for ``cfg`` and a description of its input.
 
     Returns
@@ -76,9 +77,6 @@ def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float,
             inp = "graphs" if cfg.model in ("emt", "emt_regression") else "raw"
             return model, {"input": inp, "fusion": False, "model_name": cfg.model,
                            "modalities": ["eeg"]}
-        if "face" in cfg.modalities:
-            raise TrainingError("modalities: no dataset reader provides face features yet "
-                                "(use eeg and/or peripheral)")
         fusion_kw = dict(kwargs.pop("fusion", {}))
         if cfg.model == "fusion":
             enc = fusion_kw.pop("eeg_encoder", kwargs.pop("eeg_encoder", "deformer"))
@@ -97,7 +95,8 @@ def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float,
         model = create("fusion", n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,
                        sfreq=sfreq, eeg_encoder=enc, eeg_kwargs=eeg_kw,
                        n_peripheral_features=n_peripheral if "peripheral" in cfg.modalities
-                       else 0, **fusion_kw)
+                       else 0, n_face_features=n_face if "face" in cfg.modalities else 0,
+                       **fusion_kw)
     except ModelConfigError as err:
         raise TrainingError(str(err)) from None
     return model, {"input": "graphs" if enc == "emt" else "raw", "fusion": True,
@@ -105,12 +104,24 @@ def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float,
 
 
 def forward(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Network output for a batch of named inputs (``eeg``, ``peripheral``)."""
+    """Network output for a batch of named inputs.
+
+    ``eeg``, ``peripheral`` and ``face`` are the modalities; ``face_present`` (1/0 per window)
+    masks the face branch of windows without face data, as long as the window has another
+    modality (a face-only network sees their training-mean input instead).
+    """
     if kind == "fusion":
-        per = batch.get("peripheral")
+        per, face = batch.get("peripheral"), batch.get("face")
         if per is not None and per.ndim == 2:
             per = per.unsqueeze(1)  # one feature step per window: (B, 1, F_p)
-        out = model(eeg=batch.get("eeg"), peripheral=per)
+        if face is not None and face.ndim == 2:
+            face = face.unsqueeze(1)
+        mask = None
+        present = batch.get("face_present")
+        if present is not None and face is not None and (
+                batch.get("eeg") is not None or per is not None):
+            mask = {"face": present > 0.5}
+        out = model(eeg=batch.get("eeg"), peripheral=per, face=face, mask=mask)
     else:
         out = model(batch["eeg"])
     if out.ndim == 3:  # EmT regression: one value per sub-window -> window mean

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from physioaffect.training.config import PROTOCOL_ALIASES, TrainConfig, TrainingError
-from physioaffect.training.data import AxisNormaliser, PreparedData, prepare_data
+from physioaffect.training.data import AxisNormaliser, PreparedData, face_present, prepare_data
 
 __all__ = ["train", "run_fold", "deep_label", "class_names", "plan_folds"]
 
@@ -154,15 +154,18 @@ def _baseline(name: str, task: str, seed: int):
 
 def _classical_features(cfg: TrainConfig, data: PreparedData, rows: np.ndarray,
                         fit_rows: np.ndarray) -> np.ndarray:
-    """DE (and peripheral, when that modality is used) features, NaN -> training mean."""
+    """DE (and peripheral and face, when those modalities are used) features, NaN -> training
+    mean."""
     parts = []
     if "eeg" in cfg.modalities and data.de is not None:
         parts.append(data.de[rows].reshape(len(rows), -1))
-    if "peripheral" in cfg.modalities and data.peripheral is not None:
-        p = data.peripheral[rows].astype(np.float64)
+    for name, x in (("peripheral", data.peripheral), ("face", data.face)):
+        if name not in cfg.modalities or x is None:
+            continue
+        p = x[rows].astype(np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an all-NaN feature column: imputed with 0 below
-            mean = np.nanmean(data.peripheral[fit_rows].astype(np.float64), axis=0)
+            mean = np.nanmean(x[fit_rows].astype(np.float64), axis=0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         parts.append(np.where(np.isfinite(p), p, mean))
     if not parts:
@@ -247,7 +250,8 @@ def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_
         cfg, n_chans=len(data.ch_names), n_times=data.n_times, sfreq=data.sfreq,
         n_outputs=1 if task == "regression" else n_classes,
         n_features=None if data.graphs is None else int(data.graphs.shape[-1]),
-        n_peripheral=0 if data.peripheral is None else int(data.peripheral.shape[1]))
+        n_peripheral=0 if data.peripheral is None else int(data.peripheral.shape[1]),
+        n_face=0 if data.face is None else int(data.face.shape[1]))
     norms: dict[str, AxisNormaliser] = {}
     arrays: dict[str, np.ndarray] = {}
     if "eeg" in spec["modalities"]:
@@ -259,9 +263,16 @@ def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_
     if "peripheral" in spec["modalities"]:
         arrays["peripheral"] = data.peripheral
         norms["peripheral"] = AxisNormaliser((1,)).fit(data.peripheral, tr)
+    if "face" in spec["modalities"]:
+        arrays["face"] = data.face
+        norms["face"] = AxisNormaliser((1,)).fit(data.face, tr)
+        face_mask = face_present(data.face).astype(np.float32)
 
     def take(rows: np.ndarray) -> dict[str, np.ndarray]:
-        return {k: norms[k].transform(v[rows]) for k, v in arrays.items()}
+        out = {k: norms[k].transform(v[rows]) for k, v in arrays.items()}
+        if "face" in arrays:
+            out["face_present"] = face_mask[rows]
+        return out
 
     target_scaling = None
     if task == "regression":
@@ -301,6 +312,7 @@ def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_
                   "bands": cfg.graph_bands},
         "peripheral": {"signals": data.peripheral_signals,
                        "feature_names": data.peripheral_names},
+        "face": {"feature_names": data.face_names, "min_valid": cfg.face_min_valid},
         "normalisation": {k: n.to_dict() for k, n in norms.items()},
         "target_scaling": target_scaling, "pipeline": pipe.to_dict(),
         "pipeline_hash": pipe.config_hash(), "dataset": cfg.dataset, "fold": fold["name"],
@@ -400,7 +412,8 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
     _json(run_dir / "data.json", {"n_windows": len(data.meta), "channels": data.ch_names,
                                   "sfreq": data.sfreq, "n_times": data.n_times,
                                   "subjects": sorted(data.meta["subject"].astype(str).unique()),
-                                  "peripheral_features": data.peripheral_names, **data.info})
+                                  "peripheral_features": data.peripheral_names,
+                                  "face_features": data.face_names, **data.info})
     cfg_dict = dataclasses.asdict(cfg)
     t0 = time.perf_counter()
     if cfg.executor == "ray":
