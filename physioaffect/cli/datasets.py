@@ -21,6 +21,25 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
+FACE_HELP = ("Folder of per-trial face videos or face-feature CSVs (OpenFace, py-feat, "
+             "physioaffect), e.g. DEAP's face_video (docs/datasets.md).")
+ORDER_HELP = "DEAP's participant_ratings.csv (its face videos are in presentation order)."
+
+
+def open_with_face(dataset: str, root: Path, face: Path | None, trial_order: Path | None = None,
+                   offset_s: float = 0.0, fps: float | None = None, detector: str = "auto"):
+    """Open a dataset reader, with a face folder when one is given (the CLI's one place)."""
+    from physioaffect.datasets import open_dataset
+
+    kwargs: dict = {}
+    if face is not None:
+        kwargs = {"face": face, "face_options": {"offset_s": offset_s, "fps": fps,
+                                                 "detector": detector}}
+        if dataset.lower() == "deap":
+            kwargs["face_trial_order"] = trial_order
+    return open_dataset(dataset, root, **kwargs)
+
+
 @datasets_app.command("fake")
 def fake(
     dataset: str = typer.Argument(..., help="deap, seed, dreamer or sim (simulator sessions)."),
@@ -32,6 +51,8 @@ def fake(
     trials: int = typer.Option(0, "--trials", min=0,
                                help="Trials per subject (0: the dataset's own count)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same files)."),
+    face: bool = typer.Option(False, "--face", help="sim: also record the simulator's Face "
+                              "stream (facial features driven by the same affect)."),
 ) -> None:
     """Write a fake DATASET folder in the exact published on-disk format (for trying things out)."""
     from physioaffect.datasets.base import DatasetError
@@ -58,7 +79,8 @@ def fake(
         else:
             from physioaffect.datasets.sessions import write_sim_sessions
 
-            write_sim_sessions(out, subjects, seconds, trials or 16, seed=seed, progress=True)
+            write_sim_sessions(out, subjects, seconds, trials or 16, seed=seed, progress=True,
+                               face=face)
     except DatasetError as err:
         _fail(str(err))
     typer.echo(f"wrote fake {name} ({subjects} subjects) to {out} in "
@@ -70,13 +92,15 @@ def info(
     dataset: str = typer.Argument(..., help="deap, seed, dreamer, sessions (or sim)."),
     root: Path = typer.Option(..., "--root", help="Dataset folder."),
     deep: bool = typer.Option(False, "--deep", help="Load every file to check shapes."),
+    face: Path = typer.Option(None, "--face", help=FACE_HELP),
+    face_trial_order: Path = typer.Option(None, "--face-trial-order", help=ORDER_HELP),
+    face_fps: float = typer.Option(None, "--face-fps", help="Frame rate behind py-feat CSVs."),
 ) -> None:
     """Check a dataset folder and describe it (subjects, trials, channels, rates, ratings)."""
-    from physioaffect.datasets import open_dataset
     from physioaffect.datasets.base import DatasetError
 
     try:
-        reader = open_dataset(dataset, root)
+        reader = open_with_face(dataset, root, face, face_trial_order, fps=face_fps)
         if deep:
             reader.validate(deep=True)
         rec = reader.read_subject(reader.subjects[0])
@@ -91,7 +115,62 @@ def info(
     for name, sig in tr.peripheral.items():
         typer.echo(f"  peripheral {name}: {', '.join(sig.ch_names)} at {sig.sfreq:g} Hz [{sig.unit}]")
     typer.echo(f"ratings: {', '.join(f'{k}={v:g}' for k, v in tr.ratings.items())}")
+    with_face = [t for t in rec.trials if t.face is not None]
+    if with_face:
+        f = with_face[0].face
+        typer.echo(f"face: {len(with_face)} of {len(rec.trials)} trials of {rec.subject}; "
+                   f"{f.values.shape[1]} features per frame from {f.source}")
+    elif face is not None:
+        typer.echo(f"face: no trial of {rec.subject} has a face file in {face}")
+    if reader.face is not None:
+        typer.echo(f"face folder: subjects with face files: "
+                   f"{', '.join(reader.face.subjects_with_face())}")
+        if reader.face.unmatched:
+            typer.echo(f"face folder: {len(reader.face.unmatched)} file(s) match no subject, "
+                       f"e.g. {reader.face.unmatched[0]}")
     typer.echo("folder OK" + (" (every file loaded)" if deep else ""))
+
+
+@datasets_app.command("face-features")
+def face_features(
+    dataset: str = typer.Argument(..., help="deap, seed, dreamer, sessions."),
+    root: Path = typer.Option(..., "--root", help="Dataset folder."),
+    face: Path = typer.Option(..., "--face", help=FACE_HELP),
+    face_trial_order: Path = typer.Option(None, "--face-trial-order", help=ORDER_HELP),
+    detector: str = typer.Option("auto", "--detector", help="auto, facemesh or haar."),
+) -> None:
+    """Analyse every face video of a dataset once and cache its features (training reads them).
+
+    Videos already analysed (same name, size and modification time) are skipped, so an
+    interrupted run continues where it stopped.
+    """
+    from tqdm.auto import tqdm
+
+    from physioaffect.datasets.base import DatasetError
+    from physioaffect.datasets.face import CSV_SUFFIX
+
+    try:
+        reader = open_with_face(dataset, root, face, face_trial_order, detector=detector)
+    except DatasetError as err:
+        _fail(str(err))
+    videos = [p for files in reader.face.files.values() for p in sorted(files.values())
+              if p.suffix.lower() != CSV_SUFFIX]
+    todo = [p for p in videos if not reader.face.cache_path(p).is_file()]
+    typer.echo(f"{len(videos)} face videos, {len(videos) - len(todo)} already analysed; "
+               f"features go to {reader.face.cache_dir}")
+    t0, frames, failed = time.perf_counter(), 0, []
+    for p in tqdm(todo, desc="face videos", unit="video"):
+        try:
+            frames += len(reader.face.load(p).times)
+        except DatasetError as err:  # one broken video must not stop the others
+            failed.append(str(err))
+    dt = time.perf_counter() - t0
+    typer.echo(f"analysed {len(todo) - len(failed)} videos ({frames} frames) in {dt:.1f} s; "
+               f"cache: {reader.face.cache_dir}")
+    for msg in failed:
+        typer.echo(f"error: {msg}", err=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @datasets_app.command("prepare")

@@ -31,6 +31,15 @@ def register(app: typer.Typer) -> None:
                                             "continuous (default per dataset)."),
         modalities: str = typer.Option(None, "--modalities",
                                        help="Comma list of eeg, peripheral, face."),
+        face: Path = typer.Option(None, "--face", help="Folder of per-trial face videos or "
+                                  "face-feature CSVs (DEAP's face_video; OpenFace, py-feat)."),
+        face_trial_order: Path = typer.Option(None, "--face-trial-order",
+                                              help="DEAP's participant_ratings.csv."),
+        face_fps: float = typer.Option(None, "--face-fps",
+                                       help="Frame rate behind py-feat CSVs."),
+        face_offset: float = typer.Option(None, "--face-offset",
+                                          help="Seconds from stimulus onset to a face file's "
+                                               "first frame (default 0)."),
         config: Path = typer.Option(None, "--config", help="YAML/TOML/JSON config file "
                                     "(command-line options override it)."),
         out: Path = typer.Option(None, "--out", help="Run folder (must not exist unless "
@@ -57,7 +66,9 @@ def register(app: typer.Typer) -> None:
                      "protocol": protocol, "target": target, "label_rule": label_rule,
                      "modalities": modalities, "executor": executor,
                      "ray_address": ray_address, "epochs": epochs, "seed": seed,
-                     "device": device}
+                     "device": device, "face": str(face) if face else None,
+                     "face_trial_order": str(face_trial_order) if face_trial_order else None,
+                     "face_fps": face_fps, "face_offset_s": face_offset}
             fields.update({k: v for k, v in given.items() if v is not None})
             cfg = TrainConfig.from_dict(fields, where="options")
             if out is None and resume:

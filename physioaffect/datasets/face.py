@@ -201,6 +201,7 @@ class FaceFolder:
         try:
             from physioaffect.face.analysis import analyze_video
             from physioaffect.face.landmarks import FaceExtraError
+            from physioaffect.sources.base import SourceError
         except ImportError as err:  # the face extra is not installed
             raise DatasetError(f"{video}: analysing face videos needs the face extra "
                                f"(pip install 'physioaffect[face]'): {err}") from None
@@ -209,7 +210,7 @@ class FaceFolder:
                 warnings.simplefilter("ignore", RuntimeWarning)  # truncation: rows say so
                 table, _ = analyze_video(video, start_time=0.0, detector=self.detector,
                                          progress=progress)
-        except (FaceExtraError, ValueError, OSError) as err:
+        except (FaceExtraError, SourceError, ValueError, OSError) as err:
             raise DatasetError(f"{video}: cannot analyse this face video ({err})") from None
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp")
