@@ -199,6 +199,18 @@ def _training_checkpoint(tmp_path, modalities, rec, n_times=256):
         meta["fusion"] = True
         model = MultimodalFusion(8, 2, n_times, FS, eeg_encoder="deformer",
                                  n_peripheral_features=len(names), d_model=16, heads=2)
+    elif "face" in modalities:
+        from physioaffect.features.face import face_feature_names
+        from physioaffect.streams.face_layout import FEATURE_LABELS
+
+        names = face_feature_names(FEATURE_LABELS)
+        rng = np.random.default_rng(0)
+        norms["face"] = data.AxisNormaliser((1,)).fit(
+            rng.standard_normal((20, len(names)))).to_dict()
+        meta["face"] = {"feature_names": names, "min_valid": 0.5}
+        meta["fusion"] = True
+        model = MultimodalFusion(8, 2, n_times, FS, eeg_encoder="deformer",
+                                 n_face_features=len(names), d_model=16, heads=2)
     else:
         model = create("eegnet", n_chans=8, n_outputs=2, n_times=n_times, sfreq=FS)
     return tc, tc.save_checkpoint(model.eval(), tmp_path / "fold0" / "checkpoint", meta)
@@ -247,3 +259,33 @@ def test_fusion_checkpoint_masks_missing_peripheral_streams(tmp_path):
     assert results[True][0] == ("eeg", "peripheral")
     # the peripheral branch changes the output (it is really used when present)
     assert not np.allclose(results[False][1], results[True][1])
+
+
+def test_fusion_checkpoint_uses_a_live_face_stream_and_masks_frames_without_a_face(tmp_path):
+    from physioaffect.streams.face_layout import FEATURE_LABELS, STATUS_CODES, face_stream_info
+
+    rec = simulate_subject(CFG, 0, duration=12)
+    tc, path = _training_checkpoint(tmp_path, ["eeg", "face"], rec)
+    bundle = load_bundle(path)
+    einfo, ets, ex = rec.signals["EEG"]
+    finfo = face_stream_info("cam", nominal_srate=30.0)
+    fts = np.arange(ets[0], ets[-1] + 0.5, 1 / 30.0)
+    rng = np.random.default_rng(1)
+    frames = rng.uniform(0.2, 0.8, (fts.size, len(FEATURE_LABELS))).astype(np.float32)
+    frames[:, FEATURE_LABELS.index("status")] = STATUS_CODES["ok"]
+    lost = frames.copy()  # the person left: no face in any frame
+    lost[:, 1:] = np.nan
+    lost[:, FEATURE_LABELS.index("status")] = STATUS_CODES["no_face"]
+    results = {}
+    for case, stream in (("none", None), ("face", frames), ("no_face", lost)):
+        hub = StreamHub([einfo] if stream is None else [einfo, finfo], seconds=30)
+        if stream is not None:
+            hub.push(Chunk(finfo.name, fts, stream))
+        dec = OnlineDecoder(hub, bundle, rate=2.0, warmup_s=0.0)
+        preds = _feed(hub, dec, einfo, ets, ex)
+        results[case] = (dec.modalities_used, preds[-1].values)
+        dec.close()
+    assert results["none"][0] == ("eeg",) and results["no_face"][0] == ("eeg",)
+    assert results["face"][0] == ("eeg", "face")
+    np.testing.assert_allclose(results["no_face"][1], results["none"][1], atol=1e-6)
+    assert not np.allclose(results["face"][1], results["none"][1])  # the face branch is used

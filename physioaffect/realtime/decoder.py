@@ -226,6 +226,56 @@ class PeripheralFeatures:
             self._stop.wait(self.interval)
 
 
+class FaceWindowFeatures:
+    """Face features of a fusion checkpoint from a live ``Face`` stream.
+
+    The same window summary as in training (:func:`physioaffect.features.face.face_window_table`)
+    over the ``window_s`` seconds ending at the EEG window's last sample, in the checkpoint's
+    feature order. Computed on the decoder's thread: a few hundred frames, well under a
+    millisecond.
+
+    Parameters
+    ----------
+    hub : StreamHub
+    stream : StreamInfo or None
+        The ``Face`` stream (None: no camera; the face branch stays masked).
+    feature_names : list of str
+        Column order of the checkpoint's face input.
+    window_s : float
+    min_valid : float
+        Least fraction of frames with a face (as in training).
+    """
+
+    def __init__(self, hub: StreamHub, stream: StreamInfo | None, feature_names: list[str],
+                 window_s: float, min_valid: float = 0.5) -> None:
+        self.hub = hub
+        self.stream = stream
+        self.names = list(feature_names)
+        self.window_s = float(window_s)
+        self.min_valid = float(min_valid)
+
+    def at(self, t_end: float) -> np.ndarray | None:
+        """``(1, n_features)`` float32 for the window ending at ``t_end`` (LSL s), or None when
+        there is no face stream, no frame in the window, or too few frames with a face."""
+        from physioaffect.features.face import face_window_table
+
+        if self.stream is None:
+            return None
+        buf = self.hub.buffers.get(self.stream.name)
+        if buf is None:
+            return None
+        rate = self.stream.nominal_srate or 30.0
+        ts, x = buf.latest(int(np.ceil(self.window_s * rate * 1.5)) + 2)
+        if len(ts) == 0:
+            return None
+        labels = list(self.stream.labels)
+        tab = face_window_table(ts, x, labels, [t_end - self.window_s], self.window_s,
+                                min_valid=self.min_valid)
+        row = np.array([tab[n].iat[0] if n in tab.columns else np.nan for n in self.names],
+                       dtype=np.float32)
+        return row[None] if np.isfinite(row[:-1]).any() else None
+
+
 def _live_pipeline(config: PipelineConfig) -> PipelineConfig:
     """The causal equivalent of a training pipeline (live decoding cannot look ahead)."""
     if config.phase == "causal":
@@ -304,6 +354,12 @@ class OnlineDecoder:
             names = list((meta.get("peripheral") or {}).get("feature_names") or [])
             self.peripheral = PeripheralFeatures(hub, self.match.peripheral, names,
                                                  bundle.window_s).start()
+        self.face: FaceWindowFeatures | None = None
+        if meta is not None and "face" in meta.get("modalities", ()):
+            face_meta = meta.get("face") or {}
+            self.face = FaceWindowFeatures(hub, self.match.face,
+                                           list(face_meta.get("feature_names") or []),
+                                           bundle.window_s, face_meta.get("min_valid", 0.5))
         self.state = "starting"
         self.reason = ""
         self.predictions = 0
@@ -417,11 +473,12 @@ class OnlineDecoder:
             x = (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-6)
         return np.ascontiguousarray(x, dtype=np.float32), t_end
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        """Model output for one window ``(n_chans, n_times)``: probabilities or ratings."""
+    def infer(self, x: np.ndarray, t_end: float | None = None) -> np.ndarray:
+        """Model output for one window ``(n_chans, n_times)`` ending at ``t_end`` (LSL s):
+        probabilities or ratings."""
         meta = self.bundle.training_meta
         if meta is not None:
-            return self._infer_training(x, meta)
+            return self._infer_training(x, meta, t_end)
         xt = torch.from_numpy(x)[None]
         with torch.inference_mode():
             if self.bundle.is_fusion:
@@ -434,17 +491,17 @@ class OnlineDecoder:
             out = torch.softmax(out, dim=1)
         return out[0].double().numpy()
 
-    def _infer_training(self, x: np.ndarray, meta: dict) -> np.ndarray:
+    def _infer_training(self, x: np.ndarray, meta: dict, t_end: float | None = None) -> np.ndarray:
         # the training stage's own input builder and scorer: same normalisation, graphs,
-        # target scaling; a fusion model without usable peripheral features runs masked
+        # target scaling; a fusion model without usable peripheral or face features runs
+        # with that branch masked
         from physioaffect.training.checkpoint import build_inputs, predict
 
         per = self.peripheral.latest() if self.peripheral is not None else None
-        use = [m for m in meta["modalities"] if m != "peripheral" or per is not None]
-        if use != list(meta["modalities"]):
-            inputs = build_inputs({**meta, "modalities": use}, x[None])
-        else:
-            inputs = build_inputs(meta, x[None], per)
+        face = self.face.at(t_end) if self.face is not None and t_end is not None else None
+        absent = {"peripheral": per is None, "face": face is None}
+        use = [m for m in meta["modalities"] if not absent.get(m, False)]
+        inputs = build_inputs({**meta, "modalities": use}, x[None], per, face)
         self.modalities_used = tuple(use)
         with torch.inference_mode():
             y = predict(self.model, meta, inputs)
@@ -457,7 +514,7 @@ class OnlineDecoder:
 
     def _decode(self, offset: int, arrived: float) -> Prediction:
         x, t_end = self.window(offset)
-        raw = self.infer(x)
+        raw = self.infer(x, t_end)
         values = self.smoother(t_end, raw)
         pred = Prediction(t_end, values, raw, arrived)
         if self.on_prediction is not None:
