@@ -1,6 +1,8 @@
 """The built-in physiological simulator: virtual subjects with ground-truth affect.
 
 Offline: :func:`simulate_subject`. Live: the ``sim`` source (:class:`SimSource`).
+``SimConfig(face=True)`` (``sim?face=1``) adds a ``Face`` stream of facial features per video
+frame that follows the same ground-truth affect.
 """
 
 from physioaffect.sources.sim.model import (
@@ -11,6 +13,7 @@ from physioaffect.sources.sim.model import (
     Stimulus,
     SubjectModel,
     Trial,
+    face_params,
     scenario_cycle,
     simulate_subject,
     stimulus_set,
@@ -28,6 +31,7 @@ __all__ = [
     "Stimulus",
     "SubjectModel",
     "Trial",
+    "face_params",
     "scenario_cycle",
     "simulate_subject",
     "stimulus_set",

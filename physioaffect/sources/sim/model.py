@@ -13,6 +13,15 @@ pulses), less posterior alpha; valence: frontal alpha asymmetry, more left
 frontal activity (less left alpha) for positive valence). Every effect has a
 per-subject gain drawn around 1, some subjects barely responding, so decoding
 across subjects is learnable but not trivial.
+
+With ``SimConfig(face=True)`` a ``Face`` stream joins them: one sample per video
+frame in the layout of :mod:`physioaffect.streams.face_layout` (what the face
+analyser publishes), with expression ratios that follow affect (arousal: wider
+eyes, raised brows, more movement; valence: smile (wider mouth, lip corners
+up), negative valence: brows drawn together), eyelid dips at the EEG blinks, a
+remote-PPG pulse at the model's heart rate and short no-face dropouts. It is
+drawn from generators of its own, so the other streams are the same sample for
+sample whether it is on or off.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import numpy as np
 from scipy import signal as sps
 
 from physioaffect.streams import IRREGULAR_RATE, StreamInfo
+from physioaffect.streams.face_layout import FEATURE_LABELS, STATUS_CODES, face_stream_info
 from physioaffect.streams.montage import Montage, montage_for_channels
 
 #: Neutral point of the 1-9 rating scale used for valence and arousal.
@@ -73,7 +83,16 @@ class SimConfig:
     stimulus_seconds, rest_seconds, baseline_seconds : float
         Scenario timing in seconds.
     effect : float
-        Scales every affect effect (0 = physiology ignores affect).
+        Scales every affect effect (0 = physiology ignores affect), the face's included.
+    block_seconds : float
+        Generation block in seconds (rates x block_seconds must be whole samples; the
+        face's frame rate need not be).
+    face : bool
+        Also simulate a ``Face`` stream (facial features per video frame, the layout of
+        :data:`physioaffect.streams.face_layout.FEATURE_CHANNELS`). Off by default; the
+        other streams are identical either way.
+    face_rate : float
+        Frame rate of the ``Face`` stream in frames per second (5-120).
     """
 
     subjects: int = 12
@@ -88,8 +107,14 @@ class SimConfig:
     baseline_seconds: float = 10.0
     effect: float = 1.0
     block_seconds: float = 1.0
+    face: bool = False
+    face_rate: float = 30.0
 
     def __post_init__(self) -> None:
+        if not 5 <= self.face_rate <= 120:
+            raise ValueError(f"sim: face_rate must be 5-120 frames/s, got {self.face_rate}")
+        if self.block_seconds <= 0:
+            raise ValueError(f"sim: block_seconds must be > 0, got {self.block_seconds}")
         if self.eeg_channels < 1 or self.eeg_channels > 64:
             raise ValueError(f"sim: eeg_channels must be 1-64, got {self.eeg_channels}")
         for key in ("rate", "periph_rate"):
@@ -108,6 +133,11 @@ class SimConfig:
     @property
     def peripheral_rate(self) -> int:
         return int(self.periph_rate or self.rate)
+
+    def face_frames_before(self, t: float) -> int:
+        """Number of face frames (frame k at ``k / face_rate`` s) before scenario time ``t``."""
+        # exact for block boundaries even when block_seconds * face_rate is not whole
+        return int(np.ceil(t * self.face_rate - 1e-9))
 
     @property
     def cycle_seconds(self) -> float:
@@ -172,6 +202,49 @@ def subject_params(config: SimConfig, subject: int) -> dict[str, float]:
     }
 
 
+def face_params(config: SimConfig, subject: int) -> dict[str, float]:
+    """Individual face of one virtual subject: resting expression, head pose, affect gains.
+
+    Drawn from a generator of its own (seed, subject, 0xFACE), so that turning the face on
+    changes nothing else. Ratios as the face analyser measures them (see
+    :mod:`physioaffect.face.features`); ``*_arousal``/``*_valence`` are the change at the
+    extreme of the scale (z = 1), scaled by ``config.effect`` like every other effect.
+    """
+    if not 0 <= subject < config.subjects:
+        raise ValueError(f"sim: subject must be 0-{config.subjects - 1}, got {subject}")
+    rng = np.random.default_rng([config.seed, subject, 0xFACE])
+    g = lambda: float(config.effect * rng.uniform(0.3, 1.7))  # noqa: E731  (per-effect gain)
+    u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
+    scale = u(0.9, 1.1)  # face size in the picture
+    return {
+        "eye_open": u(0.24, 0.32),  # lid gap / eye width
+        "eye_open_arousal": 0.035 * g(),  # AU5: eyes widen with arousal
+        "brow_raise": u(0.50, 0.60),  # brow height / inter-ocular distance
+        "brow_raise_arousal": 0.035 * g(),  # AU1+2
+        "brow_furrow": u(0.50, 0.60),  # inner-brow distance / inter-ocular distance
+        "brow_furrow_valence": 0.035 * g(),  # AU4: brows drawn together at negative valence
+        "mouth_open": u(0.03, 0.07),
+        "mouth_open_arousal": 0.01 * g(),
+        "mouth_width": u(0.78, 0.92),
+        "mouth_width_valence": 0.05 * g(),  # AU12 widens the mouth
+        "lip_corner_pull": u(0.0, 0.04),
+        "lip_corner_valence": 0.025 * g(),  # AU12 up (smile), AU15 down
+        "motion_energy": u(1.5, 3.0),  # grey levels
+        "motion_arousal": 0.3 * g(),  # log change
+        "landmark_speed": u(0.08, 0.15),  # inter-ocular distances per second
+        "landmark_speed_arousal": 0.35 * g(),  # log change
+        "head_yaw": u(-8, 8),  # degrees; person-dependent offsets of the generic head model
+        "head_pitch": u(-20, 20),
+        "head_roll": u(-4, 4),
+        "face_x": 200 + u(-20, 20),  # pixels
+        "face_y": 150 + u(-15, 15),
+        "face_w": 220 * scale,
+        "face_h": 260 * scale,
+        "pulse_snr_db": u(3.5, 6.5),
+        "dropout_rate_hz": u(0.01, 0.03),  # no-face bursts per second (mean 1 s long)
+    }
+
+
 @dataclass
 class Trial:
     """One stimulus presentation of a subject's scenario (times in scenario seconds)."""
@@ -217,13 +290,14 @@ def scenario_cycle(config: SimConfig, subject: int, cycle: int) -> list[Trial]:
 
 
 def stream_infos(config: SimConfig, prefix: str = "sim", subject: int = 0) -> dict[str, StreamInfo]:
-    """StreamInfos of the simulator's streams, keyed by stream type."""
+    """StreamInfos of the simulator's streams, keyed by stream type (``"Face"`` only with
+    ``config.face``)."""
     mont = montage_for_channels(config.eeg_channels)
     dev = {"manufacturer": "physioaffect", "model": "simulator", "serial": f"seed{config.seed}-sub{subject}",
            "montage": mont.name}
     fs_p = float(config.peripheral_rate)
     sid = f"{prefix}-seed{config.seed}-sub{subject}"
-    return {
+    infos = {
         "EEG": StreamInfo.from_labels(f"{prefix}-EEG", "EEG", mont.ch_names, float(config.rate),
                                       "microvolts", source_id=f"{sid}-eeg", device=dev),
         "ECG": StreamInfo.from_labels(f"{prefix}-ECG", "ECG", ["ECG"], fs_p, "millivolts",
@@ -238,6 +312,10 @@ def stream_infos(config: SimConfig, prefix: str = "sim", subject: int = 0) -> di
                                           IRREGULAR_RATE, "", channel_format="string",
                                           source_id=f"{sid}-markers", device=dev),
     }
+    if config.face:
+        infos["Face"] = face_stream_info(f"{prefix}-Face", float(config.face_rate),
+                                         source_id=f"{sid}-face", device=dev)
+    return infos
 
 
 def _unit_gain(b: np.ndarray, a: np.ndarray, fs: float) -> float:
@@ -258,6 +336,187 @@ class _Filter:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         y, self.zi = sps.lfilter(self.b, self.a, x, axis=-1, zi=self.zi)
         return y
+
+
+class _AR1:
+    """Independent first-order autoregressive (Ornstein-Uhlenbeck) processes, one per row,
+    with their own time constants and standard deviations, state carried across blocks.
+
+    Starts from a draw of the stationary distribution, so there is no warm-up.
+    """
+
+    def __init__(self, tau_s: np.ndarray, sd: np.ndarray, fs: float, rng: np.random.Generator):
+        self.a = np.exp(-1.0 / (np.asarray(tau_s, float) * fs))
+        self.b = np.asarray(sd, float) * np.sqrt(1 - self.a**2)
+        self.y = np.asarray(sd, float) * rng.standard_normal(self.a.size)
+
+    def __call__(self, white: np.ndarray) -> np.ndarray:
+        """Filter unit white noise (n_rows, n) into the processes' next n values."""
+        out = np.empty_like(white)
+        y = self.y
+        for j in range(white.shape[1]):  # a few dozen frames per block: a loop over time is cheap
+            y = self.a * y + self.b * white[:, j]
+            out[:, j] = y
+        self.y = y
+        return out
+
+
+# Slow processes of the face (time constant s, standard deviation): how a face wanders
+# between and within trials besides affect. They set the per-trial noise the affect
+# effects compete with (a per-trial classifier is well above chance, not perfect).
+_FACE_SLOW = {
+    "expressivity": (15.0, 0.4),  # how much of the felt affect the face shows (x effects)
+    "eye_open": (10.0, 0.04),
+    "eye_asym": (10.0, 0.005),
+    "brow_raise": (10.0, 0.04),
+    "brow_asym": (10.0, 0.005),
+    "brow_furrow": (10.0, 0.035),
+    "mouth_open": (4.0, 0.01),
+    "mouth_width": (10.0, 0.06),
+    "lip_corner_pull": (10.0, 0.03),
+    "head_yaw": (4.0, 3.0),  # degrees
+    "head_pitch": (4.0, 3.0),
+    "head_roll": (4.0, 2.0),
+    "motion": (10.0, 0.35),  # log
+    "landmark_speed": (10.0, 0.4),  # log
+    "pulse_error": (3.0, 2.0),  # bpm: the rPPG estimate wanders around the true rate
+    "pulse_snr": (5.0, 1.0),  # dB
+    "face_x": (2.0, 3.0),  # pixels
+    "face_y": (2.0, 3.0),
+    "face_scale": (2.0, 0.01),
+}
+# Frame-to-frame measurement jitter (standard deviation per frame).
+_FACE_JITTER = {
+    "eye_open": 0.012, "brow_raise": 0.01, "brow_furrow": 0.01, "mouth_open": 0.006,
+    "mouth_width": 0.01, "lip_corner_pull": 0.006, "pose": 0.8, "motion": 0.15,
+    "landmark_speed": 0.2, "box": 1.0, "rppg": 0.6,
+}
+_PHASE_GRID = np.linspace(0, 1, 1000, endpoint=False)
+_PULSE_GRID = sum(amp * np.exp(-((_PHASE_GRID - mu) ** 2) / (2 * sd**2)) for mu, sd, amp in _PPG_WAVES)
+
+
+class _FaceModel:
+    """The ``Face`` stream of one subject, frame by frame, driven by the subject's model.
+
+    Its random numbers come from generators of its own (seed, subject, 0xFACE, ...): the
+    other streams do not change when it is on.
+    """
+
+    def __init__(self, config: SimConfig, subject: int):
+        self.config = config
+        self.fr = float(config.face_rate)
+        self.params = face_params(config, subject)
+        self.rng = np.random.default_rng([config.seed, subject, 0xFACE, 1])  # per-frame noise
+        self.gap_rng = np.random.default_rng([config.seed, subject, 0xFACE, 2])  # dropouts
+        self.col = {label: i for i, label in enumerate(FEATURE_LABELS)}
+        self.slow_keys = list(_FACE_SLOW)
+        tau, sd = np.array(list(_FACE_SLOW.values())).T
+        self.slow = _AR1(tau, sd, self.fr, self.rng)
+        self.next_frame = 0
+        self.blinks: list[tuple[float, float]] = []  # (scenario time, depth) still in effect
+        self.gap = self._next_gap(0.0)
+        self.pulse_mean, self.pulse_sd = float(_PULSE_GRID.mean()), float(_PULSE_GRID.std())
+
+    def _next_gap(self, after: float) -> tuple[float, float]:
+        """The next no-face burst (start, end) after scenario time ``after`` (someone turns
+        away or leaves the picture for a moment: mean 1 s)."""
+        start = after + self.gap_rng.exponential(1.0 / self.params["dropout_rate_hz"])
+        return start, start + self.gap_rng.uniform(0.3, 1.7)
+
+    def block(
+        self, t0: float, t1: float, t_p: np.ndarray, z_v: np.ndarray, z_a: np.ndarray,
+        hr: np.ndarray, heart_phase: np.ndarray, blinks: list[tuple[float, float]],
+    ) -> np.ndarray:
+        """Frames with timestamps in [t0, t1): (n_frames, n_channels) float32.
+
+        ``t_p``, ``z_v``, ``z_a``, ``hr`` (bpm) and ``heart_phase`` (beats, unwrapped) are
+        the model's peripheral-rate state of the block; ``blinks`` are (time, size) of the
+        blinks the EEG shows in it.
+        """
+        p, rng, c = self.params, self.rng, self.col
+        k = np.arange(self.next_frame, self.config.face_frames_before(t1))
+        self.next_frame += k.size
+        n = k.size
+        t = k / self.fr
+        out = np.full((n, len(FEATURE_LABELS)), np.nan)
+        if n == 0:
+            return out.astype(np.float32)
+        slow = dict(zip(self.slow_keys, self.slow(rng.standard_normal((len(self.slow_keys), n))),
+                        strict=True))
+        # The face shows affect more at some moments than at others (shared by every feature).
+        shown = np.maximum(1.0 + slow["expressivity"], 0.0)
+        za = np.interp(t, t_p, z_a) * shown
+        zv = np.interp(t, t_p, z_v) * shown
+        jit = rng.standard_normal((16, n))
+
+        # Eyes: wider with arousal; blinks close them for ~0.1 s at the EEG's blink times.
+        self.blinks = [b for b in self.blinks if b[0] > t0 - 0.5] + list(blinks)
+        closed = np.zeros(n)
+        for tb, size in self.blinks:
+            # lid closure peaks ~50 ms after the blink starts, as the EEG artefact does
+            closed = np.maximum(closed, min(0.95, 0.85 * size) * np.exp(-0.5 * ((t - tb - 0.05) / 0.04) ** 2))
+        eye = p["eye_open"] + p["eye_open_arousal"] * za + slow["eye_open"]
+        for j, (label, sign) in enumerate((("eye_open_l", 1), ("eye_open_r", -1))):
+            out[:, c[label]] = np.maximum(
+                (eye + sign * slow["eye_asym"]) * (1 - closed) + _FACE_JITTER["eye_open"] * jit[j], 0.0)
+        brow = p["brow_raise"] + p["brow_raise_arousal"] * za + slow["brow_raise"]
+        out[:, c["brow_raise_l"]] = brow + slow["brow_asym"] + _FACE_JITTER["brow_raise"] * jit[2]
+        out[:, c["brow_raise_r"]] = brow - slow["brow_asym"] + _FACE_JITTER["brow_raise"] * jit[3]
+        # Frowning (AU4) at negative valence; positive valence relaxes the brows a little.
+        frown = np.minimum(zv, 0) + 0.25 * np.maximum(zv, 0)
+        out[:, c["brow_furrow"]] = (p["brow_furrow"] + p["brow_furrow_valence"] * frown
+                                    + slow["brow_furrow"] + _FACE_JITTER["brow_furrow"] * jit[4])
+        out[:, c["mouth_open"]] = np.maximum(
+            p["mouth_open"] + p["mouth_open_arousal"] * za + slow["mouth_open"]
+            + _FACE_JITTER["mouth_open"] * jit[5], 0.0)
+        # Smile (AU12): wider mouth, lip corners up; lip corners down (AU15) when negative.
+        out[:, c["mouth_width"]] = (p["mouth_width"] + p["mouth_width_valence"] * zv
+                                    + slow["mouth_width"] + _FACE_JITTER["mouth_width"] * jit[6])
+        out[:, c["lip_corner_pull"]] = (p["lip_corner_pull"] + p["lip_corner_valence"] * zv
+                                        + slow["lip_corner_pull"] + _FACE_JITTER["lip_corner_pull"] * jit[7])
+
+        # Head pose: slow wandering of a few degrees around the person's offsets.
+        for j, label in enumerate(("head_yaw", "head_pitch", "head_roll")):
+            out[:, c[label]] = p[label] + slow[label] + _FACE_JITTER["pose"] * jit[8 + j]
+        # Movement: more with arousal (log-normal, always positive).
+        out[:, c["motion_energy"]] = p["motion_energy"] * np.exp(
+            p["motion_arousal"] * za + slow["motion"] + _FACE_JITTER["motion"] * jit[11])
+        out[:, c["landmark_speed"]] = p["landmark_speed"] * np.exp(
+            p["landmark_speed_arousal"] * za + slow["landmark_speed"]
+            + _FACE_JITTER["landmark_speed"] * jit[12])
+
+        # Remote PPG: the pulse wave at the heart's own phase (unit variance, plus noise).
+        dt_p = t_p[1] - t_p[0] if t_p.size > 1 else 1.0
+        t_ext = np.append(t_p, t_p[-1] + dt_p)
+        ph_ext = np.append(heart_phase, heart_phase[-1] + hr[-1] / 60.0 * dt_p)
+        ph = np.interp(t, t_ext, ph_ext) % 1.0
+        pulse = np.interp(ph, _PHASE_GRID, _PULSE_GRID, period=1.0)
+        out[:, c["rppg"]] = ((pulse - self.pulse_mean) / self.pulse_sd
+                             + _FACE_JITTER["rppg"] * jit[13]) / np.hypot(1.0, _FACE_JITTER["rppg"])
+        out[:, c["pulse_rate"]] = np.interp(t, t_p, hr) + slow["pulse_error"]
+        out[:, c["pulse_snr"]] = p["pulse_snr_db"] + slow["pulse_snr"]
+
+        # Face box: where the face is in the picture, a few pixels of sway.
+        size = 1 + slow["face_scale"]
+        out[:, c["face_x"]] = p["face_x"] + slow["face_x"] + _FACE_JITTER["box"] * jit[14]
+        out[:, c["face_y"]] = p["face_y"] + slow["face_y"] + _FACE_JITTER["box"] * jit[15]
+        out[:, c["face_w"]] = p["face_w"] * size
+        out[:, c["face_h"]] = p["face_h"] * size
+        out[:, c["status"]] = STATUS_CODES["ok"]
+        out[:, c["n_faces"]] = 1
+
+        # No-face bursts: status no_face, no face counted, nothing measured (NaN), as the
+        # analyser reports them.
+        gone = np.zeros(n, bool)
+        while self.gap[0] < t1:
+            gone |= (t >= self.gap[0]) & (t < self.gap[1])
+            if self.gap[1] >= t1:
+                break
+            self.gap = self._next_gap(self.gap[1])
+        out[gone] = np.nan
+        out[gone, c["status"]] = STATUS_CODES["no_face"]
+        out[gone, c["n_faces"]] = 0
+        return out.astype(np.float32)
 
 
 @dataclass
@@ -344,6 +603,7 @@ class SubjectModel:
         self.resp_phase = float(setup.uniform(0, 1))
         self.mayer_phase = float(setup.uniform(0, 2 * np.pi))
         self.pending_scr: list[tuple[float, float]] = []  # (scenario time, amplitude)
+        self.face = _FaceModel(config, subject) if config.face else None
 
     @staticmethod
     def _template(label: str) -> np.ndarray:
@@ -452,7 +712,8 @@ class SubjectModel:
         beta = self.beta(rng.standard_normal((1, n)))[0] * 2.0 * (1 + p["beta_arousal"] * z_a_e)
         n_blink = rng.poisson(p["blink_rate_hz"] * cfg.block_seconds)
         blink_imp = np.zeros((1, n))
-        np.add.at(blink_imp[0], rng.integers(0, n, n_blink), rng.uniform(0.7, 1.3, n_blink))
+        blink_at, blink_size = rng.integers(0, n, n_blink), rng.uniform(0.7, 1.3, n_blink)
+        np.add.at(blink_imp[0], blink_at, blink_size)
         blink = self.blink(blink_imp)[0] * p["blink_uv"]
         eeg = p["background_uv"] * bg + self.alpha_topo.T @ alpha_src
         eeg += self.beta_topo[:, None] * beta[None] + self.blink_topo[:, None] * blink[None]
@@ -466,15 +727,21 @@ class SubjectModel:
                 if t0 <= when < t0 + cfg.block_seconds:
                     markers.append((when, tr.marker(event)))
         markers.sort()
+        signals = {
+            "EEG": eeg.T.astype(np.float32),
+            "ECG": ecg[:, None].astype(np.float32),
+            "GSR": eda[:, None].astype(np.float32),
+            "PPG": ppg[:, None].astype(np.float32),
+            "RESP": resp[:, None].astype(np.float32),
+        }
+        if self.face is not None:
+            # face frames: a variable count per block when block_seconds * face_rate is not whole
+            signals["Face"] = self.face.block(
+                t0, self.block_index * cfg.block_seconds, t_p, z_v, z_a, hr, phase,
+                list(zip(t_e[blink_at], blink_size, strict=True)))
         return Block(
             t0=t0,
-            signals={
-                "EEG": eeg.T.astype(np.float32),
-                "ECG": ecg[:, None].astype(np.float32),
-                "GSR": eda[:, None].astype(np.float32),
-                "PPG": ppg[:, None].astype(np.float32),
-                "RESP": resp[:, None].astype(np.float32),
-            },
+            signals=signals,
             markers=markers,
             beats=beats,
             state={"valence": affect[0], "arousal": affect[1], "heart_rate_bpm": hr},
@@ -488,7 +755,8 @@ class SimRecording:
     Attributes
     ----------
     signals : dict
-        Stream type (``"EEG"``, ``"ECG"``, ``"GSR"``, ``"PPG"``, ``"RESP"``) ->
+        Stream type (``"EEG"``, ``"ECG"``, ``"GSR"``, ``"PPG"``, ``"RESP"``, and
+        ``"Face"`` with ``config.face``) ->
         ``(StreamInfo, timestamps (n,), samples (n, n_channels))``; timestamps in
         seconds from the start of the scenario (plus ``t0``).
     markers : list of (float, str)
@@ -543,7 +811,10 @@ def simulate_subject(
     for kind, info in infos.items():
         if kind == "Markers":
             continue
-        n_keep = int(round(duration * info.nominal_srate))
+        if kind == "Face":  # frames k / face_rate before the end (the rate need not divide it)
+            n_keep = config.face_frames_before(duration)
+        else:
+            n_keep = int(round(duration * info.nominal_srate))
         data = np.concatenate([b.signals[kind] for b in blocks])[:n_keep]
         signals[kind] = (info, t0 + np.arange(n_keep) / info.nominal_srate, data)
     markers = [(t0 + t, m) for b in blocks for t, m in b.markers if t < duration]

@@ -1,4 +1,8 @@
-"""The live ``sim`` source: the simulator paced by the LSL clock."""
+"""The live ``sim`` source: the simulator paced by the LSL clock.
+
+It publishes ``<prefix>-EEG``, ``-ECG``, ``-EDA``, ``-PPG``, ``-RESP``, ``-Markers`` and, with
+``face=1``, ``-Face`` (facial features per video frame at ``face_rate`` frames/s).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,21 @@ from physioaffect.streams import Chunk, local_clock
 
 #: Options of ``sim?...`` beyond the SimConfig fields.
 _EXTRA_OPTIONS = {"subject", "speed", "prefix", "chunk_ms"}
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _bool_param(spec: SourceSpec, key: str, default: bool) -> bool:
+    """A yes/no option: 1/0, true/false, yes/no, on/off (any case)."""
+    value = spec.param(key)
+    if value is None:
+        return default
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ValueError(f"source {spec.text!r}: parameter {key}={value!r} must be 1/0, true/false, "
+                     "yes/no or on/off")
 
 
 class SimSource(Source):
@@ -32,6 +51,8 @@ class SimSource(Source):
         Data seconds per clock second (1 = real time, 0 = unpaced).
     prefix : str
         Stream-name prefix (``<prefix>-EEG``, ...), to run several simulators at once.
+        With ``config.face`` a ``<prefix>-Face`` stream is published too, its frames
+        timestamped ``start + k / face_rate`` like the other streams' samples.
     chunk_ms : float
         Smallest chunk released, in milliseconds.
     """
@@ -63,7 +84,9 @@ class SimSource(Source):
         for key in spec.params:
             if key in fields:
                 default = fields[key].default
-                if key == "periph_rate" or isinstance(default, int):
+                if isinstance(default, bool):  # before int: bool is an int subclass
+                    kwargs[key] = _bool_param(spec, key, default)
+                elif key == "periph_rate" or isinstance(default, int):
                     kwargs[key] = spec.int_param(key, 0)
                 else:
                     kwargs[key] = spec.float_param(key, 0.0)
