@@ -137,3 +137,26 @@ def test_simulated_faces_carry_the_ground_truth_affect(tmp_path: Path) -> None:
     acc = {m: float((g.y_true == g.y_pred).mean()) for m, g in pred.groupby("model")}
     assert acc["majority"] <= 0.6
     assert acc["logreg"] >= 0.7 and acc["emt[face]"] >= 0.7, acc
+
+
+def test_evaluate_face_checkpoint_with_and_without_the_face_folder(deap: dict,
+                                                                   fused_run: Path) -> None:
+    from physioaffect.training import evaluate
+
+    folds = {f["test_subjects"][0]: f["name"]
+             for f in json.loads((fused_run / "folds.json").read_text())}
+    ckpt = fused_run / "folds" / folds["s01"]
+    saved = pd.read_csv(fused_run / "predictions.csv", dtype={"subject": str})
+    saved = saved[(saved.model == "emt[eeg+face]") & (saved.subject == "s01")]
+    key = ["trial", "onset_s"]
+    cache = str(deap["root"] / "cache")
+    with_face = evaluate(ckpt, "deap", deap["data"], deap["root"] / "ev_face", cache_dir=cache,
+                         face=deap["face"])
+    got = pd.read_csv(with_face / "predictions.csv", dtype={"subject": str})
+    got = got[got.subject == "s01"].merge(saved, on=key, suffixes=("", "_run"))
+    assert len(got) == len(saved) > 0
+    assert np.allclose(got["score_1"], got["score_1_run"], atol=1e-5)  # same inputs, same output
+    masked = evaluate(ckpt, "deap", deap["data"], deap["root"] / "ev_noface", cache_dir=cache)
+    other = pd.read_csv(masked / "predictions.csv", dtype={"subject": str})
+    other = other[other.subject == "s01"].merge(saved, on=key, suffixes=("", "_run"))
+    assert not np.allclose(other["score_1"], other["score_1_run"], atol=1e-4)

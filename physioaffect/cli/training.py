@@ -88,12 +88,19 @@ def register(app: typer.Typer) -> None:
         target: str = typer.Option(None, "--target", help="Rating (default: the checkpoint's)."),
         label_rule: str = typer.Option(None, "--label-rule",
                                        help="Label rule (default: per dataset)."),
+        face: Path = typer.Option(None, "--face", help="Face folder of the new data (face "
+                                  "checkpoints; without it their face branch is masked)."),
+        face_trial_order: Path = typer.Option(None, "--face-trial-order",
+                                              help="DEAP's participant_ratings.csv."),
+        face_fps: float = typer.Option(None, "--face-fps",
+                                       help="Frame rate behind py-feat CSVs."),
     ) -> None:
         """Re-score trained checkpoints on other data (e.g. DEAP -> DREAMER, common channels)."""
         from physioaffect.training import TrainingError, evaluate
 
         try:
-            path = evaluate(source, dataset, root, out, target=target, label_rule=label_rule)
+            path = evaluate(source, dataset, root, out, target=target, label_rule=label_rule,
+                            face=face, face_trial_order=face_trial_order, face_fps=face_fps)
         except TrainingError as err:
             _fail(str(err))
         typer.echo((path / "report.md").read_text())

@@ -27,8 +27,13 @@ __all__ = ["evaluate"]
 
 def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path,
              target: str | None = None, label_rule: str | None = None,
-             cache_dir: str | None = None, max_subjects: int = 0) -> Path:
+             cache_dir: str | None = None, max_subjects: int = 0,
+             face: str | Path | None = None, face_trial_order: str | Path | None = None,
+             face_fps: float | None = None, face_offset_s: float = 0.0) -> Path:
     """Score every checkpoint of ``source`` on ``dataset`` at ``root``; returns ``out``.
+
+    ``face*``: the new data's face folder, for checkpoints trained with face features (see
+    :class:`~physioaffect.training.TrainConfig`); without it their face branch is masked.
 
     Raises
     ------
@@ -62,7 +67,13 @@ def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path
                       label_rule=label_rule, modalities=list(meta0["modalities"]),
                       channels=None, window_s=float(meta0["window_s"]), step_s=meta0["step_s"],
                       preprocessing=dict(meta0["pipeline"]), baselines=[], cache_dir=cache_dir,
-                      max_subjects=max_subjects).resolve()
+                      max_subjects=max_subjects, face=str(face) if face else None,
+                      face_trial_order=str(face_trial_order) if face_trial_order else None,
+                      face_fps=face_fps, face_offset_s=face_offset_s)
+    no_face = (cfg.dataset not in ("sessions", "sim") and not face) and "eeg" in cfg.modalities
+    if no_face and "face" in cfg.modalities:  # score with the face branch masked
+        cfg.modalities = [m for m in cfg.modalities if m != "face"]
+    cfg = cfg.resolve()
     # Cheap compatibility check on one subject before preparing everything.
     reader = open_reader(cfg)
     try:
@@ -82,15 +93,14 @@ def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path
     frames, summary = [], {}
     for ck in ckpts:
         model, _pipe, meta = load_checkpoint(ck)
-        per = None
+        per = face_x = None
         if "peripheral" in meta["modalities"]:
-            idx = [data.peripheral_names.index(n) if n in data.peripheral_names else -1
-                   for n in meta["peripheral"]["feature_names"]]
-            per = np.full((len(rows), len(idx)), np.nan, np.float32)
-            for j, i in enumerate(idx):
-                if i >= 0:
-                    per[:, j] = data.peripheral[rows, i]
-        inputs = build_inputs(meta, data.raw[rows] if "eeg" in meta["modalities"] else None, per)
+            per = _in_order(meta["peripheral"]["feature_names"], data.peripheral_names,
+                            data.peripheral, rows)
+        if "face" in meta["modalities"] and data.face is not None:
+            face_x = _in_order(meta["face"]["feature_names"], data.face_names, data.face, rows)
+        inputs = build_inputs(meta, data.raw[rows] if "eeg" in meta["modalities"] else None, per,
+                              face_x)
         res = predict(model, meta, inputs)
         m = data.meta.iloc[rows]
         df = pd.DataFrame({"checkpoint": meta["fold"], "model": meta.get("label", meta["model_name"]),
@@ -127,4 +137,13 @@ def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path
     lines.append("| mean ± std | " + " | ".join(
         f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}" for v in vals.values()) + " |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def _in_order(wanted: list[str], have: list[str], x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Columns ``wanted`` of ``x[rows]`` (named ``have``); NaN where the new data lacks one."""
+    out = np.full((len(rows), len(wanted)), np.nan, np.float32)
+    for j, name in enumerate(wanted):
+        if name in have:
+            out[:, j] = x[rows, have.index(name)]
     return out
