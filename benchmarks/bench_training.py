@@ -41,18 +41,43 @@ def _save(key: str, value: dict) -> None:
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def floors(work: Path, epochs: int) -> dict:
+def _sim_study(work: Path, epochs: int, runs: dict, *, face: bool, tag: str) -> dict:
+    """Train every run of ``runs`` (name -> TrainConfig fields) on 12 simulated subjects (LOSO
+    arousal, the shared settings below) and collect their accuracies over test subjects."""
     from physioaffect.datasets.sessions import write_sim_sessions
     from physioaffect.training import TrainConfig, train
 
-    root = work / "sim12"
+    root = work / f"sim12{tag}"
     if not root.exists():
         write_sim_sessions(root, n_subjects=12, seconds=30.0, n_trials=16, rate=128,
-                           eeg_channels=14, seed=0)
+                           eeg_channels=14, seed=0, face=face)
     common = dict(dataset="sim", root=str(root), protocol="loso", target="arousal",
                   label_rule="gt5", window_s=4.0, epochs=epochs, patience=4, batch_size=64,
-                  seed=0, cache_dir=str(work / "cache"), graph_sub_window_s=2.0,
+                  seed=0, cache_dir=str(work / f"cache{tag}"), graph_sub_window_s=2.0,
                   graph_sub_overlap=0.5, lr=1e-3, weight_decay=1e-4)
+    out: dict = {"settings": {**common, "subjects": 12, "trials": 16, "trial_seconds": 30,
+                              "channels": 14, "rate_hz": 128, "runs": runs}, "results": {}}
+    for name, kw in runs.items():
+        run_dir = work / f"runs{tag}" / name.replace("[", "_").replace("]", "").replace("+", "_")
+        t0 = time.perf_counter()
+        train(TrainConfig(**common, **kw), out=run_dir, resume=run_dir.exists(), progress=False)
+        wall = time.perf_counter() - t0
+        summ = json.loads((run_dir / "summary.json").read_text())["over_subjects"]
+        data = json.loads((run_dir / "data.json").read_text())
+        res = {m: {"accuracy": summ[m]["accuracy"]["mean"],
+                   "accuracy_std": summ[m]["accuracy"]["std"],
+                   "balanced_accuracy": summ[m]["balanced_accuracy"]["mean"],
+                   "auc": summ[m]["auc"]["mean"]} for m in summ}
+        out["results"][name] = {"wall_s": wall, "models": res, "windows": data["n_windows"],
+                                "face_windows": data.get("face_windows")}
+        print(f"{name}: {wall:.0f} s", flush=True)
+        for m, r in res.items():
+            print(f"   {m:24s} acc {r['accuracy']:.3f} ± {r['accuracy_std']:.3f}  "
+                  f"bacc {r['balanced_accuracy']:.3f}  auc {r['auc']:.3f}", flush=True)
+    return out
+
+
+def floors(work: Path, epochs: int) -> dict:
     emt_kw = {"n_layers": 2, "K": 3, "heads": 4, "dim_head": 16, "dropout": 0.25}
     runs = {
         "emt": dict(model="emt", model_kwargs=emt_kw),
@@ -64,23 +89,7 @@ def floors(work: Path, epochs: int) -> dict:
         "emt[peripheral]": dict(model="emt", modalities=["peripheral"],
                                 model_kwargs={"fusion": {"modality_dropout": 0.0}}),
     }
-    out: dict = {"settings": {**common, "subjects": 12, "trials": 16, "trial_seconds": 30,
-                              "channels": 14, "rate_hz": 128, "runs": runs}, "results": {}}
-    for name, kw in runs.items():
-        run_dir = work / "runs" / name.replace("[", "_").replace("]", "").replace("+", "_")
-        t0 = time.perf_counter()
-        train(TrainConfig(**common, **kw), out=run_dir, resume=run_dir.exists(), progress=False)
-        wall = time.perf_counter() - t0
-        summ = json.loads((run_dir / "summary.json").read_text())["over_subjects"]
-        res = {m: {"accuracy": summ[m]["accuracy"]["mean"],
-                   "accuracy_std": summ[m]["accuracy"]["std"],
-                   "balanced_accuracy": summ[m]["balanced_accuracy"]["mean"],
-                   "auc": summ[m]["auc"]["mean"]} for m in summ}
-        out["results"][name] = {"wall_s": wall, "models": res}
-        print(f"{name}: {wall:.0f} s", flush=True)
-        for m, r in res.items():
-            print(f"   {m:24s} acc {r['accuracy']:.3f} ± {r['accuracy_std']:.3f}  "
-                  f"bacc {r['balanced_accuracy']:.3f}  auc {r['auc']:.3f}", flush=True)
+    out = _sim_study(work, epochs, runs, face=False, tag="")
     triv = out["results"]["emt"]["models"]["majority"]["accuracy"]
     acc = {n: r["models"][n]["accuracy"] for n, r in out["results"].items()}
     floors_ = {
@@ -110,17 +119,6 @@ def face(work: Path, epochs: int) -> dict:
     simulator's Face stream recorded. Facial measures leak into EEG in real recordings; here the
     comparison shows what each modality carries and that fusion is judged against face-only.
     """
-    from physioaffect.datasets.sessions import write_sim_sessions
-    from physioaffect.training import TrainConfig, train
-
-    root = work / "sim12-face"
-    if not root.exists():
-        write_sim_sessions(root, n_subjects=12, seconds=30.0, n_trials=16, rate=128,
-                           eeg_channels=14, seed=0, face=True)
-    common = dict(dataset="sim", root=str(root), protocol="loso", target="arousal",
-                  label_rule="gt5", window_s=4.0, epochs=epochs, patience=4, batch_size=64,
-                  seed=0, cache_dir=str(work / "cache-face"), graph_sub_window_s=2.0,
-                  graph_sub_overlap=0.5, lr=1e-3, weight_decay=1e-4)
     emt_kw = {"n_layers": 2, "K": 3, "heads": 4, "dim_head": 16, "dropout": 0.25}
     runs = {
         "emt": dict(model="emt", model_kwargs=emt_kw),
@@ -129,26 +127,8 @@ def face(work: Path, epochs: int) -> dict:
         "emt[eeg+face]": dict(model="emt", modalities=["eeg", "face"],
                               model_kwargs={**emt_kw, "fusion": {"modality_dropout": 0.2}}),
     }
-    out: dict = {"settings": {**common, "subjects": 12, "trials": 16, "trial_seconds": 30,
-                              "channels": 14, "rate_hz": 128, "face_fps": 30, "runs": runs},
-                 "results": {}}
-    for name, kw in runs.items():
-        run_dir = work / "runs-face" / name.replace("[", "_").replace("]", "").replace("+", "_")
-        t0 = time.perf_counter()
-        train(TrainConfig(**common, **kw), out=run_dir, resume=run_dir.exists(), progress=False)
-        wall = time.perf_counter() - t0
-        summ = json.loads((run_dir / "summary.json").read_text())["over_subjects"]
-        data = json.loads((run_dir / "data.json").read_text())
-        res = {m: {"accuracy": summ[m]["accuracy"]["mean"],
-                   "accuracy_std": summ[m]["accuracy"]["std"],
-                   "auc": summ[m]["auc"]["mean"]} for m in summ}
-        out["results"][name] = {"wall_s": wall, "models": res,
-                                "face_windows": data.get("face_windows"),
-                                "windows": data["n_windows"]}
-        print(f"{name}: {wall:.0f} s", flush=True)
-        for m, r in res.items():
-            print(f"   {m:24s} acc {r['accuracy']:.3f} ± {r['accuracy_std']:.3f}  "
-                  f"auc {r['auc']:.3f}", flush=True)
+    out = _sim_study(work, epochs, runs, face=True, tag="-face")
+    out["settings"]["face_fps"] = 30
     return out
 
 
