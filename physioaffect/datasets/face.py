@@ -116,6 +116,8 @@ class FaceFolder:
         self.offset_s = float(offset_s)
         self.fps = fps
         self.detector = detector
+        #: Show a progress bar while a video is analysed (set by long-running callers).
+        self.progress = False
         self.cache_dir = Path(cache_dir) if cache_dir else \
             self.root.resolve().parent / "physioaffect-cache" / "face"
         self.files: dict[str, dict[_Key, Path]] = {}
@@ -165,7 +167,7 @@ class FaceFolder:
                 for files in self.files.values() for p in sorted(files.values())]
 
     # ------------------------------------------------------------------------------- loading
-    def load(self, path: Path, progress: bool = False) -> FaceTrack:
+    def load(self, path: Path, progress: bool | None = None) -> FaceTrack:
         """Features of one file as a :class:`FaceTrack` (a video is analysed or read from cache).
 
         Raises
@@ -181,7 +183,7 @@ class FaceFolder:
             except FaceCSVError as err:
                 raise DatasetError(str(err)) from None
         else:
-            table = self._video_table(path, progress)
+            table = self._video_table(path, self.progress if progress is None else progress)
             table = table.assign(time=table["time"] + self.offset_s)
         return track_from_table(table, str(path))
 

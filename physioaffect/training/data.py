@@ -392,6 +392,8 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         changed = True
     want_per = needs_per and "peripheral" not in store
     want_face = needs_face and "face" not in store
+    if want_face and reader.face is not None:
+        reader.face.progress = progress  # videos not yet analysed show a bar each
     if want_per or want_face:
         store.update(_window_features(reader, reader.subjects, cfg, meta, want_per, want_face))
         changed = True
