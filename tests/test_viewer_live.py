@@ -52,17 +52,30 @@ def test_view_command_draws_live_traces(tmp_path):
     assert 1 - _background_share(periph) > 0.01
 
 
-SCRIPT = r'''
+#: Start of every viewer script: an offscreen Qt application and ``run(seconds)``, which turns
+#: Qt's event loop for that long.
+PRELUDE = r'''
 import json, os, sys, threading, time
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 import numpy as np, pylsl
-from PySide6 import QtCore, QtWidgets
-from PySide6.QtTest import QTest
+from PySide6 import QtWidgets
 app = QtWidgets.QApplication([])
 from physioaffect.sources import SourcePump, open_source
+from physioaffect.viewer.window import ViewerWindow
+
+
+def run(seconds):
+    t = time.monotonic() + seconds
+    while time.monotonic() < t:
+        app.processEvents()
+        time.sleep(0.005)
+'''
+
+SCRIPT = PRELUDE + r'''
+from PySide6 import QtCore
+from PySide6.QtTest import QTest
 from physioaffect.viewer.feedback import parse_targets
 from physioaffect.viewer.watch import LSLWatcher
-from physioaffect.viewer.window import ViewerWindow
 
 prefix, marker_name, pred_name, rec_dir, shot = sys.argv[1:6]
 # a decoder stand-in: a Prediction stream (valence, arousal) that appears after the viewer
@@ -99,11 +112,6 @@ win = ViewerWindow(pump.hub, targets=parse_targets("arousal<4,faa>0"), record_di
                    subject="test", task="viewer")
 win.show()
 win.start(30)
-def run(seconds):
-    t = time.monotonic() + seconds
-    while time.monotonic() < t:
-        app.processEvents()
-        time.sleep(0.005)
 t_end = time.monotonic() + 30
 while not win.marker_outlet.have_consumers() and time.monotonic() < t_end:
     run(0.1)
@@ -184,14 +192,7 @@ def test_marker_keys_recording_and_neurofeedback(tmp_path):
     assert result["face_visible"] and "72 bpm" in result["face_text"]
 
 
-RECONNECT = r'''
-import json, os, sys, threading, time
-os.environ["QT_QPA_PLATFORM"] = "offscreen"
-import numpy as np, pylsl
-from PySide6 import QtWidgets
-app = QtWidgets.QApplication([])
-from physioaffect.sources import SourcePump, open_source
-from physioaffect.viewer.window import ViewerWindow
+RECONNECT = PRELUDE + r'''
 
 name = sys.argv[1]
 def make_outlet():
@@ -217,11 +218,6 @@ pump = SourcePump(open_source(f"lsl:{name}?timeout=20")).start()
 win = ViewerWindow(pump.hub, lsl_markers=False)
 win.show()
 win.start(30)
-def run(seconds):
-    t = time.monotonic() + seconds
-    while time.monotonic() < t:
-        app.processEvents()
-        time.sleep(0.005)
 buf = pump.hub.buffers[name]
 run(3.0)
 before = buf.total_written

@@ -163,8 +163,9 @@ class FaceFolder:
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
         """(name, size, mtime_ns) of every face file: part of a feature cache key."""
-        return [(p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                for files in self.files.values() for p in sorted(files.values())]
+        stats = [(p.name, p.stat()) for files in self.files.values()
+                 for p in sorted(files.values())]
+        return [(name, st.st_size, st.st_mtime_ns) for name, st in stats]
 
     # ------------------------------------------------------------------------------- loading
     def load(self, path: Path, progress: bool | None = None) -> FaceTrack:

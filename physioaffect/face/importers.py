@@ -22,7 +22,8 @@ class FaceCSVError(ValueError):
     """A face-feature CSV is not in the format its reader expects."""
 
 
-def _read_csv(path: str | Path):
+def _read_csv(path: str | Path, nrows: int | None = None):
+    """The CSV as a DataFrame (``nrows=0``: the header only, to tell layouts apart)."""
     import pandas as pd
 
     path = Path(path)
@@ -30,7 +31,7 @@ def _read_csv(path: str | Path):
         raise FaceCSVError(f"{path}: file does not exist")
     try:
         # OpenFace separates with ", ": skipinitialspace strips it from names and values
-        return pd.read_csv(path, skipinitialspace=True)
+        return pd.read_csv(path, skipinitialspace=True, nrows=nrows)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise FaceCSVError(f"{path}: not a readable CSV table ({err})") from err
 
@@ -198,7 +199,7 @@ def read_face_csv(path: str | Path, fps: float | None = None,
         Not a CSV, or a CSV in none of the layouts (the message lists what each needs).
     """
     path = Path(path)
-    columns = set(_read_csv(path).columns)
+    columns = set(_read_csv(path, nrows=0).columns)  # the header: readers below read the rest
     if {"time", "status"} <= columns:
         table = _read_csv(path)
         ours = [c for c in FEATURE_LABELS if c in columns]

@@ -35,33 +35,11 @@ def face_feature_names(names: Sequence[str]) -> list[str]:
     return [*out, VALID_FRACTION]
 
 
-def face_window_table(times: np.ndarray, values: np.ndarray, names: Sequence[str],
-                      starts_s: Sequence[float], window_s: float,
-                      min_valid: float = 0.5) -> pd.DataFrame:
-    """Mean and standard deviation of every face feature in each window.
-
-    Parameters
-    ----------
-    times : ndarray, shape (n_frames,)
-        Frame times in seconds, on the clock of ``starts_s``.
-    values : ndarray, shape (n_frames, n_columns)
-        Frame-level values (NaN where not measurable).
-    names : sequence of str
-        Column names of ``values``.
-    starts_s : sequence of float
-        Window starts in seconds.
-    window_s : float
-        Window length in seconds; a window holds frames with ``start <= t < start + window_s``.
-    min_valid : float
-        Least fraction of valid frames, relative to the frames the window holds, for a summary;
-        a window with no frame at all has fraction 0.
-
-    Returns
-    -------
-    DataFrame
-        One row per window, columns :func:`face_feature_names` (``face_<name>_mean``,
-        ``face_<name>_std`` ..., ``face_valid_fraction``).
-    """
+def face_window_values(times: np.ndarray, values: np.ndarray, names: Sequence[str],
+                       starts_s: Sequence[float], window_s: float,
+                       min_valid: float = 0.5) -> np.ndarray:
+    """:func:`face_window_table` as a plain array ``(n_windows, len(face_feature_names(names)))``
+    (the live decoder's path: no DataFrame per prediction)."""
     times = np.asarray(times, dtype=float).reshape(-1)
     values = np.asarray(values, dtype=float).reshape(times.size, -1)
     if values.shape[1] != len(names):
@@ -89,5 +67,36 @@ def face_window_table(times: np.ndarray, values: np.ndarray, names: Sequence[str
                 var = (np.where(ok, block - mean, 0.0) ** 2).sum(axis=0) / cnt
             out[i, 0:-1:2] = mean
             out[i, 1:-1:2] = np.sqrt(var)
+    return out
+
+
+def face_window_table(times: np.ndarray, values: np.ndarray, names: Sequence[str],
+                      starts_s: Sequence[float], window_s: float,
+                      min_valid: float = 0.5) -> pd.DataFrame:
+    """Mean and standard deviation of every face feature in each window.
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_frames,)
+        Frame times in seconds, on the clock of ``starts_s``.
+    values : ndarray, shape (n_frames, n_columns)
+        Frame-level values (NaN where not measurable).
+    names : sequence of str
+        Column names of ``values``.
+    starts_s : sequence of float
+        Window starts in seconds.
+    window_s : float
+        Window length in seconds; a window holds frames with ``start <= t < start + window_s``.
+    min_valid : float
+        Least fraction of valid frames, relative to the frames the window holds, for a summary;
+        a window with no frame at all has fraction 0.
+
+    Returns
+    -------
+    DataFrame
+        One row per window, columns :func:`face_feature_names` (``face_<name>_mean``,
+        ``face_<name>_std`` ..., ``face_valid_fraction``).
+    """
+    out = face_window_values(times, values, names, starts_s, window_s, min_valid)
     return pd.DataFrame(out, columns=face_feature_names(names),
-                        index=pd.RangeIndex(starts.size, name="window"))
+                        index=pd.RangeIndex(out.shape[0], name="window"))

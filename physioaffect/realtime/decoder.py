@@ -253,13 +253,19 @@ class FaceWindowFeatures:
         self.names = list(feature_names)
         self.window_s = float(window_s)
         self.min_valid = float(min_valid)
+        self._take: np.ndarray | None = None  # checkpoint column -> stream feature (-1: none)
+        if stream is not None:
+            from physioaffect.features.face import face_feature_names
+
+            have = {n: i for i, n in enumerate(face_feature_names(list(stream.labels)))}
+            self._take = np.array([have.get(n, -1) for n in self.names], dtype=int)
 
     def at(self, t_end: float) -> np.ndarray | None:
         """``(1, n_features)`` float32 for the window ending at ``t_end`` (LSL s), or None when
         there is no face stream, no frame in the window, or too few frames with a face."""
-        from physioaffect.features.face import face_window_table
+        from physioaffect.features.face import face_window_values
 
-        if self.stream is None:
+        if self.stream is None or self._take is None:
             return None
         buf = self.hub.buffers.get(self.stream.name)
         if buf is None:
@@ -268,11 +274,10 @@ class FaceWindowFeatures:
         ts, x = buf.latest(int(np.ceil(self.window_s * rate * 1.5)) + 2)
         if len(ts) == 0:
             return None
-        labels = list(self.stream.labels)
-        tab = face_window_table(ts, x, labels, [t_end - self.window_s], self.window_s,
-                                min_valid=self.min_valid)
-        row = np.array([tab[n].iat[0] if n in tab.columns else np.nan for n in self.names],
-                       dtype=np.float32)
+        summary = face_window_values(ts, x, list(self.stream.labels), [t_end - self.window_s],
+                                     self.window_s, min_valid=self.min_valid)[0]
+        row = np.where(self._take >= 0, summary[np.maximum(self._take, 0)], np.nan)
+        row = row.astype(np.float32)
         return row[None] if np.isfinite(row[:-1]).any() else None
 
 

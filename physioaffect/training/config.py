@@ -33,6 +33,8 @@ PROTOCOL_ALIASES = {"loso": "loso", "lkso": "lkso", "lso": "lso", "seed-9-6": "s
 MODEL_INPUTS = {"eeg_deformer": "raw", "eegnet": "raw", "shallow_convnet": "raw",
                 "emt": "graphs", "emt_regression": "graphs", "fusion": "fusion"}
 MODALITY_NAMES = ("eeg", "peripheral", "face")
+#: Datasets whose face features come from recorded Face streams (no face folder needed).
+FACE_FROM_STREAMS = ("sessions", "sim")
 _DEFAULT_RULE = {"deap": "gt5", "dreamer": "gt3", "seed": "seed3", "sessions": "gt5", "sim": "gt5"}
 
 
@@ -195,7 +197,7 @@ class TrainConfig:
             raise TrainingError(f"modalities: expected a non-empty subset of "
                                 f"{', '.join(MODALITY_NAMES)}, got {c.modalities!r}")
         c.modalities = [m for m in MODALITY_NAMES if m in c.modalities]
-        if "face" in c.modalities and not c.face and c.dataset not in ("sessions", "sim"):
+        if "face" in c.modalities and not c.face and c.dataset not in FACE_FROM_STREAMS:
             raise TrainingError(f"modalities: face needs the {c.dataset} face data "
                                 "(--face FOLDER of per-trial face videos or CSV files)")
         if not 0.0 <= c.face_min_valid <= 1.0:

@@ -252,7 +252,7 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
         ``face_names``, ``face_trials`` (trials with face data).
     """
     from physioaffect.features import peripheral as pf
-    from physioaffect.features.face import face_window_table
+    from physioaffect.features.face import face_feature_names, face_window_values
     from physioaffect.features.windows import peripheral_table, window_starts
 
     per_rows: dict[tuple, dict] = {}
@@ -289,10 +289,11 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
             if face and tr.face is not None:
                 face_trials += 1
                 face_columns += [n for n in tr.face.names if n not in face_columns]
-                tab = face_window_table(tr.face.times, tr.face.values, tr.face.names, onsets,
-                                        cfg.window_s, min_valid=cfg.face_min_valid)
+                summary = face_window_values(tr.face.times, tr.face.values, tr.face.names,
+                                             onsets, cfg.window_s, min_valid=cfg.face_min_valid)
+                cols = face_feature_names(tr.face.names)
                 for k, key in enumerate(keys):
-                    face_rows[key] = {c: tab[c].iat[k] for c in tab.columns}
+                    face_rows[key] = dict(zip(cols, summary[k], strict=True))
     keys = list(zip(meta["subject"].astype(str), meta["session"].astype(int),
                     meta["trial"].astype(int), meta["onset_s"].astype(float).round(6),
                     strict=True))
@@ -315,8 +316,6 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
         result.update(peripheral=aligned(per_rows, names), peripheral_names=np.array(names),
                       peripheral_signals=np.array(signals))
     if face:
-        from physioaffect.features.face import face_feature_names
-
         where = cfg.face or f"the {cfg.dataset} session files (no Face stream recorded)"
         if not face_trials:
             raise TrainingError(f"modalities: face: no trial of {cfg.dataset} has face data "

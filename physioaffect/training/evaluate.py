@@ -20,7 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from physioaffect.training.config import TrainConfig, TrainingError, default_label_rule
+from physioaffect.training.config import (
+    FACE_FROM_STREAMS,
+    TrainConfig,
+    TrainingError,
+    default_label_rule,
+)
 
 __all__ = ["evaluate"]
 
@@ -70,8 +75,8 @@ def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path
                       max_subjects=max_subjects, face=str(face) if face else None,
                       face_trial_order=str(face_trial_order) if face_trial_order else None,
                       face_fps=face_fps, face_offset_s=face_offset_s)
-    no_face = (cfg.dataset not in ("sessions", "sim") and not face) and "eeg" in cfg.modalities
-    if no_face and "face" in cfg.modalities:  # score with the face branch masked
+    if ("face" in cfg.modalities and "eeg" in cfg.modalities and not face
+            and cfg.dataset.lower() not in FACE_FROM_STREAMS):  # score with the face branch masked
         cfg.modalities = [m for m in cfg.modalities if m != "face"]
     cfg = cfg.resolve()
     # Cheap compatibility check on one subject before preparing everything.
