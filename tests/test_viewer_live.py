@@ -127,6 +127,10 @@ QTest.keyClick(win, "x")  # not a marker key
 run(2.0)
 QTest.mouseClick(win.record_button, QtCore.Qt.MouseButton.LeftButton)
 run(2.0)
+# under load the Face inlet can be discovered before its first samples arrive: give it time
+t_end = time.monotonic() + 20
+while not win.face_label.text() and time.monotonic() < t_end:
+    run(0.1)
 win.grab().save(shot)
 result = {
     "sent": win.markers_sent, "recording": str(win.last_recording),
