@@ -173,9 +173,12 @@ def test_bad_input_gives_nan_and_a_reason(func, case):
     assert any(reason in r for r in info["reasons"])
 
 
-def test_inputs_that_crash_neurokit_do_not_crash_the_wrappers():
-    """NeuroKit2 raises on these (checked below where it still does); the wrappers return NaN."""
-    nk = pytest.importorskip("neurokit2")
+def test_short_flat_and_nan_inputs_give_nan_with_reasons():
+    """Too short, flat, all-NaN or too-slow input: every feature NaN and a reason, no raise.
+
+    This asserts our wrappers' behaviour only; what NeuroKit2 itself does with such input
+    changes between its releases (0.3.0 stopped raising on flat ECG).
+    """
     ecg = _ecg(20)
     cases = [
         ("1.5 s ECG", P.ecg_features, ecg[: int(1.5 * FS)], FS),
@@ -188,10 +191,6 @@ def test_inputs_that_crash_neurokit_do_not_crash_the_wrappers():
             feats, info = func(x, fs)
         assert all(np.isnan(v) for v in feats.values()), name
         assert info["reasons"], name
-    with pytest.raises(Exception):  # noqa: B017 - documents NeuroKit2's own behaviour
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            nk.ecg_process(np.zeros(FS * 10), sampling_rate=FS)
 
 
 def test_short_nan_gaps_are_repaired_not_rejected():
