@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from physioaffect.errors import PhysioAffectError
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``face`` command to ``app``."""
@@ -43,9 +45,7 @@ def register(app: typer.Typer) -> None:
             typer.echo("error: give exactly one of --video FILE or --camera N", err=True)
             raise typer.Exit(2)
         # imported here so that `physioaffect --help` works without the face extra
-        from physioaffect.face.landmarks import FaceExtraError
         from physioaffect.face.publish import publish_face
-        from physioaffect.sources.base import SourceError
 
         try:
             from physioaffect.face.source import VideoSource
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
             )
             t0 = time.monotonic()
             summary = publish_face(source, duration=duration, wait_consumer=wait_consumer, echo=typer.echo)
-        except (SourceError, FaceExtraError, ValueError) as err:
+        except PhysioAffectError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import typer
 
+from physioaffect.errors import PhysioAffectError
+
 _PERIPHERAL_TYPES = {
     "ECG": "ECG",
     "GSR": "EDA",
@@ -36,7 +38,7 @@ _UV = {
 }
 
 
-class FeaturesInputError(ValueError):
+class FeaturesInputError(PhysioAffectError, ValueError):
     """The source given to ``physioaffect features`` cannot be used; the message says why."""
 
 
@@ -55,7 +57,7 @@ def load_source(source: str, duration: float | None = None) -> dict[str, Any]:
 
         try:
             src = SimSource.from_spec(SourceSpec.parse(source))
-        except ValueError as err:
+        except PhysioAffectError as err:
             raise FeaturesInputError(str(err)) from None
         rec = simulate_subject(src.config, src.subject, duration=duration)
         streams = {k: v for k, v in rec.signals.items()}
@@ -254,7 +256,7 @@ def register(app: typer.Typer) -> None:
                     sig = {k: (v[0], v[1]) for k, v in data["peripherals"].items()}
                     plot_peripheral(sig, out / "peripheral.png")
                     written.append(out / "peripheral.png")
-        except (FeaturesInputError, SignalInputError, ValueError, OSError) as err:
+        except (PhysioAffectError, OSError) as err:
             console.print(f"[red]error:[/] {err}")
             raise typer.Exit(1) from None
         typer.echo(f"{len(table)} windows x {table.shape[1] - 2} features")

@@ -22,6 +22,7 @@ from physioaffect.cli import (
     recording,
     training,
 )
+from physioaffect.errors import PhysioAffectError
 
 app = typer.Typer(
     name="physioaffect",
@@ -58,9 +59,10 @@ realtime.register(app)
 features.register(app)
 
 
-#: Errors meant for the operator: printed as one line, no traceback. Anything else
-#: is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, OSError, RuntimeError, KeyError, LookupError)
+#: Errors meant for the operator: printed as one line, no traceback. Every package error
+#: derives from PhysioAffectError; OSError is the machine's answer (file missing, disk full,
+#: permission). Anything else is a bug and keeps its traceback.
+USER_ERRORS = (PhysioAffectError, OSError)
 
 
 def main() -> None:
@@ -71,8 +73,7 @@ def main() -> None:
         typer.echo("physioaffect: interrupted", err=True)
         sys.exit(130)
     except USER_ERRORS as err:
-        message = str(err) if not isinstance(err, KeyError) else str(err.args[0] if err.args else err)
-        typer.echo(f"physioaffect: error: {message}", err=True)
+        typer.echo(f"physioaffect: error: {err}", err=True)
         sys.exit(2)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from physioaffect.errors import PhysioAffectError
+
 SOURCE_HELP = "Source spec (repeatable): sim, sim?rate=128&eeg_channels=32, lsl:EEG, brainflow:synthetic"
 
 
@@ -28,10 +30,8 @@ def decode(
     threads: int = typer.Option(1, "--threads", help="Torch threads for inference."),
 ) -> None:
     """Decode live streams with a trained model and publish an LSL 'Prediction' stream."""
-    from physioaffect.models.io import ModelFileError
-    from physioaffect.realtime import CheckpointMismatchError, run_decoder
+    from physioaffect.realtime import run_decoder
     from physioaffect.realtime.service import summary_json
-    from physioaffect.sources import SourceError
 
     def _terminate(signum, frame):  # SIGTERM ends the run like Ctrl-C: summary printed
         raise KeyboardInterrupt
@@ -41,7 +41,7 @@ def decode(
         report = run_decoder(source, str(checkpoint), rate=rate, smooth=smooth,
                              duration=duration or None, name=name, threads=threads,
                              echo=lambda m: typer.echo(m, err=True))
-    except (CheckpointMismatchError, ModelFileError, SourceError, ValueError) as err:
+    except PhysioAffectError as err:
         _fail(err)
     except KeyboardInterrupt:
         typer.echo("decoder interrupted", err=True)
@@ -60,9 +60,7 @@ def view(
     fps: float = typer.Option(30.0, "--fps", help="Refresh rate asked of the viewer."),
 ) -> None:
     """Show live streams: EEG, ECG/EDA/PPG/respiration, band power, markers, neurofeedback."""
-    from physioaffect.recording.errors import RecordingError
     from physioaffect.recording.markers import parse_marker_keys
-    from physioaffect.sources import SourceError
     from physioaffect.viewer.app import run_viewer
     from physioaffect.viewer.feedback import parse_targets
 
@@ -73,7 +71,7 @@ def view(
                             window_s=window, targets=tgts, marker_keys=keys,
                             record_dir=record_dir, fps=fps,
                             echo=lambda m: typer.echo(m, err=True))
-    except (SourceError, RecordingError, ValueError, OSError) as err:
+    except (PhysioAffectError, OSError) as err:
         _fail(err)
     typer.echo(f"viewer closed after {result['seconds']:.1f} s, {result['frames']} frames")
     sys.stdout.flush()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from physioaffect.errors import PhysioAffectError
 from physioaffect.recording.errors import DiskFullError, RecordingError
 
 
@@ -102,7 +103,7 @@ def register(app: typer.Typer) -> None:
             keys = parse_marker_keys(None if marker_keys is None else marker_keys) \
                 if marker_keys != "" else {}
             sources = [source_from_spec(s) for s in source]
-        except (RecordingError, ValueError) as err:
+        except PhysioAffectError as err:
             _fail(err, 2)
         from physioaffect.sources.base import SourceError
 
@@ -269,7 +270,7 @@ def register(app: typer.Typer) -> None:
                 for p in written["eeg"] + written["physio"]:
                     typer.echo(f"wrote {p}")
                 typer.echo(f"BIDS dataset: {Path(root).resolve()}")
-        except (RecordingError, OSError, ValueError) as err:
+        except (PhysioAffectError, OSError) as err:
             _fail(err if isinstance(err, RecordingError) else RecordingError(str(err)), 1)
 
     @app.command("import")

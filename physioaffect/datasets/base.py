@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from physioaffect.errors import PhysioAffectError
+
 if TYPE_CHECKING:
     from physioaffect.datasets.face import FaceFolder, FaceTrack
 
 
-class DatasetError(ValueError):
+class DatasetError(PhysioAffectError, ValueError):
     """A dataset folder or file is not what the reader expects.
 
     ``str(err)`` is a one-line message naming the file and what was expected; the CLI prints it

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from physioaffect.face.errors import FaceError
 from physioaffect.face.features import (
     HeadPose,
     aligned_points,
@@ -99,7 +100,7 @@ class FaceAnalyzer:
                 if detector == "facemesh":
                     raise
         elif detector != "haar":
-            raise ValueError(f"detector must be 'auto', 'facemesh' or 'haar', got {detector!r}")
+            raise FaceError(f"detector must be 'auto', 'facemesh' or 'haar', got {detector!r}")
         self._haar = CascadeDetector()
         self.detector = self._mesh.name if self._mesh is not None else self._haar.name
         self.pulse = pulse if pulse is not None else PulseTracker()
@@ -155,7 +156,7 @@ class FaceAnalyzer:
         cv2 = self._cv2
         if frame_bgr is None or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
             shape = None if frame_bgr is None else frame_bgr.shape
-            raise ValueError(f"FaceAnalyzer.process: expected a BGR image (h, w, 3), got shape {shape}")
+            raise FaceError(f"FaceAnalyzer.process: expected a BGR image (h, w, 3), got shape {shape}")
         h, w = frame_bgr.shape[:2]
         grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         faces = self._mesh.detect(frame_bgr) if self._mesh is not None else []

@@ -15,11 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from physioaffect.face.errors import FaceCSVError
 from physioaffect.streams.face_layout import FEATURE_LABELS, STATUS_CODES
-
-
-class FaceCSVError(ValueError):
-    """A face-feature CSV is not in the format its reader expects."""
 
 
 def _read_csv(path: str | Path, nrows: int | None = None):

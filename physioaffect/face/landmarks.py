@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from physioaffect.face.errors import FaceExtraError
+
 # mediapipe 0.10.14 calls a protobuf API that protobuf 4.x marks deprecated, once per frame
 warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
 
 
-class FaceExtraError(ImportError):
-    """The optional ``face`` extra (OpenCV, MediaPipe) is not installed."""
 
 
 def import_cv2():

@@ -20,6 +20,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal as sps
 
+from physioaffect.face.errors import FaceError
+
 #: Pulse band searched for the rate, Hz (42-240 bpm).
 PULSE_BAND_HZ = (0.7, 4.0)
 
@@ -48,7 +50,7 @@ def pos(rgb: np.ndarray, sampling_rate: float, window: float = 1.6) -> np.ndarra
     """
     c = np.asarray(rgb, dtype=np.float64)
     if c.ndim != 2 or c.shape[1] != 3:
-        raise ValueError(f"pos: rgb must have shape (n_samples, 3), got {c.shape}")
+        raise FaceError(f"pos: rgb must have shape (n_samples, 3), got {c.shape}")
     n = c.shape[0]
     win = max(2, int(round(window * sampling_rate)))
     if n < win:
@@ -179,7 +181,7 @@ class PulseTracker:
         pos_window: float = 1.6,
     ) -> None:
         if min_window > window:
-            raise ValueError(f"PulseTracker: min_window {min_window} s exceeds window {window} s")
+            raise FaceError(f"PulseTracker: min_window {min_window} s exceeds window {window} s")
         self.window = float(window)
         self.min_window = float(min_window)
         self.max_gap = float(max_gap)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from physioaffect.face.landmarks import FaceExtraError, import_cv2
-from physioaffect.sources.base import Source, SourceError, SourceSpec
+from physioaffect.sources.base import Source, SourceError, SourceSpec, SourceSpecError
 from physioaffect.streams import Chunk, local_clock
 
 #: Consecutive camera read failures after which the camera counts as gone.
@@ -316,7 +316,7 @@ class VideoSource(Source):
         """``video:FILE`` or ``video:N`` (camera) with ``?start_time=T&name=S&realtime=0|1&detector=D``."""
         spec.check_known({"start_time", "name", "realtime", "detector"})
         if not spec.target:
-            raise ValueError(f"source {spec.text!r}: give a video file or camera index, e.g. video:0")
+            raise SourceSpecError(f"source {spec.text!r}: give a video file or camera index, e.g. video:0")
         start = spec.param("start_time")
         realtime = spec.param("realtime")
         return cls(

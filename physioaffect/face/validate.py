@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from physioaffect.face.errors import FaceError
+
 
 @dataclass
 class PulseAgreement:
@@ -70,7 +72,7 @@ def reference_pulse_rate(
     if kind == "ppg":
         table, _ = nk.ppg_process(x, sampling_rate=int(round(sampling_rate)))
         return table["PPG_Rate"].to_numpy()
-    raise ValueError(f"reference_pulse_rate: kind must be 'ecg' or 'ppg', got {kind!r}")
+    raise FaceError(f"reference_pulse_rate: kind must be 'ecg' or 'ppg', got {kind!r}")
 
 
 def compare_pulse(
@@ -103,7 +105,7 @@ def compare_pulse(
     rt = np.asarray(reference_times, dtype=float)
     rb = np.asarray(reference_bpm, dtype=float)
     if ft.shape != fb.shape or rt.shape != rb.shape:
-        raise ValueError("compare_pulse: times and rates must have the same length")
+        raise FaceError("compare_pulse: times and rates must have the same length")
     # trailing mean of the reference over `window` via its cumulative integral
     ok = np.isfinite(rb)
     rt, rb = rt[ok], rb[ok]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from physioaffect.preprocessing.quality import SignalInputError
 from physioaffect.streams.face_layout import BOOKKEEPING_LABELS
 
 VALID_FRACTION = "face_valid_fraction"
@@ -43,7 +44,7 @@ def face_window_values(times: np.ndarray, values: np.ndarray, names: Sequence[st
     times = np.asarray(times, dtype=float).reshape(-1)
     values = np.asarray(values, dtype=float).reshape(times.size, -1)
     if values.shape[1] != len(names):
-        raise ValueError(f"face values have {values.shape[1]} columns but {len(names)} names")
+        raise SignalInputError(f"face values have {values.shape[1]} columns but {len(names)} names")
     cols = [list(names).index(n) for n in face_feature_columns(names)]
     x = values[:, cols]
     valid = np.isfinite(x).any(axis=1)

@@ -14,14 +14,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from physioaffect.errors import PhysioAffectError
+
 __all__ = ["EEGModel", "ModelConfigError", "ModelInputError", "count_parameters"]
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(PhysioAffectError, ValueError):
     """A model was asked for with arguments it cannot be built from (one-line message)."""
 
 
-class ModelInputError(ValueError):
+class ModelInputError(PhysioAffectError, ValueError):
     """A tensor given to a model has the wrong shape (one-line message)."""
 
 

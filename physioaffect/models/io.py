@@ -17,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from physioaffect.errors import PhysioAffectError
 from physioaffect.models._base import EEGModel, ModelConfigError, count_parameters
 from physioaffect.models.registry import REGISTRY, create, name_of
 
@@ -29,7 +30,7 @@ WEIGHTS_NAME = "model.safetensors"
 TORCH_WEIGHTS_NAME = "model.pt"
 
 
-class ModelFileError(RuntimeError):
+class ModelFileError(PhysioAffectError, RuntimeError):
     """A saved model could not be read (one-line message naming the file and the problem)."""
 
 

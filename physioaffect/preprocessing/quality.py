@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from physioaffect.errors import PhysioAffectError
+
 __all__ = [
     "SignalInputError",
     "SignalQualityWarning",
@@ -32,7 +34,7 @@ __all__ = [
 ]
 
 
-class SignalInputError(ValueError):
+class SignalInputError(PhysioAffectError, ValueError):
     """A public function received an argument of the wrong shape, type or range."""
 
 

@@ -9,6 +9,7 @@ preprocessing applied causally, smoothing) and published as an LSL ``Prediction`
 from physioaffect.realtime.checkpoint import (
     CheckpointMismatchError,
     DecoderBundle,
+    DecoderError,
     StreamMatch,
     bundle_from_parts,
     load_bundle,
@@ -31,6 +32,7 @@ __all__ = [
     "CheckpointMismatchError",
     "DecodeReport",
     "DecoderBundle",
+    "DecoderError",
     "OnlineDecoder",
     "Prediction",
     "Smoother",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from physioaffect.realtime.checkpoint import DecoderError
 from physioaffect.recording import Session
 
 __all__ = ["block_scores", "decoder_status", "prediction_table", "stimulus_blocks",
@@ -28,7 +29,7 @@ def prediction_table(session: Session, stream: str | None = None) -> pd.DataFram
              and (stream is None or s.info.name == stream)]
     if not preds:
         have = ", ".join(f"{s.info.name} ({s.info.type})" for s in session.streams.values())
-        raise ValueError(f"{session.path}: no Prediction stream recorded; streams: {have}")
+        raise DecoderError(f"{session.path}: no Prediction stream recorded; streams: {have}")
     p = preds[0]
     df = pd.DataFrame(np.asarray(p.samples, dtype=float), columns=p.info.labels)
     df.insert(0, "time", p.timestamps)

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from physioaffect.errors import PhysioAffectError
 from physioaffect.models import MultimodalFusion, load_model, save_model
 from physioaffect.models.io import ModelFileError
 from physioaffect.preprocessing import PipelineConfig
@@ -36,7 +37,11 @@ __all__ = [
 ]
 
 
-class CheckpointMismatchError(ValueError):
+class DecoderError(PhysioAffectError, ValueError):
+    """Live decoding cannot start or go on (bad option, unusable checkpoint, missing stream)."""
+
+
+class CheckpointMismatchError(DecoderError):
     """The live streams do not fit the checkpoint (one-line message naming the mismatch)."""
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from physioaffect.preprocessing import PipelineConfig, StreamingPipeline
-from physioaffect.realtime.checkpoint import DecoderBundle, StreamMatch, match_streams
+from physioaffect.realtime.checkpoint import DecoderBundle, DecoderError, StreamMatch, match_streams
 from physioaffect.streams import IRREGULAR_RATE, StreamHub, StreamInfo, local_clock
 
 __all__ = [
@@ -120,7 +120,7 @@ class Smoother:
 
     def __init__(self, tau: float):
         if tau < 0:
-            raise ValueError(f"smoothing time constant must be >= 0 s, got {tau}")
+            raise DecoderError(f"smoothing time constant must be >= 0 s, got {tau}")
         self.tau = float(tau)
         self.reset()
 
@@ -320,12 +320,12 @@ class OnlineDecoder:
         match: StreamMatch | None = None,
     ):
         if not rate > 0:
-            raise ValueError(f"decoding rate must be > 0 Hz, got {rate}")
+            raise DecoderError(f"decoding rate must be > 0 Hz, got {rate}")
         self.hub = hub
         self.bundle = bundle
         self.match = match or match_streams(bundle, list(hub.infos.values()))
         if self.match.eeg is None:
-            raise ValueError(f"{bundle.path}: the live decoder needs an EEG branch")
+            raise DecoderError(f"{bundle.path}: the live decoder needs an EEG branch")
         self.eeg = self.match.eeg
         self.fs = float(self.eeg.nominal_srate)
         self.rate = float(rate)

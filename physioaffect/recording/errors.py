@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from physioaffect.errors import PhysioAffectError
 
-class RecordingError(RuntimeError):
+
+class RecordingError(PhysioAffectError, RuntimeError):
     """Something about a recording went wrong; ``str(err)`` is a one-line message for the operator."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from physioaffect.sources.base import Source, SourceError, SourceSpec
+from physioaffect.sources.base import Source, SourceError, SourceSpec, SourceSpecError
 from physioaffect.sources.multi import MultiSource
 from physioaffect.sources.pump import SourcePump
 
@@ -29,7 +29,7 @@ def source_from_spec(spec: str | SourceSpec) -> Source:
         from physioaffect.sources.sim import SimSource
 
         if spec.target:
-            raise ValueError(f"source {spec.text!r}: sim takes options after '?', not ':{spec.target}'")
+            raise SourceSpecError(f"source {spec.text!r}: sim takes options after '?', not ':{spec.target}'")
         return SimSource.from_spec(spec)
     if spec.kind == "brainflow":
         from physioaffect.sources.brainflow import BrainFlowSource
@@ -42,7 +42,7 @@ def source_from_spec(spec: str | SourceSpec) -> Source:
     if spec.kind in _REGISTERED:
         return _REGISTERED[spec.kind](spec)
     kinds = [*SOURCE_KINDS, *sorted(_REGISTERED)]
-    raise ValueError(
+    raise SourceSpecError(
         f"unknown source kind {spec.kind!r} in {spec.text!r}; expected one of {', '.join(kinds)} "
         "(e.g. sim, brainflow:synthetic, lsl:EEG)"
     )
@@ -68,6 +68,7 @@ __all__ = [
     "SourceError",
     "SourcePump",
     "SourceSpec",
+    "SourceSpecError",
     "open_source",
     "register_source_kind",
     "source_from_spec",

@@ -14,11 +14,17 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from physioaffect.errors import PhysioAffectError
 from physioaffect.streams import Chunk, StreamInfo
+from physioaffect.streams.info import UnknownStreamError
 
 
-class SourceError(RuntimeError):
+class SourceError(PhysioAffectError, RuntimeError):
     """A source could not be opened or read; the message is meant for the operator."""
+
+
+class SourceSpecError(SourceError, ValueError):
+    """A source spec or source option is malformed or out of range."""
 
 
 @dataclass(frozen=True)
@@ -35,20 +41,20 @@ class SourceSpec:
         """Parse ``kind[:target][?key=value&...]``; raises ValueError with the reason."""
         raw = text.strip()
         if not raw:
-            raise ValueError("empty source spec; expected e.g. 'sim', 'brainflow:synthetic', 'lsl:EEG'")
+            raise SourceSpecError("empty source spec; expected e.g. 'sim', 'brainflow:synthetic', 'lsl:EEG'")
         head, _, query = raw.partition("?")
         kind, _, target = head.partition(":")
         kind = kind.strip().lower()
         if not kind:
-            raise ValueError(f"source spec {text!r} has no kind before ':'")
+            raise SourceSpecError(f"source spec {text!r} has no kind before ':'")
         params: dict[str, str] = {}
         if query:
             for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=False):
                 if not key:
-                    raise ValueError(f"source spec {text!r}: empty parameter name in {query!r}")
+                    raise SourceSpecError(f"source spec {text!r}: empty parameter name in {query!r}")
                 params[key] = value
             if not params and query.strip():
-                raise ValueError(
+                raise SourceSpecError(
                     f"source spec {text!r}: cannot read parameters {query!r}; expected key=value&key=value"
                 )
         return cls(kind=kind, target=target.strip(), params=params, text=raw)
@@ -63,7 +69,7 @@ class SourceSpec:
         try:
             return int(value)
         except ValueError:
-            raise ValueError(
+            raise SourceSpecError(
                 f"source {self.text!r}: parameter {key}={value!r} must be an integer"
             ) from None
 
@@ -74,7 +80,7 @@ class SourceSpec:
         try:
             return float(value)
         except ValueError:
-            raise ValueError(
+            raise SourceSpecError(
                 f"source {self.text!r}: parameter {key}={value!r} must be a number"
             ) from None
 
@@ -82,7 +88,7 @@ class SourceSpec:
         """Refuse parameters the source does not understand (typos must not pass silently)."""
         unknown = sorted(set(self.params) - known)
         if unknown:
-            raise ValueError(
+            raise SourceSpecError(
                 f"source {self.text!r}: unknown parameter(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
@@ -153,7 +159,7 @@ class Source(abc.ABC):
         for info in self.streams:
             if info.name == name:
                 return info
-        raise KeyError(f"{self.description}: no stream {name!r}; has {[s.name for s in self.streams]}")
+        raise UnknownStreamError(f"{self.description}: no stream {name!r}; has {[s.name for s in self.streams]}")
 
     @abc.abstractmethod
     def _start(self) -> None: ...

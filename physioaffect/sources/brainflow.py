@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from physioaffect.sources.base import Source, SourceError, SourceSpec
+from physioaffect.sources.base import Source, SourceError, SourceSpec, SourceSpecError
 from physioaffect.sources.profiles import (
     PRESETS,
     DeviceProfile,
@@ -188,7 +188,7 @@ class BrainFlowSource(Source):
     @classmethod
     def from_spec(cls, spec: SourceSpec) -> BrainFlowSource:
         if not spec.target:
-            raise ValueError("brainflow source needs a board: brainflow:synthetic, brainflow:cyton?serial_port=...")
+            raise SourceSpecError("brainflow source needs a board: brainflow:synthetic, brainflow:cyton?serial_port=...")
         spec.check_known(INPUT_PARAMS | {"profile", "prefix", "buffer"})
         params = {k: v for k, v in spec.params.items() if k in INPUT_PARAMS}
         return cls(spec.target, params, profile=spec.param("profile"), prefix=spec.param("prefix"),
@@ -278,7 +278,7 @@ class BrainFlowSource(Source):
     def insert_marker(self, value: float) -> None:
         """Put a numeric marker into the board's marker row (BrainFlow refuses 0)."""
         if value == 0:
-            raise ValueError("BrainFlow markers must be non-zero")
+            raise SourceSpecError("BrainFlow markers must be non-zero")
         self._board.insert_marker(float(value))
 
     def _stop(self) -> None:

@@ -18,7 +18,7 @@ import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
-from physioaffect.sources.base import Source, SourceError, SourceSpec
+from physioaffect.sources.base import Source, SourceError, SourceSpec, SourceSpecError
 from physioaffect.streams import ChannelInfo, Chunk, StreamInfo, local_clock
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class LSLSource(Source):
     def __init__(self, target: str, timeout: float = 5.0, expect: int = 1):
         super().__init__()
         if not target:
-            raise ValueError("lsl source needs a stream type, name or source id: lsl:EEG")
+            raise SourceSpecError("lsl source needs a stream type, name or source id: lsl:EEG")
         self.target = target
         self.timeout = timeout
         self.expect = max(1, expect)

@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from physioaffect.errors import PhysioAffectError
+
 PRESETS = ("default", "auxiliary", "ancillary")
 
 
-class ProfileError(ValueError):
+class ProfileError(PhysioAffectError, ValueError):
     """A device profile is malformed or does not fit its board."""
 
 

@@ -8,7 +8,9 @@ from physioaffect.streams.info import (
     STREAM_TYPES,
     ChannelInfo,
     Chunk,
+    StreamError,
     StreamInfo,
+    UnknownStreamError,
 )
 from physioaffect.streams.ring import ReadResult, RingBuffer, RingReader, StreamHub
 
@@ -20,8 +22,10 @@ __all__ = [
     "ReadResult",
     "RingBuffer",
     "RingReader",
+    "StreamError",
     "StreamHub",
     "StreamInfo",
+    "UnknownStreamError",
     "local_clock",
     "unix_to_lsl_offset",
 ]

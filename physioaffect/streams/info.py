@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from physioaffect.errors import PhysioAffectError
+
 #: Nominal rate of a stream without a regular rate (markers), as in LSL.
 IRREGULAR_RATE = 0.0
 
@@ -27,6 +29,14 @@ STREAM_TYPES = (
     "Prediction",
     "Misc",
 )
+
+
+class StreamError(PhysioAffectError, ValueError):
+    """A stream description, chunk or buffer request is invalid (one-line message)."""
+
+
+class UnknownStreamError(StreamError, KeyError):
+    """No stream of that name."""
 
 
 @dataclass(frozen=True)
@@ -83,13 +93,13 @@ class StreamInfo:
 
     def __post_init__(self) -> None:
         if not self.name:
-            raise ValueError("StreamInfo.name must not be empty")
+            raise StreamError("StreamInfo.name must not be empty")
         if self.nominal_srate < 0:
-            raise ValueError(
+            raise StreamError(
                 f"stream {self.name!r}: nominal_srate must be >= 0 Hz, got {self.nominal_srate}"
             )
         if self.channel_format not in ("float32", "float64", "string"):
-            raise ValueError(
+            raise StreamError(
                 f"stream {self.name!r}: channel_format must be float32, float64 or string, "
                 f"got {self.channel_format!r}"
             )
@@ -117,7 +127,7 @@ class StreamInfo:
         else:
             ctypes = list(channel_types)
         if not (len(units) == len(ctypes) == n):
-            raise ValueError(
+            raise StreamError(
                 f"stream {name!r}: {n} labels but {len(units)} units and {len(ctypes)} types"
             )
         chans = tuple(ChannelInfo(lab, t, u) for lab, t, u in zip(labels, ctypes, units, strict=True))
@@ -175,7 +185,7 @@ class StreamInfo:
                 device=d.get("device", {}),
             )
         except (KeyError, TypeError) as err:
-            raise ValueError(f"invalid stream description: missing or malformed {err}") from err
+            raise StreamError(f"invalid stream description: missing or malformed {err}") from err
 
     def with_name(self, name: str) -> StreamInfo:
         return StreamInfo(
@@ -218,7 +228,7 @@ class Chunk:
             samples = samples.reshape(-1, 1)
         self.samples = samples
         if samples.shape[0] != self.timestamps.shape[0]:
-            raise ValueError(
+            raise StreamError(
                 f"chunk of stream {self.stream!r}: {samples.shape[0]} samples but "
                 f"{self.timestamps.shape[0]} timestamps"
             )
@@ -231,10 +241,10 @@ class Chunk:
         """Join chunks of one stream in order (summing their ``dropped`` counts)."""
         chunks = list(chunks)
         if not chunks:
-            raise ValueError("no chunks to concatenate")
+            raise StreamError("no chunks to concatenate")
         names = {c.stream for c in chunks}
         if len(names) != 1:
-            raise ValueError(f"cannot concatenate chunks of several streams: {sorted(names)}")
+            raise StreamError(f"cannot concatenate chunks of several streams: {sorted(names)}")
         return Chunk(
             stream=chunks[0].stream,
             timestamps=np.concatenate([c.timestamps for c in chunks]),

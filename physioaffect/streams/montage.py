@@ -15,8 +15,10 @@ from importlib import resources
 
 import numpy as np
 
+from physioaffect.errors import PhysioAffectError
 
-class MontageError(ValueError):
+
+class MontageError(PhysioAffectError, ValueError):
     """A montage name or file is wrong; the message says which and why."""
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from physioaffect.streams.info import Chunk, StreamInfo
+from physioaffect.streams.info import Chunk, StreamError, StreamInfo, UnknownStreamError
 
 
 @dataclass
@@ -54,7 +54,7 @@ class RingBuffer:
 
     def __init__(self, capacity: int, n_channels: int, dtype: np.dtype | type = np.float32):
         if capacity < 1:
-            raise ValueError(f"ring buffer capacity must be >= 1 sample, got {capacity}")
+            raise StreamError(f"ring buffer capacity must be >= 1 sample, got {capacity}")
         self.capacity = int(capacity)
         self.n_channels = int(n_channels)
         self._data = np.zeros((self.capacity, self.n_channels), dtype=dtype)
@@ -78,7 +78,7 @@ class RingBuffer:
             x = x.reshape(-1, 1)
         n = ts.shape[0]
         if x.shape != (n, self.n_channels):
-            raise ValueError(
+            raise StreamError(
                 f"ring buffer write: expected samples of shape ({n}, {self.n_channels}), "
                 f"got {x.shape}"
             )
@@ -217,7 +217,7 @@ class StreamHub:
         try:
             buf = self.buffers[chunk.stream]
         except KeyError:
-            raise KeyError(
+            raise UnknownStreamError(
                 f"chunk for unknown stream {chunk.stream!r}; known: {sorted(self.buffers)}"
             ) from None
         if chunk.dropped:

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from physioaffect.errors import PhysioAffectError
+
 __all__ = ["TrainConfig", "TrainingError", "load_config", "DATASETS", "PROTOCOL_ALIASES",
            "MODEL_INPUTS", "default_label_rule"]
 
 
-class TrainingError(ValueError):
+class TrainingError(PhysioAffectError, ValueError):
     """Bad training input (one-line message; the CLI prints it without a traceback)."""
 
 

@@ -6,10 +6,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from physioaffect.errors import PhysioAffectError
+
 __all__ = ["FeedbackTarget", "parse_targets", "va_from_prediction"]
 
 #: Metrics a target can name: from the EEG (``faa``, ``alpha``) or the prediction stream.
 TARGET_METRICS = ("faa", "alpha", "valence", "arousal")
+
+
+class FeedbackTargetError(PhysioAffectError, ValueError):
+    """A neurofeedback target spec cannot be parsed (one-line message)."""
 
 
 @dataclass(frozen=True)
@@ -32,10 +38,10 @@ class FeedbackTarget:
 
     def __post_init__(self) -> None:
         if self.metric not in TARGET_METRICS:
-            raise ValueError(f"feedback target: metric {self.metric!r} is not one of "
+            raise FeedbackTargetError(f"feedback target: metric {self.metric!r} is not one of "
                              f"{', '.join(TARGET_METRICS)}")
         if self.direction not in ("increase", "decrease"):
-            raise ValueError(f"feedback target: direction must be increase or decrease, got "
+            raise FeedbackTargetError(f"feedback target: direction must be increase or decrease, got "
                              f"{self.direction!r}")
 
     def met(self, value: float) -> bool | None:
@@ -67,13 +73,13 @@ def parse_targets(text: str | None) -> list[FeedbackTarget]:
             continue
         op = ">" if ">" in part else "<" if "<" in part else None
         if op is None:
-            raise ValueError(f"feedback target {part!r}: expected metric>value or metric<value, "
+            raise FeedbackTargetError(f"feedback target {part!r}: expected metric>value or metric<value, "
                              "e.g. faa>0.1 or arousal<4")
         metric, _, value = part.partition(op)
         try:
             threshold = float(value.strip().lstrip("="))
         except ValueError:
-            raise ValueError(f"feedback target {part!r}: {value!r} is not a number") from None
+            raise FeedbackTargetError(f"feedback target {part!r}: {value!r} is not a number") from None
         out.append(FeedbackTarget(metric.strip().lower(),
                                   "increase" if op == ">" else "decrease", threshold))
     return out

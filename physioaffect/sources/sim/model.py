@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from scipy import signal as sps
 
+from physioaffect.sources.base import SourceSpecError
 from physioaffect.streams import IRREGULAR_RATE, StreamInfo
 from physioaffect.streams.face_layout import FEATURE_LABELS, STATUS_CODES, face_stream_info
 from physioaffect.streams.montage import Montage, montage_for_channels
@@ -112,23 +113,23 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         if not 5 <= self.face_rate <= 120:
-            raise ValueError(f"sim: face_rate must be 5-120 frames/s, got {self.face_rate}")
+            raise SourceSpecError(f"sim: face_rate must be 5-120 frames/s, got {self.face_rate}")
         if self.block_seconds <= 0:
-            raise ValueError(f"sim: block_seconds must be > 0, got {self.block_seconds}")
+            raise SourceSpecError(f"sim: block_seconds must be > 0, got {self.block_seconds}")
         if self.eeg_channels < 1 or self.eeg_channels > 64:
-            raise ValueError(f"sim: eeg_channels must be 1-64, got {self.eeg_channels}")
+            raise SourceSpecError(f"sim: eeg_channels must be 1-64, got {self.eeg_channels}")
         for key in ("rate", "periph_rate"):
             value = getattr(self, key)
             if value is not None and not (16 <= value <= 4000):
-                raise ValueError(f"sim: {key} must be 16-4000 Hz, got {value}")
+                raise SourceSpecError(f"sim: {key} must be 16-4000 Hz, got {value}")
         if self.subjects < 1:
-            raise ValueError(f"sim: subjects must be >= 1, got {self.subjects}")
+            raise SourceSpecError(f"sim: subjects must be >= 1, got {self.subjects}")
         if self.n_trials < 1:
-            raise ValueError(f"sim: n_trials must be >= 1, got {self.n_trials}")
+            raise SourceSpecError(f"sim: n_trials must be >= 1, got {self.n_trials}")
         fs_p = self.periph_rate or self.rate
         for key, fs in (("rate", self.rate), ("periph_rate", fs_p)):
             if abs(fs * self.block_seconds - round(fs * self.block_seconds)) > 1e-9:
-                raise ValueError(f"sim: {key} x block_seconds must be a whole number of samples")
+                raise SourceSpecError(f"sim: {key} x block_seconds must be a whole number of samples")
 
     @property
     def peripheral_rate(self) -> int:
@@ -170,7 +171,7 @@ def stimulus_set(config: SimConfig) -> list[Stimulus]:
 def subject_params(config: SimConfig, subject: int) -> dict[str, float]:
     """Individual differences of one virtual subject (deterministic in seed and index)."""
     if not 0 <= subject < config.subjects:
-        raise ValueError(f"sim: subject must be 0-{config.subjects - 1}, got {subject}")
+        raise SourceSpecError(f"sim: subject must be 0-{config.subjects - 1}, got {subject}")
     rng = np.random.default_rng([config.seed, subject, 0xA11])
     g = lambda: float(config.effect * rng.uniform(0.3, 1.7))  # noqa: E731  (per-effect gain)
     return {
@@ -211,7 +212,7 @@ def face_params(config: SimConfig, subject: int) -> dict[str, float]:
     extreme of the scale (z = 1), scaled by ``config.effect`` like every other effect.
     """
     if not 0 <= subject < config.subjects:
-        raise ValueError(f"sim: subject must be 0-{config.subjects - 1}, got {subject}")
+        raise SourceSpecError(f"sim: subject must be 0-{config.subjects - 1}, got {subject}")
     rng = np.random.default_rng([config.seed, subject, 0xFACE])
     g = lambda: float(config.effect * rng.uniform(0.3, 1.7))  # noqa: E731  (per-effect gain)
     u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from physioaffect.sources.base import Source, SourceSpec
+from physioaffect.sources.base import Source, SourceSpec, SourceSpecError
 from physioaffect.sources.sim.model import SimConfig, SubjectModel, stream_infos, subject_params
 from physioaffect.streams import Chunk, local_clock
 
@@ -30,7 +30,7 @@ def _bool_param(spec: SourceSpec, key: str, default: bool) -> bool:
         return True
     if value.strip().lower() in _FALSE:
         return False
-    raise ValueError(f"source {spec.text!r}: parameter {key}={value!r} must be 1/0, true/false, "
+    raise SourceSpecError(f"source {spec.text!r}: parameter {key}={value!r} must be 1/0, true/false, "
                      "yes/no or on/off")
 
 
@@ -66,7 +66,7 @@ class SimSource(Source):
         super().__init__()
         self.config = config or SimConfig()
         if speed < 0:
-            raise ValueError(f"sim: speed must be >= 0, got {speed}")
+            raise SourceSpecError(f"sim: speed must be >= 0, got {speed}")
         subject_params(self.config, subject)  # refuses a subject outside the population
         self.subject = subject
         self.speed = speed
