@@ -20,3 +20,37 @@ def start_in(ref: np.ndarray, rows: np.ndarray, n: int = 64) -> int:
 def test_start_in_skips_repeated_values():
     ref = np.array([[1.0], [2.0], [1.0], [3.0], [4.0]], dtype=np.float32)
     assert start_in(ref, ref[2:]) == 2
+
+
+_CASES_SCRIPT = r"""
+import contextlib, io, json, sys, traceback
+from physioaffect.cli.main import main
+out = []
+for argv in json.loads(sys.stdin.read()):
+    err = io.StringIO()
+    sys.argv = ["physioaffect", *argv]
+    code = 0
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = -1
+    out.append([code, err.getvalue()])
+print(json.dumps(out))
+"""
+
+
+def run_cli_cases(cases: list[list[str]], timeout: float = 120) -> list[tuple[int, str]]:
+    """Run several ``physioaffect`` command lines through the real ``main()`` in ONE
+    subprocess (one import instead of one per case); returns (exit code, stderr) each."""
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _CASES_SCRIPT], input=json.dumps(cases),
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return [(int(c), e) for c, e in json.loads(r.stdout.strip().splitlines()[-1])]

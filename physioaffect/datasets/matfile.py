@@ -9,6 +9,7 @@ long work, naming the file.
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -64,5 +65,5 @@ def load_mat(path: str | Path, **kwargs: Any) -> dict[str, Any]:
 
     try:
         return loadmat(path, **kwargs)
-    except (OSError, ValueError, TypeError, NotImplementedError) as err:
+    except (OSError, ValueError, TypeError, NotImplementedError, zlib.error) as err:
         raise DatasetError(f"{path}: cannot read MATLAB file ({err})") from err

@@ -135,6 +135,7 @@ class Recorder:
     def open(self, timeout: float = 30.0) -> None:
         """Start every source (each on its own thread); raise if one cannot start."""
         for i, src in enumerate(self.sources):
+            src.prefer_batches(self.pace)
             th = _SourceThread(i, src, self._queue, self.poll, self.pace)
             self._threads.append(th)
             th.start()

@@ -129,6 +129,13 @@ class Source(abc.ABC):
         finally:
             self._started = False
 
+    def prefer_batches(self, interval: float) -> None:
+        """Hint from a consumer that reads every ``interval`` s and wants whatever is
+        waiting then, not each sample the moment it arrives (the recorder). Sources that
+        would otherwise block inside a driver for low latency read without blocking.
+        Default: nothing changes."""
+        return None
+
     @property
     def started(self) -> bool:
         return self._started
