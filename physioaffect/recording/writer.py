@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import socket
@@ -105,10 +106,21 @@ class StreamStats:
     def _add_intervals(self, ts: np.ndarray) -> None:
         if not self.info.is_regular:
             return
-        d = np.diff(ts) if self.last_ts is None else np.diff(ts, prepend=self.last_ts)
-        ok = d <= max(GAP_MIN_S, GAP_PERIODS / self.info.nominal_srate)
-        self._intervals += int(np.count_nonzero(ok))
-        self._span += float(np.sum(d[ok]))
+        thr = max(GAP_MIN_S, GAP_PERIODS / self.info.nominal_srate)
+        first, last = float(ts[0]), float(ts[-1])
+        if self.last_ts is not None and first - self.last_ts <= thr:
+            self._intervals += 1
+            self._span += first - self.last_ts
+        if len(ts) < 2:
+            return
+        d = np.diff(ts)
+        if d.max() <= thr:  # the usual case: no gap inside the chunk
+            self._intervals += len(d)
+            self._span += last - first
+        else:
+            ok = d <= thr
+            self._intervals += int(np.count_nonzero(ok))
+            self._span += float(np.sum(d[ok]))
 
     @property
     def measured_srate(self) -> float:
@@ -396,7 +408,7 @@ class SessionWriter:
         attrs: Mapping[str, Any] | None = None,
         journal: bool = True,
         sync_interval: float = 0.5,
-        h5_interval: float = 2.0,
+        h5_interval: float = 5.0,
         compression: str = "none",
         clock: Mapping[str, Any] | None = None,
         _session_attrs: Mapping[str, Any] | None = None,
@@ -577,11 +589,30 @@ class SessionWriter:
         """Sync the journal and append to the HDF5 file when their intervals have passed."""
         now = time.monotonic()
         if self._journal is not None and (force or now - self._last_sync >= self.sync_interval):
-            self._journal.sync()
+            if force or self._journal.bytes_written != self._journal.bytes_synced:
+                self._journal.sync()
             self._last_sync = now
         if force or now - self._last_h5 >= self.h5_interval:
             self.flush_h5()
             self._last_h5 = now
+
+    def sync(self, min_interval: float = 0.0) -> None:
+        """Make the journal durable now (if it holds anything new and the last sync is at
+        least ``min_interval`` s old)."""
+        if self._journal is None or self._journal.bytes_written == self._journal.bytes_synced:
+            return
+        now = time.monotonic()
+        if now - self._last_sync >= min_interval:
+            self._journal.sync()
+            self._last_sync = now
+
+    @property
+    def next_due(self) -> float:
+        """``time.monotonic()`` at which :meth:`tick` has work next (sync or HDF5 append)."""
+        unsynced = self._journal is not None and \
+            self._journal.bytes_written != self._journal.bytes_synced
+        return min(self._last_sync + self.sync_interval if unsynced else math.inf,
+                   self._last_h5 + self.h5_interval)
 
     def _check_space(self) -> None:
         """Refuse to write HDF5 into the last few MB of a disk (HDF5 handles ENOSPC badly)."""

@@ -85,6 +85,8 @@ _NUMPY = {pylsl.cf_float32: np.float32, pylsl.cf_double64: np.float64, pylsl.cf_
 #: RETRY_MAX_S while it stays away).
 RETRY_MIN_S = 0.1
 RETRY_MAX_S = 1.0
+#: Seconds after which the continuous resolver forgets a stream that stopped answering.
+FORGET_S = 5.0
 
 
 class _Inlet:
@@ -104,7 +106,9 @@ class _Inlet:
         self.inlet: pylsl.StreamInlet | None = None
         self.lost_since: float | None = None
         self._resolver: pylsl.ContinuousResolver | None = None
-        self._refused: set[str] = set()  # uids of the vanished outlet (and any that failed)
+        # uids not to try before a monotonic time: the vanished outlet (a continuous
+        # resolver lists it until it forgets it) and candidates that failed to open
+        self._refused: dict[str, float] = {}
         self._next_look = 0.0
         self._retry = RETRY_MIN_S
         self.open(lsl_info)
@@ -170,11 +174,12 @@ class _Inlet:
         """The outlet vanished: drop the inlet and start looking for the stream again."""
         self.close()
         self.lost_since = local_clock()
-        self._refused.add(self.uid)
+        # still listed after FORGET_S, the same outlet is really there (a broken connection)
+        self._refused[self.uid] = time.monotonic() + FORGET_S + 1.0
         self._retry = RETRY_MIN_S
         self._next_look = 0.0
         pred = f"name={_lsl_quote(self.lsl_name)} and type={_lsl_quote(self.lsl_type)}"
-        self._resolver = pylsl.ContinuousResolver(pred=pred)
+        self._resolver = pylsl.ContinuousResolver(pred=pred, forget_after=FORGET_S)
 
     def reconnect(self) -> bool:
         """Look at the continuous resolver (at most every ``_retry`` s); True when back."""
@@ -185,12 +190,12 @@ class _Inlet:
         self._retry = min(RETRY_MAX_S, self._retry * 1.5)
         for candidate in self._resolver.results():
             uid = candidate.uid()
-            if uid in self._refused:
+            if now < self._refused.get(uid, 0.0):
                 continue  # the vanished outlet, until the resolver forgets it
             try:
                 self.open(candidate, timeout=2.0)
             except (LostError, LSLTimeoutError, RuntimeError, ValueError):
-                self._refused.add(uid)
+                self._refused[uid] = time.monotonic() + FORGET_S
                 self.inlet = None
                 continue
             self._resolver = None  # stops its background queries
@@ -251,8 +256,9 @@ class LSLSource(Source):
         return cls(spec.target, timeout=spec.float_param("timeout", 5.0),
                    expect=spec.int_param("expect", 1))
 
-    def prefer_batches(self, interval: float) -> None:
+    def prefer_batches(self, interval: float) -> bool:
         self._batch = float(interval)
+        return True
 
     @property
     def state(self) -> dict[str, str]:
