@@ -25,7 +25,7 @@ import uuid
 import h5py
 import numpy as np
 import pytest
-from test_recording_helpers import start_in
+from test_recording_helpers import kill_all, start_in, wait_for_journal
 
 from physioaffect.recording import journal_path, read_session, recover_session
 from physioaffect.recording.markers import send_mark
@@ -42,15 +42,6 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for_journal(path, proc, min_bytes=2000, limit=60.0):
-    deadline = time.monotonic() + limit
-    while not (journal_path(path).exists() and journal_path(path).stat().st_size > min_bytes):
-        if proc.poll() is not None:
-            raise AssertionError(proc.communicate())
-        assert time.monotonic() < deadline, "recorder did not start"
-        time.sleep(0.05)
 
 
 def assert_seeded(samples: np.ndarray, ref: np.ndarray) -> int:
@@ -118,9 +109,7 @@ def test_nul_markers_over_udp_and_lsl_are_kept_and_no_datagram_kills_the_listene
         send_mark("after-the-storm", port=port, timeout=5)
         out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_all(proc)
     assert proc.returncode == 0, err
     s = read_session(path)
     own = [m.text for m in s.markers if m.stream == "physioaffect-markers"]
@@ -193,10 +182,7 @@ def test_restarted_stream_is_reconnected_with_machine_resolve_scope(tmp_path):
         second = subprocess.Popen([sys.executable, "-c", PUBLISH, prefix, "120"])  # ... and is back
         out, err = rec.communicate(timeout=90)
     finally:
-        for p in (first, second, rec):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(first, second, rec)
     assert rec.returncode == 0, err
     s = read_session(path)
     eeg = s.streams[f"{prefix}-EEG"]

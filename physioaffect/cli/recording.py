@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         require_timeout: float = typer.Option(10.0, "--require-timeout", help="Seconds to wait for --require streams."),
         marker_keys: str = typer.Option(None, "--marker-keys", help="Keyboard markers, e.g. '1=baseline,2=stimulus' (default: 1-9 send key-1..key-9; '' disables)."),
         mark_port: int = typer.Option(None, "--mark-port", help="UDP port for `physioaffect mark` (default 16571)."),
-        compression: str = typer.Option("none", "--compression", help="none (lightest), gzip (level 1, ~15 % smaller, ~12x the writing CPU) or lzf."),
+        compression: str = typer.Option("none", "--compression", help="none (lightest), gzip (level 1: files ~28 % smaller, ~3x the writing CPU) or lzf."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line."),
     ) -> None:
         """Record every stream of the sources into one crash-safe session file."""

@@ -389,8 +389,9 @@ class SessionWriter:
         Seconds between appends to the HDF5 file.
     compression : {"none", "gzip", "lzf"}
         Compression of signal datasets (gzip level 1 or LZF, with byte shuffling).
-        ``none`` (the default) costs a fraction of the CPU: signals compress to only
-        about 85 % (gzip) or 92 % (LZF) of their size, and a recorder must stay light.
+        ``none`` (the default) costs about a third of gzip's writing CPU; EEG compresses
+        only to about 85 % (gzip) or 92 % (LZF) of its raw size, and a recorder must
+        stay light (``benchmarks/README_recording.md``).
     clock : dict, optional
         Clock attributes to use instead of measuring them now (``utc_start``,
         ``unix_start``, ``lsl_clock_start``, ``unix_to_lsl_offset``); used by import.
