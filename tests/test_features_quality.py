@@ -143,7 +143,7 @@ def test_window_quality_is_not_fooled_by_a_flat_stretch(sim_ecg_ppg):
     x = ecg.copy()
     x[40 * FS:52 * FS] = -0.0236  # a constant of a non-integer value
     tab = _quiet(peripheral_table, "ECG", x, FS, np.arange(0, 110, 10.0) + ts[0], 10.0,
-                 timestamps=ts)
+                 timestamps=ts, reasons=True)
     assert tab["ECG_Quality"][4] == 0 and "flat" in tab["ECG_Quality_Reasons"][4]
     assert np.isnan(tab["ECG_Rate_Mean"][4])
     assert tab["ECG_Quality"][[0, 1, 2, 7, 8]].min() >= 0.5
@@ -174,6 +174,7 @@ def test_respiration_rate_in_every_normal_window():
     _, ts, resp = rec.signals["RESP"]
     starts = np.arange(0, 111, 10.0) + ts[0]
     tab = _quiet(peripheral_table, "RESP", resp[:, 0], 64, starts, 10.0, timestamps=ts)
+    assert list(tab.columns) == ["RSP_Rate_Mean", "RSP_Amplitude_Mean", "RESP_Quality"]
     truth = subject_params(cfg, 0)["resp_rate_bpm"]
     assert tab["RSP_Rate_Mean"].notna().all()
     np.testing.assert_allclose(tab["RSP_Rate_Mean"], truth, atol=1.5)

@@ -47,6 +47,7 @@ EEG (:func:`eeg_channel_quality`), per channel and window, the bad-channel crite
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -415,8 +416,11 @@ def eeg_channel_quality(
     if n_ch >= 4:
         with np.errstate(invalid="ignore", divide="ignore"):
             logsd = np.log(np.where(bad, np.nan, w.std(axis=-1)))
-        med = np.nanmedian(logsd, axis=1, keepdims=True) if np.isfinite(logsd).any() else logsd
-        mad = np.maximum(1.4826 * np.nanmedian(np.abs(logsd - med), axis=1, keepdims=True), 0.1)
+        with warnings.catch_warnings():  # windows whose channels are all bad already: NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(logsd, axis=1, keepdims=True)
+            mad = np.maximum(1.4826 * np.nanmedian(np.abs(logsd - med), axis=1, keepdims=True),
+                             0.1)
         z = (logsd - med) / mad
         out = np.isfinite(z) & (np.abs(z) > bad_z)
         for i, j in zip(*np.nonzero(out), strict=True):

@@ -174,6 +174,7 @@ def peripheral_table(
     *,
     quality_threshold: float = QUALITY_THRESHOLD,
     low_quality: str = "nan",
+    reasons: bool = False,
 ) -> pd.DataFrame:
     """Features of one peripheral signal in the given windows, with their signal quality.
 
@@ -196,25 +197,29 @@ def peripheral_table(
     low_quality : {"nan", "flag"}
         ``"nan"``: the features of low-quality windows are NaN; ``"flag"``: kept, flagged by
         the quality columns.
+    reasons : bool
+        Also return the reasons column (strings: leave it out where the table is turned into a
+        float matrix).
 
     Returns
     -------
     DataFrame, one row per window: one column per feature (NaN where not computable), then
-    ``<MOD>_Quality`` (float 0-1) and ``<MOD>_Quality_Reasons`` (str, "; "-joined, empty when
-    every criterion passed); see :func:`~physioaffect.features.peripheral.quality_columns`.
+    ``<MOD>_Quality`` (float 0-1) and, with ``reasons=True``, ``<MOD>_Quality_Reasons`` (str,
+    "; "-joined, empty when every criterion passed); see
+    :func:`~physioaffect.features.peripheral.quality_columns`.
     """
     check_low_quality(low_quality, quality_threshold)
     name = peripheral._spec(modality)[0]
-    table, _, _, reasons = _peripheral_part(
+    table, _, _, why = _peripheral_part(
         name, signal, sampling_rate, np.asarray(starts_s, dtype=float), window_s, timestamps
     )
-    q_col, _ = peripheral.quality_columns(name)
+    q_col, r_col = peripheral.quality_columns(name)
     n_low = _gate(table, peripheral.feature_names(name), q_col, quality_threshold, low_quality)
-    if n_low and not reasons:
+    if n_low and not why:
         verb = "set to NaN" if low_quality == "nan" else "flagged"
-        reasons = [f"{n_low} of {len(table)} windows below quality {quality_threshold:g} ({verb})"]
-    warn_quality(f"{modality} windows", reasons)
-    return table
+        why = [f"{n_low} of {len(table)} windows below quality {quality_threshold:g} ({verb})"]
+    warn_quality(f"{modality} windows", why)
+    return table if reasons else table.drop(columns=[r_col])
 
 
 def quality_column_names(table: pd.DataFrame) -> list[str]:
