@@ -197,10 +197,10 @@ def test_mismatched_streams_are_refused_with_the_reason(sim_eeg, tmp_path):
 
 def _training_checkpoint(tmp_path, modalities, rec, n_times=256):
     """A checkpoint written the way ``physioaffect train`` writes one (its own save function)."""
-    from physioaffect.training import checkpoint as tc
-    from physioaffect.training import data
     from physioaffect.features import peripheral as pf
     from physioaffect.models import MultimodalFusion
+    from physioaffect.training import checkpoint as tc
+    from physioaffect.training import data
 
     info, ts, x = rec.signals["EEG"]
     labels = info.labels
