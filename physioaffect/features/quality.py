@@ -40,8 +40,9 @@ Agreement of redundant sources (:func:`rate_agreement`, :func:`beat_agreement`):
 EEG (:func:`eeg_channel_quality`), per channel and window, the bad-channel criteria of the
     preprocessing (PREP, Bigdely-Shamlo et al. 2015, Front. Neuroinform. 9:16): non-finite,
     flat (also for more than half the window), clipped, peak-to-peak amplitude above 500 µV, or
-    a robust z-score of the log standard
-    deviation across channels beyond 5 (with 4 or more channels). The window's EEG score is the
+    a robust z-score of the log standard deviation across channels beyond 5 (with 4 or more
+    channels; the robust spread is floored at 0.3, so an SD is flagged only when at least 4.5
+    times, or under a 4.5th of, the median channel's). The window's EEG score is the
     fraction of good channels.
 """
 
@@ -419,8 +420,11 @@ def eeg_channel_quality(
         with warnings.catch_warnings():  # windows whose channels are all bad already: NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(logsd, axis=1, keepdims=True)
+            # the spread is floored at 0.3: channels of near-equal SD must not make a normal
+            # 1.6-fold difference (occipital alpha) look extreme; flagged are SDs at least
+            # e^(5 * 0.3) = 4.5 times the median channel's, or under a 4.5th of it
             mad = np.maximum(1.4826 * np.nanmedian(np.abs(logsd - med), axis=1, keepdims=True),
-                             0.1)
+                             0.3)
         z = (logsd - med) / mad
         out = np.isfinite(z) & (np.abs(z) > bad_z)
         for i, j in zip(*np.nonzero(out), strict=True):

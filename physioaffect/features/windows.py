@@ -274,12 +274,13 @@ def feature_table(
         bpm. Where two heart-rate sources (ECG leads, PPG) of a window differ by more, both
         windows fail; two ECG leads must also agree beat by beat.
     time_origin : float, optional
-        Session start on the timestamps' clock: ``start_s``/``stop_s`` are then relative to it,
-        and ``start_clock_s`` keeps the absolute start. Default: the timestamps as they are.
+        Session start on the timestamps' clock (the LSL clock for streams and session files):
+        ``start_s``/``stop_s`` are then seconds from it, and ``start_lsl_s`` keeps the absolute
+        start. Default: the timestamps as they are.
 
     Returns
     -------
-    DataFrame with columns ``start_s``, ``stop_s`` (and ``start_clock_s``), then
+    DataFrame with columns ``start_s``, ``stop_s`` (and ``start_lsl_s``), then
     ``EEG_<FEAT>_<band>_<channel>`` ..., ``EEG_Quality`` (fraction of good channels, 0-1),
     ``EEG_Quality_Reasons``, and per peripheral source its features, ``<MOD>_Quality`` and
     ``<MOD>_Quality_Reasons`` (see :mod:`physioaffect.features.quality`).
@@ -307,7 +308,7 @@ def feature_table(
     origin = 0.0 if time_origin is None else float(time_origin)
     table = pd.DataFrame({"start_s": starts_clock - origin, "stop_s": starts_clock - origin + window_s})
     if time_origin is not None:
-        table["start_clock_s"] = starts_clock
+        table["start_lsl_s"] = starts_clock
     table.index.name = "window"
     if x is not None and eeg_feature != "none" and starts.size:
         table = pd.concat(
