@@ -139,11 +139,11 @@ def _pinned_venv() -> Path | None:
     return py
 
 
-def bench_mitbih() -> dict:
+def _mitbih() -> tuple:
+    """MIT-BIH record 100 (both leads), its reference beat times (s), a resampler to a rate,
+    and the tests' one-to-one beat matcher."""
     import wfdb
     from scipy.signal import resample_poly
-
-    from physioaffect.features.peripheral import ecg_rpeaks
 
     path = REAL / "mitbih" / "100"
     rec = wfdb.rdrecord(str(path))
@@ -153,11 +153,21 @@ def bench_mitbih() -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from test_features_peripheral import match_beats
 
+    def lead(i: int, rate: int) -> np.ndarray:
+        frac = Fraction(rate, int(rec.fs))
+        x = rec.p_signal[:, i]
+        return x if rate == rec.fs else resample_poly(x, frac.numerator, frac.denominator)
+
+    return ref, lead, match_beats
+
+
+def bench_mitbih() -> dict:
+    from physioaffect.features.peripheral import ecg_rpeaks
+
+    ref, lead, match_beats = _mitbih()
     out = {"reference_beats": int(ref.size)}
     for rate in (360, 256, 128):
-        frac = Fraction(rate, int(rec.fs))
-        x = rec.p_signal[:, 0]
-        x = x if rate == rec.fs else resample_poly(x, frac.numerator, frac.denominator)
+        x = lead(0, rate)
         t0 = time.perf_counter()
         peaks = ecg_rpeaks(x, rate)
         dt = time.perf_counter() - t0
@@ -176,26 +186,13 @@ def bench_mitbih() -> dict:
 
 def bench_mitbih_gated() -> dict:
     """R-peaks kept by the quality gate (10 s windows, MLII cross-checked with V5)."""
-    import wfdb
-    from scipy.signal import resample_poly
-
     from physioaffect.features import peripheral
     from physioaffect.features.windows import feature_table
 
-    path = REAL / "mitbih" / "100"
-    rec = wfdb.rdrecord(str(path))
-    ann = wfdb.rdann(str(path), "atr")
-    codes = set("NLRBAaJSVrFejnE/fQ?")
-    ref = np.array([s for s, c in zip(ann.sample, ann.symbol, strict=True) if c in codes]) / rec.fs
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_features_peripheral import match_beats
-
+    ref, lead, match_beats = _mitbih()
     out = {}
     for rate in (360, 256, 128):
-        frac = Fraction(rate, int(rec.fs))
-        leads = [rec.p_signal[:, i] if rate == rec.fs else
-                 resample_poly(rec.p_signal[:, i], frac.numerator, frac.denominator)
-                 for i in (0, 1)]
+        leads = [lead(0, rate), lead(1, rate)]
         ts = np.arange(leads[0].size) / rate
         t0 = time.perf_counter()
         with warnings.catch_warnings():

@@ -305,11 +305,12 @@ def degraded_set(
         ("motion", {"face_scale": small, "motion_px": 15.0, "motion_deg": 8.0}, None, None),
     ]
     cases = []
-    for k, bpm in enumerate(rates):
+    for bpm in rates:
+        seed = int(round(bpm * 100))  # another rate, other noise
         for j, (name, kw, fourcc, quality) in enumerate(conditions):
-            video = SyntheticFaceVideo(pulse_bpm=bpm, seed=100 * k + j, **{**base, **kw})
+            video = SyntheticFaceVideo(pulse_bpm=bpm, seed=seed + j, **{**base, **kw})
             cases.append(DegradedCase(name, video, fourcc, quality))
-        worst = SyntheticFaceVideo(pulse_bpm=bpm, seed=100 * k + 99, **{
+        worst = SyntheticFaceVideo(pulse_bpm=bpm, seed=seed + 99, **{
             **base, "face_scale": small, "pulse_amplitude": 0.0, "noise_std": 3.0,
             "brightness": 0.5, "drift": 0.15, "drift_hz": 0.1, "motion_px": 15.0,
             "motion_deg": 8.0})

@@ -60,6 +60,7 @@ __all__ = [
     "feature_names",
     "quality_columns",
     "SCR_MIN_AMPLITUDE_US",
+    "scr_peaks",
 ]
 
 
@@ -682,7 +683,7 @@ def eda_features(
     ``EDA_Tonic_Mean`` (uS), ``EDA_Tonic_Slope`` (uS/s), ``SCR_Peaks_N``, ``SCR_Peaks_Rate``
     (per min), ``SCR_Amplitude_Mean`` (uS), ``SCR_RiseTime_Mean`` (s). Cleaning and the
     phasic split are NeuroKit2's filters (3 Hz low-pass; 0.05 Hz high-pass); responses are
-    counted from :data:`SCR_MIN_AMPLITUDE_US` (0.01 µS) trough to peak (:func:`scr_peaks`).
+    counted from :data:`SCR_MIN_AMPLITUDE_US` (0.05 µS) trough to peak (:func:`scr_peaks`).
     The signal must be in microsiemens: other scales fail the quality check (NaN).
     """
     return _features("EDA", signal, sampling_rate, quality_threshold, low_quality)
