@@ -130,7 +130,9 @@ def test_bids_read_back_and_physio_files(sim_session, tmp_path):
     raw = mne_bids.read_raw_bids(bp, verbose="error")
     assert raw.ch_names == truth.signals["EEG"][0].labels
     assert set(raw.get_channel_types()) == {"eeg"}
-    assert [a["description"] for a in raw.annotations] == [t for _, t in truth.markers]
+    # JSON markers: their event is the trial_type, their fields are columns
+    assert [a["description"] for a in raw.annotations] == [json.loads(t)["event"]
+                                                           for _, t in truth.markers]
     events = (bp.directory / f"{bp.basename}_events.tsv").read_text().splitlines()
     assert len(events) == 1 + len(truth.markers)
     # peripheral signals: one _physio pair at their own 128 Hz, values as recorded
@@ -138,7 +140,7 @@ def test_bids_read_back_and_physio_files(sim_session, tmp_path):
     assert len(physio) == 1 and "_recording-128Hz_physio" in physio[0].name
     meta = json.loads(physio[0].with_name(physio[0].name.replace(".tsv.gz", ".json")).read_text())
     assert meta["SamplingFrequency"] == 128 and meta["Columns"] == ["ECG", "EDA", "PPG", "RESP"]
-    assert meta["StartTime"] == pytest.approx(0.0) and meta["ECG"]["Units"] == "millivolts"
+    assert meta["StartTime"] == pytest.approx(0.0) and meta["ECG"]["Units"] == "mV"
     with gzip.open(physio[0], "rt") as fh:
         table = np.loadtxt(fh, delimiter="\t")
     np.testing.assert_allclose(table[:, 1], truth.signals["GSR"][2][:, 0], rtol=1e-6)
