@@ -224,3 +224,44 @@ def test_edf_labels_carry_types_for_mne_and_padding_is_marked(session, tmp_path)
     n = truth.signals["EEG"][2].shape[0]
     assert len(skip) == 1 and skip[0]["onset"] == pytest.approx(n / 256, abs=1e-3)
     assert skip[0]["onset"] + skip[0]["duration"] == pytest.approx(11.0, abs=1e-3)
+
+
+def _real_folder():
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    for base in (root.parent, root.parent.parent):  # main checkout, or a worktree under wt/
+        if (base / "shared" / "data" / "real").is_dir():
+            return base / "shared" / "data" / "real"
+    return None
+
+
+def test_to_raw_resamples_a_real_ecg_without_losing_beats(tmp_path):
+    """MIT-BIH record 100 (360 Hz, mV) recorded beside 128 Hz EEG: the lazily read Raw puts it
+    on the EEG rate (anti-alias low-pass, interpolation) and the beats are still where the
+    cardiologists annotated them."""
+    real = _real_folder()
+    if real is None or not (real / "mitbih" / "100.dat").exists():
+        pytest.skip("MIT-BIH record 100 not found in shared/data/real")
+    wfdb = pytest.importorskip("wfdb")
+    from physioaffect.features.peripheral import ecg_rpeaks
+
+    rec = wfdb.rdrecord(str(real / "mitbih" / "100"), sampto=360 * 120)
+    ann = wfdb.rdann(str(real / "mitbih" / "100"), "atr", sampto=360 * 120)
+    beats = np.array([s for s, c in zip(ann.sample, ann.symbol, strict=True)
+                      if c in set("NLRBAaJSVrFejnE/fQ?")]) / 360.0
+    ecg = rec.p_signal[:, 0]
+    path = tmp_path / "sub-100_task-rest_physio.h5"
+    w = SessionWriter(path, subject="100", task="rest", journal=False)
+    eeg = StreamInfo.from_labels("EEG", "EEG", ["Cz"], 128.0, "microvolts")
+    ecg_info = StreamInfo.from_labels("ECG", "ECG", ["ECG"], 360.0, "millivolts")
+    for info, ts, x in ((eeg, np.arange(128 * 120) / 128.0, np.zeros((128 * 120, 1))),
+                        (ecg_info, np.arange(ecg.size) / 360.0, ecg[:, None])):
+        w.add_stream(info)
+        w.append(Chunk(info.name, ts + 100.0, x.astype(np.float32)))
+    w.close()
+    raw = to_raw(path)
+    assert raw.info["sfreq"] == 128
+    x = raw.get_data(picks=["ECG"])[0]
+    assert np.nanmax(np.abs(x)) < 0.01  # volts (the recording is a few millivolts)
+    peaks = ecg_rpeaks(x * 1e3, 128.0) / 128.0
+    matched = [np.min(np.abs(peaks - b)) <= 0.05 for b in beats]
+    assert np.mean(matched) >= 0.99 and len(peaks) <= 1.01 * len(beats)
