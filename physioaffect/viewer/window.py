@@ -252,6 +252,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             p.getAxis("right").setWidth(48)
             p.getAxis("right").setStyle(showValues=False, tickLength=0)
             p.getAxis("right").setPen(pg.mkPen(None))
+            p.getAxis("right").setTicks([[], []])  # a spacer: no ticks, no values
             p.getAxis("left").setWidth(48)
             p.getAxis("left").setStyle(tickFont=QtGui.QFont("DejaVu Sans", 7))
             if row == last:
