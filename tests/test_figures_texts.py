@@ -5,13 +5,12 @@ figure, not on pixels."""
 from __future__ import annotations
 
 import numpy as np
+from conftest import write_truth_session
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from physioaffect.cli.features import load_source
 from physioaffect.features.figures import plot_band_topomaps, plot_peripheral, plot_psd_groups
-from physioaffect.recording import SessionWriter
 from physioaffect.sources.sim import SimConfig, simulate_subject
-from physioaffect.streams import Chunk
 
 NAMES = ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "T7", "T8", "P3", "P4", "O1", "O2", "Oz", "Cz"]
 
@@ -48,12 +47,8 @@ def test_topomaps_have_one_colour_bar_with_unit_per_band(tmp_path):
 def test_peripheral_figure_takes_units_from_the_session_file(tmp_path):
     truth = simulate_subject(SimConfig(eeg_channels=4, rate=128, seed=5), 0, duration=12,
                              t0=100.0)
-    path = tmp_path / "sub-1_task-x_physio.h5"
-    w = SessionWriter(path, subject="1", task="x", journal=False)
-    for info, ts, x in truth.signals.values():
-        w.add_stream(info)
-        w.append(Chunk(info.name, ts, x))
-    w.close()
+    path = write_truth_session(tmp_path / "sub-1_task-x_physio.h5", truth, 100.0,
+                               subject="1", task="x")
     data = load_source(str(path))
     recorded = {k: v for k, v in data["peripheral_units"].items()}
     assert recorded["ECG"] == "millivolts" and recorded["EDA"] == "microsiemens"

@@ -14,6 +14,7 @@ import warnings
 import mne
 import numpy as np
 import pytest
+from conftest import write_truth_session
 
 from physioaffect.datasets import open_dataset, to_epochs
 from physioaffect.datasets.fixtures import write_deap, write_seed
@@ -43,20 +44,8 @@ def _template_positions(names):
 def session(tmp_path_factory):
     truth = simulate_subject(CFG, 0, duration=SECONDS, t0=T0)
     path = tmp_path_factory.mktemp("mne") / "sub-04_ses-1_task-emo_run-1_physio.h5"
-    w = SessionWriter(path, subject="04", session="1", task="emo", run=1, journal=False,
-                      clock={"unix_start": 1.7e9, "lsl_clock_start": T0,
-                             "unix_to_lsl_offset": T0 - 1.7e9,
-                             "utc_start": "2023-11-14T22:13:20Z"})
-    for info, ts, x in truth.signals.values():
-        w.add_stream(info)
-        w.append(Chunk(info.name, ts, x))
-    mk = StreamInfo.from_labels("sim-Markers", "Markers", ["Marker"], 0.0, "",
-                                channel_format="string")
-    w.add_stream(mk)
-    w.append(Chunk(mk.name, [t for t, _ in truth.markers],
-                   np.array([[m] for _, m in truth.markers], dtype=object)))
-    w.close()
-    return path, truth
+    return write_truth_session(path, truth, T0, subject="04", session="1", task="emo",
+                               run=1), truth
 
 
 def test_to_raw_is_lazy_si_and_has_the_montage(session):
@@ -226,21 +215,13 @@ def test_edf_labels_carry_types_for_mne_and_padding_is_marked(session, tmp_path)
     assert skip[0]["onset"] + skip[0]["duration"] == pytest.approx(11.0, abs=1e-3)
 
 
-def _real_folder():
-    root = __import__("pathlib").Path(__file__).resolve().parents[1]
-    for base in (root.parent, root.parent.parent):  # main checkout, or a worktree under wt/
-        if (base / "shared" / "data" / "real").is_dir():
-            return base / "shared" / "data" / "real"
-    return None
-
-
-def test_to_raw_resamples_a_real_ecg_without_losing_beats(tmp_path):
+def test_to_raw_resamples_a_real_ecg_without_losing_beats(tmp_path, real_data):
     """MIT-BIH record 100 (360 Hz, mV) recorded beside 128 Hz EEG: the lazily read Raw puts it
     on the EEG rate (anti-alias low-pass, interpolation) and the beats are still where the
     cardiologists annotated them."""
-    real = _real_folder()
-    if real is None or not (real / "mitbih" / "100.dat").exists():
-        pytest.skip("MIT-BIH record 100 not found in shared/data/real")
+    real = real_data
+    if not (real / "mitbih" / "100.dat").exists():
+        pytest.skip(f"MIT-BIH record 100 not found in {real}")
     wfdb = pytest.importorskip("wfdb")
     from physioaffect.features.peripheral import ecg_rpeaks
 

@@ -10,8 +10,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import write_truth_session
 
-from physioaffect.recording import SessionWriter, read_session
+from physioaffect.recording import read_session
 from physioaffect.recording.export import (
     export_bids,
     export_edf,
@@ -20,7 +21,7 @@ from physioaffect.recording.export import (
     window_data,
 )
 from physioaffect.sources.sim import SimConfig, simulate_subject
-from physioaffect.streams import Chunk, StreamInfo
+from physioaffect.streams import StreamInfo
 
 CFG = SimConfig(eeg_channels=8, rate=256, periph_rate=128, seed=9, baseline_seconds=1,
                 stimulus_seconds=2, rest_seconds=1)
@@ -32,20 +33,8 @@ def sim_session(tmp_path_factory):
     """A session written from the simulator offline: ground truth for every export."""
     truth = simulate_subject(CFG, 0, duration=10, t0=T0)
     path = tmp_path_factory.mktemp("exp") / "sub-07_ses-2_task-emo_run-1_physio.h5"
-    w = SessionWriter(path, subject="07", session="2", task="emo", run=1, journal=False,
-                      clock={"unix_start": 1.7e9, "lsl_clock_start": T0,
-                             "unix_to_lsl_offset": T0 - 1.7e9,
-                             "utc_start": "2023-11-14T22:13:20Z"})
-    for info, ts, x in truth.signals.values():
-        w.add_stream(info)
-        w.append(Chunk(info.name, ts, x))
-    mk = StreamInfo.from_labels("sim-Markers", "Markers", ["Marker"], 0.0, "",
-                                channel_format="string")
-    w.add_stream(mk)
-    w.append(Chunk(mk.name, [t for t, _ in truth.markers],
-                   np.array([[m] for _, m in truth.markers], dtype=object)))
-    w.close()
-    return path, truth
+    return write_truth_session(path, truth, T0, subject="07", session="2", task="emo",
+                               run=1), truth
 
 
 def test_to_raw_units_types_time_base_and_annotations(sim_session):

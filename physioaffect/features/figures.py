@@ -26,6 +26,7 @@ from scipy import signal  # noqa: E402
 from physioaffect.features import peripheral  # noqa: E402
 from physioaffect.features.eeg import resolve_bands  # noqa: E402
 from physioaffect.preprocessing.quality import SignalInputError, as_signal_array, check_sfreq  # noqa: E402
+from physioaffect.streams.units import unit_symbol as _unit_symbol  # noqa: E402
 
 __all__ = ["channel_groups", "plot_psd_groups", "plot_band_topomaps", "plot_peripheral"]
 
@@ -174,20 +175,9 @@ def plot_band_topomaps(
     return fig
 
 
-#: Short unit symbols for axis labels, per unit spelling found in streams.
-_UNIT_SYMBOLS = {
-    "microvolts": "µV", "microvolt": "µV", "uv": "µV", "µv": "µV", "millivolts": "mV",
-    "millivolt": "mV", "mv": "mV", "volts": "V", "v": "V", "microsiemens": "µS", "us": "µS",
-    "µs": "µS", "siemens": "S", "celsius": "°C", "degc": "°C", "bpm": "bpm",
-}
-
-
 def unit_symbol(unit: str | None) -> str:
     """``"millivolts"`` -> ``"mV"``; no unit stated -> ``"a.u."`` (arbitrary units)."""
-    text = (unit or "").strip()
-    if not text or text.lower() in ("a.u.", "au", "n/a", "none", "unknown"):
-        return "a.u."
-    return _UNIT_SYMBOLS.get(text.lower(), text)
+    return str(_unit_symbol(unit, "a.u."))
 
 
 #: What the detected peaks of each modality are (legend text).

@@ -25,6 +25,7 @@ import numpy as np
 
 from physioaffect.recording.errors import RecordingError
 from physioaffect.recording.reader import Session, StreamData, read_session
+from physioaffect.streams.units import unit_symbol
 
 #: MNE channel type per LSL/physioaffect type (lower-cased).
 MNE_TYPES = {
@@ -42,13 +43,12 @@ UNIT_SCALE = {
     "siemens": (1.0, "S"), "s": (1.0, "S"),
 }
 
-#: EDF ``physical dimension`` per unit spelling (8 ASCII characters at most).
-EDF_UNITS = {
-    "microvolts": "uV", "microvolt": "uV", "uv": "uV", "µv": "uV", "μv": "uV",
-    "millivolts": "mV", "millivolt": "mV", "mv": "mV", "volts": "V", "v": "V",
-    "microsiemens": "uS", "us": "uS", "µs": "uS", "μs": "uS", "siemens": "S",
-    "celsius": "degC", "degc": "degC", "bpm": "bpm",
-}
+
+
+def edf_unit(unit: str) -> str:
+    """EDF ``physical dimension`` of a stream's unit (8 ASCII characters: ``uV``, ``degC``)."""
+    sym = str(unit_symbol(unit, "au")).replace("µ", "u").replace("°C", "degC")
+    return sym.encode("ascii", "replace").decode()[:8]
 
 
 def mne_type(channel_type: str, stream_type: str) -> str:
@@ -427,7 +427,7 @@ def export_edf(
             raise RecordingError(f"{session.path}: channel {label!r} has non-finite values")
         if hi - lo < 1e-9:
             lo, hi = lo - 1.0, hi + 1.0
-        dim = EDF_UNITS.get(unit.strip().lower(), unit.encode("ascii", "replace").decode()[:8])
+        dim = edf_unit(unit)
         signals.append(Signal(row, tab.sfreq, label=label, physical_dimension=dim,
                               physical_range=(lo, hi)))
     annotations = [edfio.EdfAnnotation(max(0.0, s - tab.t0), max(0.0, e - s), text[:200])
@@ -472,16 +472,6 @@ def _refuse_existing(out: Path) -> None:
 
 # -- BIDS ------------------------------------------------------------------------------
 
-#: BIDS spelling (SI symbols, CMIXF) of the unit strings found in streams.
-BIDS_UNITS = {
-    "microvolts": "µV", "microvolt": "µV", "uv": "µV", "µv": "µV", "μv": "µV",
-    "millivolts": "mV", "millivolt": "mV", "mv": "mV", "volts": "V", "volt": "V", "v": "V",
-    "microsiemens": "µS", "us": "µS", "µs": "µS", "μs": "µS", "siemens": "S", "s": "S",
-    "celsius": "oC", "degc": "oC", "°c": "oC", "bpm": "beats/min", "g": "g",
-    # not a unit: the device does not say (BIDS: n/a)
-    "a.u.": "n/a", "au": "n/a", "": "n/a", "n/a": "n/a",
-}
-
 #: Descriptions of the marker fields the simulator and stimulus programs send (events.json).
 _EVENT_FIELDS = {
     "trial": "Trial number within the session, from the marker.",
@@ -497,8 +487,9 @@ _EVENT_FIELDS = {
 
 
 def bids_unit(unit: str) -> str:
-    """The BIDS spelling of a stream's unit (``millivolts`` -> ``mV``; unknown kept as is)."""
-    return BIDS_UNITS.get(str(unit).strip().lower(), str(unit))
+    """The BIDS spelling of a stream's unit (``millivolts`` -> ``mV``, none stated -> ``n/a``,
+    degrees Celsius as CMIXF's ``oC``; unknown spellings kept as they are)."""
+    return str(unit_symbol(unit, "n/a")).replace("°C", "oC")
 
 
 def _device_fields(device: dict[str, str]) -> dict[str, str]:

@@ -28,14 +28,9 @@ from physioaffect.recording.export import (
 )
 from physioaffect.recording.reader import Session
 from physioaffect.streams.montage import dig_montage
+from physioaffect.streams.units import unit_symbol
 
 __all__ = ["SessionRaw"]
-
-#: Spelling of original units as MNE writes them in ``raw._orig_units`` (EDF-style).
-_ORIG_UNITS = {"microvolts": "µV", "microvolt": "µV", "uv": "µV", "µv": "µV", "μv": "µV",
-               "millivolts": "mV", "millivolt": "mV", "mv": "mV", "volts": "V", "v": "V",
-               "microsiemens": "µS", "us": "µS", "µs": "µS", "μs": "µS", "siemens": "S"}
-
 
 def si_scale(units: Iterable[str]) -> np.ndarray:
     """Factor from each unit spelling to SI (1 where the unit is not a known V/S multiple)."""
@@ -87,7 +82,7 @@ class SessionRaw(mne.io.BaseRaw):
             cfg = a.get("configuration")
             if isinstance(cfg, dict) and cfg.get("line_freq"):
                 info["line_freq"] = float(cfg["line_freq"])
-        orig_units = {n: _ORIG_UNITS.get(u.strip().lower(), u or "n/a")
+        orig_units = {n: unit_symbol(u, "n/a")
                       for n, u in zip(plan.names, plan.units, strict=True)}
         super().__init__(
             info, preload=preload, first_samps=(0,), last_samps=(plan.n_times - 1,),

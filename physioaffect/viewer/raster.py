@@ -258,9 +258,18 @@ class RasterTraces(pg.GraphicsObject):
             full[:, width - n_cols:] = img
             img = full
         self._key = None
+        self._set_buffer(img)
+        self._show(x_range, y_range)
+
+    def _set_buffer(self, img: np.ndarray) -> None:
+        """Use ``img`` (height, width) ARGB as the image (shared memory, no copy)."""
         self._buf = np.ascontiguousarray(img)
+        height, width = self._buf.shape
         self._image = QtGui.QImage(self._buf.data, width, height, 4 * width,
                                    QtGui.QImage.Format.Format_ARGB32)
+
+    def _show(self, x_range: tuple[float, float], y_range: tuple[float, float]) -> None:
+        """Place the image over these plot coordinates and schedule a repaint."""
         rect = QtCore.QRectF(x_range[0], y_range[0], x_range[1] - x_range[0],
                              y_range[1] - y_range[0])
         if rect != self._rect:
@@ -285,10 +294,7 @@ class RasterTraces(pg.GraphicsObject):
         if centre is not None:
             lo, hi = lo - centre, hi - centre
         if key != self._key or self._buf is None or changed >= n_cols:
-            self._buf = np.ascontiguousarray(
-                rasterize(lo, hi, offsets, gains, height, y_range, colors))
-            self._image = QtGui.QImage(self._buf.data, n_cols, height, 4 * n_cols,
-                                       QtGui.QImage.Format.Format_ARGB32)
+            self._set_buffer(rasterize(lo, hi, offsets, gains, height, y_range, colors))
             self._key = key
         elif changed > 0:
             # the column before the new ones joins them to the trace (rasterize connects
@@ -297,12 +303,7 @@ class RasterTraces(pg.GraphicsObject):
                             y_range, colors)
             self._buf[:, :-changed] = self._buf[:, changed:]
             self._buf[:, -changed:] = new[:, 1:]
-        rect = QtCore.QRectF(x_range[0], y_range[0], x_range[1] - x_range[0],
-                             y_range[1] - y_range[0])
-        if rect != self._rect:
-            self.prepareGeometryChange()
-            self._rect = rect
-        self.update()
+        self._show(x_range, y_range)
 
     def clear(self) -> None:
         self._image = None

@@ -36,6 +36,7 @@ from physioaffect.streams import (
     StreamInfo,
     local_clock,
 )
+from physioaffect.streams.units import unit_symbol
 from physioaffect.viewer.feedback import FeedbackTarget, metric_values, va_from_prediction
 from physioaffect.viewer.hubrecord import HubRecorder
 from physioaffect.viewer.metrics import MetricsWorker
@@ -59,14 +60,10 @@ _PERIPH_COLORS = ("#f38ba8", "#89dceb", "#fab387", "#a6e3a1")
 _PERIPH_HEIGHT = 74
 #: Empty margin left of the oldest sample, as a fraction of the window: the scale bar's place.
 _LEFT_MARGIN = 0.07
-_UNIT_SYMBOLS = {"microvolts": "\u00b5V", "uv": "\u00b5V", "millivolts": "mV", "mv": "mV",
-                 "volts": "V", "v": "V", "microsiemens": "\u00b5S", "us": "\u00b5S",
-                 "siemens": "S", "celsius": "\u00b0C", "": "a.u.", "au": "a.u.",
-                 "a.u.": "a.u.", "n/a": "a.u."}
 
 
 def _unit_symbol(unit: str) -> str:
-    return _UNIT_SYMBOLS.get(str(unit).strip().lower(), str(unit))
+    return str(unit_symbol(unit, "a.u."))
 
 
 def nice_value(x: float) -> float:
