@@ -64,12 +64,18 @@ def register(app: typer.Typer) -> None:
             fields = load_config(config) if config else {}
             given = {"dataset": dataset, "root": str(root) if root else None, "model": model,
                      "protocol": protocol, "target": target, "label_rule": label_rule,
-                     "modalities": modalities, "executor": executor,
-                     "ray_address": ray_address, "epochs": epochs, "seed": seed,
-                     "device": device, "face": str(face) if face else None,
-                     "face_trial_order": str(face_trial_order) if face_trial_order else None,
-                     "face_fps": face_fps, "face_offset_s": face_offset}
+                     "modalities": modalities, "seed": seed}
             fields.update({k: v for k, v in given.items() if v is not None})
+            sections = {
+                "optim": {"epochs": epochs}, "compute": {"device": device},
+                "executor": {"kind": executor, "address": ray_address},
+                "face": {"folder": str(face) if face else None,
+                         "trial_order": str(face_trial_order) if face_trial_order else None,
+                         "fps": face_fps, "offset_s": face_offset}}
+            for section, values in sections.items():
+                values = {k: v for k, v in values.items() if v is not None}
+                if values:
+                    fields[section] = {**(fields.get(section) or {}), **values}
             cfg = TrainConfig.from_dict(fields, where="options")
             if out is None and resume:
                 raise TrainingError("--resume needs --out RUN_DIR")
