@@ -195,6 +195,10 @@ def _guess(root: Path) -> str:
         return " (this looks like a DREAMER folder: use dataset 'dreamer')"
     if "label.mat" in names or any(re.match(r"^\d+_\d{8}\.mat$", n) for n in names):
         return " (this looks like a SEED Preprocessed_EEG folder: use dataset 'seed')"
+    if "Processed_data" in names:
+        return " (this looks like a FACED folder: use dataset 'faced')"
+    if "EEG data" in names:
+        return " (this looks like a THU-EP folder: use dataset 'thu-ep')"
     if any(re.match(r"^s\d{2}\.mat$", n) for n in names):
         return " (these are DEAP MATLAB files; point at data_preprocessed_python instead)"
     return ""
