@@ -3,28 +3,16 @@ and equivalence with minimal re-implementations of the published reference forwa
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from conftest import reference_models
 
 import physioaffect.models as M
 from physioaffect.models.emt import chebyshev_basis, scaled_laplacian
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _reference_module():
-    spec = importlib.util.spec_from_file_location("_reference_models", BENCH / "_reference_models.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["_reference_models"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # Counts printed by the public reference implementations for 2 classes (MODELS.md).
@@ -160,7 +148,7 @@ def test_emt_forward_never_calls_an_eigendecomposition(monkeypatch) -> None:
 @pytest.mark.parametrize("which", ["deformer", "emt"])
 def test_same_function_as_reference_forward(which: str) -> None:
     """With the same weights, package and reference forward/backward agree (eval and grads)."""
-    ref_mod = _reference_module()
+    ref_mod = reference_models()
     torch.manual_seed(0)
     if which == "deformer":
         ours = M.EEGDeformer(12, 3, 256, 128, depth=3)

@@ -8,36 +8,24 @@ with ``torch.save`` and imported as a user would (function and CLI).
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli
+from conftest import cli, reference_models
 
 import physioaffect.models as M
 from physioaffect.models.io import ModelFileError, import_official, load_official_state_dict
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _ref():
-    spec = importlib.util.spec_from_file_location("_reference_models", BENCH / "_reference_models.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["_reference_models"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def faced_pth(tmp_path_factory):
     """An official-layout FACED classifier (32 ch, K 3, 4 layers, alpha 0.4) and its .pth."""
     torch.manual_seed(1)
-    ref = _ref().RefEmT(num_chan=32, layers_transformer=4, K=3, alpha=0.4).eval()
+    ref = reference_models().RefEmT(num_chan=32, layers_transformer=4, K=3, alpha=0.4).eval()
     with torch.no_grad():  # non-trivial g, so that g and v cannot be swapped unnoticed
         for layer in ref.transformer.layers:
             layer[0].fn.STA[1].weight_g.mul_(torch.linspace(0.5, 2.0, 16).view(16, 1, 1, 1))
@@ -68,7 +56,7 @@ def test_imported_classifier_gives_the_official_outputs(faced_pth, tmp_path) -> 
 
 def test_imported_regressor_gives_the_official_outputs() -> None:
     torch.manual_seed(2)
-    ref = _ref().RefEmTRegressor().eval()  # MAHNOB: 6 bands, K 3, 2 GRU layers, dropout 0.5
+    ref = reference_models().RefEmTRegressor().eval()  # MAHNOB: 6 bands, K 3, 2 GRU layers, dropout 0.5
     assert M.count_parameters(ref) == 151_809
     state = {f"module.{k}": v for k, v in ref.state_dict().items()}  # DataParallel prefix
     ours = load_official_state_dict(M.create_preset("emt_mahnob_regression"), state).eval()
@@ -79,7 +67,7 @@ def test_imported_regressor_gives_the_official_outputs() -> None:
 
 def test_shape_mismatch_is_refused_by_name(tmp_path) -> None:
     torch.manual_seed(0)
-    ref = _ref().RefEmT(num_chan=32, layers_transformer=4, K=4)  # K 4, the preset has K 3
+    ref = reference_models().RefEmT(num_chan=32, layers_transformer=4, K=4)  # K 4, the preset has K 3
     path = tmp_path / "k4.pth"
     torch.save(ref.state_dict(), path)
     with pytest.raises(ModelFileError) as e:

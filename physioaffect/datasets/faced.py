@@ -35,10 +35,16 @@ from pathlib import Path
 
 import numpy as np
 
-from physioaffect.datasets.base import DatasetError, DatasetReader, SubjectRecording, Trial
+from physioaffect.datasets.base import (
+    DatasetError,
+    DatasetReader,
+    SubjectRecording,
+    Trial,
+    numbered_subjects,
+)
 from physioaffect.datasets.matfile import check_mat, load_mat
 from physioaffect.datasets.montages import FACED32
-from physioaffect.datasets.safe_pickle import safe_load
+from physioaffect.datasets.safe_pickle import check_pickle_file, safe_load
 
 SFREQ = 250.0
 #: The 12 items of ``After_remark(i).score``, in order (FACED's README).
@@ -77,12 +83,7 @@ class FACEDReader(DatasetReader):
                  if (m := _FILE.match(p.name)) and p.is_file()}
         if not found:
             raise DatasetError(f"{data}: no FACED files sub000.pkl ... sub122.pkl here")
-        missing = [f"sub{i:03d}.pkl" for i in range(max(found) + 1) if i not in found]
-        if missing:
-            raise DatasetError(f"{data}: missing subject file(s) {', '.join(missing[:5])}"
-                               f"{' ...' if len(missing) > 5 else ''} (expected sub000.pkl ... "
-                               f"sub{max(found):03d}.pkl)")
-        subjects = [found[i] for i in sorted(found)]
+        subjects = numbered_subjects(found, data, lambda i: f"sub{i:03d}.pkl", first=0)
         self._ratings = {s: self._rating_file(s) for s in subjects}
         return subjects
 
@@ -107,17 +108,7 @@ class FACEDReader(DatasetReader):
         from scipy.io import whosmat
 
         for s in self.subjects:
-            p = self.path(s)
-            size = p.stat().st_size
-            with open(p, "rb") as f:
-                head = f.read(2)
-                f.seek(max(size - 1, 0))
-                tail = f.read(1)
-            if head[:1] != b"\x80":
-                raise DatasetError(f"{p}: not a pickle (expected a pickled numpy array)")
-            if tail != b".":
-                raise DatasetError(f"{p}: truncated pickle (no STOP opcode at the end; "
-                                   f"{size} bytes), download or copy the file again")
+            check_pickle_file(self.path(s), "a pickled numpy array")
             r = self._ratings[s]
             check_mat(r)
             try:

@@ -90,6 +90,27 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"{self.source}: refused persistent id {pid!r} in pickle")
 
 
+def check_pickle_file(path: str | Path, expected: str) -> None:
+    """Cheap check that ``path`` is a complete pickle (protocol >= 2 header, STOP at the end).
+
+    Reads three bytes, unpickles nothing; ``expected`` says what the file should hold (for the
+    message). Raises :class:`~physioaffect.datasets.base.DatasetError` naming the file.
+    """
+    from physioaffect.datasets.base import DatasetError
+
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(max(size - 1, 0))
+        tail = f.read(1)
+    if head[:1] != b"\x80":
+        raise DatasetError(f"{path}: not a pickle (expected {expected})")
+    if tail != b".":
+        raise DatasetError(f"{path}: truncated pickle (no STOP opcode at the end; {size} bytes), "
+                           "download or copy the file again")
+
+
 def safe_load(path: str | Path, encoding: str = "latin1") -> Any:
     """Load a numpy pickle from ``path`` with :class:`RestrictedUnpickler`.
 

@@ -28,7 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from physioaffect.datasets.base import DatasetError, DatasetReader, SubjectRecording, Trial
+from physioaffect.datasets.base import (
+    DatasetError,
+    DatasetReader,
+    SubjectRecording,
+    Trial,
+    numbered_subjects,
+)
 from physioaffect.datasets.matfile import mat73_array, open_mat73
 from physioaffect.datasets.montages import FACED32
 
@@ -69,15 +75,11 @@ class THUEPReader(DatasetReader):
                  if (m := _FILE.match(p.name)) and p.is_file()}
         if not found:
             raise DatasetError(f"{folder}: no THU-EP files sub_1.mat ... here")
-        missing = [f"sub_{i}.mat" for i in range(1, max(found) + 1) if i not in found]
-        if missing:
-            raise DatasetError(f"{folder}: missing subject file(s) {', '.join(missing[:5])}"
-                               f"{' ...' if len(missing) > 5 else ''} (expected sub_1.mat ... "
-                               f"sub_{max(found)}.mat)")
+        subjects = numbered_subjects(found, folder, lambda i: f"sub_{i}.mat")
         if not (self.root / RATINGS_FILE).is_file():
             raise DatasetError(f"{self.root / RATINGS_FILE}: missing (THU-EP's ratings, "
                                "variable 'ratings')")
-        return [found[i] for i in sorted(found)]
+        return subjects
 
     def path(self, subject: str) -> Path:
         return self.root / EEG_FOLDER / f"{subject}.mat"
