@@ -17,6 +17,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from physioaffect.datasets.base import DatasetError
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -91,10 +93,16 @@ def is_mat73(path: str | Path) -> bool:
 
 
 def check_mat73(path: str | Path) -> None:
-    """Raise :class:`DatasetError` unless ``path`` is a MATLAB v7.3 (HDF5) file h5py can open."""
+    """Raise :class:`DatasetError` unless ``path`` is a MATLAB v7.3 (HDF5) file h5py can open.
+
+    A plain HDF5 file (no MATLAB header) is accepted too: it holds the same variables.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: missing (expected a MATLAB v7.3 file)")
+    with open(path, "rb") as f:
+        if f.read(8) == _HDF5_SIGNATURE:
+            return  # plain HDF5 without MATLAB's user block (re-saved by h5py): h5py reads it
     if not is_mat73(path):
         raise DatasetError(f"{path}: a MATLAB v5/v7 file; expected v7.3 (HDF5) as distributed")
     with open(path, "rb") as f:
@@ -130,7 +138,9 @@ def mat73_array(f, variable: str, ndim: int, where: str | None = None) -> Any:
     ds = f[variable]
     cls = ds.attrs.get("MATLAB_class") if isinstance(ds, h5py.Dataset) else None
     cls = cls.decode() if isinstance(cls, bytes) else cls
-    if not isinstance(ds, h5py.Dataset) or cls not in ("double", "single") or ds.ndim != ndim:
+    numeric = cls in ("double", "single") or (
+        cls is None and isinstance(ds, h5py.Dataset) and np.issubdtype(ds.dtype, np.floating))
+    if not isinstance(ds, h5py.Dataset) or not numeric or ds.ndim != ndim:
         what = (f"a {cls or 'non-MATLAB'} array of shape {ds.shape}"
                 if isinstance(ds, h5py.Dataset) else "a group (struct or cell)")
         raise DatasetError(f"{where}: variable {variable!r} is {what}; expected a "
