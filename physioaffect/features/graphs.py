@@ -31,7 +31,8 @@ Simpson's rule and scipy versions: with an even number of bins (1-4 Hz and 30-45
 resolution, and the whole 0-125 Hz spectrum at 250 Hz) scipy >= 1.11 integrates the last
 interval with Cartwright's correction, scipy < 1.11 (``simps``, ``even="avg"``) averaged two
 trapezoid-ended rules. This module calls the installed ``scipy.integrate.simpson``, as the official
-classification code does; values computed with an old scipy differ slightly in those bands.
+classification code does. Relative powers computed with an old scipy therefore differ; at 250 Hz
+in every band (the total's bin count is even), not only in 1-4 and 30-45 Hz.
 """
 
 from __future__ import annotations
