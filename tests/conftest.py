@@ -41,3 +41,15 @@ def one_torch_thread():
 def cli(*args: str) -> list[str]:
     """Command line that runs the physioaffect CLI in a subprocess with this interpreter."""
     return [sys.executable, "-m", "physioaffect.cli.main", *args]
+
+
+def reference_models():
+    """``benchmarks/_reference_models.py`` (re-creations of the published forwards) as a module."""
+    import importlib.util
+
+    path = REPO / "benchmarks" / "_reference_models.py"
+    spec = importlib.util.spec_from_file_location("_reference_models", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["_reference_models"] = mod
+    spec.loader.exec_module(mod)
+    return mod

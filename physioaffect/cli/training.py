@@ -18,11 +18,15 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
         dataset: str = typer.Option(None, "--dataset",
-                                    help="deap, seed, dreamer, sessions or sim."),
+                                    help="deap, seed, dreamer, faced, thu-ep, sessions or sim."),
         root: Path = typer.Option(None, "--root", help="Dataset folder (sim: written if absent)."),
         model: str = typer.Option(None, "--model",
                                   help="eeg_deformer, emt, eegnet, shallow_convnet, "
                                        "emt_regression, fusion."),
+        preset: str = typer.Option(None, "--preset",
+                                   help="Published configuration (emt_seed, emt_faced, "
+                                        "emt_thu_ep, deformer_fatigue ...): model, "
+                                        "hyper-parameters, EmT bands and segment length."),
         protocol: str = typer.Option(None, "--protocol",
                                      help="loso, lkso, lso, seed-9-6 or within."),
         target: str = typer.Option(None, "--target", help="valence, arousal, dominance, ..."),
@@ -63,6 +67,7 @@ def register(app: typer.Typer) -> None:
         try:
             fields = load_config(config) if config else {}
             given = {"dataset": dataset, "root": str(root) if root else None, "model": model,
+                     "preset": preset,
                      "protocol": protocol, "target": target, "label_rule": label_rule,
                      "modalities": modalities, "seed": seed}
             fields.update({k: v for k, v in given.items() if v is not None})

@@ -10,7 +10,8 @@ Input kinds defined here:
 
 * :data:`RAW` — the windows themselves ``(n, C, T)``; statistics per channel.
 * :data:`GRAPHS` — EmT graph sequences ``(n, S, C, F)``: relative Welch band power of ``S``
-  sub-windows per window, per channel; statistics per channel and band.
+  sub-windows per window, per channel, as EmT's official preparation code computes it
+  (:mod:`physioaffect.features.graphs`); statistics per channel and band.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from physioaffect.models._base import ModelConfigError
 
-__all__ = ["InputKind", "RAW", "GRAPHS", "INPUT_KINDS", "input_kind", "graph_sequences"]
+__all__ = ["InputKind", "RAW", "GRAPHS", "INPUT_KINDS", "input_kind"]
 
 
 @dataclass(frozen=True)
@@ -71,52 +72,21 @@ def _raw(windows: np.ndarray, sfreq: float, params: Mapping[str, Any]) -> np.nda
     return np.asarray(windows, dtype=np.float32)
 
 
-def graph_sequences(windows: np.ndarray, sfreq: float, sub_window_s: float = 2.0,
-                    sub_overlap: float = 0.5, bands: str = "emt7",
-                    chunk: int = 256) -> np.ndarray:
-    """EmT graph sequences from EEG windows.
-
-    Parameters
-    ----------
-    windows : ndarray, shape (n, C, T)
-        EEG windows in microvolts.
-    sfreq : float
-        Hz.
-    sub_window_s, sub_overlap : float
-        Sub-window length (s) and fractional overlap; the number of sub-windows is
-        :func:`physioaffect.models.emt_n_sub_windows` (the one formula the network uses too).
-    bands : str
-        Band preset of :func:`physioaffect.features.eeg.band_power`.
-
-    Returns
-    -------
-    ndarray, shape (n, S, C, F), float32
-        Relative Welch band power (1 s segments) of every sub-window and channel.
-    """
-    from physioaffect.features.eeg import band_power
-    from physioaffect.models.emt import emt_n_sub_windows
-
-    raw = np.asarray(windows)
-    win = int(round(sub_window_s * sfreq))
-    step = max(1, int(round(win * (1.0 - sub_overlap))))
-    n_sub = emt_n_sub_windows(raw.shape[-1], sfreq, sub_window_s, sub_overlap)
-    out = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # quality warnings become NaN features, counted later
-        for i in range(0, len(raw), chunk):
-            block = np.asarray(raw[i:i + chunk], dtype=np.float64)
-            view = np.lib.stride_tricks.sliding_window_view(block, win, axis=-1)[:, :, ::step]
-            view = np.moveaxis(view[:, :, :n_sub], 2, 1)  # (b, S, C, win)
-            out.append(band_power(view, sfreq, bands, relative=True, segment_s=1.0)
-                       .astype(np.float32))
-    if not out:
-        return np.zeros((0, n_sub, raw.shape[1], 0), np.float32)
-    return np.concatenate(out)
-
-
 def _graphs(windows: np.ndarray, sfreq: float, params: Mapping[str, Any]) -> np.ndarray:
-    return graph_sequences(windows, sfreq, float(params["sub_window_s"]),
-                           float(params["sub_overlap"]), str(params["bands"]))
+    """EmT graph sequences ``(n, S, C, F)`` as the official preparation code makes them
+    (:func:`physioaffect.features.graphs.emt_graph_sequence`)."""
+    from physioaffect.features.graphs import EMT_BANDS, emt_graph_sequence
+
+    bands = params["bands"]
+    if isinstance(bands, str) and bands not in EMT_BANDS:
+        from physioaffect.features.eeg import BANDS
+
+        if bands in BANDS:  # a band preset of checkpoints written before the EmT presets
+            bands = [tuple(b) for b in BANDS[bands]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unusable nodes are NaN (zero after normalisation)
+        return emt_graph_sequence(windows, sfreq, float(params["sub_window_s"]),
+                                  float(params["sub_overlap"]), bands)
 
 
 def _graph_kwargs(params: Mapping[str, Any], built: np.ndarray) -> dict[str, Any]:
@@ -128,7 +98,7 @@ RAW = InputKind("raw", "(batch, n_chans, n_times) EEG in microvolts", (1,), _raw
 GRAPHS = InputKind(
     "graphs", "(batch, n_sub_windows, n_chans, n_bands) relative band power per sub-window",
     (2, 3), _graphs, _graph_kwargs,
-    defaults={"sub_window_s": 2.0, "sub_overlap": 0.5, "bands": "emt7"})
+    defaults={"sub_window_s": 2.0, "sub_overlap": 0.5, "bands": "emt_faced"})
 
 #: Input kinds by name (checkpoints store the name).
 INPUT_KINDS: dict[str, InputKind] = {k.name: k for k in (RAW, GRAPHS)}

@@ -20,8 +20,8 @@ from physioaffect.models.emt import EmT, EmTRegressor
 from physioaffect.models.fusion import MultimodalFusion
 from physioaffect.models.inputs import GRAPHS, RAW, InputKind
 
-__all__ = ["ModelSpec", "REGISTRY", "PRESETS", "create", "create_preset", "list_models",
-           "name_of", "register_model", "get_spec"]
+__all__ = ["ModelSpec", "REGISTRY", "PRESETS", "EMT_PRESET_BANDS", "create", "create_preset",
+           "list_models", "name_of", "register_model", "get_spec"]
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,17 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "emt_faced": ("emt", dict(
         n_chans=32, n_outputs=2, n_times=5000, sfreq=250, K=3, n_layers=4, alpha=0.4,
         sub_window_s=4.0)),
+    # Official MAHNOB-HCI regression: 6 band powers of 2 s windows every 0.25 s, dropout 0.5.
     "emt_mahnob_regression": ("emt_regression", dict(
-        n_chans=32, n_outputs=1, n_times=5120, sfreq=256, K=3, n_layers=2, heads=32)),
+        n_chans=32, n_outputs=1, n_times=5120, sfreq=256, K=3, n_layers=2, heads=32,
+        n_features=6, dropout=0.5, sub_window_s=2.0, sub_overlap=0.875)),
+}
+
+#: Node-feature bands (:data:`physioaffect.features.graphs.EMT_BANDS`) of each EmT preset, as
+#: the official preparation code of that dataset computes them.
+EMT_PRESET_BANDS: dict[str, str] = {
+    "emt_seed": "emt_seed", "emt_thu_ep": "emt_thu_ep", "emt_faced": "emt_faced",
+    "emt_mahnob_regression": "emt_mahnob",
 }
 
 

@@ -46,14 +46,17 @@ class TrainingError(PhysioAffectError, ValueError):
     """Bad training input (one-line message; the CLI prints it without a traceback)."""
 
 
-DATASETS = ("deap", "seed", "dreamer", "sessions", "sim")
+DATASETS = ("deap", "seed", "dreamer", "faced", "thu-ep", "sessions", "sim")
 #: CLI protocol names -> :func:`physioaffect.datasets.protocols.get_protocol` names.
 PROTOCOL_ALIASES = {"loso": "loso", "lkso": "lkso", "lso": "lso", "seed-9-6": "seed-9-6",
                     "within": "within-kfold", "within-kfold": "within-kfold"}
 MODALITY_NAMES = ("eeg", "peripheral", "face")
 #: Datasets whose face features come from recorded Face streams (no face folder needed).
 FACE_FROM_STREAMS = ("sessions", "sim")
-_DEFAULT_RULE = {"deap": "gt5", "dreamer": "gt3", "seed": "seed3", "sessions": "gt5", "sim": "gt5"}
+_DEFAULT_RULE = {"deap": "gt5", "dreamer": "gt3", "seed": "seed3", "faced": "emt_gt3",
+                 "thu-ep": "emt_gt3", "sessions": "gt5", "sim": "gt5"}
+#: EmT node-feature bands per dataset when the config names none (the official scripts').
+_DEFAULT_GRAPH_BANDS = {"seed": "emt_seed"}
 CONFIG_VERSION = 2
 
 
@@ -97,10 +100,15 @@ def _int(name: str, v: Any, lo: int) -> int:
 # ------------------------------------------------------------------------------------ parts
 @dataclass
 class WindowSettings:
-    """Window length and hop in seconds (``step_s`` None: windows do not overlap)."""
+    """Window length and hop in seconds (``step_s`` None: windows do not overlap).
 
-    window_s: float = 4.0
+    ``window_s`` None: the segment length of the model preset if one is chosen, else 4 s.
+    """
+
+    window_s: float | None = None
     step_s: float | None = None
+
+    DEFAULT_S = 4.0
 
     def validate(self) -> None:
         from physioaffect.datasets.base import DatasetError
@@ -305,6 +313,10 @@ class TrainConfig:
         with this model as its EEG encoder.
     model_kwargs : dict
         Extra hyper-parameters of the network.
+    preset : str or None
+        A published configuration (:data:`physioaffect.models.PRESETS`, e.g. ``emt_faced``): its
+        model, hyper-parameters (``model_kwargs`` override them), input settings (EmT's bands
+        and sub-windows) and, unless ``windows.window_s`` is set, its segment length.
     modalities : list of str
         ``eeg``, ``peripheral``, ``face``. Face features come from recorded ``Face`` streams
         (own sessions; the simulator's with ``dataset="sim"``) or from ``face.folder``.
@@ -337,6 +349,7 @@ class TrainConfig:
     root: str = ""
     model: str = "emt"
     model_kwargs: dict = field(default_factory=dict)
+    preset: str | None = None
     modalities: list = field(default_factory=lambda: ["eeg"])
     protocol: str = "loso"
     protocol_kwargs: dict = field(default_factory=dict)
@@ -390,6 +403,8 @@ class TrainConfig:
                                 f"{', '.join(DATASETS)})")
         if not c.root:
             raise TrainingError("root: the dataset folder is required (--root PATH)")
+        if c.preset is not None:
+            c._apply_preset()
         if c.model not in REGISTRY:
             raise TrainingError(f"model: unknown {c.model!r} (expected one of "
                                 f"{', '.join(REGISTRY)})")
@@ -409,6 +424,8 @@ class TrainConfig:
             raise TrainingError(f"model: {c.model} cannot be the EEG encoder of a multimodal "
                                 f"network (use {' or '.join(encoders)}, or model fusion)")
         for part in _PARTS:
+            if part == "windows" and c.windows.window_s is None:
+                continue  # filled below (preset segment or the default)
             getattr(c, part).validate()
         if not isinstance(c.preprocessing, PipelineConfig):
             raise TrainingError("preprocessing: expected a PipelineConfig")
@@ -417,7 +434,13 @@ class TrainConfig:
             raise TrainingError(refused[0])
         if not isinstance(c.sim, SimConfig):
             raise TrainingError("sim: expected a SimConfig")
-        c.inputs = self._resolved_inputs()
+        if c.windows.window_s is None:
+            c.windows = dataclasses.replace(c.windows, window_s=WindowSettings.DEFAULT_S)
+            c.windows.validate()
+        graphs = dict(c.inputs.get("graphs") or {}) if isinstance(c.inputs, dict) else {}
+        if "bands" not in graphs and c.dataset in _DEFAULT_GRAPH_BANDS:
+            c.inputs = {**c.inputs, "graphs": {**graphs, "bands": _DEFAULT_GRAPH_BANDS[c.dataset]}}
+        c.inputs = c._resolved_inputs()
         if "face" in c.modalities and not c.face.folder and c.dataset not in FACE_FROM_STREAMS:
             raise TrainingError(f"modalities: face needs the {c.dataset} face data "
                                 "(--face FOLDER of per-trial face videos or CSV files)")
@@ -434,6 +457,30 @@ class TrainConfig:
         _int("seed", c.seed, 0)
         _int("max_subjects", c.max_subjects, 0)
         return c
+
+    def _apply_preset(self) -> None:
+        """Model, hyper-parameters, input settings and window of ``self.preset`` (in place)."""
+        from physioaffect.models.registry import EMT_PRESET_BANDS, PRESETS
+
+        if self.preset not in PRESETS:
+            raise TrainingError(f"preset: unknown {self.preset!r} (expected one of "
+                                f"{', '.join(PRESETS)})")
+        name, kw = PRESETS[self.preset]
+        kw = dict(kw)
+        size = {k: kw.pop(k) for k in ("n_chans", "n_outputs", "n_times", "sfreq")}
+        graph = {k: kw.pop(k) for k in ("sub_window_s", "sub_overlap") if k in kw}
+        kw.pop("n_features", None)  # follows from the bands
+        self.model = name
+        self.model_kwargs = {**kw, **self.model_kwargs}
+        if name in ("emt", "emt_regression"):
+            given = dict(self.inputs.get("graphs") or {})
+            preset_graph = {"sub_window_s": graph.get("sub_window_s", 2.0),
+                            "sub_overlap": graph.get("sub_overlap", 0.75),
+                            "bands": EMT_PRESET_BANDS.get(self.preset, "emt_faced")}
+            self.inputs = {**self.inputs, "graphs": {**preset_graph, **given}}
+        if self.windows.window_s is None:
+            self.windows = dataclasses.replace(self.windows,
+                                               window_s=size["n_times"] / size["sfreq"])
 
     def _resolved_inputs(self) -> dict[str, dict]:
         """Settings of every input kind, defaults filled; unknown kinds or keys refused."""
