@@ -240,3 +240,22 @@ def test_evaluate_transfer_and_incompatible_rate(serial_run: Path, work: Path) -
              "--out", str(work / "eval2"), "--target", "emotion", "--label-rule", "seed3")
     assert r.returncode == 2 and "200 Hz" in r.stderr and "128 Hz" in r.stderr
     assert not (work / "eval2").exists()
+
+
+def test_output_to_a_log_file_is_one_line_per_epoch(cfg: TrainConfig, work: Path) -> None:
+    """Written to a pipe or a log file (not a terminal), ``train`` prints one plain line per
+    epoch as it goes and says for each fold which epoch's weights it kept and why it stopped."""
+    import re
+
+    conf = _write_config(cfg, work / "log.yaml")
+    r = _cli("train", "--config", str(conf), "--out", str(work / "logged"))
+    assert r.returncode == 0, r.stderr
+    epochs = re.findall(r"^fold (loso-0\d) epoch (\d)/2, train_loss [\d.]+, val_loss [\d.]+, "
+                        r"val_accuracy [\d.]+, [\d.]+ s$", r.stdout, flags=re.M)
+    assert epochs == [(f"loso-0{i}", str(e)) for i in range(1, 5) for e in (1, 2)]
+    done = re.findall(r"^fold (loso-0\d) done: kept epoch (\d) of 2 \(all 2 epochs run\); "
+                      r"test accuracy: .*emt [\d.]+", r.stdout, flags=re.M)
+    assert [d[0] for d in done] == [f"loso-0{i}" for i in range(1, 5)], r.stdout
+    report = (work / "logged" / "report.md").read_text()
+    assert "## Training (network)" in report and "all 2 epochs run" in report
+    assert "\x1b[" not in r.stdout  # no terminal escape codes in a log

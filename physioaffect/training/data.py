@@ -127,13 +127,18 @@ class _PipelineReader:
             idx = channel_index(tr.ch_names, self.channels, f"{rec.dataset} subject {subject}")
             names = [tr.ch_names[i] for i in idx]
             eeg = np.asarray(tr.eeg, dtype=np.float64)[idx]
+            missing = ~np.isfinite(eeg)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # per-trial quality notes: in the report
-                    eeg, report = preprocess_array(eeg, tr.sfreq, names, self.pipeline)
+                    out, report = preprocess_array(eeg, tr.sfreq, names, self.pipeline)
             except SignalInputError as err:
                 raise TrainingError(f"{where}: preprocessing: {err}") from None
-            tr.eeg = eeg
+            if missing.any():  # the filters ran over zeros there: those samples stay unknown
+                edges = np.linspace(0, eeg.shape[1], out.shape[1] + 1).astype(int)
+                hit = np.add.reduceat(missing, edges[:-1], axis=1) > 0
+                out[hit] = np.nan
+            tr.eeg = out
             tr.sfreq = float(report["sfreq"])
             tr.ch_names = names
             tr.baseline = None  # windows use the stimulus period only
@@ -335,6 +340,10 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
     data = PreparedData(raw=np.ascontiguousarray(ws.X, dtype=np.float32), meta=meta,
                         ch_names=list(ws.ch_names), sfreq=float(ws.sfreq),
                         info={"window_cache": str(path)})
+    bad = ~np.isfinite(data.raw).all(axis=(1, 2))
+    if bad.any():  # reported per subject (normalisation turns them into zeros, the mean)
+        counts = meta.loc[bad, "subject"].astype(str).value_counts().sort_index()
+        data.info["nonfinite_eeg_windows"] = {k: int(v) for k, v in counts.items()}
     del ws
     kind = eeg_input_kind(cfg)
     needs_de = any(b in ("logreg", "svm") for b in cfg.baselines)

@@ -171,6 +171,9 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, list[dict], int]:
     """Train ``model`` with AdamW + cosine annealing, early stopping on validation loss.
 
+    The last history row carries ``stopped``: why training ended (all epochs run, or early
+    stopping after ``patience`` epochs without a better validation loss).
+
     Parameters
     ----------
     train, val : (inputs, targets)
@@ -203,8 +206,18 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
     best_loss, best_epoch, best_state, bad = math.inf, 0, None, 0
     start = 0
     if state_path is not None and state_path.exists():
-        st = torch.load(state_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(st["model"])
+        try:
+            st = torch.load(state_path, map_location="cpu", weights_only=True)
+            model.load_state_dict(st["model"])
+        except Exception as err:  # noqa: BLE001 - torch raises many types for unsafe/bad files
+            import pickle
+
+            if isinstance(err, pickle.UnpicklingError):
+                msg = "it holds Python objects other than tensors, refused unread"
+            else:
+                msg = (str(err).splitlines()[0] if str(err) else type(err).__name__)[:120]
+            raise TrainingError(f"{state_path}: not a safe epoch checkpoint of this fold "
+                                f"({msg}); delete it to restart the fold from epoch 1") from None
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         history = list(st["history"])
@@ -214,8 +227,11 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         if device.type == "cuda" and "cuda_rng" in st:
             torch.cuda.set_rng_state(st["cuda_rng"])
         start = int(st["epoch"])
+    stopped = f"all {cfg.optim.epochs} epochs run"
     for epoch in range(start, cfg.optim.epochs):
         if best_epoch and cfg.optim.patience and bad >= cfg.optim.patience:
+            stopped = (f"early stopping: validation loss not better than epoch {best_epoch} "
+                       f"for {bad} epochs")
             break
         t0 = time.perf_counter()
         model.train()
@@ -274,6 +290,10 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         model.load_state_dict(best_state)
     else:
         best_epoch = len(history)
+    if history:
+        history[-1]["stopped"] = stopped
+        if on_epoch and stopped.startswith("early"):
+            on_epoch({**history[-1], "final": True})
     return model, history, best_epoch
 
 

@@ -108,6 +108,34 @@ def _pipeline_line(p) -> str:
     return ", ".join(parts)
 
 
+def _data_warnings(d: Path) -> list[str]:
+    """Lines that say what was wrong with the data (non-finite EEG ...), if anything."""
+    info = json.loads((d / "data.json").read_text()) if (d / "data.json").exists() else {}
+    bad = info.get("nonfinite_eeg_windows") or {}
+    if not bad:
+        return []
+    total = sum(bad.values())
+    per = ", ".join(f"{s}: {n}" for s, n in bad.items())
+    return [f"- **WARNING: {total} of {info.get('n_windows', '?')} EEG windows hold NaN or "
+            f"infinite samples** ({per}); the network saw them as zeros (the training mean), "
+            "the DE baselines as the training mean of each feature"]
+
+
+def _training_lines(d: Path) -> list[str]:
+    """Per fold: epochs run, the epoch whose weights were kept, and why training stopped."""
+    rows = []
+    for f in sorted((d / "folds").glob("*/fold.json")) if (d / "folds").is_dir() else []:
+        s = json.loads(f.read_text())
+        rows.append(f"| {s['name']} | {', '.join(s.get('test_subjects', []))} | "
+                    f"{s.get('epochs_run', '?')} | {s.get('best_epoch', '?')} | "
+                    f"{s.get('stopped', '') or 'n/a'} |")
+    if not rows:
+        return []
+    return ["", "## Training (network)", "",
+            "| fold | test subjects | epochs run | kept weights of epoch | why it stopped |",
+            "|---|---|---|---|---|", *rows]
+
+
 def write_report(run_dir: str | Path) -> Path:
     """Write metrics CSV/JSON, figures and ``report.md`` of a run folder; returns report.md."""
     d = Path(run_dir)
@@ -140,6 +168,7 @@ def write_report(run_dir: str | Path) -> Path:
         f"epochs ≤ {cfg.optim.epochs} (early stopping on validation subjects, patience "
         f"{cfg.optim.patience}); seed {cfg.seed}",
         f"- preprocessing: {_pipeline_line(cfg.preprocessing)}",
+        *_data_warnings(d),
         f"- labels: rule `{cfg.label_rule}` ({labels.get('description', '')}) on "
         f"`{cfg.target}`; {labels.get('n_kept', '?')} of {labels.get('n_windows', '?')} windows "
         f"kept, dropped {labels.get('dropped_nan', 0)} NaN and {labels.get('dropped_by_rule', 0)} "
@@ -168,6 +197,7 @@ def write_report(run_dir: str | Path) -> Path:
         vals = {r["model"]: r[key] for _, r in g.iterrows()}
         lines.append(f"| {subj} | {int(g['n'].iloc[0])} | "
                      + " | ".join(f"{vals.get(m, float('nan')):.3f}" for m in models) + " |")
+    lines += _training_lines(d)
     lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figs]
     lines += ["", "Files: `predictions.csv` (every test window), `metrics_folds.csv`, "
               "`metrics_subjects.csv`, `summary.json`, `config.yaml` (rerun with "

@@ -334,6 +334,7 @@ def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_
     metrics = {m: metrics_of(g, task, n_classes) for m, g in preds.groupby("model", sort=False)}
     summary = {"name": fold["name"], "index": fold["index"], "metrics": metrics,
                "best_epoch": best_epoch, "epochs_run": len(history),
+               "stopped": history[-1].get("stopped", "") if history else "",
                "n_train": int(tr.size), "n_val": int(va.size), "n_test": int(te.size),
                "train_subjects": fold["train_subjects"], "val_subjects": fold["val_subjects"],
                "test_subjects": fold["test_subjects"], "device": str(device),
@@ -443,9 +444,47 @@ def _say(console: Any, msg: str) -> None:
         console.print(msg)
 
 
+def _epoch_line(fold: str, row: dict, epochs: int) -> str:
+    """One plain line per epoch: fold, epoch, losses, validation metric."""
+    parts = [f"fold {fold} epoch {row['epoch']}/{epochs}", f"train_loss {row['train_loss']:.4f}"]
+    if "val_loss" in row:
+        parts.append(f"val_loss {row['val_loss']:.4f}")
+    if "val_accuracy" in row:
+        parts.append(f"val_accuracy {row['val_accuracy']:.3f}")
+    parts.append(f"{row.get('seconds', 0.0):.1f} s")
+    return ", ".join(parts)
+
+
+def _fold_line(cfg: TrainConfig, s: dict) -> str:
+    """One plain line when a fold ends: kept epoch, why it stopped, test metric vs baselines."""
+    label = deep_label(cfg)
+    key = "accuracy" if cfg.task == "classification" else "ccc"
+    scores = ", ".join(f"{m} {v.get(key, float('nan')):.3f}" for m, v in s["metrics"].items())
+    return (f"fold {s['name']} done: kept epoch {s['best_epoch']} of {s['epochs_run']} "
+            f"({s.get('stopped', '')}); test {key}: {scores}"
+            if label in s["metrics"] else f"fold {s['name']} done")
+
+
 def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console) -> list[dict]:
     if not progress:
         return [run_fold(cfg_dict, f, data, y, str(run_dir)) for f in folds]
+    terminal = console is not None and getattr(console, "is_terminal", False)
+    if not terminal:  # a log file: one plain line per epoch and per fold, flushed as they come
+        say = (lambda m: console.print(m, soft_wrap=True)) if console is not None else print
+        out = []
+        for i, f in enumerate(folds):
+            say(f"fold {f['name']} ({i + 1}/{len(folds)}): training on "
+                f"{len(f['train_subjects'])} subjects, validating on "
+                f"{', '.join(f['val_subjects']) or 'none'}, testing {', '.join(f['test_subjects'])}")
+
+            def on_epoch(row: dict, name: str = f["name"]) -> None:
+                if not row.get("final"):
+                    say(_epoch_line(name, row, cfg.optim.epochs))
+
+            s = run_fold(cfg_dict, f, data, y, str(run_dir), progress=on_epoch)
+            say(_fold_line(cfg, s))
+            out.append(s)
+        return out
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     out = []
@@ -465,7 +504,9 @@ def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console) -> li
                 bar.update(t_ep, completed=row["epoch"], info=info)
 
             s = run_fold(cfg_dict, f, data, y, str(run_dir), progress=on_epoch)
-            bar.update(t_ep, completed=cfg.optim.epochs)
+            # the bar ends at the epochs actually run, and says why
+            bar.update(t_ep, total=s["epochs_run"], completed=s["epochs_run"],
+                       info=f"kept epoch {s['best_epoch']}; {s.get('stopped', '')}")
             m = s["metrics"].get(deep_label(cfg), {})
             key = "accuracy" if "accuracy" in m else "ccc"
             bar.update(t_folds, advance=1,
