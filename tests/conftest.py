@@ -43,6 +43,18 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "physioaffect.cli.main", *args]
 
 
+def reference_models():
+    """``benchmarks/_reference_models.py`` (re-creations of the published forwards) as a module."""
+    import importlib.util
+
+    path = REPO / "benchmarks" / "_reference_models.py"
+    spec = importlib.util.spec_from_file_location("_reference_models", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["_reference_models"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def write_truth_session(path: Path, truth, t0: float, markers: bool = True, **ids):
     """Write a simulated subject (``simulate_subject(..., t0=t0)``) as a session file.
 

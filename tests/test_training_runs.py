@@ -21,11 +21,21 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
+from physioaffect.sources.sim import SimConfig
 from physioaffect.training import TrainConfig, TrainingError, compare_runs, train
+from physioaffect.training.config import (
+    ComputeSettings,
+    ExecutorSettings,
+    OptimSettings,
+    WindowSettings,
+)
 
-TINY = dict(sim_subjects=4, sim_trials=8, sim_seconds=12.0, sim_channels=14, sim_rate=128,
-            window_s=4.0, graph_sub_window_s=2.0, graph_sub_overlap=0.5, batch_size=16,
-            epochs=2, patience=0, threads=1, seed=3,
+TINY = dict(sim=SimConfig(subjects=4, n_trials=8, stimulus_seconds=12.0, eeg_channels=14,
+                         rate=128, seed=3, rest_seconds=10.0, baseline_seconds=10.0),
+            windows=WindowSettings(window_s=4.0),
+            inputs={"graphs": {"sub_window_s": 2.0, "sub_overlap": 0.5}},
+            optim=OptimSettings(batch_size=16, epochs=2, patience=0),
+            compute=ComputeSettings(threads=1), seed=3,
             model_kwargs={"n_layers": 1, "K": 2, "heads": 2, "dim_head": 8})
 
 
@@ -102,9 +112,9 @@ def test_folds_leave_test_subject_out(serial_run: Path) -> None:
         test = set(f["test_subjects"])
         assert not test & set(f["train_subjects"]) and not test & set(f["val_subjects"])
         assert len(f["val_subjects"]) == 1 and f["val_subjects"][0] not in f["train_subjects"]
-        meta = json.loads((serial_run / "folds" / f["name"] / "checkpoint" / "config.json")
-                          .read_text())["extra"]
-        assert meta["test_subjects"] == f["test_subjects"]
+        contract = json.loads((serial_run / "folds" / f["name"] / "checkpoint"
+                               / "contract.json").read_text())
+        assert contract["provenance"]["test_subjects"] == f["test_subjects"]
 
 
 def test_checkpoint_reproduces_saved_predictions(serial_run: Path, cfg: TrainConfig) -> None:
@@ -112,13 +122,16 @@ def test_checkpoint_reproduces_saved_predictions(serial_run: Path, cfg: TrainCon
     from physioaffect.training import build_inputs, load_checkpoint, predict
     from physioaffect.training.data import prepare_data
 
-    model, pipe, meta = load_checkpoint(serial_run / "folds" / "loso-02")
+    model, contract = load_checkpoint(serial_run / "folds" / "loso-02")
+    pipe = contract.pipeline
     assert isinstance(pipe, PipelineConfig) and pipe.phase == "causal"
-    assert meta["sfreq"] == 128 and meta["n_times"] == 512 and len(meta["channels"]) == 14
-    assert meta["class_names"] == ["low", "high"] and meta["input"] == "graphs"
+    assert contract.sfreq == 128 and contract.n_times == 512 and len(contract.channels) == 14
+    assert contract.class_names == ("low", "high") and contract.input_kind == "graphs"
+    assert contract.live_problems() == []
     data = prepare_data(cfg.resolve())
-    rows = np.flatnonzero(data.meta["subject"].astype(str) == meta["test_subjects"][0])
-    prob = predict(model, meta, build_inputs(meta, data.raw[rows]))
+    test_subject = contract.provenance["test_subjects"][0]
+    rows = np.flatnonzero(data.meta["subject"].astype(str) == test_subject)
+    prob = predict(model, contract, build_inputs(contract, data.raw[rows]))
     saved = pd.read_csv(serial_run / "folds" / "loso-02" / "predictions.csv")
     saved = saved[saved.model == "emt"]
     np.testing.assert_allclose(prob[:, 1], saved["score_1"].to_numpy(), atol=1e-5)
@@ -129,7 +142,8 @@ def test_ray_executor_gives_the_same_metrics(serial_run: Path, cfg: TrainConfig,
     pytest.importorskip("ray", reason="Ray not installed (optional extra 'ray')")
     import dataclasses
 
-    run = train(dataclasses.replace(cfg, executor="ray"), out=work / "ray", progress=False)
+    run = train(dataclasses.replace(cfg, executor=ExecutorSettings(kind="ray")),
+                out=work / "ray", progress=False)
     a = pd.read_csv(serial_run / "metrics_subjects.csv")
     b = pd.read_csv(run / "metrics_subjects.csv")
     pd.testing.assert_frame_equal(a, b)
@@ -226,3 +240,22 @@ def test_evaluate_transfer_and_incompatible_rate(serial_run: Path, work: Path) -
              "--out", str(work / "eval2"), "--target", "emotion", "--label-rule", "seed3")
     assert r.returncode == 2 and "200 Hz" in r.stderr and "128 Hz" in r.stderr
     assert not (work / "eval2").exists()
+
+
+def test_output_to_a_log_file_is_one_line_per_epoch(cfg: TrainConfig, work: Path) -> None:
+    """Written to a pipe or a log file (not a terminal), ``train`` prints one plain line per
+    epoch as it goes and says for each fold which epoch's weights it kept and why it stopped."""
+    import re
+
+    conf = _write_config(cfg, work / "log.yaml")
+    r = _cli("train", "--config", str(conf), "--out", str(work / "logged"))
+    assert r.returncode == 0, r.stderr
+    epochs = re.findall(r"^fold (loso-0\d) epoch (\d)/2, train_loss [\d.]+, val_loss [\d.]+, "
+                        r"val_accuracy [\d.]+, [\d.]+ s$", r.stdout, flags=re.M)
+    assert epochs == [(f"loso-0{i}", str(e)) for i in range(1, 5) for e in (1, 2)]
+    done = re.findall(r"^fold (loso-0\d) done: kept epoch (\d) of 2 \(all 2 epochs run\); "
+                      r"test accuracy: .*emt [\d.]+", r.stdout, flags=re.M)
+    assert [d[0] for d in done] == [f"loso-0{i}" for i in range(1, 5)], r.stdout
+    report = (work / "logged" / "report.md").read_text()
+    assert "## Training (network)" in report and "all 2 epochs run" in report
+    assert "\x1b[" not in r.stdout  # no terminal escape codes in a log

@@ -28,6 +28,11 @@ def decode(
     duration: float = typer.Option(0.0, "--duration", help="Seconds to run (0: until Ctrl-C)."),
     name: str = typer.Option("physioaffect-prediction", "--name", help="Name of the LSL Prediction stream."),
     threads: int = typer.Option(1, "--threads", help="Torch threads for inference."),
+    allow_noncausal: bool = typer.Option(
+        False, "--allow-noncausal",
+        help="Decode a checkpoint whose training preprocessing cannot run live (zero-phase "
+             "filters, bad-channel detection, ICA) with its causal equivalent; the status "
+             "line and the Prediction stream's metadata say so."),
 ) -> None:
     """Decode live streams with a trained model and publish an LSL 'Prediction' stream."""
     from physioaffect.realtime import run_decoder
@@ -40,7 +45,8 @@ def decode(
     try:
         report = run_decoder(source, str(checkpoint), rate=rate, smooth=smooth,
                              duration=duration or None, name=name, threads=threads,
-                             echo=lambda m: typer.echo(m, err=True))
+                             echo=lambda m: typer.echo(m, err=True),
+                             allow_noncausal=allow_noncausal)
     except PhysioAffectError as err:
         _fail(err)
     except KeyboardInterrupt:

@@ -202,13 +202,15 @@ def _natural(s: str) -> tuple:
 def write_sim_sessions(out: str | Path, n_subjects: int = 12, seconds: float = 30.0,
                        n_trials: int = 16, rate: int = 128, eeg_channels: int = 32,
                        seed: int = 0, rest_seconds: float = 10.0,
-                       progress: bool = False, face: bool = False) -> list[Path]:
+                       progress: bool = False, face: bool = False,
+                       config=None) -> list[Path]:
     """Simulate ``n_subjects`` with the built-in simulator and write one session file each.
 
     Files are ``sub-NN_task-sim_physio.h5`` (complete session files with EEG, ECG, GSR, PPG,
     RESP and the simulator's stimulus markers, which carry the nominal valence/arousal 1-9);
     with ``face`` also the simulator's ``Face`` stream (facial features driven by the same
-    affect, 30 frames/s).
+    affect, 30 frames/s). ``config`` (a :class:`~physioaffect.sources.sim.SimConfig`) replaces
+    the keyword settings when given (its ``subjects`` is the number of subjects).
     """
     from physioaffect.recording.naming import bids_basename
     from physioaffect.recording.writer import SessionWriter
@@ -217,9 +219,15 @@ def write_sim_sessions(out: str | Path, n_subjects: int = 12, seconds: float = 3
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = SimConfig(subjects=n_subjects, eeg_channels=eeg_channels, rate=rate, seed=seed,
-                    n_trials=n_trials, stimulus_seconds=seconds, rest_seconds=rest_seconds,
-                    baseline_seconds=rest_seconds, **({"face": True} if face else {}))
+    if config is not None:
+        import dataclasses
+
+        cfg = dataclasses.replace(config, face=bool(config.face or face))
+        n_subjects = cfg.subjects
+    else:
+        cfg = SimConfig(subjects=n_subjects, eeg_channels=eeg_channels, rate=rate, seed=seed,
+                        n_trials=n_trials, stimulus_seconds=seconds, rest_seconds=rest_seconds,
+                        baseline_seconds=rest_seconds, **({"face": True} if face else {}))
     paths = []
     it = range(n_subjects)
     if progress:

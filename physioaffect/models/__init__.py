@@ -23,9 +23,18 @@ from physioaffect.models.baselines import (
     make_logistic_regression,
     make_majority,
 )
+from physioaffect.models.contract import (
+    CheckpointContract,
+    ContractError,
+    Standardisation,
+    load_checkpoint,
+    read_contract,
+    save_checkpoint,
+)
 from physioaffect.models.deformer import EEGDeformer, deformer_temporal_kernel
 from physioaffect.models.emt import EmT, EmTRegressor, emt_n_sub_windows
 from physioaffect.models.fusion import MODALITIES, MultimodalFusion
+from physioaffect.models.inputs import GRAPHS, INPUT_KINDS, RAW, InputKind, input_kind
 from physioaffect.models.io import ModelFileError, load_model, read_config, save_model
 from physioaffect.models.registry import (
     PRESETS,
@@ -33,6 +42,7 @@ from physioaffect.models.registry import (
     ModelSpec,
     create,
     create_preset,
+    get_spec,
     list_models,
     name_of,
     register_model,
@@ -43,6 +53,8 @@ __all__ = [
     "EEGDeformer", "deformer_temporal_kernel", "EmT", "EmTRegressor", "emt_n_sub_windows",
     "EEGNet", "ShallowConvNet", "FlattenFeatures", "make_majority", "make_logistic_regression",
     "make_linear_svm", "MultimodalFusion", "MODALITIES", "create", "create_preset",
-    "list_models", "name_of", "register_model", "ModelSpec", "REGISTRY", "PRESETS",
-    "save_model", "load_model", "read_config",
+    "list_models", "name_of", "register_model", "ModelSpec", "REGISTRY", "PRESETS", "get_spec",
+    "InputKind", "INPUT_KINDS", "RAW", "GRAPHS", "input_kind",
+    "save_model", "load_model", "read_config", "CheckpointContract", "ContractError",
+    "Standardisation", "load_checkpoint", "read_contract", "save_checkpoint",
 ]

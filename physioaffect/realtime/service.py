@@ -15,6 +15,8 @@ from physioaffect.realtime.decoder import (
     OnlineDecoder,
     Prediction,
     StatusEvent,
+    live_pipeline,
+    pipeline_note,
     prediction_info,
     status_info,
 )
@@ -47,7 +49,7 @@ def run_decoder(
     sources: Sequence[str], checkpoint: str | DecoderBundle, rate: float = 4.0,
     smooth: float = 0.0, duration: float | None = None, name: str = "physioaffect-prediction",
     stop: threading.Event | None = None, echo: Callable[[str], None] | None = None,
-    threads: int = 1,
+    threads: int = 1, allow_noncausal: bool = False,
 ) -> DecodeReport:
     """Decode live until ``duration`` s pass or ``stop`` is set; publish over LSL.
 
@@ -67,6 +69,9 @@ def run_decoder(
         Name of the prediction stream (its status stream is ``<name>-status``).
     threads : int
         Torch intra-op threads (1 keeps latency steady on a shared 2-core machine).
+    allow_noncausal : bool
+        Decode a checkpoint whose training pipeline cannot run live (zero-phase filters ...)
+        with its causal equivalent; the status and the stream metadata say so.
 
     Raises
     ------
@@ -78,6 +83,9 @@ def run_decoder(
     torch.set_num_threads(max(1, int(threads)))
     say = echo or (lambda _m: None)
     bundle = checkpoint if isinstance(checkpoint, DecoderBundle) else load_bundle(checkpoint)
+    live_pipeline(bundle, allow_noncausal)  # refused here, before any stream is opened
+    if bundle.contract.live_problems():
+        say(f"warning: {pipeline_note(bundle)}")
     stop = stop or threading.Event()
     report = DecodeReport(stream=name)
     # the outlets exist before the source is found, so consumers can connect ahead of the data
@@ -99,7 +107,7 @@ def run_decoder(
             say(f"decoder {ev.state}: {ev.reason}")
 
         dec = OnlineDecoder(pump.hub, bundle, rate=rate, smooth=smooth, on_prediction=publish,
-                            on_status=on_status, match=match)
+                            on_status=on_status, match=match, allow_noncausal=allow_noncausal)
         say(f"decoding {match.eeg.name} ({len(bundle.ch_names)} ch, {dec.fs:g} Hz, "
             f"{bundle.window_s:g} s windows) -> LSL stream {name!r} (type Prediction, "
             f"{', '.join(bundle.output_labels())}) at {rate:g} Hz")

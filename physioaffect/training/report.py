@@ -86,13 +86,63 @@ def _fmt(s: dict) -> str:
     return f"{s['mean']:.3f} ± {s['std']:.3f}"
 
 
+def _run_config(d: Path):
+    """The run's resolved :class:`TrainConfig` (a version-1 config.json is converted)."""
+    from physioaffect.training.config import TrainConfig
+
+    return TrainConfig.from_dict(json.loads((d / "config.json").read_text()),
+                                 where=str(d / "config.json"))
+
+
+def _pipeline_line(p) -> str:
+    band = f"{p.l_freq or 0:g}-{p.h_freq:g} Hz" if p.h_freq else f"high-pass {p.l_freq or 0:g} Hz"
+    parts = [f"{p.phase} {band} band-pass (order {p.filter_order})"]
+    if p.notch_freq:
+        parts.append(f"notch {p.notch_freq:g} Hz")
+    if p.reference != "none":
+        parts.append(f"{p.reference} reference")
+    if p.detect_bads:
+        parts.append("bad channels " + ("interpolated" if p.interpolate_bads else "marked"))
+    if p.resample_sfreq:
+        parts.append(f"resampled to {p.resample_sfreq:g} Hz")
+    return ", ".join(parts)
+
+
+def _data_warnings(d: Path) -> list[str]:
+    """Lines that say what was wrong with the data (non-finite EEG ...), if anything."""
+    info = json.loads((d / "data.json").read_text()) if (d / "data.json").exists() else {}
+    bad = info.get("nonfinite_eeg_windows") or {}
+    if not bad:
+        return []
+    total = sum(bad.values())
+    per = ", ".join(f"{s}: {n}" for s, n in bad.items())
+    return [f"- **WARNING: {total} of {info.get('n_windows', '?')} EEG windows hold NaN or "
+            f"infinite samples** ({per}); the network saw them as zeros (the training mean), "
+            "the DE baselines as the training mean of each feature"]
+
+
+def _training_lines(d: Path) -> list[str]:
+    """Per fold: epochs run, the epoch whose weights were kept, and why training stopped."""
+    rows = []
+    for f in sorted((d / "folds").glob("*/fold.json")) if (d / "folds").is_dir() else []:
+        s = json.loads(f.read_text())
+        rows.append(f"| {s['name']} | {', '.join(s.get('test_subjects', []))} | "
+                    f"{s.get('epochs_run', '?')} | {s.get('best_epoch', '?')} | "
+                    f"{s.get('stopped', '') or 'n/a'} |")
+    if not rows:
+        return []
+    return ["", "## Training (network)", "",
+            "| fold | test subjects | epochs run | kept weights of epoch | why it stopped |",
+            "|---|---|---|---|---|", *rows]
+
+
 def write_report(run_dir: str | Path) -> Path:
     """Write metrics CSV/JSON, figures and ``report.md`` of a run folder; returns report.md."""
     d = Path(run_dir)
-    cfg = json.loads((d / "config.json").read_text())
+    cfg = _run_config(d)
     status = run_status(d)
     labels = json.loads((d / "labels.json").read_text()) if (d / "labels.json").exists() else {}
-    task = "regression" if cfg["label_rule"] == "continuous" else "classification"
+    task = cfg.task
     pred = load_predictions(d)
     n_classes = len([c for c in pred.columns if c.startswith("score_")]) or 0
     names, folds, subjects = _tables(pred, task, n_classes)
@@ -108,17 +158,19 @@ def write_report(run_dir: str | Path) -> Path:
     (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     figs = _figures(d, pred, subjects, folds, names[0], models, deep, task, n_classes)
     complete = len(status["done"]) == status["n_folds"] and status["n_folds"] > 0
-    lines = [f"# {cfg['dataset']} · {cfg['model']} · {cfg['protocol']} · {cfg['target']}", ""]
+    lines = [f"# {cfg.dataset} · {cfg.model} · {cfg.protocol} · {cfg.target}", ""]
     if not complete:
         lines += [f"**INCOMPLETE RUN: {len(status['done'])} of {status['n_folds']} folds "
                   "finished. These numbers are not a result.**", ""]
-    step = "" if cfg["step_s"] is None else f", step {cfg['step_s']:g} s"
+    step = "" if cfg.windows.step_s is None else f", step {cfg.windows.step_s:g} s"
     lines += [
-        f"- modalities: {', '.join(cfg['modalities'])}; window {cfg['window_s']:g} s{step}; "
-        f"epochs ≤ {cfg['epochs']} (early stopping on validation subjects, patience "
-        f"{cfg['patience']}); seed {cfg['seed']}",
-        f"- labels: rule `{cfg['label_rule']}` ({labels.get('description', '')}) on "
-        f"`{cfg['target']}`; {labels.get('n_kept', '?')} of {labels.get('n_windows', '?')} windows "
+        f"- modalities: {', '.join(cfg.modalities)}; window {cfg.windows.window_s:g} s{step}; "
+        f"epochs ≤ {cfg.optim.epochs} (early stopping on validation subjects, patience "
+        f"{cfg.optim.patience}); seed {cfg.seed}",
+        f"- preprocessing: {_pipeline_line(cfg.preprocessing)}",
+        *_data_warnings(d),
+        f"- labels: rule `{cfg.label_rule}` ({labels.get('description', '')}) on "
+        f"`{cfg.target}`; {labels.get('n_kept', '?')} of {labels.get('n_windows', '?')} windows "
         f"kept, dropped {labels.get('dropped_nan', 0)} NaN and {labels.get('dropped_by_rule', 0)} "
         f"by rule; class counts {labels.get('class_counts', labels.get('mean', ''))}",
         f"- {status['n_folds']} folds; test subjects contribute nothing to training, "
@@ -126,8 +178,8 @@ def write_report(run_dir: str | Path) -> Path:
         "re-initialised per fold; baselines fitted on the same training windows",
         "- `majority` = training-fold majority class (trivial; regression: training mean); "
         "`logreg`/`svm` (regression: ridge / linear SVR) = "
-        f"differential entropy ({cfg['de_bands']}) features"
-        f"{' + peripheral features' if 'peripheral' in cfg['modalities'] else ''}",
+        f"differential entropy ({cfg.de_bands}) features"
+        f"{' + peripheral features' if 'peripheral' in cfg.modalities else ''}",
         "", "## Mean ± std over test subjects", "",
         "| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for m in models:
@@ -145,6 +197,7 @@ def write_report(run_dir: str | Path) -> Path:
         vals = {r["model"]: r[key] for _, r in g.iterrows()}
         lines.append(f"| {subj} | {int(g['n'].iloc[0])} | "
                      + " | ".join(f"{vals.get(m, float('nan')):.3f}" for m in models) + " |")
+    lines += _training_lines(d)
     lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figs]
     lines += ["", "Files: `predictions.csv` (every test window), `metrics_folds.csv`, "
               "`metrics_subjects.csv`, `summary.json`, `config.yaml` (rerun with "
@@ -235,8 +288,7 @@ def compare_runs(run_dirs: list[str | Path], metric: str | None = None) -> str:
             rows.append((d.name, st, None, None))
             continue
         summ = json.loads((d / "summary.json").read_text())
-        cfg = json.loads((d / "config.json").read_text())
-        rows.append((d.name, st, summ, cfg))
+        rows.append((d.name, st, summ, _run_config(d)))
     metric_names = None
     for _, _, s, _ in rows:
         if s:
@@ -260,8 +312,8 @@ def compare_runs(run_dirs: list[str | Path], metric: str | None = None) -> str:
             continue
         for m in s["models"]:
             vals = s["over_subjects"][m]
-            lines.append(f"| {name} | {tag} | {cfg['dataset']} | {cfg['protocol']} | "
-                         f"{cfg['target']} | {m} | "
+            lines.append(f"| {name} | {tag} | {cfg.dataset} | {cfg.protocol} | "
+                         f"{cfg.target} | {m} | "
                          + " | ".join(_fmt(vals[k]) if k in vals else "" for k in metric_names)
                          + " |")
     return "\n".join(lines)
