@@ -246,3 +246,18 @@ def test_to_raw_resamples_a_real_ecg_without_losing_beats(tmp_path, real_data):
     peaks = ecg_rpeaks(x * 1e3, 128.0) / 128.0
     matched = [np.min(np.abs(peaks - b)) <= 0.05 for b in beats]
     assert np.mean(matched) >= 0.99 and len(peaks) <= 1.01 * len(beats)
+
+
+def test_to_epochs_faced_and_thu_ep_through_the_generic_reader(tmp_path):
+    from physioaffect.datasets.fixtures import write_faced, write_thu_ep
+
+    for name, write in (("faced", write_faced), ("thu-ep", write_thu_ep)):
+        root = write(tmp_path / name, n_subjects=2, seconds=2, n_trials=3)
+        reader = open_dataset(name, root)
+        trials = [tr for s in reader.subjects for tr in reader.read_subject(s).trials]
+        ep = to_epochs(reader)
+        assert len(ep) == len(trials) and set(ep.metadata["dataset"]) == {name}
+        np.testing.assert_allclose(ep.get_data()[-1], trials[-1].eeg * 1e-6, rtol=1e-12)
+        np.testing.assert_allclose(ep.metadata["valence"], [t.ratings["valence"] for t in trials])
+        pos = np.array([ch["loc"][:3] for ch in ep.info["chs"]])
+        assert np.isfinite(pos).all()  # every FACED/THU-EP label has a template position
