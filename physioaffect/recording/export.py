@@ -1,10 +1,15 @@
 """From a session to MNE, EDF+/BDF+, FIF, BIDS, and to windows for the datasets layer.
 
-- :func:`to_raw`: every regular stream on one time base (SI units, MNE channel types,
-  markers and gaps as annotations).
-- :func:`export_edf` (EDF+ or BDF+ through edfio), :func:`export_fif`, :func:`export_bids`
-  (EEG through mne-bids, the peripheral signals as ``_physio.tsv.gz`` + ``_physio.json``,
-  one pair per sampling rate, events in ``_events.tsv``).
+- :func:`to_raw`: every regular stream on one time base, an ``mne.io.BaseRaw`` that reads
+  its samples from the file when asked (:mod:`physioaffect.recording.raw`; SI units, MNE
+  channel types, montage, markers and gaps as annotations).
+- :func:`export_edf` (EDF+ or BDF+ through edfio, channel types in the labels),
+  :func:`export_fif`, :func:`export_bids` (EEG through mne-bids with electrodes and typed
+  events, the peripheral signals as ``_physio.tsv.gz`` + ``_physio.json``, one pair per
+  sampling rate).
+
+The streams are put on one grid by a :class:`_Plan` that knows the channels but not the
+samples; it resamples about 10 s at a time from memory or from the HDF5 file.
 - :func:`marker_windows`: the stimulus intervals marked by onset/offset markers, and
   :func:`window_data` to cut every stream to one of them.
 """
@@ -42,7 +47,6 @@ UNIT_SCALE = {
     "microsiemens": (1e-6, "S"), "us": (1e-6, "S"), "µs": (1e-6, "S"), "μs": (1e-6, "S"),
     "siemens": (1.0, "S"), "s": (1.0, "S"),
 }
-
 
 
 def edf_unit(unit: str) -> str:
@@ -178,21 +182,6 @@ def _resample_part(p: _Part, grid: np.ndarray, h5: Any) -> np.ndarray:
     out = np.empty((grid.shape[0], x.shape[1]))
     for c in range(x.shape[1]):
         out[:, c] = np.interp(grid, t, x[:, c])
-    return out
-
-
-def _resample_stream(s: StreamData, grid: np.ndarray, sfreq: float) -> np.ndarray:
-    """Samples of ``s`` at the times ``grid`` (linear interpolation on its own timestamps).
-
-    Streams faster than ``sfreq`` are low-pass filtered (zero phase, 0.45 x sfreq)
-    first so that the new rate does not alias. Returns float64, shape (n_grid, n_ch).
-    """
-    part = _Part(s.name, s.timestamps, float(s.info.nominal_srate), slice(0, s.info.n_channels),
-                 s.samples, sos=_antialias(s, sfreq), out_rate=sfreq)
-    out = np.empty((grid.shape[0], s.info.n_channels))
-    step = max(1, int(_BLOCK_S * sfreq))
-    for a in range(0, grid.shape[0], step):
-        out[a:a + step] = _resample_part(part, grid[a:a + step], None)
     return out
 
 
@@ -406,7 +395,7 @@ def export_edf(
     """
     import edfio
 
-    session = _as_session(session)
+    session = _as_session(session, load_samples=False)  # samples are read once, into the table
     out = Path(out)
     _refuse_existing(out)
     tab = _table(session, sfreq, streams)

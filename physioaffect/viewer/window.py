@@ -1,14 +1,16 @@
 """The viewer window (PySide6 + pyqtgraph).
 
-Left: scrolling EEG traces (decimated to pixels, :mod:`physioaffect.viewer.raster`) with
-per-channel scaling and a channel selection, then ECG (heart rate), EDA (tonic level and
-responses), PPG (pulse rate) and respiration (breathing rate), all on one time axis whose 0 is
-the newest EEG sample; markers are drawn as vertical lines on every trace.
+Left: scrolling EEG traces (decimated to pixels and scrolled incrementally,
+:mod:`physioaffect.viewer.raster`) at one shared sensitivity (microvolts per lane, with a
+scale bar), every channel labelled, per-channel gains and a channel selection; then ECG (heart
+rate), EDA (tonic level and responses), PPG (pulse rate) and respiration (breathing rate), each
+in its stream's unit, all on one time axis in seconds whose 0 is the newest EEG sample; markers
+are drawn as vertical lines on every trace.
 
 Right: stream status, the record button, the channel list and gain controls, band-power bars
-with frontal alpha asymmetry, and, when they are present, the neurofeedback panel (valence-
-arousal plane with the current state and its trail, target bars with thresholds) and the face
-panel.
+with frontal alpha asymmetry, the neurofeedback panel when targets are given (target bars with
+thresholds; the valence-arousal plane with the current state and its trail once a prediction
+stream is present) and the face panel with a Face stream.
 
 Keys 1-9 send markers: an LSL ``Markers`` outlet (``physioaffect-viewer-markers``) and the
 hub's own marker stream (so a recording started from the viewer holds them).
