@@ -47,16 +47,15 @@ def make_checkpoint(folder: Path) -> Path:
     import torch
 
     from physioaffect.models import create
-    from physioaffect.realtime import DecoderBundle, save_bundle
+    from physioaffect.realtime import bundle_for_model, save_bundle
     from physioaffect.realtime.demo import DEMO_PIPELINE
     from physioaffect.sources.sim import SimConfig, stream_infos
 
     torch.manual_seed(0)
     model = create("eeg_deformer", n_chans=32, n_outputs=2, n_times=512, sfreq=128)
     labels = stream_infos(SimConfig(rate=128, eeg_channels=32))["EEG"].labels
-    bundle = DecoderBundle(model=model.eval(), pipeline=DEMO_PIPELINE, ch_names=labels,
-                           sfreq=128.0, n_times=512, task="classification", target="arousal",
-                           outputs=["low", "high"], path=str(folder))
+    bundle = bundle_for_model(model, DEMO_PIPELINE, labels, 128.0, 512, task="classification",
+                              target="arousal", outputs=["low", "high"], path=str(folder))
     return save_bundle(bundle, folder)
 
 

@@ -130,7 +130,8 @@ def prediction_info(bundle: DecoderBundle, rate: float, name: str = "physioaffec
         channel_types=PREDICTION_TYPE, source_id=f"{name}-{bundle.target}",
         device={"manufacturer": "physioaffect", "model": "online decoder",
                 "checkpoint": bundle.path, "target": bundle.target, "task": bundle.task,
-                "window_s": f"{bundle.window_s:g}", "input": source},
+                "window_s": f"{bundle.window_s:g}", "input": source,
+                "pipeline": pipeline_note(bundle)},
     )
 
 
@@ -325,13 +326,40 @@ class FaceWindowFeatures:
         return row[None] if np.isfinite(row[:-1]).any() else None
 
 
-def _live_pipeline(config: PipelineConfig) -> PipelineConfig:
-    """The causal equivalent of a training pipeline (live decoding cannot look ahead)."""
-    if config.phase == "causal":
+def live_pipeline(bundle: DecoderBundle, allow_noncausal: bool = False) -> PipelineConfig:
+    """The pipeline the live path runs for ``bundle``.
+
+    A checkpoint trained with a causal pipeline is decoded with exactly that pipeline. One
+    trained with a pipeline that cannot run live (zero-phase filters, bad-channel detection, ICA)
+    is refused, unless ``allow_noncausal``: then its causal equivalent runs (same band, causal
+    filter, no detection or ICA), and the decoder says so in its status and stream metadata.
+
+    Raises
+    ------
+    DecoderError
+        The checkpoint's pipeline cannot run live and ``allow_noncausal`` is False.
+    """
+    config = bundle.pipeline
+    problems = bundle.contract.live_problems()
+    if not problems:
         return config
+    if not allow_noncausal:
+        raise DecoderError(
+            f"{bundle.path or 'checkpoint'}: its preprocessing cannot run live "
+            f"({'; '.join(problems)}): the model would see other inputs than in training. Train "
+            "a live-able model with preprocessing phase: causal, detect_bads: false, ica_eog: "
+            "false (the training default), or decode anyway with --allow-noncausal")
     data = config.to_dict()
-    data["phase"] = "causal"
+    data.update(phase="causal", detect_bads=False, interpolate_bads=False, ica_eog=False)
     return PipelineConfig.from_dict(data)
+
+
+def pipeline_note(bundle: DecoderBundle) -> str:
+    """How the live inputs relate to the training inputs (status line, stream metadata)."""
+    problems = bundle.contract.live_problems()
+    if not problems:
+        return "causal pipeline as trained"
+    return f"NOT as trained: causal equivalent of a non-causal training pipeline ({'; '.join(problems)})"
 
 
 class OnlineDecoder:
@@ -361,12 +389,15 @@ class OnlineDecoder:
         stale_s: float = 0.5, warmup_s: float = 1.0,
         on_prediction: Callable[[Prediction], None] | None = None,
         on_status: Callable[[StatusEvent], None] | None = None,
-        match: StreamMatch | None = None,
+        match: StreamMatch | None = None, allow_noncausal: bool = False,
     ):
         if not rate > 0:
             raise DecoderError(f"decoding rate must be > 0 Hz, got {rate}")
         self.hub = hub
         self.bundle = bundle
+        self.contract = bundle.contract
+        self.pipeline_config = live_pipeline(bundle, allow_noncausal)
+        self.pipeline_note = pipeline_note(bundle)
         self.match = match or match_streams(bundle, list(hub.infos.values()))
         if self.match.eeg is None:
             raise DecoderError(f"{bundle.path}: the live decoder needs an EEG branch")
@@ -378,37 +409,29 @@ class OnlineDecoder:
         self.on_prediction = on_prediction
         self.on_status = on_status
         self.picks = np.asarray(self.match.picks, dtype=int)
-        self.pipeline_config = _live_pipeline(bundle.pipeline)
         ch = [self.eeg.labels[i] for i in self.picks]
         self._pipeline = StreamingPipeline(self.pipeline_config, self.fs, ch)
-        self.n_window = int(round(bundle.window_s * self.fs))  # at the source rate
-        self.hop = self.fs / self.rate
-        self.warmup_n = int(round(warmup_s * self.fs))
+        self.model_fs = self._pipeline.sfreq_out
+        self.n_window = int(bundle.n_times)  # at the model rate, after decimation
+        self.hop = self.model_fs / self.rate
+        self.warmup_n = int(round(warmup_s * self.model_fs))
         self.max_backlog = 4  # due points decoded from one chunk at most
         self._cap = self.n_window + self.max_backlog * (int(np.ceil(self.hop)) + 1) + 2
         self._buf = np.zeros((self._cap, len(self.picks)), dtype=np.float32)
         self._bts = np.zeros(self._cap, dtype=np.float64)
         self._reader = hub.reader(self.eeg.name)
-        self._resample = None
-        if bundle.pipeline.resample_sfreq and bundle.pipeline.resample_sfreq != self.fs:
-            from fractions import Fraction
-
-            fr = Fraction(bundle.pipeline.resample_sfreq / self.fs).limit_denominator(1000)
-            self._resample = (fr.numerator, fr.denominator)
         self.model = bundle.model
         self.peripheral: PeripheralFeatures | None = None
         self.modalities_used: tuple[str, ...] = ("eeg",)
-        meta = bundle.training_meta
-        if meta is not None and "peripheral" in meta.get("modalities", ()):
-            names = list((meta.get("peripheral") or {}).get("feature_names") or [])
-            self.peripheral = PeripheralFeatures(hub, self.match.peripheral, names,
+        if "peripheral" in self.contract.modalities:
+            self.peripheral = PeripheralFeatures(hub, self.match.peripheral,
+                                                 list(self.contract.peripheral_features),
                                                  bundle.window_s).start()
         self.face: FaceWindowFeatures | None = None
-        if meta is not None and "face" in meta.get("modalities", ()):
-            face_meta = meta.get("face") or {}
+        if "face" in self.contract.modalities:
             self.face = FaceWindowFeatures(hub, self.match.face,
-                                           list(face_meta.get("feature_names") or []),
-                                           bundle.window_s, face_meta.get("min_valid", 0.5))
+                                           list(self.contract.face_features), bundle.window_s,
+                                           self.contract.face_min_valid)
         self.state = "starting"
         self.reason = ""
         self.predictions = 0
@@ -420,7 +443,7 @@ class OnlineDecoder:
 
     # -- state ---------------------------------------------------------------------------
     def _reset(self, why: str) -> None:
-        self._pipeline.filter.reset()
+        self._pipeline.reset()
         self._count = 0  # samples in the buffer since the last reset
         self._next_at = float(self.n_window + self.warmup_n)
         self.smoother.reset()
@@ -470,8 +493,11 @@ class OnlineDecoder:
         elif self.state == "paused-stale":
             self._set_state("paused", f"{self.eeg.name} is back; waiting for a full window")
         self._last_ts = float(ts[-1])
-        y = self._pipeline.process(x).astype(np.float32)
+        y, ts = self._pipeline.process(x, ts)
+        y = y.astype(np.float32)
         n = len(ts)
+        if n == 0:
+            return []
         before = self._count
         self._push(ts, y)
         self._count += n
@@ -492,8 +518,10 @@ class OnlineDecoder:
             preds.append(self._decode(offset, arrived))
         used = "+".join(self.modalities_used)
         masked = [m for m in self.bundle.modalities if m not in self.modalities_used]
+        note = "" if not self.contract.live_problems() else f"; {self.pipeline_note}"
         self._set_state("running", f"decoding from {used}"
-                        + (f" ({', '.join(masked)} masked: no usable stream)" if masked else ""))
+                        + (f" ({', '.join(masked)} masked: no usable stream)" if masked else "")
+                        + note)
         return preds
 
     def _push(self, ts: np.ndarray, y: np.ndarray) -> None:
@@ -508,19 +536,11 @@ class OnlineDecoder:
         self._bts[-n:] = ts
 
     def window(self, offset: int = 0) -> tuple[np.ndarray, float]:
-        """The current model input ``(n_chans, n_times)`` ending ``offset`` samples back, and
-        the timestamp of its last sample."""
+        """The current model input ``(n_chans, n_times)`` (preprocessed, at the model rate)
+        ending ``offset`` samples back, and the timestamp of its last sample."""
         stop = self._cap - offset
         x = self._buf[stop - self.n_window: stop].T
         t_end = float(self._bts[stop - 1])
-        if self._resample is not None:
-            from scipy.signal import resample_poly
-
-            x = resample_poly(x, self._resample[0], self._resample[1], axis=1)
-        x = x[:, -self.bundle.n_times:] if x.shape[1] >= self.bundle.n_times else np.pad(
-            x, ((0, 0), (self.bundle.n_times - x.shape[1], 0)), mode="edge")
-        if self.bundle.window_norm == "zscore":
-            x = (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-6)
         return np.ascontiguousarray(x, dtype=np.float32), t_end
 
     def window_quality(self, offset: int = 0) -> tuple[float, str]:
@@ -536,36 +556,26 @@ class OnlineDecoder:
 
     def infer(self, x: np.ndarray, t_end: float | None = None) -> np.ndarray:
         """Model output for one window ``(n_chans, n_times)`` ending at ``t_end`` (LSL s):
-        probabilities or ratings."""
-        meta = self.bundle.training_meta
-        if meta is not None:
-            return self._infer_training(x, meta, t_end)
-        xt = torch.from_numpy(x)[None]
-        with torch.inference_mode():
-            if self.bundle.is_fusion:
-                # only the EEG branch is fed live; absent modalities are masked, not zero-filled
-                out = self.model(eeg=xt)
-            else:
-                out = self.model(xt)
-        out = out.reshape(1, -1)
-        if self.bundle.task == "classification":
-            out = torch.softmax(out, dim=1)
-        return out[0].double().numpy()
+        probabilities or ratings.
 
-    def _infer_training(self, x: np.ndarray, meta: dict, t_end: float | None = None) -> np.ndarray:
-        # the training stage's own input builder and scorer: same normalisation, graphs,
-        # target scaling; a fusion model without usable peripheral or face features runs
-        # with that branch masked
+        Inputs are built by the training stage's own :func:`build_inputs` and scored by its
+        :func:`predict` (the contract's input kind, normalisation and target scaling); a fusion
+        model without usable peripheral or face features runs with that branch masked.
+        """
+        import dataclasses
+
         from physioaffect.training.checkpoint import build_inputs, predict
 
         per = self.peripheral.latest() if self.peripheral is not None else None
         face = self.face.at(t_end) if self.face is not None and t_end is not None else None
         absent = {"peripheral": per is None, "face": face is None}
-        use = [m for m in meta["modalities"] if not absent.get(m, False)]
-        inputs = build_inputs({**meta, "modalities": use}, x[None], per, face)
-        self.modalities_used = tuple(use)
+        use = tuple(m for m in self.contract.modalities if not absent.get(m, False))
+        contract = self.contract if use == self.contract.modalities else \
+            dataclasses.replace(self.contract, modalities=use)
+        inputs = build_inputs(contract, x[None], per, face)
+        self.modalities_used = use
         with torch.inference_mode():
-            y = predict(self.model, meta, inputs)
+            y = predict(self.model, contract, inputs)
         return np.atleast_1d(np.asarray(y[0], dtype=np.float64))
 
     def close(self) -> None:

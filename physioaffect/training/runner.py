@@ -22,7 +22,6 @@ says so, and that is written after the last fold and the report.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -39,8 +38,8 @@ from physioaffect.training.data import AxisNormaliser, PreparedData, face_presen
 __all__ = ["train", "run_fold", "deep_label", "class_names", "plan_folds"]
 
 _CLASS_NAMES = {"seed3": ["negative", "neutral", "positive"], "posneg": ["negative", "positive"]}
-#: Config fields that may differ between a run and its resumption.
-_RESUME_FREE = ("executor", "ray_address", "ray_cpus_per_fold")
+#: Config sections that may differ between a run and its resumption.
+_RESUME_FREE = ("executor",)
 
 
 def class_names(rule: str) -> list[str]:
@@ -188,6 +187,35 @@ def _pred_frame(cfg: TrainConfig, data: PreparedData, fold: dict, model: str, ro
     return df
 
 
+def fold_contract(cfg: TrainConfig, data: PreparedData, fold: dict, info: dict,
+                  norms: dict[str, AxisNormaliser], target_scaling: tuple[float, float] | None,
+                  seed: int, best_epoch: int, epochs_run: int):
+    """The :class:`~physioaffect.models.CheckpointContract` of a trained fold."""
+    from physioaffect.models.contract import CheckpointContract
+
+    eeg = "eeg" in info["modalities"]
+    return CheckpointContract(
+        model=info["network"], trained_as=cfg.model, label=deep_label(cfg),
+        modalities=tuple(info["modalities"]), task=cfg.task, target=cfg.target,
+        label_rule=cfg.label_rule, class_names=tuple(class_names(cfg.label_rule)),
+        channels=tuple(data.ch_names) if eeg else (),
+        sfreq=float(data.info.get("source_sfreq", data.sfreq)) if eeg else 0.0,
+        pipeline=cfg.preprocessing, window_s=float(cfg.windows.window_s) if eeg else 0.0,
+        step_s=cfg.windows.step_s if eeg else None, n_times=data.n_times if eeg else 0,
+        input_kind=info["input"], input_params=dict(cfg.inputs.get(info["input"], {}))
+        if info["input"] else {},
+        normalisation={k: n.standardisation() for k, n in norms.items()},
+        peripheral_signals=tuple(data.peripheral_signals),
+        peripheral_features=tuple(data.peripheral_names), face_features=tuple(data.face_names),
+        face_min_valid=float(cfg.face.min_valid), target_scaling=target_scaling,
+        subject_adaptation={"method": cfg.adaptation.method,
+                            "transductive": cfg.adaptation.transductive},
+        provenance={"dataset": cfg.dataset, "fold": fold["name"],
+                    "train_subjects": fold["train_subjects"], "val_subjects": fold["val_subjects"],
+                    "test_subjects": fold["test_subjects"], "seed": seed,
+                    "best_epoch": best_epoch, "epochs_run": epochs_run})
+
+
 def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_dir: str,
              progress: Any = None) -> dict:
     """Train and test one fold; writes ``folds/<name>/`` and returns the fold summary.
@@ -197,7 +225,7 @@ def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_
     """
     import torch
 
-    from physioaffect.training.checkpoint import save_checkpoint
+    from physioaffect.models.contract import save_checkpoint
     from physioaffect.training.engine import (
         build_network,
         fit,
@@ -207,14 +235,14 @@ def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_
     )
     from physioaffect.training.metrics import metrics_of
 
-    cfg = TrainConfig(**cfg_dict)
+    cfg = TrainConfig.from_dict(cfg_dict)
     fold_dir = Path(run_dir) / "folds" / fold["name"]
     done = fold_dir / "fold.json"
     if done.exists():
         return json.loads(done.read_text())
     fold_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if cfg.compute.threads:
+        torch.set_num_threads(cfg.compute.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     t_start = time.perf_counter()
     task = cfg.task
@@ -246,26 +274,26 @@ def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_
     # The network: fresh per fold, normalised with training-subject statistics only.
     device = resolve_device(cfg)
     seed_everything(seed)
-    net, spec = build_network(
+    net, info = build_network(
         cfg, n_chans=len(data.ch_names), n_times=data.n_times, sfreq=data.sfreq,
         n_outputs=1 if task == "regression" else n_classes,
-        n_features=None if data.graphs is None else int(data.graphs.shape[-1]),
+        eeg_input=None if data.eeg_input is None else data.eeg_input[:2],
         n_peripheral=0 if data.peripheral is None else int(data.peripheral.shape[1]),
         n_face=0 if data.face is None else int(data.face.shape[1]))
+    from physioaffect.models.inputs import input_kind
+
     norms: dict[str, AxisNormaliser] = {}
     arrays: dict[str, np.ndarray] = {}
-    if "eeg" in spec["modalities"]:
-        if spec["input"] == "graphs":
-            arrays["eeg"], keep_axes = data.graphs, (2, 3)
-        else:
-            arrays["eeg"], keep_axes = data.raw, (1,)
-        norms["eeg"] = AxisNormaliser(keep_axes).fit(arrays["eeg"], tr)
-    if "peripheral" in spec["modalities"]:
+    if "eeg" in info["modalities"]:
+        arrays["eeg"] = data.eeg_input
+        norms["eeg"] = AxisNormaliser(input_kind(info["input"]).norm_axes).fit(
+            data.eeg_input, rows=tr)
+    if "peripheral" in info["modalities"]:
         arrays["peripheral"] = data.peripheral
-        norms["peripheral"] = AxisNormaliser((1,)).fit(data.peripheral, tr)
-    if "face" in spec["modalities"]:
+        norms["peripheral"] = AxisNormaliser((1,)).fit(data.peripheral, rows=tr)
+    if "face" in info["modalities"]:
         arrays["face"] = data.face
-        norms["face"] = AxisNormaliser((1,)).fit(data.face, tr)
+        norms["face"] = AxisNormaliser((1,)).fit(data.face, rows=tr)
         face_mask = face_present(data.face).astype(np.float32)
 
     def take(rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -276,56 +304,37 @@ def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_
 
     target_scaling = None
     if task == "regression":
-        target_scaling = {"mean": float(np.mean(y[tr])), "std": float(np.std(y[tr]) or 1.0)}
+        target_scaling = (float(np.mean(y[tr])), float(np.std(y[tr]) or 1.0))
 
         def ty(rows: np.ndarray) -> np.ndarray:
-            return ((y[rows] - target_scaling["mean"]) / target_scaling["std"]).astype(np.float32)
+            return ((y[rows] - target_scaling[0]) / target_scaling[1]).astype(np.float32)
     else:
         def ty(rows: np.ndarray) -> np.ndarray:
             return y[rows].astype(np.int64)
 
-    kind = "fusion" if spec["fusion"] else "single"
-    on_epoch = None
-    if progress is not None:
-        on_epoch = progress
+    kind = "fusion" if info["fusion"] else "single"
     net, history, best_epoch = fit(
         net, kind, cfg, seed, (take(tr), ty(tr)), (take(va), ty(va)) if va.size else None,
-        device, state_path=fold_dir / "train_state.pt", on_epoch=on_epoch)
-    out = predict_arrays(net, kind, take(te), device, cfg.amp)
+        device, state_path=fold_dir / "train_state.pt", on_epoch=progress)
+    out = predict_arrays(net, kind, take(te), device, cfg.compute.amp)
     label = deep_label(cfg)
     if task == "regression":
-        pred = out.reshape(len(out), -1)[:, 0] * target_scaling["std"] + target_scaling["mean"]
+        pred = out.reshape(len(out), -1)[:, 0] * target_scaling[1] + target_scaling[0]
         frames.append(_pred_frame(cfg, data, fold, label, te, y_te, pred, None))
     else:
         prob = torch.softmax(torch.as_tensor(out), dim=1).numpy()
         frames.append(_pred_frame(cfg, data, fold, label, te, y_te, prob.argmax(1), prob))
 
-    pipe = cfg.pipeline()
-    meta = {
-        "model_name": cfg.model, "label": label, "input": spec["input"],
-        "fusion": spec["fusion"], "eeg_encoder": spec.get("eeg_encoder"),
-        "modalities": spec["modalities"], "channels": list(data.ch_names),
-        "sfreq": data.sfreq, "n_times": data.n_times, "window_s": cfg.window_s,
-        "step_s": cfg.step_s, "target": cfg.target, "label_rule": cfg.label_rule, "task": task,
-        "class_names": names, "n_classes": n_classes,
-        "graph": {"sub_window_s": cfg.graph_sub_window_s, "sub_overlap": cfg.graph_sub_overlap,
-                  "bands": cfg.graph_bands},
-        "peripheral": {"signals": data.peripheral_signals,
-                       "feature_names": data.peripheral_names},
-        "face": {"feature_names": data.face_names, "min_valid": cfg.face_min_valid},
-        "normalisation": {k: n.to_dict() for k, n in norms.items()},
-        "target_scaling": target_scaling, "pipeline": pipe.to_dict(),
-        "pipeline_hash": pipe.config_hash(), "dataset": cfg.dataset, "fold": fold["name"],
-        "train_subjects": fold["train_subjects"], "val_subjects": fold["val_subjects"],
-        "test_subjects": fold["test_subjects"], "seed": seed, "best_epoch": best_epoch,
-    }
-    save_checkpoint(net.cpu(), fold_dir / "checkpoint", meta)
+    contract = fold_contract(cfg, data, fold, info, norms, target_scaling, seed, best_epoch,
+                             len(history))
+    save_checkpoint(net.cpu(), fold_dir / "checkpoint", contract)
     preds = pd.concat(frames, ignore_index=True)
     preds.to_csv(fold_dir / "predictions.csv", index=False)
     pd.DataFrame(history).to_csv(fold_dir / "history.csv", index=False)
     metrics = {m: metrics_of(g, task, n_classes) for m, g in preds.groupby("model", sort=False)}
     summary = {"name": fold["name"], "index": fold["index"], "metrics": metrics,
                "best_epoch": best_epoch, "epochs_run": len(history),
+               "stopped": history[-1].get("stopped", "") if history else "",
                "n_train": int(tr.size), "n_val": int(va.size), "n_test": int(te.size),
                "train_subjects": fold["train_subjects"], "val_subjects": fold["val_subjects"],
                "test_subjects": fold["test_subjects"], "device": str(device),
@@ -349,13 +358,14 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 
 def _check_resume(saved: dict, cfg: TrainConfig, run_dir: Path) -> TrainConfig:
+    old = TrainConfig.from_dict(saved, where=str(run_dir / "config.json")).resolve().to_dict()
     new = cfg.to_dict()
-    diff = [k for k in new if k not in _RESUME_FREE and saved.get(k) != new[k]]
+    diff = [k for k in new if k not in _RESUME_FREE and old.get(k) != new[k]]
     if diff:
         raise TrainingError(f"{run_dir}: --resume with a different configuration "
                             f"(fields {', '.join(diff)}); resume with the same options or "
                             "use another --out")
-    return TrainConfig(**{**saved, **{k: new[k] for k in _RESUME_FREE}})
+    return TrainConfig.from_dict({**old, **{k: new[k] for k in _RESUME_FREE}}).resolve()
 
 
 def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
@@ -414,9 +424,9 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
                                   "subjects": sorted(data.meta["subject"].astype(str).unique()),
                                   "peripheral_features": data.peripheral_names,
                                   "face_features": data.face_names, **data.info})
-    cfg_dict = dataclasses.asdict(cfg)
+    cfg_dict = cfg.to_dict()
     t0 = time.perf_counter()
-    if cfg.executor == "ray":
+    if cfg.executor.kind == "ray":
         summaries = _run_ray(cfg, cfg_dict, folds, data, y, run_dir, console)
     else:
         summaries = _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console)
@@ -434,9 +444,47 @@ def _say(console: Any, msg: str) -> None:
         console.print(msg)
 
 
+def _epoch_line(fold: str, row: dict, epochs: int) -> str:
+    """One plain line per epoch: fold, epoch, losses, validation metric."""
+    parts = [f"fold {fold} epoch {row['epoch']}/{epochs}", f"train_loss {row['train_loss']:.4f}"]
+    if "val_loss" in row:
+        parts.append(f"val_loss {row['val_loss']:.4f}")
+    if "val_accuracy" in row:
+        parts.append(f"val_accuracy {row['val_accuracy']:.3f}")
+    parts.append(f"{row.get('seconds', 0.0):.1f} s")
+    return ", ".join(parts)
+
+
+def _fold_line(cfg: TrainConfig, s: dict) -> str:
+    """One plain line when a fold ends: kept epoch, why it stopped, test metric vs baselines."""
+    label = deep_label(cfg)
+    key = "accuracy" if cfg.task == "classification" else "ccc"
+    scores = ", ".join(f"{m} {v.get(key, float('nan')):.3f}" for m, v in s["metrics"].items())
+    return (f"fold {s['name']} done: kept epoch {s['best_epoch']} of {s['epochs_run']} "
+            f"({s.get('stopped', '')}); test {key}: {scores}"
+            if label in s["metrics"] else f"fold {s['name']} done")
+
+
 def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console) -> list[dict]:
     if not progress:
         return [run_fold(cfg_dict, f, data, y, str(run_dir)) for f in folds]
+    terminal = console is not None and getattr(console, "is_terminal", False)
+    if not terminal:  # a log file: one plain line per epoch and per fold, flushed as they come
+        say = (lambda m: console.print(m, soft_wrap=True)) if console is not None else print
+        out = []
+        for i, f in enumerate(folds):
+            say(f"fold {f['name']} ({i + 1}/{len(folds)}): training on "
+                f"{len(f['train_subjects'])} subjects, validating on "
+                f"{', '.join(f['val_subjects']) or 'none'}, testing {', '.join(f['test_subjects'])}")
+
+            def on_epoch(row: dict, name: str = f["name"]) -> None:
+                if not row.get("final"):
+                    say(_epoch_line(name, row, cfg.optim.epochs))
+
+            s = run_fold(cfg_dict, f, data, y, str(run_dir), progress=on_epoch)
+            say(_fold_line(cfg, s))
+            out.append(s)
+        return out
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     out = []
@@ -445,7 +493,7 @@ def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console) -> li
                   console=console, transient=False) as bar:
         t_folds = bar.add_task("folds", total=len(folds), info="")
         for f in folds:
-            t_ep = bar.add_task(f"  {f['name']} epochs", total=cfg.epochs, info="")
+            t_ep = bar.add_task(f"  {f['name']} epochs", total=cfg.optim.epochs, info="")
 
             def on_epoch(row: dict, t_ep: int = t_ep) -> None:
                 info = f"train {row['train_loss']:.3f}"
@@ -456,7 +504,9 @@ def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console) -> li
                 bar.update(t_ep, completed=row["epoch"], info=info)
 
             s = run_fold(cfg_dict, f, data, y, str(run_dir), progress=on_epoch)
-            bar.update(t_ep, completed=cfg.epochs)
+            # the bar ends at the epochs actually run, and says why
+            bar.update(t_ep, total=s["epochs_run"], completed=s["epochs_run"],
+                       info=f"kept epoch {s['best_epoch']}; {s.get('stopped', '')}")
             m = s["metrics"].get(deep_label(cfg), {})
             key = "accuracy" if "accuracy" in m else "ccc"
             bar.update(t_folds, advance=1,
@@ -475,8 +525,8 @@ def _run_ray(cfg, cfg_dict, folds, data, y, run_dir, console) -> list[dict]:
     if not ray.is_initialized():
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "ignore_reinit_error": True}
-        if cfg.ray_address:
-            kw["address"] = cfg.ray_address
+        if cfg.executor.address:
+            kw["address"] = cfg.executor.address
         else:
             kw["num_cpus"] = os.cpu_count() or 1
         try:
@@ -486,15 +536,15 @@ def _run_ray(cfg, cfg_dict, folds, data, y, run_dir, console) -> list[dict]:
                                 f"({str(err).splitlines()[0]})") from None
         started = True
     try:
-        gpus = 1 if (cfg.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1) else 0
-        remote = ray.remote(num_cpus=cfg.ray_cpus_per_fold, num_gpus=gpus,
+        gpus = 1 if (cfg.compute.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1) else 0
+        remote = ray.remote(num_cpus=cfg.executor.cpus_per_fold, num_gpus=gpus,
                             max_retries=0)(_ray_fold)
         data_ref = ray.put(data)
         y_ref = ray.put(y)
         pending = {remote.remote(cfg_dict, f, data_ref, y_ref, str(Path(run_dir).resolve())): f
                    for f in folds}
         results: dict[str, dict] = {}
-        _say(console, f"ray: {len(folds)} folds as tasks ({cfg.ray_cpus_per_fold:g} CPU"
+        _say(console, f"ray: {len(folds)} folds as tasks ({cfg.executor.cpus_per_fold:g} CPU"
                       f"{', 1 GPU' if gpus else ''} each)")
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
