@@ -251,6 +251,61 @@ def test_cluster_run_equals_serial_and_workers_write_nothing(cluster, cfg: Train
     assert "up to 2 retries of a fold whose worker or node died" in report
 
 
+def test_resources_per_fold_from_the_config() -> None:
+    """No cluster needed: the resources a fold asks for, against what the nodes have."""
+    from physioaffect.training.cluster import fold_resources
+
+    def nodes(gpus: float) -> list[dict]:
+        return [{"address": f"10.0.0.{i}", "resources": {"CPU": 8.0, "GPU": gpus}}
+                for i in range(2)]
+
+    def ask(device: str = "auto", **executor) -> tuple[float, float]:
+        cfg = TrainConfig(root="x", compute=ComputeSettings(device=device),
+                          executor=ExecutorSettings(kind="ray", **executor))
+        return fold_resources(cfg, nodes(gpus))
+
+    gpus = 4.0
+    assert ask() == (1.0, 1.0)  # a cluster with GPUs: one per fold
+    assert ask(cpus_per_fold=4, gpus_per_fold=0.5) == (4.0, 0.5)
+    assert ask(device="cpu") == (1.0, 0.0)
+    with pytest.raises(TrainingError, match=r"no node has 16 CPU and 1 GPU for a fold"):
+        ask(cpus_per_fold=16)
+    gpus = 0.0
+    assert ask() == (1.0, 0.0)
+    with pytest.raises(TrainingError, match="compute.device: cuda, but the folds get no GPU"):
+        ask(device="cuda")
+    with pytest.raises(TrainingError, match="executor.max_retries: expected an integer >= 0"):
+        TrainConfig(root="x", executor=ExecutorSettings(max_retries=-1)).resolve()
+
+
+def test_windows_go_per_fold_only_when_that_sends_less(cfg: TrainConfig) -> None:
+    from physioaffect.training.cluster import FoldInputs, _slim
+    from physioaffect.training.data import prepare_data
+    from physioaffect.training.runner import plan_folds
+
+    resolved = cfg.resolve()
+    data = prepare_data(resolved)
+    loso, y, _ = plan_folds(resolved, data)
+    assert not FoldInputs(data, y, loso, "object_store").per_fold  # every fold uses everything
+    # folds inside one subject (as SEED's 9/6 protocol makes them), two per subject: the two
+    # folds of a subject share that subject's windows, and nothing else is sent
+    subject = data.meta["subject"].astype(str).to_numpy()
+    folds = []
+    for s in sorted(set(subject)):
+        rows = np.flatnonzero(subject == s)
+        for k in range(2):
+            test = rows[k::2]
+            rest = np.setdiff1d(rows, test)
+            folds.append({"train": rest[2:], "val": rest[:2], "test": test,
+                          "test_subjects": [s]})
+    inputs = FoldInputs(data, y, folds, "object_store")
+    assert inputs.per_fold and len(inputs.sets) == 4
+    part = _slim(data, inputs.sets[0])
+    assert set(part.meta["subject"].astype(str)) == {folds[0]["test_subjects"][0]}
+    np.testing.assert_array_equal(part.eeg_input, data.eeg_input[inputs.sets[0]])
+    assert "window_cache" not in part.info and "derived_cache" not in part.info
+
+
 def test_a_second_result_of_a_fold_is_not_written_twice(cfg: TrainConfig, work: Path) -> None:
     from physioaffect.training.cluster import accept_result
     from physioaffect.training.data import prepare_data
@@ -380,16 +435,22 @@ def test_a_run_stopped_on_the_driver_resumes(cluster, cfg: TrainConfig, serial_r
     states = [p.parent.name for p in (out / "folds").glob("*/train_state.pt")
               if not (p.parent / "fold.json").exists()]
     assert written and states, seen
+    # the rest runs with every node memory-mapping the windows the driver wrote into the cache
+    # folder (the executor may change on --resume); the audit hook refuses any write there
     console = Lines()
-    train(_on(cfg, cluster), out=out, resume=True, progress=False, console=console)
+    train(_on(cfg, cluster, data="shared_path"), out=out, resume=True, progress=False,
+          console=console)
     assert json.loads((out / "status.json").read_text())["status"] == "complete"
     assert {f.parent.name: f.stat().st_mtime_ns for f in (out / "folds").glob("*/fold.json")
             if f.parent.name in written} == written  # finished folds were not run again
     assert any(f"ray: {4 - len(written)} fold(s) as tasks" in m for m in console.lines)
+    assert any("windows memory-mapped by each node from the shared cache folder" in m
+               for m in console.lines), console.lines
     for name in states:
         summary = json.loads((out / "folds" / name / "fold.json").read_text())
         assert summary["resumed_from_epoch"] >= 1, (name, summary)
     _same_results(serial_run, out)
+    assert _violations(cluster.node_dirs) == []
 
 
 def test_a_killed_node_costs_one_retry_of_its_fold(cluster, cfg: TrainConfig, serial_run: Path,

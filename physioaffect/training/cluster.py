@@ -3,8 +3,9 @@
 How a run uses the cluster:
 
 - **The driver alone writes the run folder.** A fold task gets its windows through Ray's object
-  store (or reads a dataset path every node shares, ``executor.data: shared_path``), trains in
-  its own temporary folder and *returns* a :class:`~physioaffect.training.runner.FoldResult`
+  store (or, with ``executor.data: shared_path``, memory-maps a read-only copy the driver wrote
+  once into ``cache_dir``, a folder every node reads at the same path), trains in its own
+  temporary folder and *returns* a :class:`~physioaffect.training.runner.FoldResult`
   (metrics, predictions, learning curve, the checkpoint's files as bytes); the driver writes it
   with :func:`~physioaffect.training.runner.write_fold`, as the serial executor does. Workers
   need no shared disk and no path of the driver (the task's config carries none in
@@ -44,7 +45,7 @@ import numpy as np
 
 from physioaffect.errors import PhysioAffectError
 from physioaffect.training.config import TrainConfig, TrainingError
-from physioaffect.training.data import PreparedData
+from physioaffect.training.data import PreparedData, _cache_dir
 from physioaffect.training.runner import (
     _choice_line,
     _fold_line,
@@ -55,7 +56,8 @@ from physioaffect.training.runner import (
 )
 
 __all__ = ["RayExecutor", "accept_result", "connect", "check_address", "probe_nodes",
-           "fold_resources", "EpochStates", "FoldInputs", "fold_task", "trial_task"]
+           "fold_resources", "EpochStates", "FoldInputs", "fold_task", "trial_task",
+           "windows_digest", "write_shared_windows", "read_shared_windows"]
 
 #: Seconds between two looks of the driver at the epoch checkpoints that arrived.
 POLL_S = 0.25
@@ -313,72 +315,181 @@ def _slim(data: PreparedData, rows: np.ndarray | None) -> PreparedData:
 class FoldInputs:
     """Object-store references of the windows each task reads, and its rows in them.
 
+    Folds that use the same windows share one object (the folds of one subject in a
+    within-subject protocol). When the distinct sets of windows together are no more than one
+    copy of the windows any fold uses, each fold gets only its own set; otherwise (LOSO: every
+    fold uses every subject) one shared copy goes into the object store once.
+
     Parameters
     ----------
     mode : {"object_store", "shared_path"}
-        ``shared_path``: no windows are sent (the task reads the dataset path itself).
+        ``shared_path``: no windows are sent (tasks read :func:`write_shared_windows`'s
+        folder).
     """
 
     def __init__(self, data: PreparedData, y: np.ndarray, folds: list[dict], mode: str) -> None:
         self.data, self.y, self.mode = data, y, mode
-        needed = [np.unique(np.concatenate([f["train"], f["val"], f["test"]])) for f in folds]
-        self.union = np.unique(np.concatenate(needed)) if needed else np.zeros(0, int)
-        #: each fold gets its own rows when that sends no more windows than one shared copy
-        self.per_fold = mode == "object_store" and sum(len(r) for r in needed) <= len(self.union)
-        self._shared: tuple | None = None
+        sets = {}
+        for f in folds:
+            rows = self._rows(f)
+            sets.setdefault(rows.tobytes(), rows)
+        self.sets = list(sets.values())
+        self.union = np.unique(np.concatenate(self.sets)) if self.sets else np.zeros(0, int)
+        self.per_fold = (mode == "object_store" and len(self.sets) > 1
+                         and sum(len(r) for r in self.sets) <= len(self.union))
+        self._refs: dict[bytes, tuple] = {}
+
+    @staticmethod
+    def _rows(fold: dict) -> np.ndarray:
+        return np.unique(np.concatenate([fold["train"], fold["val"], fold["test"]])).astype(int)
 
     def describe(self) -> str:
         if self.mode == "shared_path":
-            return "windows read by each node from the shared dataset path"
+            return "windows memory-mapped by each node from the shared cache folder"
         if self.per_fold:
-            return "each fold's own windows through the object store"
+            return (f"each fold's own windows through the object store ({len(self.sets)} sets, "
+                    f"{self._nbytes(len(self.union)) / 2**20:.0f} MiB in all)")
         return (f"one shared copy of {len(self.union)} windows through the object store "
-                f"({self._nbytes() / 2**20:.0f} MiB)")
+                f"({self._nbytes(len(self.union)) / 2**20:.0f} MiB)")
 
-    def _nbytes(self) -> int:
+    def _nbytes(self, n_rows: int) -> int:
         d = self.data
         arrays = [d.raw, d.de, d.peripheral, d.face]
         if d.eeg_input is not d.raw:
             arrays.append(d.eeg_input)
         total = sum(a.nbytes for a in arrays if a is not None)
-        return int(total * len(self.union) / max(len(d.meta), 1))
+        return int(total * n_rows / max(len(d.meta), 1))
 
     def for_fold(self, fold: dict):
         """``(data_ref, y_ref, remap)``: what a fold's tasks read, and ``remap(rows)`` to
-        turn the fold's row indices into indices of that data."""
+        turn the fold's row indices into indices of that data (put on first use)."""
         import ray
 
         if self.mode == "shared_path":
-            if self._shared is None:
-                self._shared = (None, ray.put(self.y))
-            return (*self._shared, lambda rows: np.asarray(rows, dtype=int))
-        if self.per_fold:
-            rows = np.unique(np.concatenate([fold["train"], fold["val"], fold["test"]]))
-            return (ray.put(_slim(self.data, rows)), ray.put(self.y[rows]),
-                    lambda r, rows=rows: np.searchsorted(rows, np.asarray(r, dtype=int)))
-        if self._shared is None:
-            rows = None if len(self.union) == len(self.data.meta) else self.union
-            self._shared = (ray.put(_slim(self.data, rows)),
-                            ray.put(self.y if rows is None else self.y[rows]))
-        union = self.union
-        return (*self._shared,
-                lambda r: np.searchsorted(union, np.asarray(r, dtype=int)))
+            if b"" not in self._refs:
+                self._refs[b""] = (None, ray.put(self.y))
+            return (*self._refs[b""], lambda r: np.asarray(r, dtype=int))
+        rows = self._rows(fold) if self.per_fold else self.union
+        key = rows.tobytes()
+        if key not in self._refs:
+            whole = len(rows) == len(self.data.meta)
+            self._refs[key] = (ray.put(_slim(self.data, None if whole else rows)),
+                               ray.put(self.y if whole else self.y[rows]))
+        return (*self._refs[key],
+                lambda r, rows=rows: np.searchsorted(rows, np.asarray(r, dtype=int)))
+
+
+def windows_digest(data: PreparedData) -> str:
+    """A digest of which windows ``data`` holds, in order (subject, session, trial, onset)."""
+    import hashlib
+
+    cols = data.meta[["subject", "session", "trial", "onset_s"]].astype(str)
+    return hashlib.sha256(cols.to_csv(index=False).encode()).hexdigest()[:16]
+
+
+_ARRAYS = ("raw", "eeg_input", "de", "peripheral", "face")
+
+
+def write_shared_windows(data: PreparedData, cache_dir: str | Path) -> Path:
+    """Write the prepared windows once under ``cache_dir/shared/`` for every node to read.
+
+    One ``.npy`` file per array and per ``meta`` column (no pickle) and ``manifest.json``,
+    written into a temporary folder and renamed, so that a reader never sees half of it. An
+    existing folder of the same windows is reused.
+
+    Returns
+    -------
+    Path
+        The folder (absolute), read by :func:`read_shared_windows`.
+    """
+    import hashlib
+    import json
+    import shutil
+
+    shapes = {k: list(getattr(data, k).shape) for k in _ARRAYS if getattr(data, k) is not None}
+    key = hashlib.sha256(json.dumps(
+        [windows_digest(data), shapes, data.eeg_kind, data.info.get("window_cache", ""),
+         data.info.get("derived_cache", "")], sort_keys=True).encode()).hexdigest()[:16]
+    folder = (Path(cache_dir) / "shared" / key).resolve()
+    if (folder / "manifest.json").is_file():
+        return folder
+    tmp = folder.with_name(f"{key}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    arrays = []
+    for name in _ARRAYS:
+        a = getattr(data, name)
+        if a is None or (name == "eeg_input" and a is data.raw):
+            continue
+        np.save(tmp / f"{name}.npy", np.ascontiguousarray(a), allow_pickle=False)
+        arrays.append(name)
+    columns = []
+    for i, col in enumerate(data.meta.columns):
+        v = data.meta[col].to_numpy()
+        text = v.dtype == object
+        np.save(tmp / f"meta-{i}.npy", v.astype(str) if text else v, allow_pickle=False)
+        columns.append({"name": str(col), "text": bool(text)})
+    info = {k: v for k, v in data.info.items() if not str(k).endswith("_cache")}
+    (tmp / "manifest.json").write_text(json.dumps({
+        "arrays": arrays, "eeg_input_is_raw": data.eeg_input is data.raw and data.raw is not None,
+        "meta": columns, "ch_names": list(data.ch_names), "sfreq": float(data.sfreq),
+        "eeg_kind": data.eeg_kind, "peripheral_names": list(data.peripheral_names),
+        "peripheral_signals": list(data.peripheral_signals), "face_names": list(data.face_names),
+        "info": info, "windows_digest": windows_digest(data)}, default=float) + "\n")
+    try:
+        tmp.rename(folder)
+    except OSError:  # another run wrote it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
 
 
 _SHARED: dict[str, PreparedData] = {}
 
 
-def _shared_path_data(cfg_dict: dict) -> PreparedData:
-    """The windows of ``executor.data: shared_path``, read on this node (once per process)."""
+def read_shared_windows(folder: str | Path, digest: str) -> PreparedData:
+    """The windows :func:`write_shared_windows` wrote, memory-mapped read-only (once per
+    process).
+
+    Raises
+    ------
+    TrainingError
+        The folder is missing on this node or holds other windows than the driver's.
+    """
     import json
 
-    from physioaffect.training.data import prepare_data
+    import pandas as pd
+    import ray
 
-    key = json.dumps(cfg_dict, sort_keys=True)
-    if key not in _SHARED:
-        _SHARED.clear()
-        _SHARED[key] = prepare_data(TrainConfig.from_dict(cfg_dict).resolve())
-    return _SHARED[key]
+    folder = Path(folder)
+    if str(folder) in _SHARED:
+        return _SHARED[str(folder)]
+    node = ray.get_runtime_context().get_node_id()[:12]
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r", allow_pickle=False)
+                  for k in manifest["arrays"]}
+        meta = pd.DataFrame({c["name"]: (np.load(folder / f"meta-{i}.npy", allow_pickle=False)
+                                         .astype(object) if c["text"] else
+                                         np.load(folder / f"meta-{i}.npy", allow_pickle=False))
+                             for i, c in enumerate(manifest["meta"])})
+    except (OSError, ValueError, KeyError) as err:
+        raise TrainingError(f"executor.data shared_path: node {node} cannot read the windows at "
+                            f"{folder} ({err}); cache_dir must be a folder every node reads "
+                            "at the same path, or use executor.data object_store") from None
+    if "eeg_input" not in arrays and manifest["eeg_input_is_raw"]:
+        arrays["eeg_input"] = arrays.get("raw")
+    data = PreparedData(meta=meta, ch_names=manifest["ch_names"], sfreq=manifest["sfreq"],
+                        eeg_kind=manifest["eeg_kind"],
+                        peripheral_names=manifest["peripheral_names"],
+                        peripheral_signals=manifest["peripheral_signals"],
+                        face_names=manifest["face_names"], info=manifest["info"],
+                        **{k: arrays.get(k) for k in _ARRAYS})
+    if windows_digest(data) != digest:
+        raise TrainingError(f"executor.data shared_path: node {node} reads other windows at "
+                            f"{folder} than the driver wrote; use executor.data object_store")
+    _SHARED.clear()
+    _SHARED[str(folder)] = data
+    return data
 
 
 # -------------------------------------------------------------------------------- tasks
@@ -400,7 +511,7 @@ def fold_task(cfg_dict: dict, fold: dict, data: PreparedData | None, y: np.ndarr
 
     cfg_dict = _task_config(cfg_dict)
     if data is None:
-        data = _shared_path_data(cfg_dict)
+        data = read_shared_windows(fold["shared_windows"], fold["windows_digest"])
     node = ray.get_runtime_context().get_node_id()
     attempt, epoch, blob = ray.get(states.begin.remote(fold["name"], node))
     chosen = None
@@ -434,21 +545,14 @@ def trial_task(cfg_dict: dict, trial: dict, data: PreparedData | None, y: np.nda
 
     cfg_dict = _task_config(cfg_dict)
     if data is None:
-        data = _shared_path_data(cfg_dict)
+        data = read_shared_windows(trial["shared_windows"], trial["windows_digest"])
     return run_trial(cfg_dict, trial, data, y)
 
 
 # ------------------------------------------------------------------------------ the driver
-def _worker_config(cfg: TrainConfig, cfg_dict: dict) -> dict:
-    """The config tasks get: no path of the driver (object store), or absolute shared paths."""
+def _worker_config(cfg_dict: dict) -> dict:
+    """The config tasks get: no path of the driver (tasks read no dataset folder)."""
     out = dict(cfg_dict)
-    if cfg.executor.data == "shared_path":
-        out["root"] = str(Path(cfg.root).resolve())
-        if cfg.cache_dir:
-            out["cache_dir"] = str(Path(cfg.cache_dir).resolve())
-        else:  # the default cache sits next to the dataset; name it for every node
-            out["cache_dir"] = str(Path(cfg.root).resolve().parent / "physioaffect-cache")
-        return out
     out["root"], out["cache_dir"] = "", None
     out["face"] = {**out.get("face", {}), "folder": None, "trial_order": None}
     return out
@@ -555,21 +659,24 @@ class RayExecutor:
             fold_remote = ray.remote(fold_task).options(**res, **retry)
             trial_remote = ray.remote(trial_task).options(**res, **retry)
             inputs = FoldInputs(data, y, folds, cfg.executor.data)
-            worker_cfg = _worker_config(cfg, cfg_dict)
+            worker_cfg = _worker_config(cfg_dict)
+            digest = {"windows_digest": windows_digest(data)}
+            if cfg.executor.data == "shared_path":
+                digest["shared_windows"] = str(write_shared_windows(data, _cache_dir(cfg)))
             n_trials = 0
             for f in todo:
                 data_ref, y_ref, remap = inputs.for_fold(f)
                 search = searches.get(f["name"])
                 trial_refs = []
                 for t in search["trials"] if search else []:
-                    r = trial_remote.remote(worker_cfg, {**t, "train": remap(t["train"]),
+                    r = trial_remote.remote(worker_cfg, {**t, **digest, "train": remap(t["train"]),
                                                          "val": remap(t["val"])}, data_ref, y_ref)
                     trial_refs.append(r)
                     pending[r] = ("trial", f["name"])
                 n_trials += len(trial_refs)
                 spec = None if search is None else {k: v for k, v in search.items()
                                                     if k != "trials"}
-                sub = {**f, **{k: remap(f[k]) for k in ("train", "val", "test")}}
+                sub = {**f, **digest, **{k: remap(f[k]) for k in ("train", "val", "test")}}
                 pending[fold_remote.remote(worker_cfg, sub, data_ref, y_ref, states, spec,
                                            *trial_refs)] = ("fold", f["name"])
             trials_text = f" and {n_trials} search trials" if n_trials else ""

@@ -233,9 +233,10 @@ class ExecutorSettings:
     data : {"object_store", "shared_path"}
         How the prepared windows reach the workers. ``object_store``: through Ray's object
         store, each fold only the windows it uses (training, validation and test subjects)
-        when that is less than all of them; no disk is shared. ``shared_path``: every node reads
-        ``root`` and ``cache_dir`` itself (they must be the same paths on every node, e.g. a
-        network file system, and the window cache is prepared by the driver first).
+        where that sends less than one shared copy; no disk is shared. ``shared_path``: the
+        driver writes the prepared windows once into ``cache_dir/shared/`` (read-only ``.npy``
+        files) and every task memory-maps them; ``cache_dir`` must then be a folder every node
+        reads at the same path (a network file system).
     """
 
     kind: str = "serial"

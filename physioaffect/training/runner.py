@@ -11,9 +11,15 @@ Run folder layout::
       folds/<fold>/checkpoint/                network + pipeline + normalisation (load_checkpoint)
       folds/<fold>/predictions.csv            test predictions of the network and the baselines
       folds/<fold>/history.csv                learning curve
+      folds/<fold>/search.csv                 trials of the nested model search (``search``)
       folds/<fold>/fold.json                  written last: the fold is finished
       predictions.csv, metrics_folds.csv, metrics_subjects.csv, summary.json, report.md,
       figures/*.png                            written when every fold is finished
+
+A fold is *computed* (:func:`compute_fold`, returning a :class:`FoldResult`) and *written*
+(:func:`write_fold`) by the driver, the process that runs :func:`train`: in-process by the
+serial executor, from Ray tasks on any node by the Ray executor
+(:mod:`physioaffect.training.cluster`), so that both give the same folder.
 
 A killed run continues with ``resume=True``: finished folds are skipped, an unfinished fold
 continues from its last finished epoch. A run is reported complete only when ``status.json``
