@@ -53,3 +53,32 @@ def reference_models():
     sys.modules["_reference_models"] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def write_truth_session(path: Path, truth, t0: float, markers: bool = True, **ids):
+    """Write a simulated subject (``simulate_subject(..., t0=t0)``) as a session file.
+
+    Every stream of ``truth`` plus its JSON markers go through the recording stage's writer,
+    with a fixed clock (UNIX 1.7e9 at LSL ``t0``); ``ids`` are the writer's ``subject``,
+    ``task``, ``session``, ``run``. Returns ``path``.
+    """
+    import numpy as np
+
+    from physioaffect.recording import SessionWriter
+    from physioaffect.streams import Chunk, StreamInfo
+
+    w = SessionWriter(path, journal=False,
+                      clock={"unix_start": 1.7e9, "lsl_clock_start": t0,
+                             "unix_to_lsl_offset": t0 - 1.7e9,
+                             "utc_start": "2023-11-14T22:13:20Z"}, **ids)
+    for info, ts, x in truth.signals.values():
+        w.add_stream(info)
+        w.append(Chunk(info.name, ts, x))
+    if markers:
+        mk = StreamInfo.from_labels("sim-Markers", "Markers", ["Marker"], 0.0, "",
+                                    channel_format="string")
+        w.add_stream(mk)
+        w.append(Chunk(mk.name, [t for t, _ in truth.markers],
+                       np.array([[m] for _, m in truth.markers], dtype=object)))
+    w.close()
+    return path

@@ -243,3 +243,68 @@ def test_output_to_a_log_file_is_one_line_per_epoch(cfg: TrainConfig, work: Path
     report = (work / "logged" / "report.md").read_text()
     assert "## Training (network)" in report and "all 2 epochs run" in report
     assert "\x1b[" not in r.stdout  # no terminal escape codes in a log
+
+
+def test_report_figures_name_what_they_show(serial_run: Path) -> None:
+    """The report's figures, inspected as matplotlib objects: class names on the confusion
+    matrix with legible text, one legend entry per fold and the kept epoch marked, a chance
+    line and a legend beside (not over) the per-subject bars, labelled axes and titles."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+    from sklearn.metrics import confusion_matrix
+
+    from physioaffect.training.report import report_figures
+
+    figs = report_figures(serial_run)
+    assert set(figs) == {"per_subject.png", "confusion_emt.png", "learning_curves.png"}
+    for fig in figs.values():
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if ax.get_label() == "<colorbar>":
+                continue
+            assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    pred = pd.read_csv(serial_run / "predictions.csv")
+
+    # confusion matrix: class names (the rating rule's low/high), counts as sklearn counts them,
+    # white text on the darkest cell, black on the lightest
+    ax = figs["confusion_emt.png"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["low", "high"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["low", "high"]
+    g = pred[pred.model == "emt"]
+    cm = confusion_matrix(g.y_true, g.y_pred, labels=[0, 1])
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    assert {k: int(t.get_text().split()[0]) for k, t in cells.items()} == \
+        {(r, c): int(cm[r, c]) for r in range(2) for c in range(2)}
+    darkest = np.unravel_index(cm.argmax(), cm.shape)
+    assert to_rgb(cells[darkest].get_color()) == (1.0, 1.0, 1.0)
+    if cm.min() < cm.max() / 3:
+        lightest = np.unravel_index(cm.argmin(), cm.shape)
+        assert to_rgb(cells[lightest].get_color()) == (0.0, 0.0, 0.0)
+    assert figs["confusion_emt.png"].axes[1].get_ylabel() == "test windows"  # colour bar
+
+    # learning curves: a legend entry per fold, loss name on y, the kept epoch of each fold
+    fig = figs["learning_curves.png"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == \
+        [f"loso-0{i}" for i in range(1, 5)] + ["kept epoch"]
+    assert all("cross-entropy" in a.get_ylabel() and a.get_xlabel() == "epoch"
+               for a in fig.axes)
+    stars = [ln for ln in fig.axes[1].lines if ln.get_marker() == "*"]
+    assert len(stars) == 4
+    for i, star in enumerate(stars, start=1):
+        fold = serial_run / "folds" / f"loso-0{i}"
+        best = json.loads((fold / "fold.json").read_text())["best_epoch"]
+        hist = pd.read_csv(fold / "history.csv").set_index("epoch")
+        assert star.get_xdata()[0] == best
+        assert star.get_ydata()[0] == pytest.approx(hist.loc[best, "val_loss"])
+
+    # per-subject bars: the chance line at 1/2, every model in a legend outside the bars
+    fig = figs["per_subject.png"]
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "chance (1/2)" in labels and {"emt", "logreg", "svm"} <= set(labels)
+    assert any(np.allclose(ln.get_ydata(), 0.5) for ln in ax.lines)
+    renderer = fig.canvas.get_renderer()
+    legend_box = ax.get_legend().get_window_extent(renderer)
+    assert legend_box.x0 >= ax.get_window_extent(renderer).x1  # beside the axes
+    for f in figs.values():
+        plt.close(f)

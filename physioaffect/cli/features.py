@@ -49,7 +49,8 @@ def load_source(source: str, duration: float | None = None) -> dict[str, Any]:
     -------
     dict
         ``eeg`` (n_chans, n_times) in microvolts or None, ``eeg_ts`` (n_times,), ``sfreq``,
-        ``ch_names``, ``line_freq``, ``peripherals`` modality -> (signal, rate, timestamps).
+        ``ch_names``, ``line_freq``, ``peripherals`` modality -> (signal, rate, timestamps),
+        ``peripheral_units`` modality -> unit of the signal as recorded.
     """
     if source.split("?")[0].split(":")[0].lower() == "sim":
         from physioaffect.sources.base import SourceSpec
@@ -86,6 +87,7 @@ def load_source(source: str, duration: float | None = None) -> dict[str, Any]:
         "ch_names": [],
         "line_freq": line,
         "peripherals": {},
+        "peripheral_units": {},
     }
     for kind, (info, ts, samples) in streams.items():
         ts = np.asarray(ts, dtype=float)
@@ -106,6 +108,8 @@ def load_source(source: str, duration: float | None = None) -> dict[str, Any]:
                 float(info.nominal_srate),
                 ts,
             )
+            out["peripheral_units"][_PERIPHERAL_TYPES[kind]] = (
+                str(info.channels[0].unit) if info.channels else "")
     if out["eeg"] is None and not out["peripherals"]:
         raise FeaturesInputError(
             f"{source}: no EEG, ECG, EDA, PPG, respiration or temperature stream found"
@@ -126,21 +130,21 @@ def _load_mne(path: Path, duration: float | None) -> dict[str, Any]:
         raw.crop(tmax=min(duration, raw.times[-1]))
     picks = mne.pick_types(raw.info, eeg=True)
     fs = float(raw.info["sfreq"])
-    per = {}
-    for kind in ("ecg", "bio", "misc"):
-        for i in mne.pick_types(raw.info, **{kind: True}):
+    per, units = {}, {}
+    # MNE holds SI units: ECG back to mV and EDA to µS (the scales these signals are read in)
+    by_type = {"ecg": ("ECG", 1e3, "mV"), "gsr": ("EDA", 1e6, "µS"), "resp": ("RESP", 1.0, None),
+               "temperature": ("TEMP", 1.0, None)}
+    for kind in ("ecg", "gsr", "bio", "resp", "temperature", "misc"):
+        for i in mne.pick_types(raw.info, meg=False, **{kind: True}):
             name = raw.ch_names[i].upper()
-            mod = (
-                "ECG"
-                if kind == "ecg"
-                else next((v for k, v in _PERIPHERAL_TYPES.items() if k in name), None)
-            )
+            mod, scale, unit = by_type.get(kind, (None, 1.0, None))
+            if mod is None:
+                mod = next((v for k, v in _PERIPHERAL_TYPES.items() if k in name), None)
+                scale, unit = (1e3, "mV") if mod == "ECG" else (1.0, None)
             if mod and mod not in per:
-                per[mod] = (
-                    raw.get_data(picks=[i])[0] * (1e3 if mod == "ECG" else 1.0),
-                    fs,
-                    raw.times,
-                )
+                per[mod] = (raw.get_data(picks=[i])[0] * scale, fs, raw.times)
+                units[mod] = unit or (getattr(raw, "_orig_units", None) or {}).get(
+                    raw.ch_names[i], "")
     return {
         "eeg": raw.get_data(picks=picks) * 1e6 if picks.size else None,
         "eeg_ts": raw.times,
@@ -148,6 +152,7 @@ def _load_mne(path: Path, duration: float | None) -> dict[str, Any]:
         "ch_names": [raw.ch_names[i] for i in picks],
         "line_freq": float(raw.info.get("line_freq") or 50.0),
         "peripherals": per,
+        "peripheral_units": units,
     }
 
 
@@ -254,7 +259,8 @@ def register(app: typer.Typer) -> None:
                         console.print(f"[yellow]no topomap:[/] {err}")
                 if data["peripherals"]:
                     sig = {k: (v[0], v[1]) for k, v in data["peripherals"].items()}
-                    plot_peripheral(sig, out / "peripheral.png")
+                    plot_peripheral(sig, out / "peripheral.png",
+                                    units=data.get("peripheral_units"))
                     written.append(out / "peripheral.png")
         except (PhysioAffectError, OSError) as err:
             console.print(f"[red]error:[/] {err}")

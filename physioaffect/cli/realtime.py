@@ -60,7 +60,8 @@ def view(
     duration: float = typer.Option(0.0, "--duration", help="Close after this many seconds (0: stay open)."),
     screenshot: Path = typer.Option(None, "--screenshot", help="PNG written before closing (with --duration)."),
     window: float = typer.Option(10.0, "--window", help="Seconds of signal shown."),
-    targets: str = typer.Option("", "--targets", help="Neurofeedback goals, e.g. 'faa>0.1,arousal<4'."),
+    targets: str = typer.Option("", "--targets", help="Neurofeedback goals, e.g. 'faa>0.1,hr<70' (faa, alpha, hr need no "
+                                                  "decoder) or 'arousal<4' (needs a Prediction stream)."),
     marker_keys: str = typer.Option("", "--marker-keys", help="Keys to markers, e.g. '1=baseline,2=stimulus' (default 1-9 -> key-1..key-9)."),
     record_dir: Path = typer.Option(Path("."), "--record-dir", help="Folder for recordings started with the Record button."),
     fps: float = typer.Option(30.0, "--fps", help="Refresh rate asked of the viewer."),

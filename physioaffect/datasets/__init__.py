@@ -14,9 +14,10 @@ from physioaffect.datasets.base import (
     Trial,
     UnsafePickleError,
 )
+from physioaffect.datasets.epochs import to_epochs
 
 __all__ = ["DatasetError", "DatasetReader", "Signal", "SubjectRecording", "Trial",
-           "UnsafePickleError", "open_dataset", "READERS"]
+           "UnsafePickleError", "open_dataset", "READERS", "to_epochs"]
 
 READERS = ("deap", "seed", "dreamer", "faced", "thu-ep", "sessions")
 

@@ -23,6 +23,9 @@ preprocessing, 2023); ``After_remark``'s fields are ``score, trial, vid, Accurac
 files are MATLAB v7.3 (HDF5 behind MATLAB's 512-byte user block, ``MATLAB_class`` attributes)
 with double arrays; bands 0-4 of ``data`` are band-passed copies (1-4, 4-8, 8-13, 13-30,
 30-45 Hz: THU-EP does not document them) of the broadband band 5.
+
+Every writer takes ``progress`` (a bar per subject, drawn when INFO messages are shown) and
+``verbose`` (the package log level for that call, :func:`physioaffect.set_log_level`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from scipy.signal import lfilter
 
 from physioaffect.datasets.base import DatasetError
 from physioaffect.datasets.safe_pickle import dump_numpy1, dump_py2
+from physioaffect.log import progress_enabled, verbose
 
 DEAP_SFREQ = 128
 DEAP_BASELINE_S = 3
@@ -101,8 +105,10 @@ def deap_subject_arrays(subject: int, n_trials: int = 40, seconds: float = 60.0,
     return {"data": data, "labels": labels}
 
 
+@verbose
 def write_deap(out: str | Path, n_subjects: int = 32, seconds: float = 60.0, n_trials: int = 40,
-               seed: int = 0, progress: bool = False) -> Path:
+               seed: int = 0, progress: bool = False, *,
+               verbose: bool | str | int | None = None) -> Path:
     """Write ``s01.dat`` ... ``sNN.dat`` (Python 2 protocol-2 pickles) into ``out``.
 
     ``out`` plays the role of ``data_preprocessed_python/``. Returns ``out``.
@@ -140,9 +146,11 @@ def seed_session_arrays(subject: int, session: int, seconds: float | None = 4.0,
     return out
 
 
+@verbose
 def write_seed(out: str | Path, n_subjects: int = 15, seconds: float | None = 4.0,
                n_sessions: int = 3, n_trials: int = 15, seed: int = 0,
-               progress: bool = False) -> Path:
+               progress: bool = False, *,
+               verbose: bool | str | int | None = None) -> Path:
     """Write a ``Preprocessed_EEG/`` folder: ``{subject}_{date}.mat``, ``label.mat``, ``readme.txt``.
 
     ``seconds``: length of the longest trial (the others scaled like the real ones);
@@ -206,9 +214,11 @@ def _cell(items: list) -> np.ndarray:
     return c
 
 
+@verbose
 def write_dreamer(out: str | Path, n_subjects: int = 23, seconds: float = 4.0,
                   n_trials: int = 18, baseline_seconds: float = 61.0, seed: int = 0,
-                  progress: bool = False) -> Path:
+                  progress: bool = False, *,
+                  verbose: bool | str | int | None = None) -> Path:
     """Write ``DREAMER.mat`` into the folder ``out`` (or to ``out`` if it ends in ``.mat``).
 
     The nesting is the published one: ``DREAMER`` struct, ``Data`` 1 x N cell of subject
@@ -291,8 +301,10 @@ def faced_subject_arrays(subject: int, n_trials: int = 28, seconds: float = 30.0
     return {"data": data, "scores": scores, "vids": vids}
 
 
+@verbose
 def write_faced(out: str | Path, n_subjects: int = 123, seconds: float = 30.0,
-                n_trials: int = 28, seed: int = 0, progress: bool = False) -> Path:
+                n_trials: int = 28, seed: int = 0, progress: bool = False, *,
+                verbose: bool | str | int | None = None) -> Path:
     """Write a FACED folder: ``Processed_data/subNNN.pkl`` and ``Rating/subNNN/After_remarks.mat``.
 
     ``Rating/`` is the layout EmT's official loader reads (FACED ships the same files under
@@ -345,8 +357,10 @@ def thu_ep_subject_arrays(subject: int, n_trials: int = 28, seconds: float = 30.
     return {"data": data, "ratings": ratings}
 
 
+@verbose
 def write_thu_ep(out: str | Path, n_subjects: int = 80, seconds: float = 30.0,
-                 n_trials: int = 28, seed: int = 0, progress: bool = False) -> Path:
+                 n_trials: int = 28, seed: int = 0, progress: bool = False, *,
+                verbose: bool | str | int | None = None) -> Path:
     """Write a THU-EP folder: ``EEG data/sub_N.mat`` and ``Ratings/ratings.mat`` (MATLAB v7.3).
 
     Returns ``out``.
@@ -400,6 +414,7 @@ def write_mat73(path: str | Path, variables: dict[str, np.ndarray]) -> Path:
 
 
 def _progress(it, enabled: bool, desc: str):
+    enabled = progress_enabled(enabled)
     if not enabled:
         return it
     from tqdm.auto import tqdm

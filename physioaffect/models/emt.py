@@ -217,6 +217,8 @@ class EmT(EEGModel):
     ----------
     n_chans, n_outputs, n_times, sfreq
         braindecode signature: channels (graph nodes), outputs, samples of one segment, Hz.
+        Give any consistent subset of braindecode's signal arguments, ``chs_info`` and
+        ``input_window_seconds`` included (see :class:`~physioaffect.models.EEGModel`).
     n_sub_windows : int or None
         Graphs per segment. Default: derived from ``n_times``, ``sfreq``, ``sub_window_s`` and
         ``sub_overlap`` (:func:`emt_n_sub_windows`).
@@ -248,7 +250,7 @@ class EmT(EEGModel):
         n_chans: int,
         n_outputs: int,
         n_times: int,
-        sfreq: float,
+        sfreq: float | None,
         n_sub_windows: int | None = None,
         sub_window_s: float = 2.0,
         sub_overlap: float = 0.75,
@@ -264,6 +266,10 @@ class EmT(EEGModel):
     ) -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq)
         if n_sub_windows is None:
+            if sfreq is None:
+                raise ModelConfigError(
+                    f"{type(self).__name__}: needs sfreq (Hz) to count its sub-windows of "
+                    f"{sub_window_s:g} s; give sfreq, input_window_seconds or n_sub_windows")
             n_sub_windows = emt_n_sub_windows(n_times, self.sfreq, sub_window_s, sub_overlap)
         self._remember_config(locals())
         if K < 2:
@@ -337,7 +343,7 @@ class EmTRegressor(EmT):
         n_chans: int,
         n_outputs: int,
         n_times: int,
-        sfreq: float,
+        sfreq: float | None,
         n_sub_windows: int | None = None,
         sub_window_s: float = 2.0,
         sub_overlap: float = 0.75,

@@ -1,7 +1,8 @@
 """Registry of the networks: name -> constructor and one-line description.
 
-``create(name, n_chans=..., n_outputs=..., n_times=..., sfreq=..., **hyper_params)`` builds any
-registered model; :mod:`physioaffect.models.io` uses the same names to rebuild saved models.
+``create(name, n_chans=..., n_outputs=..., n_times=..., sfreq=..., **hyper_params)`` (or
+braindecode's ``chs_info=``/``input_window_seconds=`` in place of ``n_chans``/``n_times``) builds
+any registered model; :mod:`physioaffect.models.io` uses the same names to rebuild saved models.
 ``PRESETS`` holds the published reference configurations of EEG-Deformer and EmT.
 """
 
@@ -157,25 +158,40 @@ EMT_PRESET_BANDS: dict[str, str] = {
 
 
 def create(
-    name: str, *, n_chans: int, n_outputs: int, n_times: int, sfreq: float, **kwargs: Any
+    name: str, *, n_chans: int | None = None, n_outputs: int | None = None,
+    n_times: int | None = None, sfreq: float | None = None, chs_info: Any = None,
+    input_window_seconds: float | None = None, **kwargs: Any,
 ) -> EEGModel:
-    """Build the registered model ``name`` with the braindecode signature.
+    """Build the registered model ``name`` with braindecode's signal arguments.
+
+    Any consistent subset of the signal arguments is enough (see
+    :func:`~physioaffect.models.resolve_signal_args`): e.g. ``chs_info`` (``mne.Info["chs"]``
+    or an ``mne.Info``) with ``n_outputs`` and ``n_times``, or with ``input_window_seconds``
+    and ``sfreq``. Models whose layers depend on the rate (EEG-Deformer's kernel, EmT's
+    sub-windows) need ``sfreq`` (given or derived).
 
     Parameters
     ----------
     name : str
         A key of :data:`REGISTRY` (see :func:`list_models`).
-    n_chans, n_outputs, n_times, sfreq
-        Channels, outputs, samples per window (segment for EmT), sampling rate in Hz.
+    n_chans, n_outputs, n_times, sfreq, chs_info, input_window_seconds
+        Channels, outputs, samples per window (segment for EmT), sampling rate in Hz, channel
+        descriptions, window length in seconds.
     **kwargs
         The model's own hyper-parameters.
+
+    Raises
+    ------
+    ModelConfigError
+        Unknown name or hyper-parameter, missing or disagreeing signal arguments.
     """
     if name not in REGISTRY:
         raise ModelConfigError(f"unknown model {name!r}; registered: {', '.join(sorted(REGISTRY))}")
     spec = REGISTRY[name]
     try:
         return spec.constructor(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,
-                                sfreq=sfreq, **kwargs)
+                                sfreq=sfreq, chs_info=chs_info,
+                                input_window_seconds=input_window_seconds, **kwargs)
     except TypeError as exc:  # unknown hyper-parameter name
         raise ModelConfigError(f"model {name!r}: {exc}") from None
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from physioaffect.log import logger, verbose
 from physioaffect.realtime.checkpoint import DecoderBundle, load_bundle, match_streams
 from physioaffect.realtime.decoder import (
     OnlineDecoder,
@@ -45,11 +46,13 @@ class DecodeReport:
                 "max_ms": float(a.max())}
 
 
+@verbose
 def run_decoder(
     sources: Sequence[str], checkpoint: str | DecoderBundle, rate: float = 4.0,
     smooth: float = 0.0, duration: float | None = None, name: str = "physioaffect-prediction",
     stop: threading.Event | None = None, echo: Callable[[str], None] | None = None,
-    threads: int = 1, allow_noncausal: bool = False,
+    threads: int = 1, allow_noncausal: bool = False, *,
+    verbose: bool | str | int | None = None,
 ) -> DecodeReport:
     """Decode live until ``duration`` s pass or ``stop`` is set; publish over LSL.
 
@@ -72,6 +75,11 @@ def run_decoder(
     allow_noncausal : bool
         Decode a checkpoint whose training pipeline cannot run live (zero-phase filters ...)
         with its causal equivalent; the status and the stream metadata say so.
+    echo : callable, optional
+        Receives the progress lines instead of the package logger (the command line's).
+    verbose : bool, str, int or None
+        Level of the package logger for this call (:func:`physioaffect.set_log_level`);
+        progress lines are INFO, warnings WARNING.
 
     Raises
     ------
@@ -81,11 +89,12 @@ def run_decoder(
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
-    say = echo or (lambda _m: None)
+    say = echo if echo is not None else logger.info
+    warn = (lambda m: echo(f"warning: {m}")) if echo is not None else logger.warning
     bundle = checkpoint if isinstance(checkpoint, DecoderBundle) else load_bundle(checkpoint)
     live_pipeline(bundle, allow_noncausal)  # refused here, before any stream is opened
     if bundle.contract.live_problems():
-        say(f"warning: {pipeline_note(bundle)}")
+        warn(pipeline_note(bundle))
     stop = stop or threading.Event()
     report = DecodeReport(stream=name)
     # the outlets exist before the source is found, so consumers can connect ahead of the data

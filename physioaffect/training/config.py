@@ -705,9 +705,8 @@ class TrainConfig:
         return paths
 
 
-def _part(cls: type, value: Any, where: str) -> Any:
-    if isinstance(value, cls):
-        return value
+def _section(cls: type, value: Any, where: str) -> dict:
+    """``value`` as a dict of ``cls`` fields; anything else, or an unknown field, refused."""
     if not isinstance(value, dict):
         raise TrainingError(f"{where}: expected a section of fields, got {value!r}")
     names = {f.name for f in dataclasses.fields(cls)}
@@ -715,7 +714,11 @@ def _part(cls: type, value: Any, where: str) -> Any:
     if unknown:
         raise TrainingError(f"{where}: unknown field(s) {', '.join(unknown)} "
                             f"(known: {', '.join(sorted(names))})")
-    return cls(**value)
+    return value
+
+
+def _part(cls: type, value: Any, where: str) -> Any:
+    return value if isinstance(value, cls) else cls(**_section(cls, value, where))
 
 
 def _pipeline_part(value: Any, where: str) -> PipelineConfig:
@@ -737,13 +740,7 @@ def _sim_part(value: Any, where: str) -> SimConfig:
         return value
     from physioaffect.sources.base import SourceError
 
-    if not isinstance(value, dict):
-        raise TrainingError(f"{where}: sim: expected a section of fields")
-    names = {f.name for f in dataclasses.fields(SimConfig)}
-    unknown = sorted(set(value) - names)
-    if unknown:
-        raise TrainingError(f"{where}: sim: unknown field(s) {', '.join(unknown)} "
-                            f"(known: {', '.join(sorted(names))})")
+    _section(SimConfig, value, f"{where}: sim")
     try:
         return dataclasses.replace(default_sim(), **value)
     except (SourceError, TypeError) as err:

@@ -84,7 +84,8 @@ def eeg_metrics(x: np.ndarray, fs: float, labels: list[str]) -> dict[str, object
     -------
     dict
         ``bands`` (list of (name, log10 power in uV^2)), ``relative`` (fractions of the
-        summed band power), ``faa`` (ln alpha F4 - ln alpha F3, NaN without that pair) and
+        summed band power), ``faa`` (ln alpha F4 - ln alpha F3, NaN without that pair),
+        ``faa_pair`` (the (left, right) labels used, None without one) and
         ``per_channel_alpha`` (n_chans,) alpha power.
     """
     arr = np.asarray(x, dtype=np.float64).T
@@ -96,9 +97,11 @@ def eeg_metrics(x: np.ndarray, fs: float, labels: list[str]) -> dict[str, object
     mean = np.nanmean(bp, axis=0)
     total = float(np.nansum(mean))
     faa = float("nan")
+    faa_pair = None
     low = [c.lower() for c in labels]
     for left, right in (("F3", "F4"), ("F7", "F8"), ("AF3", "AF4"), ("Fp1", "Fp2")):
         if left.lower() in low and right.lower() in low:
+            faa_pair = (left, right)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 faa = float(np.asarray(frontal_alpha_asymmetry(
@@ -111,6 +114,7 @@ def eeg_metrics(x: np.ndarray, fs: float, labels: list[str]) -> dict[str, object
         "bands": [(b[0], float(np.log10(max(m, 1e-12)))) for b, m in zip(bands, mean, strict=False)],
         "relative": [float(m / total) if total > 0 else float("nan") for m in mean],
         "faa": faa,
+        "faa_pair": faa_pair,
         "per_channel_alpha": bp[:, alpha_i],
     }
 
@@ -171,17 +175,27 @@ class MetricsWorker:
         if kind == "EEG":
             _, x = buf.latest(int(self.eeg_seconds * fs))
             if x.shape[0] < int(self.eeg_seconds * fs * 0.9):
-                return {}
+                return {"collecting": (x.shape[0] / fs, self.eeg_seconds)}
             return eeg_metrics(x, fs, info.labels)
         if kind in ("ECG", "GSR", "EDA", "PPG", "RESP"):
             # breathing is slow: a rate needs several breaths
             seconds = max(self.seconds, 25.0) if kind == "RESP" else self.seconds
             _, x = buf.latest(int(seconds * fs))
-            if x.shape[0] < int(5 * fs):
-                return {}
+            # as soon as the feature stage can compute the rate (its shortest window)
+            need = periph.MODALITIES[periph_key(kind)].min_seconds
+            if x.shape[0] < int(np.ceil(need * fs)):
+                return {"collecting": (x.shape[0] / fs, need)}
             return peripheral_metrics(kind, x[:, 0], fs)
         return {}
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # first numbers at once (then every interval): a rate shows as soon as it is computable
+        while True:
             self.compute_once()
+            if self._stop.wait(self.interval):
+                return
+
+
+def periph_key(kind: str) -> str:
+    """The feature stage's modality name of a stream type (``GSR`` is ``EDA``)."""
+    return {"GSR": "EDA", "RSP": "RESP"}.get(kind.upper(), kind.upper())
