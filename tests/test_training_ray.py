@@ -164,7 +164,11 @@ def cluster(work: Path):
             (d / "cwd").mkdir()
             nodes.append(d)
             os.chdir(d / "cwd")  # a node's processes, and so its workers, start here
+            # torch's compile cache follows TMPDIR unless TORCHINDUCTOR_CACHE_DIR is set, and
+            # importing torch._dynamo (as other test modules do) sets it to /tmp/... for the
+            # processes started after it: a node's workers keep their caches in its TMPDIR
             env = {"TMPDIR": str(d / "tmp"), "PYTHONDONTWRITEBYTECODE": "1",
+                   "TORCHINDUCTOR_CACHE_DIR": str(d / "tmp" / "torchinductor"),
                    "PHYSIOAFFECT_TEST_RAY_TEMP": ray_temp, "PHYSIOAFFECT_EPOCH_PAUSE_S": PAUSE_S}
             if c is None:
                 c = Cluster(initialize_head=True, head_node_args=dict(
