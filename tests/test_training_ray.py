@@ -310,6 +310,35 @@ def test_windows_go_per_fold_only_when_that_sends_less(cfg: TrainConfig) -> None
     assert "window_cache" not in part.info and "derived_cache" not in part.info
 
 
+def test_a_resumed_fold_reuses_its_finished_search_trials(cfg: TrainConfig, work: Path) -> None:
+    """Trials finished before a stop are kept beside the fold and not run again: the choice
+    follows them (here made-up scores that favour the third setting), and the fold's epoch
+    checkpoint continues the setting they chose."""
+    from physioaffect.training.data import prepare_data
+    from physioaffect.training.runner import TRIALS_NAME, plan_folds, run_fold, store_trial
+    from physioaffect.training.search import plan_search
+
+    searched = dataclasses.replace(cfg, search=SearchSettings(
+        space={"optim.lr": [1e-3, 1e-2], "model_kwargs.dropout": [0.0, 0.5]})).resolve()
+    data = prepare_data(searched)
+    folds, y, _ = plan_folds(searched, data)
+    search = plan_search(searched, data, folds, y)[folds[0]["name"]]
+    fold_dir = work / "resumed-search" / "folds" / folds[0]["name"]
+    for t in search["trials"]:
+        store_trial(fold_dir, {**{k: t[k] for k in ("fold", "setting", "params", "inner",
+                                                    "metric", "train_subjects", "val_subjects")},
+                               "score": 0.1 if t["setting"] == 2 else 0.9, "best_epoch": 1,
+                               "epochs_run": 1, "subjects_used": []})
+    ran = []
+    summary = run_fold(searched.to_dict(), folds[0], data, y, str(work / "resumed-search"),
+                       search=search, on_trial=ran.append)
+    assert summary["search"]["chosen_setting"] == 2
+    assert summary["search"]["scores"] == [0.9, 0.9, 0.1, 0.9]
+    assert [t["score"] for t in ran] == [0.9, 0.9, 0.1, 0.9]  # the stored ones, not new runs
+    assert not (fold_dir / TRIALS_NAME).exists()  # the fold is finished: search.csv holds them
+    assert len(pd.read_csv(fold_dir / "search.csv")) == 4
+
+
 def test_a_second_result_of_a_fold_is_not_written_twice(cfg: TrainConfig, work: Path) -> None:
     from physioaffect.training.cluster import accept_result
     from physioaffect.training.data import prepare_data

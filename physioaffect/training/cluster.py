@@ -52,6 +52,8 @@ from physioaffect.training.runner import (
     _trial_line,
     _write_bytes,
     compute_fold,
+    store_trial,
+    stored_trials,
     write_fold,
 )
 
@@ -667,13 +669,17 @@ class RayExecutor:
             for f in todo:
                 data_ref, y_ref, remap = inputs.for_fold(f)
                 search = searches.get(f["name"])
-                trial_refs = []
+                known = stored_trials(run_dir / "folds" / f["name"])  # a resumed run's
+                trial_refs = []  # finished trials (dicts) and Ray tasks for the others
                 for t in search["trials"] if search else []:
+                    if (t["setting"], t["inner"]) in known:
+                        trial_refs.append(known[(t["setting"], t["inner"])])
+                        continue
                     r = trial_remote.remote(worker_cfg, {**t, **digest, "train": remap(t["train"]),
                                                          "val": remap(t["val"])}, data_ref, y_ref)
                     trial_refs.append(r)
                     pending[r] = ("trial", f["name"])
-                n_trials += len(trial_refs)
+                    n_trials += 1
                 spec = None if search is None else {k: v for k, v in search.items()
                                                     if k != "trials"}
                 sub = {**f, **digest, **{k: remap(f[k]) for k in ("train", "val", "test")}}
@@ -694,6 +700,8 @@ class RayExecutor:
                     except Exception as err:  # noqa: BLE001 - sorted out by _task_error
                         raise _task_error(ray, kind, name, err, cfg) from None
                     if kind == "trial":
+                        if name not in summaries:
+                            store_trial(run_dir / "folds" / name, value)
                         _say(console, _trial_line(value))
                         continue
                     if not accept_result(run_dir, value, summaries, console):

@@ -12,6 +12,8 @@ Run folder layout::
       folds/<fold>/predictions.csv            test predictions of the network and the baselines
       folds/<fold>/history.csv                learning curve
       folds/<fold>/search.csv                 trials of the nested model search (``search``)
+      folds/<fold>/search_trials.json         finished trials of an unfinished fold (deleted
+                                              when the fold finishes)
       folds/<fold>/fold.json                  written last: the fold is finished
       predictions.csv, metrics_folds.csv, metrics_subjects.csv, summary.json, report.md,
       figures/*.png                            written when every fold is finished
@@ -254,9 +256,10 @@ class FoldResult:
 
 
 def _fit_network(cfg: TrainConfig, data: PreparedData, y: np.ndarray, tr: np.ndarray,
-                 va: np.ndarray, seed: int, state_path: Path | None = None,
+                 va: np.ndarray, te: np.ndarray, seed: int, state_path: Path | None = None,
                  progress: Any = None) -> dict[str, Any]:
-    """Train a fresh network on rows ``tr`` with early stopping on rows ``va``.
+    """Train a fresh network on rows ``tr`` with early stopping on rows ``va``; ``te`` are the
+    rows it will be tested on (a search trial: its validation rows), never trained on.
 
     The training body of a fold, and of each trial of a model search (same code, so a
     search scores exactly what a fold would train).
@@ -389,7 +392,7 @@ def compute_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
         if progress is not None:
             progress(row)
 
-    fitted = _fit_network(cfg, data, y, tr, va, seed, state_path, on_epoch)
+    fitted = _fit_network(cfg, data, y, tr, va, te, seed, state_path, on_epoch)
     net, info, norms, kind, device = (fitted[k] for k in ("net", "info", "norms", "kind",
                                                           "device"))
     target_scaling, history, best_epoch = (fitted[k] for k in ("target_scaling", "history",
@@ -453,10 +456,35 @@ def write_fold(run_dir: str | Path, result: FoldResult) -> bool:
     if result.trials:
         pd.DataFrame(_trial_table(result.trials)).to_csv(fold_dir / "search.csv", index=False)
     _json(done, result.summary)
-    state = fold_dir / "train_state.pt"
-    if state.exists():
-        state.unlink()
+    for name in ("train_state.pt", TRIALS_NAME):  # the fold's unfinished state, now done
+        if (fold_dir / name).exists():
+            (fold_dir / name).unlink()
     return True
+
+
+#: Finished search trials of an unfinished fold (a resumed run does not run them again).
+TRIALS_NAME = "search_trials.json"
+
+
+def stored_trials(fold_dir: Path) -> dict[tuple[int, int], dict]:
+    """Search trials of ``fold_dir`` finished before the run was stopped, by (setting, inner)."""
+    path = Path(fold_dir) / TRIALS_NAME
+    if not path.is_file():
+        return {}
+    try:
+        rows = json.loads(path.read_text())
+        return {(int(t["setting"]), int(t["inner"])): t for t in rows}
+    except (ValueError, KeyError, TypeError):  # a damaged file: the trials run again
+        return {}
+
+
+def store_trial(fold_dir: Path, trial: dict) -> None:
+    """Keep a finished search trial of an unfinished fold (the driver only)."""
+    known = stored_trials(fold_dir)
+    known[(int(trial["setting"]), int(trial["inner"]))] = trial
+    Path(fold_dir).mkdir(parents=True, exist_ok=True)
+    _json(Path(fold_dir) / TRIALS_NAME, sorted(known.values(),
+                                               key=lambda t: (t["setting"], t["inner"])))
 
 
 def _trial_table(trials: list[dict]) -> list[dict]:
@@ -504,11 +532,16 @@ def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_
     if search is not None:
         from physioaffect.training.search import choose, run_trial
 
+        known = stored_trials(fold_dir)  # a resumed fold: trials finished before the stop
         trials = []
         for t in search["trials"]:
-            trials.append(run_trial(cfg_dict, t, data, y))
+            done_trial = known.get((t["setting"], t["inner"]))
+            if done_trial is None:
+                done_trial = run_trial(cfg_dict, t, data, y)
+                store_trial(fold_dir, done_trial)
+            trials.append(done_trial)
             if on_trial is not None:
-                on_trial(trials[-1])
+                on_trial(done_trial)
         cfg_dict, chosen = choose(cfg_dict, search, trials)
     result = compute_fold(cfg_dict, fold, data, y, state_path=fold_dir / "train_state.pt",
                           progress=progress, search=chosen)

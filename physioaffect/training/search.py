@@ -149,7 +149,7 @@ def run_trial(cfg_dict: dict, trial: dict, data: PreparedData, y: np.ndarray) ->
     tr, va = (np.asarray(trial[k], dtype=int) for k in ("train", "val"))
     # the same seed for every setting of an inner fold: settings differ only in themselves
     seed = cfg.seed + 1000 * trial["fold_index"] + 100 * (trial["inner"] + 1)
-    fitted = _fit_network(cfg, data, y, tr, va, seed)
+    fitted = _fit_network(cfg, data, y, tr, va, va, seed)
     best = fitted["best_epoch"]
     row = next((r for r in fitted["history"] if r["epoch"] == best), {})
     score = float(row.get(trial["metric"], math.nan))
