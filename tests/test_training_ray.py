@@ -422,6 +422,25 @@ def test_bad_cluster_input_fails_before_any_fold(cluster, cfg: TrainConfig, work
                                             r"'model_kwargs.depthh' \(known: .*dropout") as e:
         train(unknown, out=work / "bad-search", progress=False)
     assert "\n" not in str(e.value) and not (work / "bad-search").exists()
+    # a fold's own error in a worker reaches the driver as one line naming the fold; a bug
+    # keeps its remote traceback
+    from physioaffect.training.cluster import _task_error
+
+    @ray.remote(num_cpus=0, max_retries=0)
+    def fails(kind: str) -> None:
+        raise TrainingError("inputs.graphs: 9 s sub-windows do not fit a 4 s window") if \
+            kind == "ours" else ZeroDivisionError("division by zero")
+
+    for kind, want in (("ours", TrainingError), ("bug", ray.exceptions.RayTaskError)):
+        with pytest.raises(Exception) as raised:
+            ray.get(fails.remote(kind))
+        err = _task_error(ray, "fold", "loso-02", raised.value, cfg)
+        assert isinstance(err, want)
+        if want is TrainingError:
+            assert str(err) == ("fold loso-02: inputs.graphs: 9 s sub-windows do not fit a 4 s "
+                                "window")
+        else:
+            assert "ZeroDivisionError" in str(err) and "File \"" in str(err)  # remote frames
     # a fourth node whose Python cannot import physioaffect. The package is installed for every
     # interpreter on this machine, so the node's workers get a path entry that hides it (a
     # `sitecustomize` refusing the import, as an interpreter without the package would).
