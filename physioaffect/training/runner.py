@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from physioaffect.log import logger, verbose
 from physioaffect.training.config import PROTOCOL_ALIASES, TrainConfig, TrainingError
 from physioaffect.training.data import AxisNormaliser, PreparedData, face_present, prepare_data
 
@@ -566,8 +567,9 @@ def _check_resume(saved: dict, cfg: TrainConfig, run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict({**old, **{k: new[k] for k in _RESUME_FREE}}).resolve()
 
 
+@verbose
 def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
-          progress: bool = True, console: Any = None) -> Path:
+          progress: bool = True, console: Any = None, *, verbose: Any = None) -> Path:
     """Run every fold of ``cfg`` into a run folder; returns the folder.
 
     Parameters
@@ -580,7 +582,12 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
     resume : bool
         Continue an interrupted run in ``out`` (the configuration must match).
     progress : bool
-        Rich progress per fold and epoch.
+        Progress per fold and epoch: bars on a terminal console, else one plain line per epoch
+        (on ``console``, or through the package logger at INFO).
+    console : rich.console.Console or None
+        Where the CLI shows progress (None: the ``physioaffect`` logger).
+    verbose : bool, str, int or None
+        Log level for this call (MNE's convention; see :func:`physioaffect.set_log_level`).
 
     Raises
     ------
@@ -653,8 +660,11 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
 
 
 def _say(console: Any, msg: str) -> None:
+    """A progress message: on the CLI's console, else through the package logger."""
     if console is not None:
         console.print(msg)
+    else:
+        logger.info(msg)
 
 
 def _epoch_line(fold: str, row: dict, epochs: int) -> str:
@@ -706,7 +716,7 @@ def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console,
     if not progress:
         return [one(f) for f in folds]
     terminal = console is not None and getattr(console, "is_terminal", False)
-    say = (lambda m: console.print(m, soft_wrap=True)) if console is not None else print
+    say = (lambda m: console.print(m, soft_wrap=True)) if console is not None else logger.info
     if not terminal:  # a log file: one plain line per epoch and per fold, flushed as they come
         out = []
         for i, f in enumerate(folds):
