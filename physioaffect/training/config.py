@@ -11,7 +11,8 @@ and one part per concern, each validated by the code that owns it:
 ``optim``          :class:`OptimSettings` (epochs, batch, learning rate, early stopping)
 ``adaptation``     :class:`AdaptationSettings` (per-subject normalisation; transductive or not)
 ``compute``        :class:`ComputeSettings` (device, mixed precision, threads)
-``executor``       :class:`ExecutorSettings` (serial or Ray, resources, retries)
+``executor``       :class:`ExecutorSettings` (serial or Ray, resources, retries, data transfer)
+``search``         :class:`SearchSettings` (nested model selection on validation subjects)
 ``face``           :class:`FaceSettings` (face folder, offset, frame rate, validity)
 ``sim``            :class:`~physioaffect.sources.sim.SimConfig` (the simulated dataset)
 =================  ============================================================================
@@ -38,8 +39,8 @@ from physioaffect.sources.sim.model import SimConfig
 
 __all__ = ["TrainConfig", "TrainingError", "load_config", "DATASETS", "PROTOCOL_ALIASES",
            "default_label_rule", "WindowSettings", "OptimSettings", "AdaptationSettings",
-           "ComputeSettings", "ExecutorSettings", "FaceSettings", "default_pipeline",
-           "default_sim"]
+           "ComputeSettings", "ExecutorSettings", "SearchSettings", "FaceSettings",
+           "apply_setting", "default_pipeline", "default_sim"]
 
 
 class TrainingError(PhysioAffectError, ValueError):
@@ -218,19 +219,140 @@ class ExecutorSettings:
     ----------
     kind : {"serial", "ray"}
     address : str or None
-        Ray cluster address (None: a local Ray instance).
+        Ray cluster address (``HOST:PORT`` of a head node started with ``ray start --head``,
+        ``auto`` for the cluster this machine is a node of); None: a local Ray instance.
     cpus_per_fold : float
         CPUs each Ray fold task reserves.
+    gpus_per_fold : float or None
+        GPUs each Ray fold task reserves. None: one when the cluster has GPUs and
+        ``compute.device`` is not ``cpu``, else none. A fraction packs several folds on a GPU.
+    max_retries : int
+        How often Ray reruns a fold (or search trial) whose worker process or node died; the
+        rerun continues from the fold's last epoch checkpoint that reached the driver. Errors of
+        the fold itself (bad data, a bug) are not retried.
+    data : {"object_store", "shared_path"}
+        How the prepared windows reach the workers. ``object_store``: through Ray's object
+        store, each fold only the windows it uses (training, validation and test subjects)
+        where that sends less than one shared copy; no disk is shared. ``shared_path``: the
+        driver writes the prepared windows once into ``cache_dir/shared/`` (read-only ``.npy``
+        files) and every task memory-maps them; ``cache_dir`` must then be a folder every node
+        reads at the same path (a network file system).
     """
 
     kind: str = "serial"
     address: str | None = None
     cpus_per_fold: float = 1.0
+    gpus_per_fold: float | None = None
+    max_retries: int = 2
+    data: str = "object_store"
+
+    DATA_MODES = ("object_store", "shared_path")
 
     def validate(self) -> None:
         if self.kind not in ("serial", "ray"):
             raise TrainingError(f"executor.kind: expected serial or ray, got {self.kind!r}")
+        if self.address is not None and (not isinstance(self.address, str)
+                                         or not self.address.strip()):
+            raise TrainingError(f"executor.address: expected HOST:PORT of a Ray head node, "
+                                f"got {self.address!r}")
         _finite("executor.cpus_per_fold", self.cpus_per_fold, 0, strict_lo=True)
+        if self.gpus_per_fold is not None:
+            _finite("executor.gpus_per_fold", self.gpus_per_fold, 0)
+        _int("executor.max_retries", self.max_retries, 0)
+        if self.data not in self.DATA_MODES:
+            raise TrainingError(f"executor.data: expected one of {', '.join(self.DATA_MODES)}, "
+                                f"got {self.data!r}")
+
+
+@dataclass
+class SearchSettings:
+    """Nested model selection: hyper-parameters chosen inside each outer fold, on validation
+    subjects only (the outer fold's test subjects are never seen by the search).
+
+    Every setting of the grid ``space`` is trained on the inner folds of each outer fold and
+    scored on their validation subjects; the setting with the best mean score is then trained
+    on the outer fold as usual and tested on its test subjects. With the Ray executor the
+    trials run as Ray tasks; with the serial executor in-process, by the same code.
+
+    Attributes
+    ----------
+    space : dict
+        Hyper-parameter -> list of values; the grid is their product. Names are
+        ``optim.<field>`` (``optim.lr``, ``optim.weight_decay`` ...) or
+        ``model_kwargs.<argument>`` (an argument of the model's constructor, e.g.
+        ``model_kwargs.dropout``, ``model_kwargs.depth``). Empty: no search.
+    inner_folds : int
+        1: train on the outer fold's training subjects and score on its validation subjects.
+        k >= 2: k folds over the outer fold's training and validation subjects (each subject
+        scores once); the score is the mean over the inner folds.
+    metric : {"val_loss", "val_accuracy"}
+        Score of a trial: validation loss (lower is better) or accuracy (classification;
+        higher is better) at the epoch early stopping keeps.
+    """
+
+    space: dict = field(default_factory=dict)
+    inner_folds: int = 1
+    metric: str = "val_loss"
+
+    METRICS = ("val_loss", "val_accuracy")
+    #: Constructor arguments that come from the data, not from the search.
+    DATA_ARGUMENTS = ("n_chans", "n_outputs", "n_times", "sfreq")
+
+    def validate(self, model: str | None = None) -> None:
+        """Check the grid's names (against ``model``'s constructor) and values."""
+        if not isinstance(self.space, dict):
+            raise TrainingError(f"search.space: expected a mapping of hyper-parameter -> list of "
+                                f"values, got {self.space!r}")
+        _int("search.inner_folds", self.inner_folds, 1)
+        if self.metric not in self.METRICS:
+            raise TrainingError(f"search.metric: expected one of {', '.join(self.METRICS)}, "
+                                f"got {self.metric!r}")
+        known = self.known_names(model)
+        for name, values in self.space.items():
+            if name not in known:
+                raise TrainingError(f"search.space: unknown hyper-parameter {name!r} (known: "
+                                    f"{', '.join(known)})")
+            if not isinstance(values, list | tuple) or not values:
+                raise TrainingError(f"search.space.{name}: expected a non-empty list of values, "
+                                    f"got {values!r}")
+            if name.startswith("optim."):  # model arguments are checked by building the network
+                for v in values:
+                    try:
+                        dataclasses.replace(OptimSettings(), **{name[6:]: v}).validate()
+                    except TrainingError as err:
+                        raise TrainingError(f"search.space.{name}: "
+                                            f"{str(err).split(': ', 1)[-1]}") from None
+
+    def known_names(self, model: str | None) -> list[str]:
+        """Names the grid may use: optimiser fields and the model's constructor arguments."""
+        import inspect
+
+        names = [f"optim.{f.name}" for f in dataclasses.fields(OptimSettings)]
+        if model is None:
+            return names
+        from physioaffect.models.registry import REGISTRY
+
+        params = inspect.signature(REGISTRY[model].constructor).parameters.values()
+        return names + [f"model_kwargs.{p.name}" for p in params
+                        if p.name not in self.DATA_ARGUMENTS
+                        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def settings(self) -> list[dict[str, Any]]:
+        """Every setting of the grid, in order (the last name varies fastest)."""
+        import itertools
+
+        names = list(self.space)
+        return [dict(zip(names, combo, strict=True))
+                for combo in itertools.product(*(list(self.space[n]) for n in names))]
+
+
+def apply_setting(cfg_dict: dict[str, Any], setting: dict[str, Any]) -> dict[str, Any]:
+    """A config dict with a search setting's values in place (``optim.lr`` ...)."""
+    out = json.loads(json.dumps(cfg_dict))
+    for name, value in setting.items():
+        section, key = name.split(".", 1)
+        out[section] = {**(out.get(section) or {}), key: value}
+    return out
 
 
 @dataclass
@@ -273,7 +395,8 @@ class FaceSettings:
 
 _PARTS: dict[str, type] = {"windows": WindowSettings, "optim": OptimSettings,
                            "adaptation": AdaptationSettings, "compute": ComputeSettings,
-                           "executor": ExecutorSettings, "face": FaceSettings}
+                           "executor": ExecutorSettings, "search": SearchSettings,
+                           "face": FaceSettings}
 
 #: Training refuses these pipeline fields with a reason (it cannot honour them).
 def _pipeline_refusals(p: PipelineConfig) -> list[str]:
@@ -340,7 +463,7 @@ class TrainConfig:
         Window cache (default ``<root>/../physioaffect-cache``, next to the dataset).
     max_subjects : int
         Use only the first N subjects (0: all).
-    windows, preprocessing, inputs, optim, adaptation, compute, executor, face, sim
+    windows, preprocessing, inputs, optim, adaptation, compute, executor, search, face, sim
         The parts (see the module docstring). ``inputs`` maps an input kind to its settings,
         e.g. ``{"graphs": {"sub_window_s": 2.0, "sub_overlap": 0.5, "bands": "emt7"}}``.
     """
@@ -368,6 +491,7 @@ class TrainConfig:
     adaptation: AdaptationSettings = field(default_factory=AdaptationSettings)
     compute: ComputeSettings = field(default_factory=ComputeSettings)
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
     face: FaceSettings = field(default_factory=FaceSettings)
     sim: SimConfig = field(default_factory=default_sim)
     version: int = CONFIG_VERSION
@@ -426,6 +550,9 @@ class TrainConfig:
         for part in _PARTS:
             if part == "windows" and c.windows.window_s is None:
                 continue  # filled below (preset segment or the default)
+            if part == "search":
+                c.search.validate(c.model)  # its names depend on the model
+                continue
             getattr(c, part).validate()
         if not isinstance(c.preprocessing, PipelineConfig):
             raise TrainingError("preprocessing: expected a PipelineConfig")

@@ -111,6 +111,16 @@ def _pipeline_line(p) -> str:
     return ", ".join(parts)
 
 
+def _executor_line(cfg) -> str:
+    e = cfg.executor
+    if e.kind != "ray":
+        return "serial (one process)"
+    where = f"Ray cluster {e.address}" if e.address else "local Ray"
+    gpus = "auto" if e.gpus_per_fold is None else f"{e.gpus_per_fold:g}"
+    return (f"{where}; {e.cpus_per_fold:g} CPU and {gpus} GPU per fold; up to {e.max_retries} "
+            f"retries of a fold whose worker or node died; data via {e.data}")
+
+
 def _data_warnings(d: Path) -> list[str]:
     """Lines that say what was wrong with the data (non-finite EEG ...), if anything."""
     info = json.loads((d / "data.json").read_text()) if (d / "data.json").exists() else {}
@@ -137,6 +147,45 @@ def _training_lines(d: Path) -> list[str]:
     return ["", "## Training (network)", "",
             "| fold | test subjects | epochs run | kept weights of epoch | why it stopped |",
             "|---|---|---|---|---|", *rows]
+
+
+def _fold_summaries(d: Path) -> list[dict]:
+    if not (d / "folds").is_dir():
+        return []
+    out = [json.loads(f.read_text()) for f in (d / "folds").glob("*/fold.json")]
+    return sorted(out, key=lambda s: (s.get("index", 0), _natural(s.get("name", ""))))
+
+
+def _search_lines(d: Path) -> list[str]:
+    """Per outer fold: the hyper-parameters the nested search chose on validation subjects."""
+    rows = []
+    metric = ""
+    for s in _fold_summaries(d):
+        c = s.get("search")
+        if not c:
+            continue
+        metric = c["metric"]
+        chosen = ", ".join(f"{k}={v}" for k, v in c["chosen"].items())
+        score = c["scores"][c["chosen_setting"]]
+        rows.append(f"| {s['name']} | {', '.join(s.get('test_subjects', []))} | {chosen} | "
+                    f"{score:.4f} | {len(c['scores'])} | {', '.join(c.get('subjects_used', []))} |")
+    if not rows:
+        return []
+    return ["", "## Model selection (nested, validation subjects only)", "",
+            f"Each setting was trained on the inner folds of the outer fold's training and "
+            f"validation subjects and scored by `{metric}` on the inner validation subjects; "
+            "the test subjects took no part (last column: every subject a trial used). All "
+            "trials: `folds/*/search.csv`.", "",
+            f"| fold | test subjects | chosen setting | mean {metric} | settings tried | "
+            "subjects the search used |", "|---|---|---|---|---|---|", *rows]
+
+
+def _retry_lines(d: Path) -> list[str]:
+    """Folds that needed more than one attempt (a worker or node died)."""
+    lines = [f"- fold {s['name']}: {s['attempts']} attempts (a worker or node died); the last "
+             f"continued from epoch {s.get('resumed_from_epoch', 0)}"
+             for s in _fold_summaries(d) if int(s.get("attempts", 1)) > 1]
+    return ["", "## Retries", "", *lines] if lines else []
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -171,6 +220,7 @@ def write_report(run_dir: str | Path) -> Path:
         f"epochs ≤ {cfg.optim.epochs} (early stopping on validation subjects, patience "
         f"{cfg.optim.patience}); seed {cfg.seed}",
         f"- preprocessing: {_pipeline_line(cfg.preprocessing)}",
+        f"- executor: {_executor_line(cfg)}",
         *_data_warnings(d),
         f"- labels: rule `{cfg.label_rule}` ({labels.get('description', '')}) on "
         f"`{cfg.target}`; {labels.get('n_kept', '?')} of {labels.get('n_windows', '?')} windows "
@@ -201,6 +251,8 @@ def write_report(run_dir: str | Path) -> Path:
         lines.append(f"| {subj} | {int(g['n'].iloc[0])} | "
                      + " | ".join(f"{vals.get(m, float('nan')):.3f}" for m in models) + " |")
     lines += _training_lines(d)
+    lines += _search_lines(d)
+    lines += _retry_lines(d)
     lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figs]
     lines += ["", "Files: `predictions.csv` (every test window), `metrics_folds.csv`, "
               "`metrics_subjects.csv`, `summary.json`, `config.yaml` (rerun with "

@@ -11,9 +11,17 @@ Run folder layout::
       folds/<fold>/checkpoint/                network + pipeline + normalisation (load_checkpoint)
       folds/<fold>/predictions.csv            test predictions of the network and the baselines
       folds/<fold>/history.csv                learning curve
+      folds/<fold>/search.csv                 trials of the nested model search (``search``)
+      folds/<fold>/search_trials.json         finished trials of an unfinished fold (deleted
+                                              when the fold finishes)
       folds/<fold>/fold.json                  written last: the fold is finished
       predictions.csv, metrics_folds.csv, metrics_subjects.csv, summary.json, report.md,
       figures/*.png                            written when every fold is finished
+
+A fold is *computed* (:func:`compute_fold`, returning a :class:`FoldResult`) and *written*
+(:func:`write_fold`) by the driver, the process that runs :func:`train`: in-process by the
+serial executor, from Ray tasks on any node by the Ray executor
+(:mod:`physioaffect.training.cluster`), so that both give the same folder.
 
 A killed run continues with ``resume=True``: finished folds are skipped, an unfinished fold
 continues from its last finished epoch. A run is reported complete only when ``status.json``
@@ -23,19 +31,22 @@ says so, and that is written after the last fold and the report.
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from physioaffect.log import logger, verbose
 from physioaffect.training.config import PROTOCOL_ALIASES, TrainConfig, TrainingError
 from physioaffect.training.data import AxisNormaliser, PreparedData, face_present, prepare_data
 
-__all__ = ["train", "run_fold", "deep_label", "class_names", "plan_folds"]
+__all__ = ["train", "run_fold", "compute_fold", "write_fold", "FoldResult", "deep_label",
+           "class_names", "plan_folds"]
 
 _CLASS_NAMES = {"seed3": ["negative", "neutral", "positive"], "posneg": ["negative", "positive"]}
 #: Config sections that may differ between a run and its resumption.
@@ -216,60 +227,55 @@ def fold_contract(cfg: TrainConfig, data: PreparedData, fold: dict, info: dict,
                     "best_epoch": best_epoch, "epochs_run": epochs_run})
 
 
-def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_dir: str,
-             progress: Any = None) -> dict:
-    """Train and test one fold; writes ``folds/<name>/`` and returns the fold summary.
+@dataclass
+class FoldResult:
+    """What a finished fold produced, sent to the driver, which alone writes the run folder.
 
-    Safe to call again on a finished fold (returns the stored summary) or on an interrupted one
-    (continues from its epoch checkpoint).
+    Attributes
+    ----------
+    name : str
+        Fold name (``folds/<name>/``).
+    summary : dict
+        ``fold.json``: metrics per model, epochs, subjects, device, seconds, search choice.
+    predictions : DataFrame
+        Test windows of the network and the baselines (``predictions.csv``).
+    history : list of dict
+        Learning curve, one row per epoch (``history.csv``).
+    checkpoint : dict of str -> bytes
+        The files of the checkpoint folder (``config.json``, ``model.safetensors``,
+        ``contract.json``: :func:`physioaffect.models.save_checkpoint`'s format), by name.
+    trials : list of dict
+        Trials of the nested model search (``search.csv``); empty without a search.
     """
-    import torch
 
-    from physioaffect.models.contract import save_checkpoint
-    from physioaffect.training.engine import (
-        build_network,
-        fit,
-        predict_arrays,
-        resolve_device,
-        seed_everything,
-    )
-    from physioaffect.training.metrics import metrics_of
+    name: str
+    summary: dict
+    predictions: pd.DataFrame
+    history: list[dict]
+    checkpoint: dict[str, bytes]
+    trials: list[dict] = field(default_factory=list)
 
-    cfg = TrainConfig.from_dict(cfg_dict)
-    fold_dir = Path(run_dir) / "folds" / fold["name"]
-    done = fold_dir / "fold.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.compute.threads:
-        torch.set_num_threads(cfg.compute.threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    t_start = time.perf_counter()
+
+def _fit_network(cfg: TrainConfig, data: PreparedData, y: np.ndarray, tr: np.ndarray,
+                 va: np.ndarray, te: np.ndarray, seed: int, state_path: Path | None = None,
+                 progress: Any = None) -> dict[str, Any]:
+    """Train a fresh network on rows ``tr`` with early stopping on rows ``va``; ``te`` are the
+    rows it will be tested on (a search trial: its validation rows), never trained on.
+
+    The training body of a fold, and of each trial of a model search (same code, so a
+    search scores exactly what a fold would train).
+
+    Returns
+    -------
+    dict
+        ``net`` (best validation state loaded), ``info`` (:func:`build_network`'s), ``norms``,
+        ``take`` (rows -> normalised inputs), ``kind``, ``device``, ``target_scaling``,
+        ``history``, ``best_epoch``.
+    """
+    from physioaffect.training.engine import build_network, fit, resolve_device, seed_everything
+
     task = cfg.task
-    names = class_names(cfg.label_rule)
-    n_classes = len(names)
-    seed = cfg.seed + 1000 * fold["index"]
-    tr, va, te = (np.asarray(fold[k], dtype=int) for k in ("train", "val", "test"))
-    trva = np.concatenate([tr, va])
-    y_te = y[te] if task == "regression" else y[te].astype(int)
-    frames = []
-
-    # Baselines on the same folds (training + validation windows; no hyper-parameters chosen).
-    for b in cfg.baselines:
-        est = _baseline(b, task, seed)
-        xf = _classical_features(cfg, data, trva, trva)
-        xt = _classical_features(cfg, data, te, trva)
-        yb = y[trva] if task == "regression" else y[trva].astype(int)
-        est.fit(xf, yb)
-        pred = est.predict(xt)
-        scores = None
-        if task == "classification":
-            if hasattr(est, "predict_proba"):
-                scores = est.predict_proba(xt)
-            else:
-                d = est.decision_function(xt)
-                scores = np.stack([-d, d], axis=1) if d.ndim == 1 else d
-        frames.append(_pred_frame(cfg, data, fold, b, te, y_te, pred, scores))
+    n_classes = len(class_names(cfg.label_rule))
 
     # The network: fresh per fold, normalised with training-subject statistics only.
     device = resolve_device(cfg)
@@ -315,8 +321,84 @@ def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_
     kind = "fusion" if info["fusion"] else "single"
     net, history, best_epoch = fit(
         net, kind, cfg, seed, (take(tr), ty(tr)), (take(va), ty(va)) if va.size else None,
-        device, state_path=fold_dir / "train_state.pt", on_epoch=progress)
-    out = predict_arrays(net, kind, take(te), device, cfg.compute.amp)
+        device, state_path=state_path, on_epoch=progress)
+    return {"net": net, "info": info, "norms": norms, "take": take, "kind": kind,
+            "device": device, "target_scaling": target_scaling, "history": history,
+            "best_epoch": best_epoch}
+
+
+def compute_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
+                 state_path: Path | None = None, progress: Any = None,
+                 search: dict | None = None) -> FoldResult:
+    """Train and test one fold; returns its :class:`FoldResult` and writes nothing outside the
+    process's temporary folder (and ``state_path``).
+
+    Parameters
+    ----------
+    cfg_dict : dict
+        :meth:`TrainConfig.to_dict` of the run (with a search's chosen setting applied).
+    fold : dict
+        A fold of :func:`plan_folds` (row indices into ``data``).
+    state_path : Path or None
+        Epoch checkpoint of the network's training: continued from if it exists, rewritten
+        after every epoch.
+    progress : callable(dict) or None
+        Called with each epoch's history row.
+    search : dict or None
+        The nested search behind ``cfg_dict`` (:func:`physioaffect.training.search.choose`):
+        stored in the summary, its trials in ``trials``.
+    """
+    import torch
+
+    from physioaffect.models.contract import save_checkpoint
+    from physioaffect.training.engine import predict_arrays
+    from physioaffect.training.metrics import metrics_of
+
+    cfg = TrainConfig.from_dict(cfg_dict)
+    if cfg.compute.threads:
+        torch.set_num_threads(cfg.compute.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    t_start = time.perf_counter()
+    task = cfg.task
+    names = class_names(cfg.label_rule)
+    n_classes = len(names)
+    seed = cfg.seed + 1000 * fold["index"]
+    tr, va, te = (np.asarray(fold[k], dtype=int) for k in ("train", "val", "test"))
+    trva = np.concatenate([tr, va])
+    y_te = y[te] if task == "regression" else y[te].astype(int)
+    frames = []
+
+    # Baselines on the same folds (training + validation windows; no hyper-parameters chosen).
+    for b in cfg.baselines:
+        est = _baseline(b, task, seed)
+        xf = _classical_features(cfg, data, trva, trva)
+        xt = _classical_features(cfg, data, te, trva)
+        yb = y[trva] if task == "regression" else y[trva].astype(int)
+        est.fit(xf, yb)
+        pred = est.predict(xt)
+        scores = None
+        if task == "classification":
+            if hasattr(est, "predict_proba"):
+                scores = est.predict_proba(xt)
+            else:
+                d = est.decision_function(xt)
+                scores = np.stack([-d, d], axis=1) if d.ndim == 1 else d
+        frames.append(_pred_frame(cfg, data, fold, b, te, y_te, pred, scores))
+
+    first_epoch: list[int] = []  # a fold resumed from its epoch checkpoint starts after it
+
+    def on_epoch(row: dict) -> None:
+        if not first_epoch and not row.get("final"):
+            first_epoch.append(int(row["epoch"]))
+        if progress is not None:
+            progress(row)
+
+    fitted = _fit_network(cfg, data, y, tr, va, te, seed, state_path, on_epoch)
+    net, info, norms, kind, device = (fitted[k] for k in ("net", "info", "norms", "kind",
+                                                          "device"))
+    target_scaling, history, best_epoch = (fitted[k] for k in ("target_scaling", "history",
+                                                               "best_epoch"))
+    out = predict_arrays(net, kind, fitted["take"](te), device, cfg.compute.amp)
     label = deep_label(cfg)
     if task == "regression":
         pred = out.reshape(len(out), -1)[:, 0] * target_scaling[1] + target_scaling[0]
@@ -327,28 +409,145 @@ def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_
 
     contract = fold_contract(cfg, data, fold, info, norms, target_scaling, seed, best_epoch,
                              len(history))
-    save_checkpoint(net.cpu(), fold_dir / "checkpoint", contract)
+    with tempfile.TemporaryDirectory(prefix="physioaffect-checkpoint-") as tmp:
+        save_checkpoint(net.cpu(), tmp, contract)
+        checkpoint = {f.name: f.read_bytes() for f in sorted(Path(tmp).iterdir()) if f.is_file()}
     preds = pd.concat(frames, ignore_index=True)
-    preds.to_csv(fold_dir / "predictions.csv", index=False)
-    pd.DataFrame(history).to_csv(fold_dir / "history.csv", index=False)
     metrics = {m: metrics_of(g, task, n_classes) for m, g in preds.groupby("model", sort=False)}
     summary = {"name": fold["name"], "index": fold["index"], "metrics": metrics,
                "best_epoch": best_epoch, "epochs_run": len(history),
                "stopped": history[-1].get("stopped", "") if history else "",
+               "resumed_from_epoch": first_epoch[0] - 1 if first_epoch else len(history),
                "n_train": int(tr.size), "n_val": int(va.size), "n_test": int(te.size),
                "train_subjects": fold["train_subjects"], "val_subjects": fold["val_subjects"],
                "test_subjects": fold["test_subjects"], "device": str(device),
                "seconds": time.perf_counter() - t_start}
-    _json(done, summary)
-    state = fold_dir / "train_state.pt"
-    if state.exists():
-        state.unlink()
-    return summary
+    trials: list[dict] = []
+    if search is not None:
+        summary["search"] = {k: v for k, v in search.items() if k != "trials"}
+        trials = list(search.get("trials", []))
+    return FoldResult(fold["name"], summary, preds, history, checkpoint, trials)
 
 
-def _ray_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
-              run_dir: str) -> dict:
-    return run_fold(cfg_dict, fold, data, y, run_dir)
+def write_fold(run_dir: str | Path, result: FoldResult) -> bool:
+    """Write a finished fold into ``run_dir/folds/<name>/`` (only the driver calls this).
+
+    ``fold.json`` is written last and marks the fold finished; the fold's epoch checkpoint is
+    then deleted. A fold already written is left as it is (a second result of the same fold,
+    e.g. from an attempt whose node was declared dead, is dropped).
+
+    Returns
+    -------
+    bool
+        Whether this call wrote the fold.
+    """
+    fold_dir = Path(run_dir) / "folds" / result.name
+    done = fold_dir / "fold.json"
+    if done.exists():
+        return False
+    ckpt = fold_dir / "checkpoint"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    for name, blob in result.checkpoint.items():
+        if Path(name).name != name or name.startswith("."):
+            raise TrainingError(f"fold {result.name}: checkpoint file name {name!r} is not a "
+                                "plain file name")
+        _write_bytes(ckpt / name, blob)
+    result.predictions.to_csv(fold_dir / "predictions.csv", index=False)
+    pd.DataFrame(result.history).to_csv(fold_dir / "history.csv", index=False)
+    if result.trials:
+        pd.DataFrame(_trial_table(result.trials)).to_csv(fold_dir / "search.csv", index=False)
+    _json(done, result.summary)
+    for name in ("train_state.pt", TRIALS_NAME):  # the fold's unfinished state, now done
+        if (fold_dir / name).exists():
+            (fold_dir / name).unlink()
+    return True
+
+
+#: Finished search trials of an unfinished fold (a resumed run does not run them again).
+TRIALS_NAME = "search_trials.json"
+
+
+def stored_trials(fold_dir: Path) -> dict[tuple[int, int], dict]:
+    """Search trials of ``fold_dir`` finished before the run was stopped, by (setting, inner)."""
+    path = Path(fold_dir) / TRIALS_NAME
+    if not path.is_file():
+        return {}
+    try:
+        rows = json.loads(path.read_text())
+        return {(int(t["setting"]), int(t["inner"])): t for t in rows}
+    except (ValueError, KeyError, TypeError):  # a damaged file: the trials run again
+        return {}
+
+
+def store_trial(fold_dir: Path, trial: dict) -> None:
+    """Keep a finished search trial of an unfinished fold (the driver only)."""
+    known = stored_trials(fold_dir)
+    known[(int(trial["setting"]), int(trial["inner"]))] = trial
+    Path(fold_dir).mkdir(parents=True, exist_ok=True)
+    _json(Path(fold_dir) / TRIALS_NAME, sorted(known.values(),
+                                               key=lambda t: (t["setting"], t["inner"])))
+
+
+def _trial_table(trials: list[dict]) -> list[dict]:
+    """Rows of ``search.csv``: one per trial (setting x inner fold), hyper-parameters as
+    columns."""
+    rows = []
+    for t in trials:
+        row = {"setting": t["setting"], "inner_fold": t["inner"]}
+        row.update(t["params"])
+        row.update({k: t[k] for k in ("metric", "score", "best_epoch", "epochs_run")})
+        row["train_subjects"] = " ".join(t["train_subjects"])
+        row["val_subjects"] = " ".join(t["val_subjects"])
+        rows.append(row)
+    return rows
+
+
+def _write_bytes(path: Path, blob: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)
+
+
+def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_dir: str,
+             progress: Any = None, search: dict | None = None,
+             on_trial: Any = None) -> dict:
+    """Compute one fold in this process and write it into ``run_dir`` (the serial executor).
+
+    Safe to call again on a finished fold (returns the stored summary) or on an interrupted one
+    (continues from its epoch checkpoint ``folds/<name>/train_state.pt``).
+
+    Parameters
+    ----------
+    search : dict or None
+        The fold's nested search (:func:`physioaffect.training.search.plan_search`): its
+        trials run here first, then the fold trains with the chosen setting.
+    on_trial : callable(dict) or None
+        Called with each finished search trial (progress).
+    """
+    fold_dir = Path(run_dir) / "folds" / fold["name"]
+    done = fold_dir / "fold.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    chosen = None
+    if search is not None:
+        from physioaffect.training.search import choose, run_trial
+
+        known = stored_trials(fold_dir)  # a resumed fold: trials finished before the stop
+        trials = []
+        for t in search["trials"]:
+            done_trial = known.get((t["setting"], t["inner"]))
+            if done_trial is None:
+                done_trial = run_trial(cfg_dict, t, data, y)
+                store_trial(fold_dir, done_trial)
+            trials.append(done_trial)
+            if on_trial is not None:
+                on_trial(done_trial)
+        cfg_dict, chosen = choose(cfg_dict, search, trials)
+    result = compute_fold(cfg_dict, fold, data, y, state_path=fold_dir / "train_state.pt",
+                          progress=progress, search=chosen)
+    write_fold(run_dir, result)
+    return result.summary
 
 
 # -------------------------------------------------------------------------------- the run
@@ -368,8 +567,9 @@ def _check_resume(saved: dict, cfg: TrainConfig, run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict({**old, **{k: new[k] for k in _RESUME_FREE}}).resolve()
 
 
+@verbose
 def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
-          progress: bool = True, console: Any = None) -> Path:
+          progress: bool = True, console: Any = None, *, verbose: Any = None) -> Path:
     """Run every fold of ``cfg`` into a run folder; returns the folder.
 
     Parameters
@@ -382,7 +582,12 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
     resume : bool
         Continue an interrupted run in ``out`` (the configuration must match).
     progress : bool
-        Rich progress per fold and epoch.
+        Progress per fold and epoch: bars on a terminal console, else one plain line per epoch
+        (on ``console``, or through the package logger at INFO).
+    console : rich.console.Console or None
+        Where the CLI shows progress (None: the ``physioaffect`` logger).
+    verbose : bool, str, int or None
+        Log level for this call (MNE's convention; see :func:`physioaffect.set_log_level`).
 
     Raises
     ------
@@ -407,10 +612,24 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
             return run_dir
     elif resume:
         raise TrainingError(f"{run_dir}: nothing to resume (folder does not exist)")
+    if cfg.executor.kind == "ray" and cfg.executor.address:
+        from physioaffect.training.cluster import check_address
+
+        check_address(cfg.executor.address)  # in seconds, before the data are prepared
     # Data and folds first: a bad protocol or label rule fails without leaving a run folder.
     _say(console, f"preparing {cfg.dataset} windows from {cfg.root} ...")
     data = prepare_data(cfg, progress=progress)
     folds, y, label_report = plan_folds(cfg, data)
+    searches: dict[str, dict] = {}
+    if cfg.search.space:
+        from physioaffect.training.search import plan_search
+
+        searches = plan_search(cfg, data, folds, y)
+    ray_executor = None
+    if cfg.executor.kind == "ray":  # connects and probes every node before the folder exists
+        from physioaffect.training.cluster import RayExecutor
+
+        ray_executor = RayExecutor(cfg, console)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir)
     _json(run_dir / "status.json", {"status": "running", "started": time.time()})
@@ -426,10 +645,11 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
                                   "face_features": data.face_names, **data.info})
     cfg_dict = cfg.to_dict()
     t0 = time.perf_counter()
-    if cfg.executor.kind == "ray":
-        summaries = _run_ray(cfg, cfg_dict, folds, data, y, run_dir, console)
+    if ray_executor is not None:
+        summaries = ray_executor.run(cfg_dict, folds, data, y, run_dir, searches)
     else:
-        summaries = _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console)
+        summaries = _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console,
+                                searches)
     from physioaffect.training.report import write_report
 
     write_report(run_dir)
@@ -440,8 +660,11 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
 
 
 def _say(console: Any, msg: str) -> None:
+    """A progress message: on the CLI's console, else through the package logger."""
     if console is not None:
         console.print(msg)
+    else:
+        logger.info(msg)
 
 
 def _epoch_line(fold: str, row: dict, epochs: int) -> str:
@@ -465,12 +688,36 @@ def _fold_line(cfg: TrainConfig, s: dict) -> str:
             if label in s["metrics"] else f"fold {s['name']} done")
 
 
-def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console) -> list[dict]:
+def _trial_line(t: dict) -> str:
+    """One plain line per finished search trial."""
+    params = ", ".join(f"{k}={v}" for k, v in t["params"].items())
+    return (f"fold {t['fold']} search: setting {t['setting'] + 1} ({params}), inner fold "
+            f"{t['inner'] + 1}: {t['metric']} {t['score']:.4f}")
+
+
+def _choice_line(s: dict) -> str:
+    """One plain line with a fold's chosen search setting."""
+    c = s.get("search")
+    if not c:
+        return ""
+    params = ", ".join(f"{k}={v}" for k, v in c["chosen"].items())
+    return (f"fold {s['name']} search chose {params} (mean {c['metric']} "
+            f"{c['scores'][c['chosen_setting']]:.4f} on validation subjects)")
+
+
+def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console,
+                searches=None) -> list[dict]:
+    searches = searches or {}
+
+    def one(f: dict, on_epoch: Any = None, on_trial: Any = None) -> dict:
+        return run_fold(cfg_dict, f, data, y, str(run_dir), progress=on_epoch,
+                        search=searches.get(f["name"]), on_trial=on_trial)
+
     if not progress:
-        return [run_fold(cfg_dict, f, data, y, str(run_dir)) for f in folds]
+        return [one(f) for f in folds]
     terminal = console is not None and getattr(console, "is_terminal", False)
+    say = (lambda m: console.print(m, soft_wrap=True)) if console is not None else logger.info
     if not terminal:  # a log file: one plain line per epoch and per fold, flushed as they come
-        say = (lambda m: console.print(m, soft_wrap=True)) if console is not None else print
         out = []
         for i, f in enumerate(folds):
             say(f"fold {f['name']} ({i + 1}/{len(folds)}): training on "
@@ -481,7 +728,9 @@ def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console) -> li
                 if not row.get("final"):
                     say(_epoch_line(name, row, cfg.optim.epochs))
 
-            s = run_fold(cfg_dict, f, data, y, str(run_dir), progress=on_epoch)
+            s = one(f, on_epoch, lambda t: say(_trial_line(t)))
+            if s.get("search"):
+                say(_choice_line(s))
             say(_fold_line(cfg, s))
             out.append(s)
         return out
@@ -503,7 +752,9 @@ def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console) -> li
                     info += f" acc {row['val_accuracy']:.2f}"
                 bar.update(t_ep, completed=row["epoch"], info=info)
 
-            s = run_fold(cfg_dict, f, data, y, str(run_dir), progress=on_epoch)
+            s = one(f, on_epoch, lambda t: bar.console.print(_trial_line(t)))
+            if s.get("search"):
+                bar.console.print(_choice_line(s))
             # the bar ends at the epochs actually run, and says why
             bar.update(t_ep, total=s["epochs_run"], completed=s["epochs_run"],
                        info=f"kept epoch {s['best_epoch']}; {s.get('stopped', '')}")
@@ -513,50 +764,3 @@ def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console) -> li
                        info=f"last {f['name']}: {key} {m.get(key, float('nan')):.3f}")
             out.append(s)
     return out
-
-
-def _run_ray(cfg, cfg_dict, folds, data, y, run_dir, console) -> list[dict]:
-    try:
-        import ray
-    except ImportError:
-        raise TrainingError("executor ray: Ray is not installed (pip install "
-                            "'physioaffect[ray]')") from None
-    started = False
-    if not ray.is_initialized():
-        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "ignore_reinit_error": True}
-        if cfg.executor.address:
-            kw["address"] = cfg.executor.address
-        else:
-            kw["num_cpus"] = os.cpu_count() or 1
-        try:
-            ray.init(**kw)
-        except Exception as err:  # noqa: BLE001 - connection errors differ by version
-            raise TrainingError(f"executor ray: cannot start/connect Ray "
-                                f"({str(err).splitlines()[0]})") from None
-        started = True
-    try:
-        gpus = 1 if (cfg.compute.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1) else 0
-        remote = ray.remote(num_cpus=cfg.executor.cpus_per_fold, num_gpus=gpus,
-                            max_retries=0)(_ray_fold)
-        data_ref = ray.put(data)
-        y_ref = ray.put(y)
-        pending = {remote.remote(cfg_dict, f, data_ref, y_ref, str(Path(run_dir).resolve())): f
-                   for f in folds}
-        results: dict[str, dict] = {}
-        _say(console, f"ray: {len(folds)} folds as tasks ({cfg.executor.cpus_per_fold:g} CPU"
-                      f"{', 1 GPU' if gpus else ''} each)")
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for r in ready:
-                f = pending.pop(r)
-                try:
-                    results[f["name"]] = ray.get(r)
-                except Exception as err:  # noqa: BLE001 - re-raised with the fold named
-                    raise TrainingError(f"fold {f['name']} failed in Ray: "
-                                        f"{str(err).splitlines()[-1]}") from None
-                _say(console, f"fold {f['name']} finished ({len(results)}/{len(folds)})")
-        return [results[f["name"]] for f in folds]
-    finally:
-        if started:
-            ray.shutdown()
