@@ -12,7 +12,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_DATA = REPO.parent / "shared" / "data" / "real"
+# ``../shared/data/real`` beside the repository; PHYSIOAFFECT_REAL_DATA points elsewhere (a git
+# worktree lives in another folder than the checkout the data sit beside).
+REAL_DATA = Path(os.environ.get("PHYSIOAFFECT_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
 
 
 @pytest.fixture(scope="session")

@@ -307,10 +307,10 @@ def test_bad_input_classes_in_preprocessing():
 
 
 def test_montage_pairs_and_positions_from_the_montage_module():
-    montage_mod = pytest.importorskip("physioaffect.streams.montage")
     from physioaffect.features.eeg import dasm, differential_entropy
+    from physioaffect.streams.montage import load_montage
 
-    mont = montage_mod.load_montage("deap32")
+    mont = load_montage("deap32")
     x = np.random.default_rng(0).standard_normal((5, len(mont.ch_names), 128)) * 10
     de = differential_entropy(x, 128)
     d = dasm(de, mont.ch_names, mont.pairs)

@@ -138,6 +138,8 @@ def plot_band_topomaps(
     """
     import mne
 
+    if len(ch_names) < 3:  # a scalp map interpolates between 3 or more located channels
+        raise SignalInputError(f"ch_names: a topomap needs 3 or more channels, got {len(ch_names)}")
     vals = as_signal_array(values, "values", min_ndim=2, max_ndim=2)
     if vals.shape != (len(ch_names), len(band_names)):
         raise SignalInputError(

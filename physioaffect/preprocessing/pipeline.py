@@ -481,6 +481,11 @@ def _reference_matrix(
             raise SignalInputError(
                 "reference: every channel is bad; cannot build an average reference"
             )
+        if good.sum() < 2:  # the signal minus itself: zero everywhere
+            raise SignalInputError(
+                f"reference='average' needs 2 or more good channels, got {int(good.sum())} of "
+                f"{n}; use reference='none'"
+            )
         return np.eye(n) - np.outer(np.ones(n), good / good.sum())
     lower = [c.lower() for c in ch_names]
     ms = [m.lower() for m in config.mastoids]

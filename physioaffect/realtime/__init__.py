@@ -18,6 +18,7 @@ from physioaffect.realtime.checkpoint import (
 )
 from physioaffect.realtime.decoder import (
     PREDICTION_TYPE,
+    QUALITY_CHANNEL,
     OnlineDecoder,
     Prediction,
     Smoother,
@@ -29,6 +30,7 @@ from physioaffect.realtime.service import DecodeReport, run_decoder
 
 __all__ = [
     "PREDICTION_TYPE",
+    "QUALITY_CHANNEL",
     "CheckpointMismatchError",
     "DecodeReport",
     "DecoderBundle",

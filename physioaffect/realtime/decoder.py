@@ -10,6 +10,19 @@ that ends at that sample, stamped with that sample's timestamp (the window's end
 LSL clock), and published at once. A chunk holding several due points gives a prediction for
 each; after a stall only the newest four are decoded so the decoder never falls behind.
 
+Quality
+-------
+Every prediction carries the signal quality of the window it was decoded from
+(:attr:`Prediction.quality`, 0-1, and :attr:`Prediction.quality_reasons`): the EEG
+bad-channel criteria of :func:`physioaffect.features.quality.eeg_channel_quality` on the
+filtered window in microvolts (the fraction of good channels), and, for a fusion model, the
+lowest quality of the peripheral signals it used. The ``Prediction`` stream publishes it as its
+last channel, ``quality``, after the model's outputs (whose order is unchanged, so readers that
+take the outputs by label or by their first ``n_outputs`` columns keep working). A window below
+:data:`~physioaffect.features.quality.QUALITY_THRESHOLD` is still decoded and published: the
+quality channel flags it, and the status stream says which channels were bad when the flag
+turns on.
+
 Dropouts
 --------
 When the EEG stops arriving for ``stale_s`` seconds, or comes back after a gap in its
@@ -35,6 +48,7 @@ from physioaffect.realtime.checkpoint import DecoderBundle, DecoderError, Stream
 from physioaffect.streams import IRREGULAR_RATE, StreamHub, StreamInfo, local_clock
 
 __all__ = [
+    "QUALITY_CHANNEL",
     "OnlineDecoder",
     "Prediction",
     "Smoother",
@@ -63,6 +77,10 @@ class Prediction:
         ``local_clock()`` when the window's last sample was read from the hub.
     published : float
         ``local_clock()`` right after the prediction was handed to the outlet.
+    quality : float
+        Signal quality of the decoded window, 0-1 (see the module docstring).
+    quality_reasons : str
+        The failed quality criteria ("" when none failed).
     """
 
     time: float
@@ -70,6 +88,12 @@ class Prediction:
     raw: np.ndarray
     arrived: float
     published: float = 0.0
+    quality: float = float("nan")
+    quality_reasons: str = ""
+
+    def sample(self) -> np.ndarray:
+        """The ``Prediction`` stream sample: the smoothed outputs, then the quality."""
+        return np.append(self.values, self.quality)
 
     @property
     def latency(self) -> float:
@@ -90,12 +114,19 @@ class StatusEvent:
                           separators=(",", ":"))
 
 
+#: Label of the ``Prediction`` stream's last channel: the decoded window's quality (0-1).
+QUALITY_CHANNEL = "quality"
+
+
 def prediction_info(bundle: DecoderBundle, rate: float, name: str = "physioaffect-prediction",
                     source: str = "") -> StreamInfo:
-    """The ``Prediction`` stream: one channel per output, nominal rate = update rate."""
+    """The ``Prediction`` stream: one channel per output, then ``quality`` (0-1, the decoded
+    window's signal quality); nominal rate = update rate."""
     unit = "probability" if bundle.task == "classification" else "rating 1-9"
+    labels = list(bundle.output_labels())
     return StreamInfo.from_labels(
-        name, PREDICTION_TYPE, bundle.output_labels(), float(rate), unit,
+        name, PREDICTION_TYPE, [*labels, QUALITY_CHANNEL], float(rate),
+        [unit] * len(labels) + ["0-1"],
         channel_types=PREDICTION_TYPE, source_id=f"{name}-{bundle.target}",
         device={"manufacturer": "physioaffect", "model": "online decoder",
                 "checkpoint": bundle.path, "target": bundle.target, "task": bundle.task,
@@ -168,6 +199,7 @@ class PeripheralFeatures:
         self.context_s = max(context_s, window_s)
         self.stale_s = stale_s
         self._row: np.ndarray | None = None
+        self._quality: tuple[float, str] = (float("nan"), "")
         self._seen: dict[str, tuple[int, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="decoder-periph")
@@ -184,14 +216,21 @@ class PeripheralFeatures:
         """``(1, n_features)`` float32, or None when no feature could be computed."""
         return self._row
 
+    def quality(self) -> tuple[float, str]:
+        """Lowest quality (0-1) of the peripheral windows behind :meth:`latest`, and why."""
+        return self._quality
+
     def compute(self) -> np.ndarray | None:
         import warnings
 
+        from physioaffect.features.peripheral import quality_columns
         from physioaffect.features.windows import peripheral_table
         from physioaffect.training.data import PERIPHERAL_MODALITIES  # the training mapping
 
         row = np.full(len(self.names), np.nan, dtype=np.float32)
         col = {n: i for i, n in enumerate(self.names)}
+        scores: list[float] = []
+        why: list[str] = []
         now = time.monotonic()
         for kind, info in self.streams.items():
             mod = PERIPHERAL_MODALITIES.get(kind.upper())
@@ -212,10 +251,15 @@ class PeripheralFeatures:
                 warnings.simplefilter("ignore")
                 tab = peripheral_table(mod, x[:, 0].astype(np.float64), fs,
                                        [float(ts[-1]) - self.window_s + 1.0 / fs],
-                                       self.window_s, timestamps=ts)
+                                       self.window_s, timestamps=ts, reasons=True)
             for name in tab.columns:
                 if name in col:
                     row[col[name]] = float(tab[name].iloc[0])
+            q_col, r_col = quality_columns(mod)
+            scores.append(float(tab[q_col].iloc[0]))
+            if tab[r_col].iloc[0]:
+                why.append(f"{kind}: {tab[r_col].iloc[0]}")
+        self._quality = (min(scores) if scores else float("nan"), "; ".join(why))
         return row[None] if np.isfinite(row).any() else None
 
     def _run(self) -> None:
@@ -392,6 +436,7 @@ class OnlineDecoder:
         self.reason = ""
         self.predictions = 0
         self.latencies: list[float] = []
+        self._low_quality = False
         self._last_data_wall = time.monotonic()
         self._last_ts: float | None = None
         self._reset("start")
@@ -498,6 +543,17 @@ class OnlineDecoder:
         t_end = float(self._bts[stop - 1])
         return np.ascontiguousarray(x, dtype=np.float32), t_end
 
+    def window_quality(self, offset: int = 0) -> tuple[float, str]:
+        """Quality (0-1) and failed criteria of the filtered EEG window ending ``offset``
+        samples back, in microvolts: the fraction of channels that pass the bad-channel
+        criteria (:func:`~physioaffect.features.quality.eeg_channel_quality`)."""
+        from physioaffect.features.quality import eeg_channel_quality
+
+        stop = self._cap - offset
+        x = self._buf[stop - self.n_window: stop].T[None]
+        scores, _, reasons = eeg_channel_quality(x, [self.eeg.labels[i] for i in self.picks])
+        return float(scores[0]), reasons[0]
+
     def infer(self, x: np.ndarray, t_end: float | None = None) -> np.ndarray:
         """Model output for one window ``(n_chans, n_times)`` ending at ``t_end`` (LSL s):
         probabilities or ratings.
@@ -528,10 +584,23 @@ class OnlineDecoder:
             self.peripheral.stop()
 
     def _decode(self, offset: int, arrived: float) -> Prediction:
+        from physioaffect.features.quality import QUALITY_THRESHOLD
+
         x, t_end = self.window(offset)
         raw = self.infer(x, t_end)
         values = self.smoother(t_end, raw)
-        pred = Prediction(t_end, values, raw, arrived)
+        quality, why = self.window_quality(offset)
+        if self.peripheral is not None and "peripheral" in self.modalities_used:
+            pq, pwhy = self.peripheral.quality()
+            if np.isfinite(pq) and pq < quality:
+                quality, why = pq, pwhy
+        pred = Prediction(t_end, values, raw, arrived, quality=quality, quality_reasons=why)
+        low = quality < QUALITY_THRESHOLD
+        if low != self._low_quality:  # say so once when the flag turns on (and off)
+            self._low_quality = low
+            if self.on_status is not None:
+                self.on_status(StatusEvent(local_clock(), "low-quality" if low else "quality-ok",
+                                           why if low else f"window quality {quality:.2f}"))
         if self.on_prediction is not None:
             self.on_prediction(pred)
         pred.published = local_clock()

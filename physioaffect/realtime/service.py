@@ -107,7 +107,7 @@ def run_decoder(
         match = match_streams(bundle, list(pump.hub.infos.values()))
 
         def publish(p: Prediction) -> None:
-            outlet.push(Chunk(name, np.array([p.time]), p.values[None].astype(np.float32)))
+            outlet.push(Chunk(name, np.array([p.time]), p.sample()[None].astype(np.float32)))
 
         def on_status(ev: StatusEvent) -> None:
             status_outlet.push(Chunk(status_outlet.info.name, np.array([ev.time]),

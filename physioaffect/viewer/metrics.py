@@ -1,5 +1,6 @@
 """Numbers the viewer shows beside the traces: heart and pulse rate, EDA tonic level and
-responses, breathing rate, EEG band power and frontal alpha asymmetry.
+responses, breathing rate (each with its signal quality), EEG band power and frontal alpha
+asymmetry.
 
 They come from the feature stage (NeuroKit2 wrappers and the Welch band power), computed on
 the last few seconds of each stream on a background thread about once a second, so the
@@ -20,7 +21,7 @@ from physioaffect.features import peripheral as periph
 from physioaffect.features.eeg import band_power, frontal_alpha_asymmetry
 from physioaffect.streams import StreamHub, StreamInfo
 
-__all__ = ["BANDS", "MetricsWorker", "eeg_metrics", "peripheral_metrics"]
+__all__ = ["BANDS", "MetricsWorker", "eeg_metrics", "peripheral_metrics", "quality_note"]
 
 #: Bands shown as bars (name, low Hz, high Hz).
 BANDS = (("delta", 1.0, 4.0), ("theta", 4.0, 8.0), ("alpha", 8.0, 13.0), ("beta", 13.0, 30.0),
@@ -31,11 +32,14 @@ def _decimate(x: np.ndarray, fs: float, max_fs: float = 250.0) -> tuple[np.ndarr
     q = int(fs // max_fs)
     if q <= 1 or x.shape[0] < 30 * q:
         return x, fs
-    return sps.decimate(x, q, ftype="fir", axis=0, zero_phase=True), fs / q
+    # the FIR is applied without padding: remove the level first, or its edges become steps
+    # (a 4 uS EDA level would swing by 1.5 uS at both ends)
+    mean = x.mean(axis=0)
+    return sps.decimate(x - mean, q, ftype="fir", axis=0, zero_phase=True) + mean, fs / q
 
 
-def peripheral_metrics(kind: str, x: np.ndarray, fs: float) -> dict[str, float]:
-    """Summary numbers of one peripheral signal.
+def peripheral_metrics(kind: str, x: np.ndarray, fs: float) -> dict[str, object]:
+    """Summary numbers of one peripheral signal, with their signal quality.
 
     Parameters
     ----------
@@ -48,26 +52,40 @@ def peripheral_metrics(kind: str, x: np.ndarray, fs: float) -> dict[str, float]:
     -------
     dict
         ECG: ``heart_rate`` (bpm); PPG: ``pulse_rate`` (bpm); GSR: ``tonic`` (uS) and
-        ``scr_per_min``; RESP: ``breath_rate`` (breaths/min). NaN when not computable.
+        ``scr_per_min``; RESP: ``breath_rate`` (breaths/min). Every kind also has ``quality``
+        (0-1, :mod:`physioaffect.features.quality`) and ``reasons`` (str, the failed criteria).
+        Values of a window below the quality threshold are NaN: the reasons say why.
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     x, fs = _decimate(x, fs)
+    funcs = {"ECG": (periph.ecg_features, {"heart_rate": "ECG_Rate_Mean"}),
+             "PPG": (periph.ppg_features, {"pulse_rate": "PPG_Rate_Mean"}),
+             "GSR": (periph.eda_features, {"tonic": "EDA_Tonic_Mean",
+                                           "scr_per_min": "SCR_Peaks_Rate"}),
+             "RESP": (periph.rsp_features, {"breath_rate": "RSP_Rate_Mean"})}
+    func, keys = funcs.get("GSR" if kind == "EDA" else kind, (None, {}))
+    if func is None:
+        return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if kind == "ECG":
-            f, _ = periph.ecg_features(x, fs)
-            return {"heart_rate": float(f.get("ECG_Rate_Mean", np.nan))}
-        if kind == "PPG":
-            f, _ = periph.ppg_features(x, fs)
-            return {"pulse_rate": float(f.get("PPG_Rate_Mean", np.nan))}
-        if kind in ("GSR", "EDA"):
-            f, _ = periph.eda_features(x, fs)
-            return {"tonic": float(f.get("EDA_Tonic_Mean", np.nan)),
-                    "scr_per_min": float(f.get("SCR_Peaks_Rate", np.nan))}
-        if kind == "RESP":
-            f, _ = periph.rsp_features(x, fs)
-            return {"breath_rate": float(f.get("RSP_Rate_Mean", np.nan))}
-    return {}
+        f, info = func(x, fs)
+    out: dict[str, object] = {k: float(f.get(v, np.nan)) for k, v in keys.items()}
+    out["quality"] = float(info.get("quality", 0.0))
+    out["reasons"] = "; ".join(info.get("quality_reasons") or info.get("reasons") or [])
+    return out
+
+
+def quality_note(metrics: dict, width: int = 70) -> str:
+    """The quality part of a metric's title: " · quality 0.93", or the reason it is low."""
+    from physioaffect.features.quality import QUALITY_THRESHOLD
+
+    q = metrics.get("quality")
+    if q is None:
+        return ""
+    if q >= QUALITY_THRESHOLD:
+        return f" \u00b7 quality {q:.2f}"
+    why = str(metrics.get("reasons") or "unusable signal")
+    return f" \u00b7 LOW QUALITY {q:.2f}: " + (why if len(why) <= width else why[: width - 1] + "\u2026")
 
 
 def eeg_metrics(x: np.ndarray, fs: float, labels: list[str]) -> dict[str, object]:

@@ -41,7 +41,7 @@ from physioaffect.streams import (
 from physioaffect.streams.units import unit_symbol
 from physioaffect.viewer.feedback import FeedbackTarget, metric_values, va_from_prediction
 from physioaffect.viewer.hubrecord import HubRecorder
-from physioaffect.viewer.metrics import MetricsWorker
+from physioaffect.viewer.metrics import MetricsWorker, quality_note
 from physioaffect.viewer.raster import ColumnCache, RasterTraces
 
 __all__ = ["VIEWER_MARKERS", "ViewerWindow", "default_marker_keys"]
@@ -842,7 +842,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             else:
                 v = m.get(key, np.nan) if key else np.nan
                 text = f"{title}: " + (fmt.format(v) if np.isfinite(v) else "no rate found")
-            self.periph_plots[kind].setTitle(text, size="8pt")
+            self.periph_plots[kind].setTitle(text + quality_note(m), size="8pt")
 
     def _update_status(self) -> None:
         now = time.monotonic()
