@@ -226,6 +226,9 @@ class CheckpointContract:
     subject_adaptation : dict
         How each subject's data were adapted before the network (``method``, and
         ``transductive``: whether the test subject's own unlabelled data were used).
+    quality_gate : dict
+        ``threshold`` and ``action`` of the training's signal-quality settings (the live
+        decoder gates peripheral features the same way).
     provenance : dict
         Dataset, fold, train/validation/test subjects, seed, epochs.
     package_version : str
@@ -258,6 +261,8 @@ class CheckpointContract:
     label: str = ""
     subject_adaptation: Mapping[str, Any] = field(
         default_factory=lambda: {"method": "none", "transductive": False})
+    quality_gate: Mapping[str, Any] = field(
+        default_factory=lambda: {"threshold": 0.5, "action": "mask"})
     provenance: Mapping[str, Any] = field(default_factory=dict)
     package_version: str = field(default_factory=_package_version)
     contract_version: int = CONTRACT_VERSION
@@ -424,6 +429,13 @@ class CheckpointContract:
         for key in ("subject_adaptation", "provenance"):
             if key in d:
                 kw[key] = c.mapping(key, d[key])
+        if "quality_gate" in d:
+            gate = c.mapping("quality_gate", d["quality_gate"])
+            kw["quality_gate"] = {
+                "threshold": c.number("quality_gate.threshold", gate.get("threshold"),
+                                      allow_zero=True, lo=0.0, hi=1.0),
+                "action": c.text("quality_gate.action", gate.get("action"),
+                                 choices=("mask", "drop", "keep"))}
         kw["contract_version"] = int(version)
         contract = cls(**kw)
         contract._check_shapes(c)

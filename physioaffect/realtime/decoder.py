@@ -190,7 +190,11 @@ class PeripheralFeatures:
 
     def __init__(self, hub: StreamHub, streams: dict[str, StreamInfo], feature_names: list[str],
                  window_s: float, interval: float = 1.0, context_s: float = 10.0,
-                 stale_s: float = 2.0):
+                 stale_s: float = 2.0, quality_gate: dict | None = None):
+        gate = dict(quality_gate or {"threshold": 0.5, "action": "mask"})
+        self.quality_threshold = float(gate.get("threshold", 0.5))
+        # as in training: low-quality features are missing unless the model kept them
+        self.low_quality = "flag" if gate.get("action") == "keep" else "nan"
         self.hub = hub
         self.streams = dict(streams)
         self.names = list(feature_names)
@@ -251,7 +255,9 @@ class PeripheralFeatures:
                 warnings.simplefilter("ignore")
                 tab = peripheral_table(mod, x[:, 0].astype(np.float64), fs,
                                        [float(ts[-1]) - self.window_s + 1.0 / fs],
-                                       self.window_s, timestamps=ts, reasons=True)
+                                       self.window_s, timestamps=ts, reasons=True,
+                                       quality_threshold=self.quality_threshold,
+                                       low_quality=self.low_quality)
             for name in tab.columns:
                 if name in col:
                     row[col[name]] = float(tab[name].iloc[0])
@@ -426,7 +432,9 @@ class OnlineDecoder:
         if "peripheral" in self.contract.modalities:
             self.peripheral = PeripheralFeatures(hub, self.match.peripheral,
                                                  list(self.contract.peripheral_features),
-                                                 bundle.window_s).start()
+                                                 bundle.window_s,
+                                                 quality_gate=dict(self.contract.quality_gate)
+                                                 ).start()
         self.face: FaceWindowFeatures | None = None
         if "face" in self.contract.modalities:
             self.face = FaceWindowFeatures(hub, self.match.face,

@@ -109,6 +109,8 @@ def build_inputs(contract: CheckpointContract, eeg: np.ndarray | None,
             raise TrainingError(f"build_inputs: peripheral features must be (n, "
                                 f"{len(contract.peripheral_features)}), got {p.shape}")
         out["peripheral"] = norms["peripheral"].transform(p)
+        if contract.model == "fusion":  # no usable peripheral feature: branch masked
+            out["peripheral_present"] = np.isfinite(p).any(axis=1).astype(np.float32)
     if "face" in contract.modalities:
         names = contract.face_features
         if face is None:

@@ -10,6 +10,7 @@ and one part per concern, each validated by the code that owns it:
 ``inputs``         settings per network input kind (:mod:`physioaffect.models.inputs`)
 ``optim``          :class:`OptimSettings` (epochs, batch, learning rate, early stopping)
 ``adaptation``     :class:`AdaptationSettings` (per-subject normalisation; transductive or not)
+``quality``        :class:`QualitySettings` (low-quality windows: mask, drop or keep)
 ``compute``        :class:`ComputeSettings` (device, mixed precision, threads)
 ``executor``       :class:`ExecutorSettings` (serial or Ray, resources, retries, data transfer)
 ``search``         :class:`SearchSettings` (nested model selection on validation subjects)
@@ -39,6 +40,7 @@ from physioaffect.sources.sim.model import SimConfig
 
 __all__ = ["TrainConfig", "TrainingError", "load_config", "DATASETS", "PROTOCOL_ALIASES",
            "default_label_rule", "WindowSettings", "OptimSettings", "AdaptationSettings",
+           "QualitySettings",
            "ComputeSettings", "ExecutorSettings", "SearchSettings", "FaceSettings",
            "apply_setting", "default_pipeline", "default_sim"]
 
@@ -182,6 +184,38 @@ class AdaptationSettings:
         if self.method not in self.METHODS:
             raise TrainingError(f"adaptation.method: expected one of {', '.join(self.METHODS)}, "
                                 f"got {self.method!r}")
+
+
+@dataclass
+class QualitySettings:
+    """What training does with windows of low signal quality.
+
+    Every window gets a quality score per signal (0-1: ``EEG`` is the fraction of good channels,
+    each peripheral signal the published indices of :mod:`physioaffect.features.quality`); the
+    report counts the windows below ``threshold`` per subject and signal.
+
+    Attributes
+    ----------
+    threshold : float
+        Below it a window's signal counts as low quality (0.5: it failed a criterion).
+    action : {"mask", "drop", "keep"}
+        ``mask``: peripheral features of a low-quality signal are missing (the fusion network
+        masks its branch when no peripheral signal is left; baselines impute the training
+        mean); EEG windows are kept and counted. ``drop``: windows where the EEG or any used
+        peripheral signal is low quality leave training, validation and test. ``keep``: used
+        as they are, only counted.
+    """
+
+    threshold: float = 0.5
+    action: str = "mask"
+
+    ACTIONS = ("mask", "drop", "keep")
+
+    def validate(self) -> None:
+        _finite("quality.threshold", self.threshold, 0, 1)
+        if self.action not in self.ACTIONS:
+            raise TrainingError(f"quality.action: expected one of {', '.join(self.ACTIONS)}, "
+                                f"got {self.action!r}")
 
 
 @dataclass
@@ -394,7 +428,8 @@ class FaceSettings:
 
 
 _PARTS: dict[str, type] = {"windows": WindowSettings, "optim": OptimSettings,
-                           "adaptation": AdaptationSettings, "compute": ComputeSettings,
+                           "adaptation": AdaptationSettings, "quality": QualitySettings,
+                           "compute": ComputeSettings,
                            "executor": ExecutorSettings, "search": SearchSettings,
                            "face": FaceSettings}
 
@@ -489,6 +524,7 @@ class TrainConfig:
     inputs: dict = field(default_factory=dict)
     optim: OptimSettings = field(default_factory=OptimSettings)
     adaptation: AdaptationSettings = field(default_factory=AdaptationSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
     compute: ComputeSettings = field(default_factory=ComputeSettings)
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     search: SearchSettings = field(default_factory=SearchSettings)

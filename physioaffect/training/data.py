@@ -38,7 +38,7 @@ __all__ = ["PreparedData", "prepare_data", "de_features", "AxisNormaliser",
 #: Dataset signal names -> NeuroKit2 wrapper modality (physioaffect.features.peripheral).
 PERIPHERAL_MODALITIES = {"ECG": "ECG", "GSR": "EDA", "EDA": "EDA", "PPG": "PPG", "BVP": "PPG",
                          "RESP": "RESP", "RSP": "RESP", "TEMP": "TEMP", "SKT": "TEMP"}
-DERIVED_VERSION = 2
+DERIVED_VERSION = 3
 
 
 @dataclass
@@ -68,6 +68,9 @@ class PreparedData:
         Face features per window (:func:`physioaffect.features.face.face_window_table`); a
         row with every feature NaN means no face data for that window (masked in the network).
     face_names : list of str
+    quality : dict of str -> ndarray (n,)
+        Signal quality (0-1) of each window per signal: ``EEG`` (fraction of good channels)
+        and each peripheral signal (:mod:`physioaffect.features.quality`).
     info : dict
         Cache paths and counts (reported).
     """
@@ -84,6 +87,7 @@ class PreparedData:
     peripheral_signals: list[str] = field(default_factory=list)
     face: np.ndarray | None = None
     face_names: list[str] = field(default_factory=list)
+    quality: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
     @property
@@ -230,6 +234,7 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
     from physioaffect.features.windows import peripheral_table, window_starts
 
     per_rows: dict[tuple, dict] = {}
+    quality_rows: dict[tuple, dict] = {}
     face_rows: dict[tuple, dict] = {}
     signals: list[str] = []
     face_columns: list[str] = []
@@ -246,6 +251,7 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
                     for on in onsets]
             if peripheral:
                 feats: dict[str, np.ndarray] = {}
+                quality: dict[str, np.ndarray] = {}
                 for name in sorted(tr.peripheral):
                     mod = PERIPHERAL_MODALITIES.get(name.upper())
                     if mod is None:
@@ -255,12 +261,19 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
                     sig = tr.peripheral[name]
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
+                        # features kept and flagged: the run's quality settings decide later
                         tab = peripheral_table(mod, np.asarray(sig.data[0], dtype=np.float64),
-                                               sig.sfreq, onsets, cfg.windows.window_s)
+                                               sig.sfreq, onsets, cfg.windows.window_s,
+                                               low_quality="flag")
+                    qcol = pf.quality_columns(mod)[0]
                     for col in tab.columns:
-                        feats[col] = tab[col].to_numpy(dtype=float)
+                        if col == qcol:
+                            quality[name] = tab[col].to_numpy(dtype=float)
+                        else:
+                            feats[col] = tab[col].to_numpy(dtype=float)
                 for k, key in enumerate(keys):
                     per_rows[key] = {c: v[k] for c, v in feats.items()}
+                    quality_rows[key] = {c: v[k] for c, v in quality.items()}
             if face and tr.face is not None:
                 face_trials += 1
                 face_columns += [n for n in tr.face.names if n not in face_columns]
@@ -290,7 +303,8 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
         names = [n for sig in sorted({PERIPHERAL_MODALITIES[s.upper()] for s in signals})
                  for n in pf.feature_names(sig)]
         result.update(peripheral=aligned(per_rows, names), peripheral_names=np.array(names),
-                      peripheral_signals=np.array(signals))
+                      peripheral_signals=np.array(signals),
+                      peripheral_quality=aligned(quality_rows, list(signals)))
     if face:
         where = cfg.face.folder or f"the {cfg.dataset} session files (no Face stream recorded)"
         if not face_trials:
@@ -379,6 +393,9 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         except SignalInputError as err:
             raise TrainingError(f"de_bands: {err} {at}") from None
         changed = True
+    if kind is not None and "eeg_quality" not in store:
+        store["eeg_quality"] = eeg_window_quality(data.raw, data.ch_names)
+        changed = True
     if pipe.resample_sfreq is not None and "source_sfreq" not in store:
         # the rate the pipeline takes (a live stream must run at it): read off one trial
         try:
@@ -405,16 +422,50 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         data.eeg_input = store["eeg_input"] if needs_input else data.raw
     if needs_de:
         data.de = store["de"]
+    if kind is not None:
+        data.quality["EEG"] = store["eeg_quality"]
     if needs_per:
-        data.peripheral = store["peripheral"]
+        data.peripheral = np.array(store["peripheral"], dtype=np.float32)
         data.peripheral_names = [str(s) for s in store["peripheral_names"]]
         data.peripheral_signals = [str(s) for s in store["peripheral_signals"]]
+        for j, sig in enumerate(data.peripheral_signals):
+            data.quality[sig] = store["peripheral_quality"][:, j]
+        if cfg.quality.action == "mask":
+            _mask_low_quality(data, cfg.quality.threshold)
     if needs_face:
         data.face = store["face"]
         data.face_names = [str(s) for s in store["face_names"]]
         data.info["face_trials"] = int(store["face_trials"])
         data.info["face_windows"] = int(face_present(data.face).sum())
     return data
+
+
+def eeg_window_quality(raw: np.ndarray, ch_names: list[str], chunk: int = 1024) -> np.ndarray:
+    """EEG quality of each window: the fraction of good channels (0-1), by the bad-channel
+    criteria of :func:`physioaffect.features.quality.eeg_channel_quality`."""
+    from physioaffect.features.quality import eeg_channel_quality
+
+    out = [eeg_channel_quality(np.asarray(raw[i:i + chunk], dtype=np.float64), ch_names)[0]
+           for i in range(0, len(raw), chunk)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+
+
+def _mask_low_quality(data: PreparedData, threshold: float) -> None:
+    """Peripheral features of a signal whose window quality is below ``threshold`` become NaN
+    (missing: the fusion network masks the branch when no signal is left, baselines impute)."""
+    from physioaffect.features import peripheral as pf
+
+    for sig in data.peripheral_signals:
+        mod = PERIPHERAL_MODALITIES[sig.upper()]
+        cols = [data.peripheral_names.index(n) for n in pf.feature_names(mod)
+                if n in data.peripheral_names]
+        low = ~(data.quality[sig] >= threshold)  # NaN quality (no data) counts as low
+        data.peripheral[np.ix_(np.flatnonzero(low), cols)] = np.nan
+
+
+def low_quality_windows(data: PreparedData, threshold: float) -> dict[str, np.ndarray]:
+    """Per signal, the windows whose quality is below ``threshold`` (boolean ``(n,)``)."""
+    return {sig: ~(np.asarray(q) >= threshold) for sig, q in data.quality.items()}
 
 
 def eeg_input_kind(cfg: TrainConfig):

@@ -106,9 +106,10 @@ def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float,
 def forward(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Network output for a batch of named inputs.
 
-    ``eeg``, ``peripheral`` and ``face`` are the modalities; ``face_present`` (1/0 per window)
-    masks the face branch of windows without face data, as long as the window has another
-    modality (a face-only network sees their training-mean input instead).
+    ``eeg``, ``peripheral`` and ``face`` are the modalities; ``face_present`` and
+    ``peripheral_present`` (1/0 per window) mask the branch of windows without that data, as
+    long as the window has another modality present (where none is left, e.g. a face-only
+    network, the window's inputs are used as they are: the training mean).
     """
     if kind == "fusion":
         per, face = batch.get("peripheral"), batch.get("face")
@@ -116,11 +117,19 @@ def forward(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) -> torc
             per = per.unsqueeze(1)  # one feature step per window: (B, 1, F_p)
         if face is not None and face.ndim == 2:
             face = face.unsqueeze(1)
+        present = {}
+        for name, x in (("peripheral", per), ("face", face)):
+            flag = batch.get(f"{name}_present")
+            if flag is not None and x is not None:
+                present[name] = flag > 0.5
         mask = None
-        present = batch.get("face_present")
-        if present is not None and face is not None and (
-                batch.get("eeg") is not None or per is not None):
-            mask = {"face": present > 0.5}
+        if present:
+            if batch.get("eeg") is None:  # every window needs one present modality
+                given = {"peripheral": per, "face": face}
+                some = torch.stack([present.get(n, torch.ones_like(next(iter(present.values()))))
+                                    for n, x in given.items() if x is not None]).any(dim=0)
+                present = {n: p | ~some for n, p in present.items()}
+            mask = present
         out = model(eeg=batch.get("eeg"), peripheral=per, face=face, mask=mask)
     else:
         out = model(batch["eeg"])

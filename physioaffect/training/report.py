@@ -134,6 +134,35 @@ def _data_warnings(d: Path) -> list[str]:
             "the DE baselines as the training mean of each feature"]
 
 
+def _quality_lines(d: Path) -> list[str]:
+    """Windows of low signal quality per subject and signal, and what training did with them."""
+    if not (d / "quality.json").exists():
+        return []
+    q = json.loads((d / "quality.json").read_text())
+    per = q.get("per_subject") or {}
+    signals = sorted({sig for row in per.values() for sig in row})
+    if not signals:
+        return []
+    done = {"mask": "peripheral features of a low-quality signal treated as missing; EEG kept",
+            "drop": "windows with any low-quality signal left out of training and test",
+            "keep": "used as they are"}[q.get("action", "keep")]
+    lines = ["", "## Signal quality", "",
+             f"Windows whose quality is below {q.get('threshold', 0.5):g} (low / all), per "
+             f"subject and signal; action `{q.get('action')}`: {done}.", "",
+             "| subject | " + " | ".join(signals) + " |", "|---" * (len(signals) + 1) + "|"]
+    for subj, row in per.items():
+        cells = [f"{row[s]['low_quality']} / {row[s]['windows']}" if s in row else "n/a"
+                 for s in signals]
+        lines.append(f"| {subj} | " + " | ".join(cells) + " |")
+    if q.get("unusable_everywhere"):
+        lines += ["", f"**{', '.join(q['unusable_everywhere'])}: low quality in every window** "
+                  "(e.g. a unit the criteria cannot judge, or windows shorter than the signal's "
+                  "minimum): its features were "
+                  + ("missing throughout" if q.get("action") == "mask" else "used as they are")
+                  + "; see docs/features.md for the minimum window and units per signal."]
+    return lines
+
+
 def _training_lines(d: Path) -> list[str]:
     """Per fold: epochs run, the epoch whose weights were kept, and why training stopped."""
     rows = []
@@ -250,6 +279,7 @@ def write_report(run_dir: str | Path) -> Path:
         vals = {r["model"]: r[key] for _, r in g.iterrows()}
         lines.append(f"| {subj} | {int(g['n'].iloc[0])} | "
                      + " | ".join(f"{vals.get(m, float('nan')):.3f}" for m in models) + " |")
+    lines += _quality_lines(d)
     lines += _training_lines(d)
     lines += _search_lines(d)
     lines += _retry_lines(d)

@@ -43,7 +43,13 @@ import pandas as pd
 
 from physioaffect.log import logger, verbose
 from physioaffect.training.config import PROTOCOL_ALIASES, TrainConfig, TrainingError
-from physioaffect.training.data import AxisNormaliser, PreparedData, face_present, prepare_data
+from physioaffect.training.data import (
+    AxisNormaliser,
+    PreparedData,
+    face_present,
+    low_quality_windows,
+    prepare_data,
+)
 
 __all__ = ["train", "run_fold", "compute_fold", "write_fold", "FoldResult", "deep_label",
            "class_names", "plan_folds"]
@@ -86,6 +92,22 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(type(o).__name__)
 
 
+# ---------------------------------------------------------------------------------- quality
+def quality_report(cfg: TrainConfig, data: PreparedData) -> dict:
+    """Windows below the quality threshold, per subject and signal, and what was done."""
+    subjects = data.meta["subject"].astype(str).to_numpy()
+    table: dict[str, dict[str, dict[str, int]]] = {}
+    for sig, low in low_quality_windows(data, cfg.quality.threshold).items():
+        for subj in sorted(set(subjects)):
+            rows = subjects == subj
+            table.setdefault(subj, {})[sig] = {"windows": int(rows.sum()),
+                                               "low_quality": int((low & rows).sum())}
+    unusable = [sig for sig, low in low_quality_windows(data, cfg.quality.threshold).items()
+                if low.size and low.all()]
+    return {"threshold": cfg.quality.threshold, "action": cfg.quality.action,
+            "per_subject": table, "unusable_everywhere": unusable}
+
+
 # ------------------------------------------------------------------------------------ folds
 def plan_folds(cfg: TrainConfig, data: PreparedData) -> tuple[list[dict], np.ndarray, dict]:
     """Labels and folds; raises before any training if a fold is unusable.
@@ -111,6 +133,14 @@ def plan_folds(cfg: TrainConfig, data: PreparedData) -> tuple[list[dict], np.nda
         raise TrainingError(str(err).splitlines()[0]) from None
     y = np.full(len(data.meta), np.nan)
     y[keep] = y_kept
+    if cfg.quality.action == "drop" and data.quality:
+        low = np.zeros(len(data.meta), dtype=bool)
+        for flags in low_quality_windows(data, cfg.quality.threshold).values():
+            if not flags.all():  # a signal unusable everywhere (units, window too short) is
+                low |= flags     # reported, not a reason to drop every window
+        report["dropped_low_quality"] = int((keep & low).sum())
+        report["n_kept"] = int((keep & ~low).sum())
+        keep = keep & ~low
     n_classes = len(class_names(cfg.label_rule))
     out = []
     for i, f in enumerate(folds):
@@ -221,6 +251,7 @@ def fold_contract(cfg: TrainConfig, data: PreparedData, fold: dict, info: dict,
         face_min_valid=float(cfg.face.min_valid), target_scaling=target_scaling,
         subject_adaptation={"method": cfg.adaptation.method,
                             "transductive": cfg.adaptation.transductive},
+        quality_gate={"threshold": cfg.quality.threshold, "action": cfg.quality.action},
         provenance={"dataset": cfg.dataset, "fold": fold["name"],
                     "train_subjects": fold["train_subjects"], "val_subjects": fold["val_subjects"],
                     "test_subjects": fold["test_subjects"], "seed": seed,
@@ -297,6 +328,8 @@ def _fit_network(cfg: TrainConfig, data: PreparedData, y: np.ndarray, tr: np.nda
     if "peripheral" in info["modalities"]:
         arrays["peripheral"] = data.peripheral
         norms["peripheral"] = AxisNormaliser((1,)).fit(data.peripheral, rows=tr)
+        # windows without any usable peripheral feature: the branch is masked, not fed zeros
+        per_mask = np.isfinite(data.peripheral).any(axis=1).astype(np.float32)
     if "face" in info["modalities"]:
         arrays["face"] = data.face
         norms["face"] = AxisNormaliser((1,)).fit(data.face, rows=tr)
@@ -306,6 +339,8 @@ def _fit_network(cfg: TrainConfig, data: PreparedData, y: np.ndarray, tr: np.nda
         out = {k: norms[k].transform(v[rows]) for k, v in arrays.items()}
         if "face" in arrays:
             out["face_present"] = face_mask[rows]
+        if "peripheral" in arrays and info["fusion"]:
+            out["peripheral_present"] = per_mask[rows]
         return out
 
     target_scaling = None
@@ -634,6 +669,7 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
     cfg.save(run_dir)
     _json(run_dir / "status.json", {"status": "running", "started": time.time()})
     _json(run_dir / "labels.json", label_report)
+    _json(run_dir / "quality.json", quality_report(cfg, data))
     _json(run_dir / "folds.json", [{k: f[k] for k in ("name", "train_subjects", "val_subjects",
                                                       "test_subjects")}
                                    | {"n_train": int(f["train"].size), "n_val": int(f["val"].size),
