@@ -99,8 +99,9 @@ class PreparedData:
 class _PipelineReader:
     """A reader proxy that keeps the configured channels and preprocesses each trial's EEG.
 
-    The whole declared pipeline runs on each trial (the selected channels, from the trial's
-    first sample, as the live decoder runs it from a stream's first sample) through
+    The whole declared pipeline runs on each trial (the selected channels, from the first sample
+    of the trial's pre-stimulus baseline when the dataset has one, so that the filters have
+    settled at the stimulus onset, as on a live stream) through
     :func:`~physioaffect.preprocessing.preprocess_array`, MNE's methods included. It presents
     the interface :func:`physioaffect.datasets.cache.prepare` uses (``name``, ``root``,
     ``subjects``, ``fingerprint``, ``read_subject``), so the cache key covers the dataset files
@@ -131,6 +132,13 @@ class _PipelineReader:
             idx = channel_index(tr.ch_names, self.channels, f"{rec.dataset} subject {subject}")
             names = [tr.ch_names[i] for i in idx]
             eeg = np.asarray(tr.eeg, dtype=np.float64)[idx]
+            # the pre-stimulus baseline runs through the filters first, so that they have
+            # settled when the trial's first window starts (as on a live stream)
+            lead = 0
+            if tr.baseline is not None and np.shape(tr.baseline)[0] == len(tr.ch_names):
+                base = np.asarray(tr.baseline, dtype=np.float64)[idx]
+                lead = base.shape[1]
+                eeg = np.concatenate([base, eeg], axis=1)
             missing = ~np.isfinite(eeg)
             try:
                 with warnings.catch_warnings():
@@ -142,7 +150,8 @@ class _PipelineReader:
                 edges = np.linspace(0, eeg.shape[1], out.shape[1] + 1).astype(int)
                 hit = np.add.reduceat(missing, edges[:-1], axis=1) > 0
                 out[hit] = np.nan
-            tr.eeg = out
+            skip = int(round(lead * out.shape[1] / eeg.shape[1]))
+            tr.eeg = out[:, skip:]
             tr.sfreq = float(report["sfreq"])
             tr.ch_names = names
             tr.baseline = None  # windows use the stimulus period only
@@ -337,7 +346,7 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
     wcfg = WindowConfig(window_s=cfg.windows.window_s, step_s=cfg.windows.step_s,
                         features="raw",
                         extra={"pipeline": pipe.config_hash(), "channels": cfg.channels,
-                               "consumer": "training", "preprocess": 2})
+                               "consumer": "training", "preprocess": 3})
     proxy = _PipelineReader(reader, pipe, cfg.channels)
     cache = _cache_dir(cfg)
     try:
