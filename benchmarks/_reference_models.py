@@ -6,15 +6,19 @@ reshape/permute and nothing else changed: two separate encoder convolutions with
 applied to ``.data`` in every forward, explicit ``softmax(QK^T)V`` attention, Chebyshev terms
 built by repeated ``torch.cat``, ``torch.diag`` degree matrices. Module registration order
 follows the package models so that :func:`copy_weights` can pair parameters one by one.
-Not part of the package.
+The EmT re-implementations keep the official module names, so their ``state_dict()`` has the
+official keys (``GE1.encoder.0.filter_weight``, ``transformer.layers.0.0.fn.STA.1.weight_g``
+from the old ``torch.nn.utils.weight_norm``, ``MLP.0.weight`` ...): the tests load it with
+``physioaffect.models.io.load_official_state_dict``. Not part of the package.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import weight_norm
 
 
 # ----------------------------------------------------------------------------- EEG-Deformer
@@ -125,6 +129,13 @@ class _RefGraphEncoder(nn.Module):
         return self.tokenizer(x.reshape(x.shape[0], -1))
 
 
+def _old_weight_norm(module: nn.Module) -> nn.Module:
+    # The official EmT uses the deprecated torch.nn.utils.weight_norm (keys weight_g, weight_v).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.nn.utils.weight_norm(module)
+
+
 class _RefSTAAttention(nn.Module):
     def __init__(self, dim, heads, dim_head, dropout, alpha):
         super().__init__()
@@ -133,7 +144,7 @@ class _RefSTAAttention(nn.Module):
         self.scale = dim_head ** -0.5
         self.to_qkv = nn.Linear(dim, inner * 3, bias=False)
         self.STA = nn.Sequential(nn.Dropout(alpha * dropout),
-                                 weight_norm(nn.Conv2d(heads, heads, (3, 1), padding=(1, 0))))
+                                 _old_weight_norm(nn.Conv2d(heads, heads, (3, 1), padding=(1, 0))))
         self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(dropout))
 
     def forward(self, x):
@@ -145,18 +156,54 @@ class _RefSTAAttention(nn.Module):
         return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
 
 
-class _RefTCTLayer(nn.Module):
-    def __init__(self, dim, heads, dim_head, dropout, alpha):
+class _RefGRUAttention(nn.Module):
+    """The regression code's ``Attention``: Linear -> 2-layer bidirectional GRU -> Linear."""
+
+    def __init__(self, dim, dim_head, dropout):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = _RefSTAAttention(dim, heads, dim_head, dropout, alpha)
-        self.norm2 = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, dim_head), nn.ReLU(), nn.Dropout(dropout),
-                                nn.Linear(dim_head, dim), nn.Dropout(dropout))
+        self.to_qkv = nn.Linear(dim, dim_head, bias=False)
+        self.lstm = nn.GRU(dim_head, dim_head, num_layers=2, batch_first=True,
+                           bidirectional=True, dropout=0.5 * dropout)
+        self.to_out = nn.Sequential(nn.Linear(2 * dim_head, dim), nn.Dropout(dropout))
 
     def forward(self, x):
-        x = self.attn(self.norm1(x)) + x
-        return self.ff(self.norm2(x)) + x
+        out, _ = self.lstm(self.to_qkv(x))
+        return self.to_out(out)
+
+
+class _RefPreNorm(nn.Module):
+    def __init__(self, dim, fn):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(self.norm(x))
+
+
+class _RefFeedForward(nn.Module):
+    def __init__(self, dim, hidden, dropout):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, dim), nn.Dropout(dropout))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class _RefTTransformer(nn.Module):
+    def __init__(self, dim, depth, make_attention, dim_head, dropout):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.ModuleList([_RefPreNorm(dim, make_attention()),
+                           _RefPreNorm(dim, _RefFeedForward(dim, dim_head, dropout))])
+            for _ in range(depth))
+
+    def forward(self, x):
+        for attn, ff in self.layers:
+            x = attn(x) + x
+            x = ff(x) + x
+        return x
 
 
 class RefEmT(nn.Module):
@@ -170,13 +217,17 @@ class RefEmT(nn.Module):
         self.GE2 = _RefGraphEncoder(layers_graph[1], num_chan, num_feature, hidden_graph, K)
         self.adjs = nn.Parameter(torch.empty(2, num_chan, num_chan))
         nn.init.xavier_uniform_(self.adjs)
-        self.transformer = nn.ModuleList(
-            _RefTCTLayer(hidden_graph, num_head, dim_head, dropout, alpha)
-            for _ in range(layers_transformer))
+        self.transformer = _RefTTransformer(
+            hidden_graph, layers_transformer, self._attention(hidden_graph, num_head, dim_head,
+                                                              dropout, alpha), dim_head, dropout)
         self.to_GNN_out = nn.Linear(num_chan * num_feature, hidden_graph, bias=False)
         self.MLP = nn.Sequential(nn.Linear(hidden_graph, num_class))
 
-    def forward(self, x):
+    @staticmethod
+    def _attention(dim, heads, dim_head, dropout, alpha):
+        return lambda: _RefSTAAttention(dim, heads, dim_head, dropout, alpha)
+
+    def tokens(self, x):
         b, s, c, f = x.shape
         x = x.reshape(b * s, c, f)
         adjs = F.relu(self.adjs + self.adjs.transpose(2, 1))
@@ -184,9 +235,30 @@ class RefEmT(nn.Module):
         x1 = self.GE1(x, adjs[0])
         x2 = self.GE2(x, adjs[1])
         x = torch.mean(torch.stack((x_, x1, x2), dim=1), dim=1).reshape(b, s, -1)
-        for layer in self.transformer:
-            x = layer(x)
-        return self.MLP(torch.mean(x, dim=-2))
+        return self.transformer(x)
+
+    def forward(self, x):
+        return self.MLP(torch.mean(self.tokens(x), dim=-2))
+
+
+class RefEmTRegressor(RefEmT):
+    """Reference EmT regressor (``regression/model/EmT.py``): one prediction per token.
+
+    Takes ``(b, s, c, f)`` like the classifier (the official forward takes a dict holding
+    ``(b, f, s, c)`` and rearranges it to the same ``(b s) c f``).
+    """
+
+    def __init__(self, layers_graph=(1, 2), layers_transformer=2, num_chan=32, num_feature=6,
+                 hidden_graph=32, K=3, num_head=32, dim_head=32, dropout=0.5, num_class=1):
+        super().__init__(layers_graph, layers_transformer, num_chan, num_feature, hidden_graph,
+                         K, num_head, dim_head, dropout, num_class, alpha=0.0)
+
+    @staticmethod
+    def _attention(dim, heads, dim_head, dropout, alpha):
+        return lambda: _RefGRUAttention(dim, dim_head, dropout)
+
+    def forward(self, x):
+        return self.MLP(self.tokens(x))
 
 
 def copy_weights(src: nn.Module, dst: nn.Module) -> None:

@@ -5,7 +5,8 @@ Three processes on one machine, as in a lab: ``physioaffect stream`` publishes t
 EEG-Deformer (32 ch x 4 s at 128 Hz, the 2-class configuration) on 4 windows per second and
 publishes an LSL ``Prediction`` stream; this script receives the predictions.
 
-Two latencies are reported:
+Two latencies are reported, and the rate at which predictions arrive (per wall-clock second,
+at the receiver: 4 per second expected):
 
 * **decoder** (the floor: p95 < 25 ms): from the moment the window's last sample is read
   from the hub by the decoder to the moment its prediction has been pushed to the outlet
@@ -46,16 +47,15 @@ def make_checkpoint(folder: Path) -> Path:
     import torch
 
     from physioaffect.models import create
-    from physioaffect.realtime import DecoderBundle, save_bundle
+    from physioaffect.realtime import bundle_for_model, save_bundle
     from physioaffect.realtime.demo import DEMO_PIPELINE
     from physioaffect.sources.sim import SimConfig, stream_infos
 
     torch.manual_seed(0)
     model = create("eeg_deformer", n_chans=32, n_outputs=2, n_times=512, sfreq=128)
     labels = stream_infos(SimConfig(rate=128, eeg_channels=32))["EEG"].labels
-    bundle = DecoderBundle(model=model.eval(), pipeline=DEMO_PIPELINE, ch_names=labels,
-                           sfreq=128.0, n_times=512, task="classification", target="arousal",
-                           outputs=["low", "high"], path=str(folder))
+    bundle = bundle_for_model(model, DEMO_PIPELINE, labels, 128.0, 512, task="classification",
+                              target="arousal", outputs=["low", "high"], path=str(folder))
     return save_bundle(bundle, folder)
 
 
@@ -87,7 +87,7 @@ def main() -> None:
             inlet = pylsl.StreamInlet(found[0], processing_flags=pylsl.proc_clocksync)
             inlet.open_stream(timeout=10)
             print(f"receiving {name}; measuring for {args.seconds:g} s ...", flush=True)
-            e2e, stamps = [], []
+            e2e, stamps, arrivals = [], [], []
             t_end = time.monotonic() + args.seconds
             skip = 8  # the decoder's first window and filter warm-up
             while time.monotonic() < t_end:
@@ -100,6 +100,7 @@ def main() -> None:
                     continue
                 e2e.append(1000.0 * (now - ts))
                 stamps.append(ts)
+                arrivals.append(now)
             out, err = dec.communicate(timeout=60)
         finally:
             for p in (dec, pub):
@@ -118,6 +119,10 @@ def main() -> None:
         "rate_hz": args.rate,
         "predictions_received": int(e2e_a.size),
         "prediction_interval_s_median": float(np.median(gaps)) if gaps.size else None,
+        # wall-clock rate at the receiver (was a +-15 % assertion in the LSL test suite)
+        "predictions_per_wall_second": (
+            float((len(arrivals) - 1) / (arrivals[-1] - arrivals[0])) if len(arrivals) > 1
+            else None),
         "decoder_latency_ms": {k: summary.get(k) for k in ("median_ms", "p95_ms", "max_ms")},
         "end_to_end_latency_ms": {
             "median_ms": float(np.median(e2e_a)), "p95_ms": float(np.percentile(e2e_a, 95)),

@@ -11,4 +11,5 @@ from physioaffect.training import TrainConfig, train
 root, out = sys.argv[1], sys.argv[2]
 train(TrainConfig(dataset="dreamer", root=root, model="eeg_deformer", protocol="lso",
                   protocol_kwargs={"n_splits": 3}, target="arousal", label_rule="gt3",
-                  modalities=["eeg", "peripheral"], window_s=4.0, epochs=30), out=out)
+                  modalities=["eeg", "peripheral"], windows={"window_s": 4.0},
+                  optim={"epochs": 30}), out=out)

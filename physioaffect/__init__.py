@@ -3,13 +3,18 @@
 Acquire EEG, ECG, EDA, PPG and respiration from BrainFlow boards, LSL devices or
 the built-in simulator; record them; preprocess them; learn across subjects;
 decode live.
+
+Messages go through one logger, ``logging.getLogger("physioaffect")``; set its level with
+:func:`set_log_level` (or ``verbose=`` on the functions that report progress).
 """
 
 from importlib.metadata import PackageNotFoundError, version
+
+from physioaffect.log import set_log_level
 
 try:
     __version__ = version("physioaffect")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "set_log_level"]

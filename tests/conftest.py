@@ -12,7 +12,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_DATA = REPO.parent / "shared" / "data" / "real"
+# ``../shared/data/real`` beside the repository; PHYSIOAFFECT_REAL_DATA points elsewhere (a git
+# worktree lives in another folder than the checkout the data sit beside).
+REAL_DATA = Path(os.environ.get("PHYSIOAFFECT_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +43,44 @@ def one_torch_thread():
 def cli(*args: str) -> list[str]:
     """Command line that runs the physioaffect CLI in a subprocess with this interpreter."""
     return [sys.executable, "-m", "physioaffect.cli.main", *args]
+
+
+def reference_models():
+    """``benchmarks/_reference_models.py`` (re-creations of the published forwards) as a module."""
+    import importlib.util
+
+    path = REPO / "benchmarks" / "_reference_models.py"
+    spec = importlib.util.spec_from_file_location("_reference_models", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["_reference_models"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def write_truth_session(path: Path, truth, t0: float, markers: bool = True, **ids):
+    """Write a simulated subject (``simulate_subject(..., t0=t0)``) as a session file.
+
+    Every stream of ``truth`` plus its JSON markers go through the recording stage's writer,
+    with a fixed clock (UNIX 1.7e9 at LSL ``t0``); ``ids`` are the writer's ``subject``,
+    ``task``, ``session``, ``run``. Returns ``path``.
+    """
+    import numpy as np
+
+    from physioaffect.recording import SessionWriter
+    from physioaffect.streams import Chunk, StreamInfo
+
+    w = SessionWriter(path, journal=False,
+                      clock={"unix_start": 1.7e9, "lsl_clock_start": t0,
+                             "unix_to_lsl_offset": t0 - 1.7e9,
+                             "utc_start": "2023-11-14T22:13:20Z"}, **ids)
+    for info, ts, x in truth.signals.values():
+        w.add_stream(info)
+        w.append(Chunk(info.name, ts, x))
+    if markers:
+        mk = StreamInfo.from_labels("sim-Markers", "Markers", ["Marker"], 0.0, "",
+                                    channel_format="string")
+        w.add_stream(mk)
+        w.append(Chunk(mk.name, [t for t, _ in truth.markers],
+                       np.array([[m] for _, m in truth.markers], dtype=object)))
+    w.close()
+    return path

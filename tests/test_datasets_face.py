@@ -138,7 +138,7 @@ def test_csv_layouts_and_bad_csvs(tmp_path: Path) -> None:
 
 
 def test_face_video_is_analysed_once_and_cached(tmp_path: Path) -> None:
-    pytest.importorskip("cv2")
+    pytest.importorskip("cv2", reason="needs the 'face' extra: pip install 'physioaffect[face]'")
     from physioaffect.face.synthetic import SyntheticFaceVideo
 
     data = write_deap(tmp_path / "deap", n_subjects=1, seconds=4.0, n_trials=2)
@@ -186,7 +186,7 @@ def test_face_window_table_properties() -> None:
 
 
 def test_cli_face_features_fills_the_cache_once_and_info_reports_face(tmp_path: Path) -> None:
-    pytest.importorskip("cv2")
+    pytest.importorskip("cv2", reason="needs the 'face' extra: pip install 'physioaffect[face]'")
     import subprocess
     import sys
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from physioaffect.face.rppg import PulseTracker, pos, pulse_rate
+from physioaffect.face.rppg import MIN_SNR_DB, PulseTracker, estimate_pulse, pos, pulse_rate
 
 FS = 30.0
 
@@ -55,6 +55,65 @@ def test_tracker_waits_for_history_and_restarts_after_gap() -> None:
     after = np.array([tr.update(ti, ci).rate for ti, ci in zip(t[330:], rgb[330:], strict=True)])
     assert np.all(np.isnan(after[: int(6 * FS) - 1]))
     assert abs(after[-1] - 80.0) < 1.5
+
+
+def test_noise_gives_no_rate_and_says_why() -> None:
+    """Skin colour without a pulse (noise and intensity changes only): the spectrum still has a
+    peak, but no rate is reported, and the reason says why."""
+    rng = np.random.default_rng(3)
+    t = np.arange(int(12 * FS)) / FS
+    reported = []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        intensity = 1 + 0.03 * np.sin(2 * np.pi * 0.3 * t + seed)
+        rgb = np.array([180.0, 120.0, 100.0]) * intensity[:, None] + rng.normal(0, 0.3, (t.size, 3))
+        h = pos(rgb, FS)
+        assert np.isfinite(pulse_rate(h, FS)[0])  # the ungated peak: a confident-looking number
+        rate, snr, reason = estimate_pulse(h, FS)
+        reported.append(rate)
+        assert np.isnan(rate) and reason, (seed, snr)
+    # a real pulse under the same noise is reported, with an SNR above the gate
+    _, rgb = _trace(75.0)
+    rate, snr, reason = estimate_pulse(pos(rgb, FS), FS)
+    assert abs(rate - 75.0) < 1.0 and snr > MIN_SNR_DB and reason == ""
+
+
+def test_harmonic_check_takes_the_fundamental() -> None:
+    """A pulse whose second harmonic is stronger than its fundamental (a deep dicrotic notch):
+    the rate is the fundamental, not twice it."""
+    t = np.arange(int(12 * FS)) / FS
+    f0 = 1.1
+    x = 0.7 * np.sin(2 * np.pi * f0 * t) + np.sin(2 * np.pi * 2 * f0 * t + 0.4)
+    assert pulse_rate(x, FS)[0] == pytest.approx(66.0, abs=1.0)
+    assert estimate_pulse(x, FS)[0] == pytest.approx(66.0, abs=1.0)
+
+
+@pytest.mark.slow
+def test_degraded_face_videos_right_or_no_rate(tmp_path) -> None:
+    """The degradation set, small: a clean video, a 25 x 25 px face in MJPEG at quality 5, and
+    a video with every degradation and no pulse. Every reported rate is within 5 bpm of the
+    truth, the clean video has a rate in at least 80 % of its windows, and the video without a
+    pulse reports none (benchmarks/bench_face.py runs the full set)."""
+    pytest.importorskip("cv2", reason="needs the 'face' extra (opencv-python-headless)")
+    pytest.importorskip("skimage", reason="needs scikit-image for the astronaut photograph")
+    from physioaffect.face.synthetic import degraded_set
+    from physioaffect.face.validate import pulse_on_degraded_video
+
+    cases = {c.name: c for c in degraded_set(rates=(83.0,), duration=14.0, fps=20.0)}
+    for name in ("clean", "mjpeg_q5", "no_pulse"):
+        r = pulse_on_degraded_video(cases[name], tmp_path)
+        rates = r["rates"]
+        assert rates.size >= 4
+        reported = np.isfinite(rates)
+        if name == "no_pulse":
+            assert not reported.any(), rates
+            assert all(reason for reason in r["reasons"])
+            continue
+        assert np.all(np.abs(rates[reported] - 83.0) <= 5.0), (name, rates)
+        if name == "clean":
+            assert reported.mean() >= 0.8
+        else:
+            assert r["skin_px"] < 30  # the small condition is small
 
 
 def test_rppg_on_animated_astronaut_video() -> None:

@@ -122,7 +122,7 @@ def test_band_power_matches_emt_reference_computation():
 
 def test_vectorised_over_windows_equals_one_window_at_a_time():
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((7, 5, FS)) * 10
+    x = rng.standard_normal((7, 5, 2 * FS)) * 10  # 2 s: two cycles of delta's 1 Hz
     for fn in (
         lambda a: differential_entropy(a, FS, "seed5"),
         lambda a: band_power(a, FS, "seed5"),
@@ -197,12 +197,42 @@ def test_bad_windows_give_nan_with_a_reason(corrupt, reason):
         assert np.isfinite(np.delete(out.reshape(-1, out.shape[-1]), 1 * 4 + 2, axis=0)).all()
 
 
-def test_eeg_in_volts_is_detected():
-    with pytest.warns(SignalQualityWarning, match="looks like volts"):
-        differential_entropy(_good() * 1e-6, FS)
+def test_eeg_in_volts_gives_nan_with_the_reason():
+    """One rule for every EEG feature: amplitude that contradicts the unit is NaN, not a
+    number 1e12 too small."""
+    for fn in (
+        lambda a, **k: differential_entropy(a, FS, **k),
+        lambda a, **k: band_power(a, FS, "torcheeg4", **k),
+    ):
+        with pytest.warns(SignalQualityWarning, match="looks like volts"):
+            assert np.isnan(fn(_good() * 1e-6)).all()
+        with pytest.warns(SignalQualityWarning, match="looks like microvolts"):
+            assert np.isnan(fn(_good(), units="V")).all()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert np.isfinite(fn(_good())).all()  # microvolt-scale data: no warning
+
+
+def test_short_eeg_windows_give_nan_with_the_minimum_stated():
+    """A band needs 2 cycles of its lower edge; Welch band power also one full 1 s segment."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, int(1.5 * FS))) * 10  # two 1.5 s windows
+    with pytest.warns(SignalQualityWarning, match=r"1.5 s is too short for delta \(2 s\)"):
+        de = differential_entropy(x, FS, "seed5")
+    assert np.isnan(de[..., 0]).all() and np.isfinite(de[..., 1:]).all()  # theta from 4 Hz: 0.5 s
+    with pytest.warns(SignalQualityWarning, match="too short for delta"):
+        bp = band_power(x, FS, "seed5")
+    assert np.isnan(bp[..., 0]).all() and np.isfinite(bp[..., 1:]).all()
+    twelve = x[..., :12]  # 12 samples: shorter than every band and than a Welch segment
+    for fn in (lambda a: differential_entropy(a, FS, "torcheeg4"), lambda a: band_power(a, FS)):
+        with pytest.warns(SignalQualityWarning, match="too short"):
+            assert np.isnan(fn(twelve)).all()
+    with pytest.warns(SignalQualityWarning, match="3 needed"):
+        assert np.isnan(hjorth(x[..., :2])).all()
+    # exactly two cycles is enough: a 2 s window keeps delta from 1 Hz
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        differential_entropy(_good(), FS)  # microvolt-scale data: no warning
+        assert np.isfinite(differential_entropy(rng.standard_normal((4, 2 * FS)), FS, "seed5")).all()
 
 
 def test_caller_errors_are_clear():
@@ -212,8 +242,8 @@ def test_caller_errors_are_clear():
         band_power(_good(), -128)
     with pytest.raises(SignalInputError, match="dimensions"):
         differential_entropy(np.zeros(128), FS)
-    with pytest.raises(SignalInputError, match="at least"):
-        differential_entropy(np.zeros((2, 1)), FS)  # too short
+    with pytest.raises(SignalInputError, match="no samples"):
+        differential_entropy(np.zeros((2, 0)), FS)
     with pytest.raises(SignalInputError, match="unknown preset"):
         band_power(_good(), FS, "seed7")
     with pytest.raises(SignalInputError, match="mode"):

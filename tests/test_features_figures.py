@@ -55,10 +55,9 @@ def test_topomaps_one_per_band(tmp_path):
 
 
 def test_peripheral_figure_marks_the_detected_peaks(tmp_path):
-    sim = pytest.importorskip("physioaffect.sources.sim")
-    rec = sim.simulate_subject(
-        sim.SimConfig(eeg_channels=1, rate=128, seed=4, n_trials=1), 0, duration=30
-    )
+    from physioaffect.sources.sim import SimConfig, simulate_subject
+
+    rec = simulate_subject(SimConfig(eeg_channels=1, rate=128, seed=4, n_trials=1), 0, duration=30)
     ecg = rec.signals["ECG"][2][:, 0]
     out = tmp_path / "periph.png"
     fig = plot_peripheral(

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import warnings
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REAL_DATA as REAL
 from scipy.signal import resample_poly
 
 from physioaffect.features import peripheral as P
 from physioaffect.preprocessing.quality import SignalInputError, SignalQualityWarning
+from physioaffect.sources.sim import SimConfig, simulate_subject
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 MITBIH = REAL / "mitbih" / "100"
 BIOSPPY = REAL / "biosppy"
 
@@ -44,7 +44,7 @@ def match_beats(
 def mitbih():
     if not (MITBIH.with_suffix(".dat")).exists():
         pytest.skip(f"MIT-BIH record 100 not found in {MITBIH.parent}")
-    wfdb = pytest.importorskip("wfdb")
+    wfdb = pytest.importorskip("wfdb", reason="reads the MIT-BIH record (a test dependency)")
     rec = wfdb.rdrecord(str(MITBIH))
     ann = wfdb.rdann(str(MITBIH), "atr")
     beats = np.array([s for s, c in zip(ann.sample, ann.symbol, strict=True) if c in BEAT_CODES])
@@ -79,7 +79,8 @@ def test_biosppy_ecg_heart_rate_plausible_and_hrv_matches_neurokit():
     assert 40 <= feats["ECG_Rate_Mean"] <= 180
     assert 13 <= info["peaks"].size <= 30  # 15 s at 40-180 bpm
     # Time-domain HRV against NeuroKit2's own hrv_time on the same peaks (independent code).
-    nk = pytest.importorskip("neurokit2")
+    import neurokit2 as nk  # a core dependency
+
     ref = nk.hrv_time(info["peaks"], sampling_rate=1000)
     for key in ("HRV_MeanNN", "HRV_SDNN", "HRV_RMSSD", "HRV_pNN50"):
         assert feats[key] == pytest.approx(float(ref[key].iloc[0]), rel=1e-6), key
@@ -99,20 +100,64 @@ def test_biosppy_resp_rate_plausible():
     assert feats["RSP_Amplitude_Mean"] > 0
 
 
-def test_biosppy_eda_finds_scrs():
-    feats, info = P.eda_features(_biosppy("eda"), 1000)
-    assert info["reasons"] == []
-    assert feats["SCR_Peaks_N"] >= 1
-    assert feats["SCR_Amplitude_Mean"] > 0
-    assert 0.1 <= feats["SCR_RiseTime_Mean"] <= 5  # SCR rise times are ~0.5-3 s
+def _biosppy_eda_us() -> np.ndarray:
+    """The BioSPPy EDA in microsiemens. The file holds 12-bit ADC counts of a PLUX EDA sensor,
+    whose transfer function (PLUX EDA datasheet, as for BITalino's: ``ADC / 2^n * VCC / 0.12``
+    with VCC = 3 V) is 25 µS full scale: 0.006 µS per count, 13-16 µS here (a normal level)."""
+    return _biosppy("eda") * 25.0 / 2**12
+
+
+def test_biosppy_eda_scr_rate_is_physiological():
+    """Real EDA: 0.5-6 responses a minute (Dawson et al.: 1-3 at rest, more when aroused),
+    where NeuroKit2's relative threshold on the same file finds responses in 12-bit
+    quantisation noise."""
+    x = _biosppy_eda_us()
+    feats, info = P.eda_features(x, 1000)
+    assert info["reasons"] == [] and info["quality"] >= 0.5
+    assert 0.5 <= feats["SCR_Peaks_Rate"] <= 6.0
+    assert feats["SCR_Amplitude_Mean"] >= P.SCR_MIN_AMPLITUDE_US
+    assert 0.5 <= feats["SCR_RiseTime_Mean"] <= 5  # SCR rise times are ~0.5-3 s
+    assert 10 <= feats["EDA_Tonic_Mean"] <= 20
+    # the raw ADC counts are not microsiemens: NaN with the reason, not 3 responses of 50 "µS"
+    with pytest.warns(SignalQualityWarning, match="not microsiemens"):
+        feats, _ = P.eda_features(_biosppy("eda"), 1000)
+    assert all(np.isnan(v) for v in feats.values())
+
+
+def test_scr_count_and_times_on_neurokit_simulated_eda():
+    """NeuroKit2's eda_simulate (a generator other than ours) places a known number of SCRs."""
+    import neurokit2 as nk  # a core dependency
+
+    for n in (3, 6, 10):
+        x = nk.eda_simulate(duration=120, sampling_rate=FS, scr_number=n, drift=0.01, noise=0,
+                            random_state=n)
+        feats, info = P.eda_features(x, FS)
+        assert feats["SCR_Peaks_N"] == n
+        starts = np.linspace(0, 120, n, endpoint=False)  # eda_simulate's SCR starts
+        # one response found after each planted start, before the next one
+        per_slot = np.bincount(np.searchsorted(starts, info["peaks"] / FS, side="right") - 1,
+                               minlength=n)
+        assert per_slot.tolist() == [1] * n
+
+
+def test_simulator_at_rest_has_physiological_scr_rates():
+    """The simulator with affect effects off (rest): spontaneous SCRs at its subjects' drawn
+    1-3 per minute, found at 0.5-6 per minute (NeuroKit2's relative threshold found 18-48)."""
+    from physioaffect.sources.sim.model import subject_params
+
+    for seed in (2, 3, 5):
+        cfg = SimConfig(eeg_channels=1, rate=64, seed=seed, n_trials=2, effect=0.0)
+        rec = simulate_subject(cfg, 0, duration=300)
+        feats, info = P.eda_features(rec.signals["GSR"][2][:, 0], 64)
+        assert info["quality"] >= 0.5
+        assert 0.5 <= feats["SCR_Peaks_Rate"] <= 6.0
+        drawn = subject_params(cfg, 0)["scr_rate_hz"] * 60
+        assert feats["SCR_Peaks_Rate"] == pytest.approx(drawn, abs=1.2)  # Poisson counts in 5 min
 
 
 def test_simulated_heart_rate_matches_scripted_beats():
     """The simulator knows its true R-peak times: detected beats must match them."""
-    sim = pytest.importorskip("physioaffect.sources.sim")
-    rec = sim.simulate_subject(
-        sim.SimConfig(eeg_channels=4, rate=128, seed=3, n_trials=2), 0, duration=60
-    )
+    rec = simulate_subject(SimConfig(eeg_channels=4, rate=128, seed=3, n_trials=2), 0, duration=60)
     _, ts, samples = rec.signals["ECG"]
     peaks = P.ecg_rpeaks(samples[:, 0], 128)
     inside = lambda t: t[(t > 1) & (t < 59)]  # noqa: E731 - edges cut beats in half
@@ -135,10 +180,8 @@ FS = 256
 
 
 def _ecg(seconds: float = 20, fs: int = FS) -> np.ndarray:
-    sim = pytest.importorskip("physioaffect.sources.sim")
-    rec = sim.simulate_subject(
-        sim.SimConfig(eeg_channels=1, rate=fs, seed=0, n_trials=1), 0, duration=seconds
-    )
+    rec = simulate_subject(SimConfig(eeg_channels=1, rate=fs, seed=0, n_trials=1), 0,
+                           duration=seconds)
     return rec.signals["ECG"][2][:, 0].astype(float)
 
 

@@ -10,10 +10,7 @@ from scipy.stats import spearmanr
 from physioaffect.features.eeg import differential_entropy, frontal_alpha_asymmetry
 from physioaffect.features.windows import feature_table, sliding_windows, window_starts
 from physioaffect.preprocessing.quality import SignalInputError
-
-sim = pytest.importorskip(
-    "physioaffect.sources.sim", reason="simulator (physioaffect.sources.sim) not available"
-)
+from physioaffect.sources import sim
 
 
 def test_window_starts_and_views():

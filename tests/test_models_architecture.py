@@ -3,28 +3,16 @@ and equivalence with minimal re-implementations of the published reference forwa
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from conftest import reference_models
 
 import physioaffect.models as M
 from physioaffect.models.emt import chebyshev_basis, scaled_laplacian
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _reference_module():
-    spec = importlib.util.spec_from_file_location("_reference_models", BENCH / "_reference_models.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["_reference_models"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # Counts printed by the public reference implementations for 2 classes (MODELS.md).
@@ -37,6 +25,8 @@ def _reference_module():
         ("emt_seed", 703_530),
         ("emt_thu_ep", 353_826),
         ("emt_faced", 353_826),
+        # Official MAHNOB-HCI regression: 6 bands, dropout 0.5 (regression/experiment.py).
+        ("emt_mahnob_regression", 151_809),
     ],
 )
 def test_reference_parameter_counts(preset: str, expected: int) -> None:
@@ -84,11 +74,30 @@ def test_emt_output_shapes(n_chans: int, seq: int) -> None:
     assert reg(torch.rand(4, seq, n_chans, 7)).shape == (4, seq, 2)
 
 
+def _official_sliding_window_count(n: int, window: int, overlap: float) -> int:
+    # EmT's prepare_data.sliding_window, loop as published: stops before end == n.
+    start, end, step, count = 0, window, int(window * (1 - overlap)), 0
+    while end < n:
+        count += 1
+        start += step
+        end = start + window
+    return count
+
+
 def test_emt_sequence_length_rule() -> None:
-    # 20 s at 200 Hz, 2 s sub-windows with 0.75 overlap: one every 0.5 s -> 37.
-    assert M.emt_n_sub_windows(4000, 200, 2.0, 0.75) == 37
-    assert M.emt_n_sub_windows(5000, 250, 4.0, 0.75) == 17
-    assert M.EmT(62, 2, 4000, 200).n_sub_windows == 37
+    # 20 s at 200 Hz, 2 s sub-windows at 0.75 overlap: starts every 0.5 s, and the window ending
+    # exactly at 20 s is not taken -> 36 (37 would count it). FACED: 4 s at 250 Hz -> 16.
+    assert M.emt_n_sub_windows(4000, 200, 2.0, 0.75) == 36
+    assert M.emt_n_sub_windows(5000, 250, 4.0, 0.75) == 16
+    assert M.EmT(62, 2, 4000, 200).n_sub_windows == 36
+    assert M.create_preset("emt_faced").n_sub_windows == 16
+    for n, win, ov in [(4000, 400, 0.75), (5000, 1000, 0.75), (4001, 400, 0.75),
+                       (5120, 512, 0.875), (1000, 300, 0.8), (999, 100, 0.0)]:
+        sfreq = 100.0
+        assert M.emt_n_sub_windows(n, sfreq, win / sfreq, ov) == \
+            _official_sliding_window_count(n, win, ov), (n, win, ov)
+    with pytest.raises(M.ModelConfigError, match="sub-window"):
+        M.emt_n_sub_windows(400, 200, 2.0, 0.75)  # one window ending exactly at the end: none
 
 
 def test_wrong_input_shape_is_a_clear_error() -> None:
@@ -139,7 +148,7 @@ def test_emt_forward_never_calls_an_eigendecomposition(monkeypatch) -> None:
 @pytest.mark.parametrize("which", ["deformer", "emt"])
 def test_same_function_as_reference_forward(which: str) -> None:
     """With the same weights, package and reference forward/backward agree (eval and grads)."""
-    ref_mod = _reference_module()
+    ref_mod = reference_models()
     torch.manual_seed(0)
     if which == "deformer":
         ours = M.EEGDeformer(12, 3, 256, 128, depth=3)

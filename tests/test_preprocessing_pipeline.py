@@ -74,17 +74,76 @@ def test_streaming_filter_equals_one_shot_causal_filter():
         sf.process(np.zeros((10, 3)))
 
 
-def test_streaming_pipeline_matches_offline_causal_pipeline():
-    cfg = PipelineConfig(phase="causal", detect_bads=False, reference="average")
-    x = _eeg(8)
-    offline, _ = preprocess_array(x, FS, NAMES, cfg)
-    live = StreamingPipeline(cfg, FS, NAMES)
-    chunks = [live.process(x.T[i : i + 32]) for i in range(0, x.shape[1], 32)]
-    online = np.concatenate(chunks).T
-    # Same operations; only the uV->V->uV round trip of the MNE path differs in the last bits.
-    assert np.allclose(online, offline, rtol=0, atol=1e-9 * np.abs(offline).max())
+_LIVE_OPTIONS = {
+    "band-pass": dict(l_freq=1.0, h_freq=45.0, notch_freq=None, reference="none"),
+    "high-pass": dict(l_freq=0.5, h_freq=None, notch_freq=None, reference="none"),
+    "low-pass": dict(l_freq=None, h_freq=30.0, notch_freq=None, reference="none"),
+    "notch": dict(l_freq=None, h_freq=None, notch_freq=50.0, reference="none"),
+    "notch+band-pass": dict(l_freq=1.0, h_freq=45.0, notch_freq=50.0, reference="none"),
+    "order-2": dict(l_freq=4.0, h_freq=8.0, filter_order=2, notch_freq=None, reference="none"),
+    "average": dict(l_freq=1.0, h_freq=45.0, notch_freq=None, reference="average"),
+    "mastoids": dict(l_freq=1.0, h_freq=45.0, notch_freq=None, reference="mastoids"),
+    "decimate-2": dict(l_freq=1.0, h_freq=45.0, notch_freq=None, reference="none",
+                       resample_sfreq=128.0),
+    "decimate-4+anti-alias": dict(l_freq=1.0, h_freq=45.0, notch_freq=50.0,
+                                  reference="average", resample_sfreq=64.0),
+}
+
+
+@pytest.mark.parametrize("option", sorted(_LIVE_OPTIONS))
+def test_streaming_pipeline_equals_offline_pipeline_for_any_chunk_size(option):
+    """Offline (MNE) and live (chunks of 1, 7, 32, 1000 samples) give the same model input."""
+    names = NAMES[:-2] + ["M1", "M2"] if option == "mastoids" else NAMES
+    cfg = PipelineConfig(phase="causal", detect_bads=False, **_LIVE_OPTIONS[option])
+    x = _eeg(12, seed=4) + 40  # a DC offset for the high-pass to settle from
+    offline, report = preprocess_array(x, FS, names, cfg)
+    scale = np.abs(offline[:, 2 * offline.shape[1] // 12:]).max()
+    for size in (1, 7, 32, 1000):
+        live = StreamingPipeline(cfg, FS, names)
+        ts = np.arange(x.shape[1]) / FS
+        parts = [live.process(x.T[i:i + size], ts[i:i + size]) for i in range(0, x.shape[1], size)]
+        online = np.concatenate([p[0] for p in parts]).T
+        kept_ts = np.concatenate([p[1] for p in parts])
+        assert online.shape == offline.shape, (option, size)
+        assert report["sfreq"] == live.sfreq_out
+        assert np.allclose(kept_ts, np.arange(offline.shape[1]) / live.sfreq_out)
+        # from the start (both filters start from rest), after the 2 s the filters take to settle
+        err = np.abs(online - offline)[:, int(2 * live.sfreq_out):].max()
+        assert err < 1e-6 * scale, (option, size, err / scale)
+
+
+def test_live_refuses_what_it_cannot_reproduce():
     with pytest.raises(SignalInputError, match="causal"):
         StreamingPipeline(PipelineConfig(phase="zero"), FS, NAMES)
+    with pytest.raises(SignalInputError, match="detect_bads"):
+        StreamingPipeline(PipelineConfig(phase="causal", detect_bads=True), FS, NAMES)
+    with pytest.raises(SignalInputError, match="resample_sfreq"):
+        StreamingPipeline(PipelineConfig(phase="causal", detect_bads=False, resample_sfreq=100),
+                          FS, NAMES)
+
+
+def test_mne_info_tells_the_truth_after_preprocessing():
+    x = _eeg(10)
+    raw = mne.io.RawArray(x * 1e-6, mne.create_info(NAMES, FS, "eeg"), verbose=False)
+    for phase in ("zero", "causal"):
+        cfg = PipelineConfig(l_freq=1.0, h_freq=45.0, phase=phase, reference="average",
+                             detect_bads=False, resample_sfreq=128.0)
+        out, report = preprocess_raw(raw, cfg)
+        assert out.info["highpass"] == pytest.approx(1.0)
+        assert out.info["lowpass"] == pytest.approx(45.0)
+        assert out.info["custom_ref_applied"]
+        assert out.info["sfreq"] == 128.0 and report["sfreq"] == 128.0
+        # the data really are average-referenced and band-limited
+        assert np.abs(out.get_data().mean(axis=0)).max() < 1e-12
+        assert out.n_times == x.shape[1] // 2
+
+
+def test_average_reference_of_one_channel_is_skipped_not_zeroed():
+    x = _eeg(10)[:1]
+    with pytest.warns(SignalQualityWarning, match="average reference skipped"):
+        y, _ = preprocess_array(x, FS, NAMES[:1], PipelineConfig(detect_bads=False,
+                                                               reference="average"))
+    assert np.std(y[:, FS * 2:]) > 1.0
 
 
 def test_bandpass_and_notch_remove_what_they_should():
@@ -248,10 +307,10 @@ def test_bad_input_classes_in_preprocessing():
 
 
 def test_montage_pairs_and_positions_from_the_montage_module():
-    montage_mod = pytest.importorskip("physioaffect.streams.montage")
     from physioaffect.features.eeg import dasm, differential_entropy
+    from physioaffect.streams.montage import load_montage
 
-    mont = montage_mod.load_montage("deap32")
+    mont = load_montage("deap32")
     x = np.random.default_rng(0).standard_normal((5, len(mont.ch_names), 128)) * 10
     de = differential_entropy(x, 128)
     d = dasm(de, mont.ch_names, mont.pairs)

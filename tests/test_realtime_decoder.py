@@ -17,6 +17,7 @@ from physioaffect.realtime import (
     DecoderBundle,
     OnlineDecoder,
     Smoother,
+    bundle_for_model,
     load_bundle,
     match_streams,
     save_bundle,
@@ -31,14 +32,14 @@ FS = 128.0
 CFG = SimConfig(rate=128, eeg_channels=8, subjects=1)
 
 
-def _bundle(n_times: int = 256) -> DecoderBundle:
+def _bundle(n_times: int = 256, reverse: bool = False) -> DecoderBundle:
     torch.manual_seed(0)
     rec = simulate_subject(CFG, 0, duration=1)
-    labels = rec.signals["EEG"][0].labels
+    labels = list(rec.signals["EEG"][0].labels)
+    labels = labels[::-1] if reverse else labels
     model = create("eegnet", n_chans=8, n_outputs=2, n_times=n_times, sfreq=FS)
-    return DecoderBundle(model=model.eval(), pipeline=DEMO_PIPELINE, ch_names=labels, sfreq=FS,
-                         n_times=n_times, task="classification", target="arousal",
-                         outputs=["low", "high"], path="test")
+    return bundle_for_model(model, DEMO_PIPELINE, labels, FS, n_times, task="classification",
+                            target="arousal", outputs=["low", "high"], path="test")
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +63,9 @@ def _feed(hub, dec, info, ts, x, chunk=13):
 
 def test_window_is_the_offline_causal_pipeline_and_stamped_with_its_last_sample(sim_eeg):
     info, ts, x = sim_eeg
-    bundle = _bundle()
-    hub = _hub(info)
     # the channels in the checkpoint come in a different order than in the stream
-    bundle.ch_names = list(reversed(bundle.ch_names))
-    bundle.model = create("eegnet", n_chans=8, n_outputs=2, n_times=256, sfreq=FS).eval()
+    bundle = _bundle(reverse=True)
+    hub = _hub(info)
     windows = []
     dec = OnlineDecoder(hub, bundle, rate=4.0, warmup_s=1.0,
                         on_prediction=lambda p: windows.append(dec.window(
@@ -95,7 +94,31 @@ def test_predictions_every_hop_after_window_and_warmup(sim_eeg, chunk):
     assert t[0] == pytest.approx(3.0 - 1 / FS, abs=1.5 / FS)
     np.testing.assert_allclose(np.diff(t), 0.25, atol=1.01 / FS)
     assert len(preds) == pytest.approx((12 - 3) * 4, abs=1)
-    assert all(p.latency < 0.5 for p in preds)
+    assert all(p.published >= p.arrived for p in preds)  # (latency: bench_realtime.py)
+    # every prediction carries the quality of its window: the simulator's EEG is clean
+    assert all(0.5 <= p.quality <= 1.0 for p in preds)
+
+
+def test_predictions_carry_the_quality_of_their_window(sim_eeg):
+    """Electrode pops (3 mV steps) on 5 of 8 channels from 6 to 7 s: predictions whose window
+    holds them are published with a low quality and the reason, once announced on the status
+    stream; windows before and well after are clean."""
+    info, ts, x = sim_eeg
+    bad = x.copy()
+    bad[int(6 * FS):int(7 * FS), :5] += 3000.0
+    hub = _hub(info)
+    status = []
+    dec = OnlineDecoder(hub, _bundle(), rate=4.0, warmup_s=1.0, on_status=status.append)
+    preds = _feed(hub, dec, info, ts, bad)
+    t = np.array([p.time for p in preds]) - ts[0]
+    q = np.array([p.quality for p in preds])
+    hit = (t >= 6.0) & (t - 2.0 < 7.0)  # 2 s windows that hold part of the pops
+    assert hit.any() and (q[hit] < 0.5).all()
+    assert "peak-to-peak" in preds[int(np.flatnonzero(hit)[0])].quality_reasons
+    assert (q[t < 6.0] >= 0.5).all() and (q[t > 10.0] >= 0.5).all()
+    states = [s.state for s in status]
+    assert states.count("low-quality") == 1 and "quality-ok" in states
+    assert preds[0].sample().tolist() == [*preds[0].values.tolist(), preds[0].quality]
 
 
 def test_gap_pauses_until_a_full_new_window(sim_eeg):
@@ -172,31 +195,24 @@ def test_mismatched_streams_are_refused_with_the_reason(sim_eeg, tmp_path):
 
 
 def _training_checkpoint(tmp_path, modalities, rec, n_times=256):
-    """A checkpoint written the way ``physioaffect train`` writes one (its own save function)."""
-    tc = pytest.importorskip("physioaffect.training.checkpoint")
-    data = pytest.importorskip("physioaffect.training.data")
+    """A checkpoint with a contract written the way ``physioaffect train`` writes one."""
     from physioaffect.features import peripheral as pf
-    from physioaffect.models import MultimodalFusion
+    from physioaffect.models import CheckpointContract, MultimodalFusion, save_checkpoint
+    from physioaffect.training.data import AxisNormaliser
 
     info, ts, x = rec.signals["EEG"]
     labels = info.labels
     torch.manual_seed(0)
     X = np.stack([filter_array(x[i:i + n_times].T, FS, DEMO_PIPELINE)
                   for i in range(0, 1024, 128)])
-    norms = {"eeg": data.AxisNormaliser((1,)).fit(X).to_dict()}
-    meta = {"channels": labels, "sfreq": FS, "n_times": n_times, "window_s": n_times / FS,
-            "step_s": 1.0,
-            "target": "arousal", "task": "classification", "class_names": ["low", "high"],
-            "n_classes": 2, "modalities": list(modalities), "input": "raw",
-            "normalisation": norms, "pipeline": DEMO_PIPELINE.to_dict(),
-            "pipeline_hash": DEMO_PIPELINE.config_hash()}
+    norms = {"eeg": AxisNormaliser((1,)).fit(X).standardisation()}
+    kw = {}
+    rng = np.random.default_rng(0)
     if "peripheral" in modalities:
         names = list(pf.feature_names("ECG")) + list(pf.feature_names("EDA"))
-        rng = np.random.default_rng(0)
-        norms["peripheral"] = data.AxisNormaliser((1,)).fit(
-            rng.standard_normal((20, len(names)))).to_dict()
-        meta["peripheral"] = {"signals": ["ECG", "GSR"], "feature_names": names}
-        meta["fusion"] = True
+        norms["peripheral"] = AxisNormaliser((1,)).fit(
+            rng.standard_normal((20, len(names)))).standardisation()
+        kw = {"peripheral_signals": ("ECG", "GSR"), "peripheral_features": tuple(names)}
         model = MultimodalFusion(8, 2, n_times, FS, eeg_encoder="deformer",
                                  n_peripheral_features=len(names), d_model=16, heads=2)
     elif "face" in modalities:
@@ -204,41 +220,48 @@ def _training_checkpoint(tmp_path, modalities, rec, n_times=256):
         from physioaffect.streams.face_layout import FEATURE_LABELS
 
         names = face_feature_names(FEATURE_LABELS)
-        rng = np.random.default_rng(0)
-        norms["face"] = data.AxisNormaliser((1,)).fit(
-            rng.standard_normal((20, len(names)))).to_dict()
-        meta["face"] = {"feature_names": names, "min_valid": 0.5}
-        meta["fusion"] = True
+        norms["face"] = AxisNormaliser((1,)).fit(
+            rng.standard_normal((20, len(names)))).standardisation()
+        kw = {"face_features": tuple(names), "face_min_valid": 0.5}
         model = MultimodalFusion(8, 2, n_times, FS, eeg_encoder="deformer",
                                  n_face_features=len(names), d_model=16, heads=2)
     else:
         model = create("eegnet", n_chans=8, n_outputs=2, n_times=n_times, sfreq=FS)
-    return tc, tc.save_checkpoint(model.eval(), tmp_path / "fold0" / "checkpoint", meta)
+    from physioaffect.models import name_of
+
+    contract = CheckpointContract(
+        model=name_of(model), modalities=tuple(modalities), task="classification",
+        target="arousal", class_names=("low", "high"), channels=tuple(labels), sfreq=FS,
+        pipeline=DEMO_PIPELINE, window_s=n_times / FS, step_s=1.0, n_times=n_times,
+        input_kind="raw", normalisation=norms, label_rule="gt5", **kw)
+    return save_checkpoint(model.eval(), tmp_path / "fold0" / "checkpoint", contract)
 
 
 def test_training_checkpoint_decodes_like_the_training_scorer(sim_eeg, tmp_path):
     info, ts, x = sim_eeg
     rec = simulate_subject(CFG, 0, duration=12)
-    tc, path = _training_checkpoint(tmp_path, ["eeg"], rec)
+    path = _training_checkpoint(tmp_path, ["eeg"], rec)
     bundle = load_bundle(tmp_path / "fold0")  # a fold folder works too
-    assert bundle.training_meta is not None and bundle.ch_names == info.labels
+    assert bundle.ch_names == list(info.labels)
     hub = _hub(info)
     got = []
     dec = OnlineDecoder(hub, bundle, rate=2.0, warmup_s=0.0,
                         on_prediction=lambda p: got.append((p, dec.window(
                             dec._count - int(np.searchsorted(ts, p.time)) - 1)[0])))
     _feed(hub, dec, info, ts, x)
-    model, _, meta = tc.load_checkpoint(path)
+    from physioaffect.training.checkpoint import build_inputs, load_checkpoint, predict
+
+    model, contract = load_checkpoint(path)
     assert len(got) > 5
     for p, w in got[:5]:
-        ref = tc.predict(model, meta, tc.build_inputs(meta, w[None]))[0]
+        ref = predict(model, contract, build_inputs(contract, w[None]))[0]
         np.testing.assert_allclose(p.values, ref, rtol=1e-5, atol=1e-6)
 
 
 def test_fusion_checkpoint_masks_missing_peripheral_streams(tmp_path):
     rec = simulate_subject(CFG, 0, duration=14)
     # 4 s windows: heart-rate features need a few beats
-    tc, path = _training_checkpoint(tmp_path, ["eeg", "peripheral"], rec, n_times=512)
+    path = _training_checkpoint(tmp_path, ["eeg", "peripheral"], rec, n_times=512)
     bundle = load_bundle(path)
     einfo, ets, ex = rec.signals["EEG"]
     cinfo, cts, cx = rec.signals["ECG"]
@@ -265,7 +288,7 @@ def test_fusion_checkpoint_uses_a_live_face_stream_and_masks_frames_without_a_fa
     from physioaffect.streams.face_layout import FEATURE_LABELS, STATUS_CODES, face_stream_info
 
     rec = simulate_subject(CFG, 0, duration=12)
-    tc, path = _training_checkpoint(tmp_path, ["eeg", "face"], rec)
+    path = _training_checkpoint(tmp_path, ["eeg", "face"], rec)
     bundle = load_bundle(path)
     einfo, ets, ex = rec.signals["EEG"]
     finfo = face_stream_info("cam", nominal_srate=30.0)

@@ -10,8 +10,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import write_truth_session
 
-from physioaffect.recording import SessionWriter, read_session
+from physioaffect.recording import read_session
 from physioaffect.recording.export import (
     export_bids,
     export_edf,
@@ -20,7 +21,7 @@ from physioaffect.recording.export import (
     window_data,
 )
 from physioaffect.sources.sim import SimConfig, simulate_subject
-from physioaffect.streams import Chunk, StreamInfo
+from physioaffect.streams import StreamInfo
 
 CFG = SimConfig(eeg_channels=8, rate=256, periph_rate=128, seed=9, baseline_seconds=1,
                 stimulus_seconds=2, rest_seconds=1)
@@ -32,20 +33,8 @@ def sim_session(tmp_path_factory):
     """A session written from the simulator offline: ground truth for every export."""
     truth = simulate_subject(CFG, 0, duration=10, t0=T0)
     path = tmp_path_factory.mktemp("exp") / "sub-07_ses-2_task-emo_run-1_physio.h5"
-    w = SessionWriter(path, subject="07", session="2", task="emo", run=1, journal=False,
-                      clock={"unix_start": 1.7e9, "lsl_clock_start": T0,
-                             "unix_to_lsl_offset": T0 - 1.7e9,
-                             "utc_start": "2023-11-14T22:13:20Z"})
-    for info, ts, x in truth.signals.values():
-        w.add_stream(info)
-        w.append(Chunk(info.name, ts, x))
-    mk = StreamInfo.from_labels("sim-Markers", "Markers", ["Marker"], 0.0, "",
-                                channel_format="string")
-    w.add_stream(mk)
-    w.append(Chunk(mk.name, [t for t, _ in truth.markers],
-                   np.array([[m] for _, m in truth.markers], dtype=object)))
-    w.close()
-    return path, truth
+    return write_truth_session(path, truth, T0, subject="07", session="2", task="emo",
+                               run=1), truth
 
 
 def test_to_raw_units_types_time_base_and_annotations(sim_session):
@@ -130,7 +119,9 @@ def test_bids_read_back_and_physio_files(sim_session, tmp_path):
     raw = mne_bids.read_raw_bids(bp, verbose="error")
     assert raw.ch_names == truth.signals["EEG"][0].labels
     assert set(raw.get_channel_types()) == {"eeg"}
-    assert [a["description"] for a in raw.annotations] == [t for _, t in truth.markers]
+    # JSON markers: their event is the trial_type, their fields are columns
+    assert [a["description"] for a in raw.annotations] == [json.loads(t)["event"]
+                                                           for _, t in truth.markers]
     events = (bp.directory / f"{bp.basename}_events.tsv").read_text().splitlines()
     assert len(events) == 1 + len(truth.markers)
     # peripheral signals: one _physio pair at their own 128 Hz, values as recorded
@@ -138,7 +129,7 @@ def test_bids_read_back_and_physio_files(sim_session, tmp_path):
     assert len(physio) == 1 and "_recording-128Hz_physio" in physio[0].name
     meta = json.loads(physio[0].with_name(physio[0].name.replace(".tsv.gz", ".json")).read_text())
     assert meta["SamplingFrequency"] == 128 and meta["Columns"] == ["ECG", "EDA", "PPG", "RESP"]
-    assert meta["StartTime"] == pytest.approx(0.0) and meta["ECG"]["Units"] == "millivolts"
+    assert meta["StartTime"] == pytest.approx(0.0) and meta["ECG"]["Units"] == "mV"
     with gzip.open(physio[0], "rt") as fh:
         table = np.loadtxt(fh, delimiter="\t")
     np.testing.assert_allclose(table[:, 1], truth.signals["GSR"][2][:, 0], rtol=1e-6)

@@ -133,7 +133,6 @@ def test_stream_that_vanishes_and_returns_leaves_a_gap_and_others_never_stop(tmp
 
 
 def test_record_brainflow_synthetic_board(tmp_path):
-    pytest.importorskip("brainflow")
     r = subprocess.run(cli("record", "--source", "brainflow:synthetic", "--subject", "01",
                            "--session", "1", "--task", "bf", "--out", str(tmp_path),
                            "--duration", "3", "-q", "--mark-port", "0"),

@@ -68,7 +68,6 @@ def test_concurrent_producer_never_waits_and_reader_sees_consistent_data():
         done.set()
 
     t = threading.Thread(target=produce)
-    t0 = time.perf_counter()
     t.start()
     got, missed = [], 0
     while not (done.is_set() and reader.available == 0):
@@ -84,7 +83,6 @@ def test_concurrent_producer_never_waits_and_reader_sees_consistent_data():
     assert np.all(np.diff(values) > 0), "samples out of order"
     assert values.size + missed == n_total
     assert missed > 0  # the reader really was slower than the producer
-    assert time.perf_counter() - t0 < 30
 
 
 def test_hub_counts_device_drops_and_rejects_unknown_streams():

@@ -19,8 +19,10 @@ from physioaffect.training import TrainConfig, build_inputs, load_checkpoint, pr
 from physioaffect.training.data import prepare_data
 
 N_SUBJECTS, N_TRIALS, SECONDS, SEED = 4, 8, 8.0, 2
-TINY = dict(window_s=4.0, graph_sub_window_s=2.0, graph_sub_overlap=0.5, batch_size=16,
-            epochs=2, patience=0, threads=1, seed=3, channels=["Fp1", "F3", "O1", "Fp2", "F4", "O2"],
+TINY = dict(windows={"window_s": 4.0},
+            inputs={"graphs": {"sub_window_s": 2.0, "sub_overlap": 0.5}},
+            optim={"batch_size": 16, "epochs": 2, "patience": 0}, compute={"threads": 1},
+            seed=3, channels=["Fp1", "F3", "O1", "Fp2", "F4", "O2"],
             model_kwargs={"n_layers": 1, "K": 2, "heads": 2, "dim_head": 8})
 
 
@@ -48,7 +50,8 @@ def deap(tmp_path_factory) -> dict:
 
 def _cfg(deap: dict, **kw) -> TrainConfig:
     base = dict(dataset="deap", root=str(deap["data"]), model="emt", protocol="loso",
-                target="valence", face=str(deap["face"]), baselines=["majority", "logreg"],
+                target="valence", face={"folder": str(deap["face"])},
+                baselines=["majority", "logreg"],
                 cache_dir=str(deap["root"] / "cache"), **TINY)
     return TrainConfig(**{**base, **kw})
 
@@ -82,22 +85,23 @@ def test_checkpoint_reproduces_fused_predictions_with_and_without_face(deap: dic
              for f in json.loads((fused_run / "folds.json").read_text())}
     for subject, has_face in (("s01", True), (f"s{N_SUBJECTS:02d}", False)):
         folder = fused_run / "folds" / folds[subject]
-        model, _, meta = load_checkpoint(folder / "checkpoint")
-        assert meta["modalities"] == ["eeg", "face"]
+        model, contract = load_checkpoint(folder / "checkpoint")
+        assert contract.modalities == ("eeg", "face")
         rows = np.flatnonzero(data.meta["subject"].astype(str).to_numpy() == subject)
-        inputs = build_inputs(meta, data.raw[rows], face=data.face[rows])
+        inputs = build_inputs(contract, data.raw[rows], face=data.face[rows])
         assert bool(inputs["face_present"].all()) is has_face
-        prob = predict(model, meta, inputs)
-        saved = pred[(pred.model == meta["label"]) & (pred.subject == subject)]
+        prob = predict(model, contract, inputs)
+        saved = pred[(pred.model == contract.label) & (pred.subject == subject)]
         saved = saved.sort_values(["trial", "onset_s"])
         order = np.lexsort((data.meta["onset_s"].to_numpy()[rows],
                             data.meta["trial"].to_numpy()[rows]))
         assert np.allclose(prob[order][:, 1], saved["score_1"].to_numpy(), atol=1e-5)
         if not has_face:  # a subject without face data: same as giving no face at all
-            same = predict(model, meta, build_inputs(meta, data.raw[rows], face=None))
+            same = predict(model, contract, build_inputs(contract, data.raw[rows], face=None))
             assert np.allclose(same, prob, atol=1e-6)
         else:  # with face data the face branch is used: removing it changes the output
-            without = predict(model, meta, build_inputs(meta, data.raw[rows], face=None))
+            without = predict(model, contract, build_inputs(contract, data.raw[rows],
+                                                            face=None))
             assert not np.allclose(without, prob, atol=1e-4)
 
 
@@ -109,7 +113,7 @@ def test_face_modality_needs_face_data(deap: dict, tmp_path: Path) -> None:
     empty_subjects = tmp_path / "other"
     empty_subjects.mkdir()
     (empty_subjects / "s01_video40.csv").write_text((deap["face"] / "s01_video01.csv").read_text())
-    cfg = _cfg(deap, modalities=["face"], face=str(empty_subjects),
+    cfg = _cfg(deap, modalities=["face"], face={"folder": str(empty_subjects)},
                cache_dir=str(tmp_path / "cache"))
     with pytest.raises(TrainingError, match="no trial of deap has face data"):
         train(cfg, out=tmp_path / "run", progress=False)
@@ -122,10 +126,12 @@ def test_simulated_faces_carry_the_ground_truth_affect(tmp_path: Path) -> None:
     from physioaffect.datasets import open_dataset
 
     cfg = TrainConfig(dataset="sim", root=str(tmp_path / "sim"), model="emt", protocol="loso",
-                      target="arousal", modalities=["face"], sim_subjects=6, sim_trials=8,
-                      sim_seconds=12.0, sim_channels=14, sim_rate=128, epochs=4,
+                      target="arousal", modalities=["face"],
+                      sim={"subjects": 6, "n_trials": 8, "stimulus_seconds": 12.0,
+                           "eeg_channels": 14, "rate": 128, "seed": 3},
                       baselines=["majority", "logreg"], cache_dir=str(tmp_path / "cache"),
-                      **{k: v for k, v in TINY.items() if k not in ("channels", "epochs")})
+                      **{**{k: v for k, v in TINY.items() if k not in ("channels",)},
+                         "optim": {**TINY["optim"], "epochs": 4}})
     run = train(cfg, out=tmp_path / "run", progress=False)
     tr = open_dataset("sim", tmp_path / "sim").read_subject("01").trials[0]
     assert tr.face is not None and tr.face.source.endswith("sim-Face")

@@ -11,8 +11,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def _run(name: str, work: Path, monkeypatch: pytest.MonkeyPatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat", reason="the 'test' extra runs notebooks")
+    nbclient = pytest.importorskip("nbclient", reason="the 'test' extra runs notebooks")
     monkeypatch.setenv("PHYSIOAFFECT_NB_SMALL", "1")
     monkeypatch.setenv("PHYSIOAFFECT_NB_WORK", str(work))
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -1,6 +1,6 @@
-"""Training end to end on tiny fixtures: serial vs Ray, SIGKILL + resume, reports recomputed
-from the saved predictions with scikit-learn, checkpoints, evaluation on another dataset, and
-bad input refused before training.
+"""Training end to end on tiny fixtures: SIGKILL + resume, reports recomputed from the saved
+predictions with scikit-learn, checkpoints, evaluation on another dataset, and bad input refused
+before training (serial vs Ray: tests/test_training_ray.py, on a three-node cluster).
 
 Everything is tiny (4 simulated subjects, 8 trials of 12 s, 14 channels at 128 Hz, 4 s windows,
 a two-layer EmT, 2 epochs) so that the whole file runs in well under a minute on 2 cores.
@@ -21,11 +21,20 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
+from physioaffect.sources.sim import SimConfig
 from physioaffect.training import TrainConfig, TrainingError, compare_runs, train
+from physioaffect.training.config import (
+    ComputeSettings,
+    OptimSettings,
+    WindowSettings,
+)
 
-TINY = dict(sim_subjects=4, sim_trials=8, sim_seconds=12.0, sim_channels=14, sim_rate=128,
-            window_s=4.0, graph_sub_window_s=2.0, graph_sub_overlap=0.5, batch_size=16,
-            epochs=2, patience=0, threads=1, seed=3,
+TINY = dict(sim=SimConfig(subjects=4, n_trials=8, stimulus_seconds=12.0, eeg_channels=14,
+                         rate=128, seed=3, rest_seconds=10.0, baseline_seconds=10.0),
+            windows=WindowSettings(window_s=4.0),
+            inputs={"graphs": {"sub_window_s": 2.0, "sub_overlap": 0.5}},
+            optim=OptimSettings(batch_size=16, epochs=2, patience=0),
+            compute=ComputeSettings(threads=1), seed=3,
             model_kwargs={"n_layers": 1, "K": 2, "heads": 2, "dim_head": 8})
 
 
@@ -102,9 +111,9 @@ def test_folds_leave_test_subject_out(serial_run: Path) -> None:
         test = set(f["test_subjects"])
         assert not test & set(f["train_subjects"]) and not test & set(f["val_subjects"])
         assert len(f["val_subjects"]) == 1 and f["val_subjects"][0] not in f["train_subjects"]
-        meta = json.loads((serial_run / "folds" / f["name"] / "checkpoint" / "config.json")
-                          .read_text())["extra"]
-        assert meta["test_subjects"] == f["test_subjects"]
+        contract = json.loads((serial_run / "folds" / f["name"] / "checkpoint"
+                               / "contract.json").read_text())
+        assert contract["provenance"]["test_subjects"] == f["test_subjects"]
 
 
 def test_checkpoint_reproduces_saved_predictions(serial_run: Path, cfg: TrainConfig) -> None:
@@ -112,30 +121,19 @@ def test_checkpoint_reproduces_saved_predictions(serial_run: Path, cfg: TrainCon
     from physioaffect.training import build_inputs, load_checkpoint, predict
     from physioaffect.training.data import prepare_data
 
-    model, pipe, meta = load_checkpoint(serial_run / "folds" / "loso-02")
+    model, contract = load_checkpoint(serial_run / "folds" / "loso-02")
+    pipe = contract.pipeline
     assert isinstance(pipe, PipelineConfig) and pipe.phase == "causal"
-    assert meta["sfreq"] == 128 and meta["n_times"] == 512 and len(meta["channels"]) == 14
-    assert meta["class_names"] == ["low", "high"] and meta["input"] == "graphs"
+    assert contract.sfreq == 128 and contract.n_times == 512 and len(contract.channels) == 14
+    assert contract.class_names == ("low", "high") and contract.input_kind == "graphs"
+    assert contract.live_problems() == []
     data = prepare_data(cfg.resolve())
-    rows = np.flatnonzero(data.meta["subject"].astype(str) == meta["test_subjects"][0])
-    prob = predict(model, meta, build_inputs(meta, data.raw[rows]))
+    test_subject = contract.provenance["test_subjects"][0]
+    rows = np.flatnonzero(data.meta["subject"].astype(str) == test_subject)
+    prob = predict(model, contract, build_inputs(contract, data.raw[rows]))
     saved = pd.read_csv(serial_run / "folds" / "loso-02" / "predictions.csv")
     saved = saved[saved.model == "emt"]
     np.testing.assert_allclose(prob[:, 1], saved["score_1"].to_numpy(), atol=1e-5)
-
-
-def test_ray_executor_gives_the_same_metrics(serial_run: Path, cfg: TrainConfig,
-                                             work: Path) -> None:
-    pytest.importorskip("ray", reason="Ray not installed (optional extra 'ray')")
-    import dataclasses
-
-    run = train(dataclasses.replace(cfg, executor="ray"), out=work / "ray", progress=False)
-    a = pd.read_csv(serial_run / "metrics_subjects.csv")
-    b = pd.read_csv(run / "metrics_subjects.csv")
-    pd.testing.assert_frame_equal(a, b)
-    pa = pd.read_csv(serial_run / "predictions.csv")
-    pb = pd.read_csv(run / "predictions.csv")
-    np.testing.assert_allclose(pa["score_1"], pb["score_1"], atol=1e-6)
 
 
 def test_sigkill_then_resume_equals_uninterrupted(serial_run: Path, cfg: TrainConfig,
@@ -226,3 +224,87 @@ def test_evaluate_transfer_and_incompatible_rate(serial_run: Path, work: Path) -
              "--out", str(work / "eval2"), "--target", "emotion", "--label-rule", "seed3")
     assert r.returncode == 2 and "200 Hz" in r.stderr and "128 Hz" in r.stderr
     assert not (work / "eval2").exists()
+
+
+def test_output_to_a_log_file_is_one_line_per_epoch(cfg: TrainConfig, work: Path) -> None:
+    """Written to a pipe or a log file (not a terminal), ``train`` prints one plain line per
+    epoch as it goes and says for each fold which epoch's weights it kept and why it stopped."""
+    import re
+
+    conf = _write_config(cfg, work / "log.yaml")
+    r = _cli("train", "--config", str(conf), "--out", str(work / "logged"))
+    assert r.returncode == 0, r.stderr
+    epochs = re.findall(r"^fold (loso-0\d) epoch (\d)/2, train_loss [\d.]+, val_loss [\d.]+, "
+                        r"val_accuracy [\d.]+, [\d.]+ s$", r.stdout, flags=re.M)
+    assert epochs == [(f"loso-0{i}", str(e)) for i in range(1, 5) for e in (1, 2)]
+    done = re.findall(r"^fold (loso-0\d) done: kept epoch (\d) of 2 \(all 2 epochs run\); "
+                      r"test accuracy: .*emt [\d.]+", r.stdout, flags=re.M)
+    assert [d[0] for d in done] == [f"loso-0{i}" for i in range(1, 5)], r.stdout
+    report = (work / "logged" / "report.md").read_text()
+    assert "## Training (network)" in report and "all 2 epochs run" in report
+    assert "\x1b[" not in r.stdout  # no terminal escape codes in a log
+
+
+def test_report_figures_name_what_they_show(serial_run: Path) -> None:
+    """The report's figures, inspected as matplotlib objects: class names on the confusion
+    matrix with legible text, one legend entry per fold and the kept epoch marked, a chance
+    line and a legend beside (not over) the per-subject bars, labelled axes and titles."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+    from sklearn.metrics import confusion_matrix
+
+    from physioaffect.training.report import report_figures
+
+    figs = report_figures(serial_run)
+    assert set(figs) == {"per_subject.png", "confusion_emt.png", "learning_curves.png"}
+    for fig in figs.values():
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if ax.get_label() == "<colorbar>":
+                continue
+            assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    pred = pd.read_csv(serial_run / "predictions.csv")
+
+    # confusion matrix: class names (the rating rule's low/high), counts as sklearn counts them,
+    # white text on the darkest cell, black on the lightest
+    ax = figs["confusion_emt.png"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["low", "high"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["low", "high"]
+    g = pred[pred.model == "emt"]
+    cm = confusion_matrix(g.y_true, g.y_pred, labels=[0, 1])
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    assert {k: int(t.get_text().split()[0]) for k, t in cells.items()} == \
+        {(r, c): int(cm[r, c]) for r in range(2) for c in range(2)}
+    darkest = np.unravel_index(cm.argmax(), cm.shape)
+    assert to_rgb(cells[darkest].get_color()) == (1.0, 1.0, 1.0)
+    if cm.min() < cm.max() / 3:
+        lightest = np.unravel_index(cm.argmin(), cm.shape)
+        assert to_rgb(cells[lightest].get_color()) == (0.0, 0.0, 0.0)
+    assert figs["confusion_emt.png"].axes[1].get_ylabel() == "test windows"  # colour bar
+
+    # learning curves: a legend entry per fold, loss name on y, the kept epoch of each fold
+    fig = figs["learning_curves.png"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == \
+        [f"loso-0{i}" for i in range(1, 5)] + ["kept epoch"]
+    assert all("cross-entropy" in a.get_ylabel() and a.get_xlabel() == "epoch"
+               for a in fig.axes)
+    stars = [ln for ln in fig.axes[1].lines if ln.get_marker() == "*"]
+    assert len(stars) == 4
+    for i, star in enumerate(stars, start=1):
+        fold = serial_run / "folds" / f"loso-0{i}"
+        best = json.loads((fold / "fold.json").read_text())["best_epoch"]
+        hist = pd.read_csv(fold / "history.csv").set_index("epoch")
+        assert star.get_xdata()[0] == best
+        assert star.get_ydata()[0] == pytest.approx(hist.loc[best, "val_loss"])
+
+    # per-subject bars: the chance line at 1/2, every model in a legend outside the bars
+    fig = figs["per_subject.png"]
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "chance (1/2)" in labels and {"emt", "logreg", "svm"} <= set(labels)
+    assert any(np.allclose(ln.get_ydata(), 0.5) for ln in ax.lines)
+    renderer = fig.canvas.get_renderer()
+    legend_box = ax.get_legend().get_window_extent(renderer)
+    assert legend_box.x0 >= ax.get_window_extent(renderer).x1  # beside the axes
+    for f in figs.values():
+        plt.close(f)

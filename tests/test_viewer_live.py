@@ -127,14 +127,18 @@ QTest.keyClick(win, "x")  # not a marker key
 run(2.0)
 QTest.mouseClick(win.record_button, QtCore.Qt.MouseButton.LeftButton)
 run(2.0)
-# under load the Face inlet can be discovered before its first samples arrive: give it time
+# under load the Face and Prediction inlets can be discovered before their first samples
+# arrive: give them time
 t_end = time.monotonic() + 20
-while not win.face_label.text() and time.monotonic() < t_end:
+while (not win.face_label.text() or len(win._trail) < 4) and time.monotonic() < t_end:
     run(0.1)
 win.grab().save(shot)
 result = {
+    "size": [win.width(), win.height()],
+    "side_scrolls": win.side_scroll.verticalScrollBar().isVisible(),
     "sent": win.markers_sent, "recording": str(win.last_recording),
     "nf_visible": win.nf_box.isVisible(), "trail": len(win._trail),
+    "va_visible": win.va_plot.isVisible(),
     "target_text": [lab.text() for lab, _ in win.target_bars],
     "face_visible": win.face_box.isVisible(), "face_text": win.face_label.text(),
     "frames": win.frames,
@@ -189,8 +193,11 @@ def test_marker_keys_recording_and_neurofeedback(tmp_path):
     assert 2.5 * 256 * 0.8 < len(eeg.timestamps) < 5 * 256
     texts = [m.text for m in session.markers]
     assert "baseline" in texts and "stimulus" in texts
-    # the prediction stream appeared on the network and the neurofeedback panel came up
-    assert result["nf_visible"] and result["trail"] >= 4
+    # the prediction stream appeared on the network and the valence-arousal plane came up
+    assert result["nf_visible"] and result["va_visible"] and result["trail"] >= 4
+    # with every panel up (8 streams, neurofeedback, face) the window keeps 1280 x 800 and
+    # the side panel fits without scrolling
+    assert result["size"] == [1280, 800] and not result["side_scrolls"]
     assert any("arousal" in t and "n/a" not in t for t in result["target_text"])
     # a Face stream appeared too: the face panel shows its pulse rate
     assert result["face_visible"] and "72 bpm" in result["face_text"]

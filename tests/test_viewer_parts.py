@@ -89,6 +89,19 @@ def test_heart_rate_and_eda_level_follow_the_simulator():
         float(np.median(eda)), rel=0.15)
 
 
+def test_rates_come_with_their_quality():
+    """A rate is shown with its quality; an unusable signal gives no rate, the reason instead."""
+    from physioaffect.viewer.metrics import quality_note
+
+    rec = simulate_subject(SimConfig(rate=256, eeg_channels=1, subjects=1), 0, duration=12)
+    good = peripheral_metrics("ECG", rec.signals["ECG"][2][:, 0], 256.0)
+    assert np.isfinite(good["heart_rate"]) and good["quality"] >= 0.5
+    assert quality_note(good).startswith(" \u00b7 quality ")
+    flat = peripheral_metrics("ECG", np.full(256 * 10, -0.0236), 256.0)
+    assert np.isnan(flat["heart_rate"]) and flat["quality"] == 0.0
+    assert "LOW QUALITY" in quality_note(flat) and "flat" in quality_note(flat)
+
+
 def test_band_power_and_faa_on_known_signals():
     fs = 250.0
     t = np.arange(int(4 * fs)) / fs

@@ -9,11 +9,12 @@ from pathlib import Path
 import typer
 
 datasets_app = typer.Typer(
-    help="Public datasets (DEAP, SEED, DREAMER) and own sessions: fake folders, checks, windows.",
+    help="Public datasets (DEAP, SEED, DREAMER, FACED, THU-EP) and own sessions: fake folders, "
+         "checks, windows.",
     no_args_is_help=True,
 )
 
-_FAKE = ("deap", "seed", "dreamer", "sim")
+_FAKE = ("deap", "seed", "dreamer", "faced", "thu-ep", "sim")
 
 
 def _fail(msg: str) -> None:
@@ -42,9 +43,11 @@ def open_with_face(dataset: str, root: Path, face: Path | None, trial_order: Pat
 
 @datasets_app.command("fake")
 def fake(
-    dataset: str = typer.Argument(..., help="deap, seed, dreamer or sim (simulator sessions)."),
+    dataset: str = typer.Argument(..., help="deap, seed, dreamer, faced, thu-ep or sim "
+                                  "(simulator sessions)."),
     out: Path = typer.Argument(..., help="Folder to write (data_preprocessed_python, "
-                               "Preprocessed_EEG, the folder of DREAMER.mat, or session files)."),
+                               "Preprocessed_EEG, the folder of DREAMER.mat, the FACED or THU-EP "
+                               "folder, or session files)."),
     subjects: int = typer.Option(4, "--subjects", min=1, help="Number of subjects."),
     seconds: float = typer.Option(10.0, "--seconds", min=1.0,
                                   help="Stimulus length per trial in seconds (SEED: longest trial)."),
@@ -76,6 +79,14 @@ def fake(
             from physioaffect.datasets.fixtures import write_dreamer
 
             write_dreamer(out, subjects, seconds, trials or 18, seed=seed, progress=True)
+        elif name == "faced":
+            from physioaffect.datasets.fixtures import write_faced
+
+            write_faced(out, subjects, seconds, trials or 28, seed=seed, progress=True)
+        elif name == "thu-ep":
+            from physioaffect.datasets.fixtures import write_thu_ep
+
+            write_thu_ep(out, subjects, seconds, trials or 28, seed=seed, progress=True)
         else:
             from physioaffect.datasets.sessions import write_sim_sessions
 
@@ -89,7 +100,8 @@ def fake(
 
 @datasets_app.command("info")
 def info(
-    dataset: str = typer.Argument(..., help="deap, seed, dreamer, sessions (or sim)."),
+    dataset: str = typer.Argument(..., help="deap, seed, dreamer, faced, thu-ep, sessions "
+                                  "(or sim)."),
     root: Path = typer.Option(..., "--root", help="Dataset folder."),
     deep: bool = typer.Option(False, "--deep", help="Load every file to check shapes."),
     face: Path = typer.Option(None, "--face", help=FACE_HELP),
@@ -175,7 +187,8 @@ def face_features(
 
 @datasets_app.command("prepare")
 def prepare_cmd(
-    dataset: str = typer.Argument(..., help="deap, seed, dreamer, sessions (or sim)."),
+    dataset: str = typer.Argument(..., help="deap, seed, dreamer, faced, thu-ep, sessions "
+                                  "(or sim)."),
     root: Path = typer.Option(..., "--root", help="Dataset folder."),
     window: float = typer.Option(1.0, "--window", help="Window length, s."),
     step: float = typer.Option(0.0, "--step", help="Hop between windows, s (0: = window)."),
@@ -189,7 +202,7 @@ def prepare_cmd(
     cache: Path = typer.Option(Path("physioaffect-cache"), "--cache", help="Cache folder."),
     label_rule: str = typer.Option("", "--label-rule",
                                    help="Also report labels under this rule (gt5, ge5, median, "
-                                        "gt3, ge3, seed3, posneg, continuous)."),
+                                        "gt3, ge3, emt_gt3, seed3, posneg, continuous)."),
     target: str = typer.Option("valence", "--target", help="Rating used with --label-rule."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Filter threads per subject (same values)."),
     figure: bool = typer.Option(True, "--figure/--no-figure",

@@ -3,7 +3,12 @@
 SOURCE is a session file (``.h5``), any file MNE reads (EDF, BDF, FIF, ...), or the simulator
 (``sim``, ``sim?seed=3&eeg_channels=14``). Writes to ``--out``: ``features.csv`` (one row per
 window), ``pipeline.json`` (the preprocessing that was applied), ``psd.png``,
-``topomap.png`` and ``peripheral.png``.
+``topomap.png`` (with 3 or more located EEG channels) and ``peripheral.png``.
+
+Window times in ``features.csv`` (``start_s``, ``stop_s``) are seconds from the session start,
+like the figures; ``start_lsl_s`` is the window start on the LSL clock (session files and the
+simulator; files without an LSL clock start at 0 already). Every signal has a quality column
+(0-1) and its reasons; features of windows below quality 0.5 are NaN.
 """
 
 from __future__ import annotations
@@ -49,7 +54,10 @@ def load_source(source: str, duration: float | None = None) -> dict[str, Any]:
     -------
     dict
         ``eeg`` (n_chans, n_times) in microvolts or None, ``eeg_ts`` (n_times,), ``sfreq``,
-        ``ch_names``, ``line_freq``, ``peripherals`` modality -> (signal, rate, timestamps).
+        ``ch_names``, ``line_freq``, ``peripherals`` modality -> (signal, rate, timestamps),
+        ``origin``: the session start on the LSL clock (None for files without one: their
+        times already start at 0),
+        ``peripheral_units`` modality -> unit of the signal as recorded.
     """
     if source.split("?")[0].split(":")[0].lower() == "sim":
         from physioaffect.sources.base import SourceSpec
@@ -62,6 +70,7 @@ def load_source(source: str, duration: float | None = None) -> dict[str, Any]:
         rec = simulate_subject(src.config, src.subject, duration=duration)
         streams = {k: v for k, v in rec.signals.items()}
         line = src.config.line_freq
+        origin = None
     else:
         path = Path(source)
         if not path.exists():
@@ -77,6 +86,7 @@ def load_source(source: str, duration: float | None = None) -> dict[str, Any]:
                 for s in session.signal_streams
             }
             line = 50.0
+            origin = session.lsl_start if "lsl_clock_start" in session.attrs else None
         else:
             return _load_mne(path, duration)
     out: dict[str, Any] = {
@@ -86,6 +96,8 @@ def load_source(source: str, duration: float | None = None) -> dict[str, Any]:
         "ch_names": [],
         "line_freq": line,
         "peripherals": {},
+        "origin": origin,
+        "peripheral_units": {},
     }
     for kind, (info, ts, samples) in streams.items():
         ts = np.asarray(ts, dtype=float)
@@ -106,10 +118,16 @@ def load_source(source: str, duration: float | None = None) -> dict[str, Any]:
                 float(info.nominal_srate),
                 ts,
             )
+            out["peripheral_units"][_PERIPHERAL_TYPES[kind]] = (
+                str(info.channels[0].unit) if info.channels else "")
     if out["eeg"] is None and not out["peripherals"]:
         raise FeaturesInputError(
             f"{source}: no EEG, ECG, EDA, PPG, respiration or temperature stream found"
         )
+    if out["origin"] is None:  # the earliest sample of any stream starts the session
+        firsts = [t[0] for t in [out["eeg_ts"], *(p[2] for p in out["peripherals"].values())]
+                  if t is not None and len(t)]
+        out["origin"] = float(min(firsts)) if firsts else 0.0
     return out
 
 
@@ -126,21 +144,21 @@ def _load_mne(path: Path, duration: float | None) -> dict[str, Any]:
         raw.crop(tmax=min(duration, raw.times[-1]))
     picks = mne.pick_types(raw.info, eeg=True)
     fs = float(raw.info["sfreq"])
-    per = {}
-    for kind in ("ecg", "bio", "misc"):
-        for i in mne.pick_types(raw.info, **{kind: True}):
+    per, units = {}, {}
+    # MNE holds SI units: ECG back to mV and EDA to µS (the scales these signals are read in)
+    by_type = {"ecg": ("ECG", 1e3, "mV"), "gsr": ("EDA", 1e6, "µS"), "resp": ("RESP", 1.0, None),
+               "temperature": ("TEMP", 1.0, None)}
+    for kind in ("ecg", "gsr", "bio", "resp", "temperature", "misc"):
+        for i in mne.pick_types(raw.info, meg=False, **{kind: True}):
             name = raw.ch_names[i].upper()
-            mod = (
-                "ECG"
-                if kind == "ecg"
-                else next((v for k, v in _PERIPHERAL_TYPES.items() if k in name), None)
-            )
+            mod, scale, unit = by_type.get(kind, (None, 1.0, None))
+            if mod is None:
+                mod = next((v for k, v in _PERIPHERAL_TYPES.items() if k in name), None)
+                scale, unit = (1e3, "mV") if mod == "ECG" else (1.0, None)
             if mod and mod not in per:
-                per[mod] = (
-                    raw.get_data(picks=[i])[0] * (1e3 if mod == "ECG" else 1.0),
-                    fs,
-                    raw.times,
-                )
+                per[mod] = (raw.get_data(picks=[i])[0] * scale, fs, raw.times)
+                units[mod] = unit or (getattr(raw, "_orig_units", None) or {}).get(
+                    raw.ch_names[i], "")
     return {
         "eeg": raw.get_data(picks=picks) * 1e6 if picks.size else None,
         "eeg_ts": raw.times,
@@ -148,6 +166,9 @@ def _load_mne(path: Path, duration: float | None) -> dict[str, Any]:
         "ch_names": [raw.ch_names[i] for i in picks],
         "line_freq": float(raw.info.get("line_freq") or 50.0),
         "peripherals": per,
+        "origin": None,  # raw.times start at 0; there is no LSL clock
+        "relative_only": True,
+        "peripheral_units": units,
     }
 
 
@@ -194,7 +215,14 @@ def register(app: typer.Typer) -> None:
             out.mkdir(parents=True, exist_ok=True)
             eeg, fs, names = data["eeg"], data["sfreq"], data["ch_names"]
             if eeg is not None and preprocess:
-                cfg = PipelineConfig(h_freq=min(45.0, 0.45 * fs), notch_freq=data["line_freq"])
+                # an average reference of fewer than 3 channels subtracts the signal itself
+                # (one channel: zero everywhere); keep such recordings as they were referenced
+                reference = "average" if len(names) >= 3 else "none"
+                if reference == "none":
+                    console.print(f"[yellow]note:[/] {len(names)} EEG channel(s): no average "
+                                  "reference (it needs 3 or more)")
+                cfg = PipelineConfig(h_freq=min(45.0, 0.45 * fs), notch_freq=data["line_freq"],
+                                     reference=reference)
                 with (
                     console.status("preprocessing EEG ..."),
                     warnings.catch_warnings(record=True) as caught,
@@ -229,6 +257,7 @@ def register(app: typer.Typer) -> None:
                     peripherals=data["peripherals"],
                     eeg_feature=feature if eeg is not None else "none",
                     bands=bands,
+                    time_origin=None if data.get("relative_only") else data["origin"],
                 )
             for w in caught:
                 console.print(f"[yellow]warning:[/] {w.message}")
@@ -242,8 +271,10 @@ def register(app: typer.Typer) -> None:
                     win = min(eeg.shape[1], int(fs * 60))
                     bp = band_power(eeg[:, :win], fs, band_list)
                     try:
+                        with np.errstate(divide="ignore", invalid="ignore"):
+                            logbp = np.log10(bp)
                         plot_band_topomaps(
-                            np.log10(bp),
+                            logbp,
                             names,
                             [b[0] for b in band_list],
                             out / "topomap.png",
@@ -254,7 +285,8 @@ def register(app: typer.Typer) -> None:
                         console.print(f"[yellow]no topomap:[/] {err}")
                 if data["peripherals"]:
                     sig = {k: (v[0], v[1]) for k, v in data["peripherals"].items()}
-                    plot_peripheral(sig, out / "peripheral.png")
+                    plot_peripheral(sig, out / "peripheral.png",
+                                    units=data.get("peripheral_units"))
                     written.append(out / "peripheral.png")
         except (PhysioAffectError, OSError) as err:
             console.print(f"[red]error:[/] {err}")

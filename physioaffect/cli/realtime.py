@@ -28,6 +28,11 @@ def decode(
     duration: float = typer.Option(0.0, "--duration", help="Seconds to run (0: until Ctrl-C)."),
     name: str = typer.Option("physioaffect-prediction", "--name", help="Name of the LSL Prediction stream."),
     threads: int = typer.Option(1, "--threads", help="Torch threads for inference."),
+    allow_noncausal: bool = typer.Option(
+        False, "--allow-noncausal",
+        help="Decode a checkpoint whose training preprocessing cannot run live (zero-phase "
+             "filters, bad-channel detection, ICA) with its causal equivalent; the status "
+             "line and the Prediction stream's metadata say so."),
 ) -> None:
     """Decode live streams with a trained model and publish an LSL 'Prediction' stream."""
     from physioaffect.realtime import run_decoder
@@ -40,7 +45,8 @@ def decode(
     try:
         report = run_decoder(source, str(checkpoint), rate=rate, smooth=smooth,
                              duration=duration or None, name=name, threads=threads,
-                             echo=lambda m: typer.echo(m, err=True))
+                             echo=lambda m: typer.echo(m, err=True),
+                             allow_noncausal=allow_noncausal)
     except PhysioAffectError as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -54,7 +60,8 @@ def view(
     duration: float = typer.Option(0.0, "--duration", help="Close after this many seconds (0: stay open)."),
     screenshot: Path = typer.Option(None, "--screenshot", help="PNG written before closing (with --duration)."),
     window: float = typer.Option(10.0, "--window", help="Seconds of signal shown."),
-    targets: str = typer.Option("", "--targets", help="Neurofeedback goals, e.g. 'faa>0.1,arousal<4'."),
+    targets: str = typer.Option("", "--targets", help="Neurofeedback goals, e.g. 'faa>0.1,hr<70' (faa, alpha, hr need no "
+                                                  "decoder) or 'arousal<4' (needs a Prediction stream)."),
     marker_keys: str = typer.Option("", "--marker-keys", help="Keys to markers, e.g. '1=baseline,2=stimulus' (default 1-9 -> key-1..key-9)."),
     record_dir: Path = typer.Option(Path("."), "--record-dir", help="Folder for recordings started with the Record button."),
     fps: float = typer.Option(30.0, "--fps", help="Refresh rate asked of the viewer."),

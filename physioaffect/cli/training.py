@@ -18,11 +18,15 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
         dataset: str = typer.Option(None, "--dataset",
-                                    help="deap, seed, dreamer, sessions or sim."),
+                                    help="deap, seed, dreamer, faced, thu-ep, sessions or sim."),
         root: Path = typer.Option(None, "--root", help="Dataset folder (sim: written if absent)."),
         model: str = typer.Option(None, "--model",
                                   help="eeg_deformer, emt, eegnet, shallow_convnet, "
                                        "emt_regression, fusion."),
+        preset: str = typer.Option(None, "--preset",
+                                   help="Published configuration (emt_seed, emt_faced, "
+                                        "emt_thu_ep, deformer_fatigue ...): model, "
+                                        "hyper-parameters, EmT bands and segment length."),
         protocol: str = typer.Option(None, "--protocol",
                                      help="loso, lkso, lso, seed-9-6 or within."),
         target: str = typer.Option(None, "--target", help="valence, arousal, dominance, ..."),
@@ -63,13 +67,20 @@ def register(app: typer.Typer) -> None:
         try:
             fields = load_config(config) if config else {}
             given = {"dataset": dataset, "root": str(root) if root else None, "model": model,
+                     "preset": preset,
                      "protocol": protocol, "target": target, "label_rule": label_rule,
-                     "modalities": modalities, "executor": executor,
-                     "ray_address": ray_address, "epochs": epochs, "seed": seed,
-                     "device": device, "face": str(face) if face else None,
-                     "face_trial_order": str(face_trial_order) if face_trial_order else None,
-                     "face_fps": face_fps, "face_offset_s": face_offset}
+                     "modalities": modalities, "seed": seed}
             fields.update({k: v for k, v in given.items() if v is not None})
+            sections = {
+                "optim": {"epochs": epochs}, "compute": {"device": device},
+                "executor": {"kind": executor, "address": ray_address},
+                "face": {"folder": str(face) if face else None,
+                         "trial_order": str(face_trial_order) if face_trial_order else None,
+                         "fps": face_fps, "offset_s": face_offset}}
+            for section, values in sections.items():
+                values = {k: v for k, v in values.items() if v is not None}
+                if values:
+                    fields[section] = {**(fields.get(section) or {}), **values}
             cfg = TrainConfig.from_dict(fields, where="options")
             if out is None and resume:
                 raise TrainingError("--resume needs --out RUN_DIR")

@@ -1,4 +1,4 @@
-"""Public datasets (DEAP, SEED, DREAMER) and own recordings as windows with provenance.
+"""Public datasets (DEAP, SEED, DREAMER, FACED, THU-EP) and own recordings as windows with provenance.
 
 See ``docs/datasets.md``. Readers validate a folder before any long work and return
 :class:`~physioaffect.datasets.base.SubjectRecording` objects one subject at a time.
@@ -14,15 +14,20 @@ from physioaffect.datasets.base import (
     Trial,
     UnsafePickleError,
 )
+from physioaffect.datasets.epochs import to_epochs
 
 __all__ = ["DatasetError", "DatasetReader", "Signal", "SubjectRecording", "Trial",
-           "UnsafePickleError", "open_dataset", "READERS"]
+           "UnsafePickleError", "open_dataset", "READERS", "to_epochs"]
 
-READERS = ("deap", "seed", "dreamer", "sessions")
+READERS = ("deap", "seed", "dreamer", "faced", "thu-ep", "sessions")
 
 
 def open_dataset(name: str, root, **kwargs) -> DatasetReader:
-    """Open and validate the dataset ``name`` (``deap``, ``seed``, ``dreamer``, ``sessions``) at ``root``."""
+    """Open and validate the dataset ``name`` at ``root``.
+
+    ``name``: ``deap``, ``seed``, ``dreamer``, ``faced``, ``thu-ep`` (or ``thu_ep``),
+    ``sessions`` (``own``, ``sim``).
+    """
     name = name.lower()
     if name == "deap":
         from physioaffect.datasets.deap import DEAPReader
@@ -36,6 +41,14 @@ def open_dataset(name: str, root, **kwargs) -> DatasetReader:
         from physioaffect.datasets.dreamer import DREAMERReader
 
         return DREAMERReader(root, **kwargs)
+    if name == "faced":
+        from physioaffect.datasets.faced import FACEDReader
+
+        return FACEDReader(root, **kwargs)
+    if name in ("thu-ep", "thu_ep", "thuep"):
+        from physioaffect.datasets.thu_ep import THUEPReader
+
+        return THUEPReader(root, **kwargs)
     if name in ("sessions", "own", "sim"):
         from physioaffect.datasets.sessions import SessionsReader
 

@@ -20,7 +20,7 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +43,30 @@ class DatasetError(PhysioAffectError, ValueError):
 
 class UnsafePickleError(DatasetError):
     """A pickle asked for a global the restricted unpickler does not admit."""
+
+
+def numbered_subjects(found: dict[int, str], folder: Path, file_name: Callable[[int], str],
+                      first: int = 1, last: int | None = None) -> list[str]:
+    """Subject ids of numbered files, in number order; gaps from ``first`` to ``last`` are errors.
+
+    Parameters
+    ----------
+    found : dict of int to str
+        Number -> subject id of the files present.
+    folder : Path
+        Where they are (for the message).
+    file_name : callable
+        Number -> file name (``lambda i: f"s{i:02d}.dat"``), to name the missing files.
+    first, last : int
+        The expected numbering (``last`` default: the largest number found).
+    """
+    last = max(found) if last is None else max(last, max(found))
+    missing = [file_name(i) for i in range(first, last + 1) if i not in found]
+    if missing:
+        raise DatasetError(f"{folder}: missing subject file(s) {', '.join(missing[:5])}"
+                           f"{' ...' if len(missing) > 5 else ''} (expected {file_name(first)} "
+                           f"... {file_name(last)})")
+    return [found[i] for i in sorted(found)]
 
 
 @dataclass

@@ -33,6 +33,7 @@ import pandas as pd
 
 from physioaffect.datasets.base import DatasetError, DatasetReader
 from physioaffect.datasets.windows import WindowConfig, WindowSet, subject_windows
+from physioaffect.log import progress_enabled, verbose
 
 FORMAT_VERSION = 1
 
@@ -43,9 +44,11 @@ def cache_path(reader: DatasetReader, cfg: WindowConfig, cache_dir: str | Path) 
     return Path(cache_dir) / f"{reader.name}-{key}.h5"
 
 
+@verbose
 def prepare(reader: DatasetReader, cfg: WindowConfig, cache_dir: str | Path,
             subjects: Sequence[str] | None = None, progress: bool = True,
-            on_subject: Callable[[str, bool], None] | None = None, n_jobs: int = 1) -> Path:
+            on_subject: Callable[[str, bool], None] | None = None, n_jobs: int = 1, *,
+            verbose: bool | str | int | None = None) -> Path:
     """Prepare (or reuse) the cached windows of every subject; returns the HDF5 path.
 
     Parameters
@@ -63,6 +66,9 @@ def prepare(reader: DatasetReader, cfg: WindowConfig, cache_dir: str | Path,
         Called after each subject (used by tests and the CLI report).
     n_jobs : int
         Threads for filtering inside one subject (results do not depend on it).
+    verbose : bool, str, int or None
+        Level of the package logger for this call (:func:`physioaffect.set_log_level`); the
+        progress bar is drawn only when INFO messages are shown.
     """
     if cfg.baseline != "none" and not reader.has_baseline:
         raise DatasetError(f"{reader.root}: baseline '{cfg.baseline}' requested but {reader.name} "
@@ -124,7 +130,7 @@ def _write_subject(grp: h5py.Group, s: str, ws: WindowSet) -> None:
 
 
 def _bar(items: list, enabled: bool, desc: str):
-    if not enabled:
+    if not progress_enabled(enabled):
         return items
     from tqdm.auto import tqdm
 

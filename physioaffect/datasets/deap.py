@@ -14,9 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from physioaffect.datasets.base import DatasetError, DatasetReader, Signal, SubjectRecording, Trial
+from physioaffect.datasets.base import (
+    DatasetError,
+    DatasetReader,
+    Signal,
+    SubjectRecording,
+    Trial,
+    numbered_subjects,
+)
 from physioaffect.datasets.montages import DEAP32, DEAP_PERIPHERAL
-from physioaffect.datasets.safe_pickle import safe_load
+from physioaffect.datasets.safe_pickle import check_pickle_file, safe_load
 
 SFREQ = 128.0
 BASELINE_SAMPLES = 384  # 3 s at 128 Hz
@@ -110,16 +117,8 @@ class DEAPReader(DatasetReader):
                 found[int(m.group(1))] = p.name[:-4]
         if not found:
             raise DatasetError(f"{self.root}: no DEAP files s01.dat ... s32.dat here{_guess(self.root)}")
-        n = max(found)
-        if self.expected_subjects is not None:
-            n = max(n, self.expected_subjects)
-        missing = [f"s{i:02d}.dat" for i in range(1, n + 1) if i not in found]
-        if missing:
-            raise DatasetError(
-                f"{self.root}: missing subject file(s) {', '.join(missing)} "
-                f"(expected s01.dat ... s{n:02d}.dat)"
-            )
-        return [found[i] for i in sorted(found)]
+        return numbered_subjects(found, self.root, lambda i: f"s{i:02d}.dat",
+                                 last=self.expected_subjects)
 
     def path(self, subject: str) -> Path:
         return self.root / f"{subject}.dat"
@@ -130,17 +129,7 @@ class DEAPReader(DatasetReader):
     def validate(self, deep: bool = False) -> None:
         """Cheap checks of every file; ``deep=True`` also unpickles each and checks shapes."""
         for s in self.subjects:
-            p = self.path(s)
-            size = p.stat().st_size
-            with open(p, "rb") as f:
-                head = f.read(2)
-                f.seek(max(size - 1, 0))
-                tail = f.read(1)
-            if head[:1] != b"\x80":
-                raise DatasetError(f"{p}: not a pickle (expected a protocol-2 pickle of a dict)")
-            if tail != b".":
-                raise DatasetError(f"{p}: truncated pickle (no STOP opcode at the end; "
-                                   f"{size} bytes), download or copy the file again")
+            check_pickle_file(self.path(s), "a protocol-2 pickle of a dict")
             if deep:
                 self._load(s)
 
@@ -195,6 +184,10 @@ def _guess(root: Path) -> str:
         return " (this looks like a DREAMER folder: use dataset 'dreamer')"
     if "label.mat" in names or any(re.match(r"^\d+_\d{8}\.mat$", n) for n in names):
         return " (this looks like a SEED Preprocessed_EEG folder: use dataset 'seed')"
+    if "Processed_data" in names:
+        return " (this looks like a FACED folder: use dataset 'faced')"
+    if "EEG data" in names:
+        return " (this looks like a THU-EP folder: use dataset 'thu-ep')"
     if any(re.match(r"^s\d{2}\.mat$", n) for n in names):
         return " (these are DEAP MATLAB files; point at data_preprocessed_python instead)"
     return ""

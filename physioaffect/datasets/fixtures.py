@@ -1,4 +1,5 @@
-"""Write DEAP, SEED and DREAMER folders in their exact published on-disk formats, with fake data.
+"""Write DEAP, SEED, DREAMER, FACED and THU-EP folders in their published on-disk formats, with
+fake data.
 
 The tests, the benchmarks and ``physioaffect datasets fake`` use these writers so that nobody
 needs a signed end-user agreement to try the pipeline. Container, file names, variable names,
@@ -13,7 +14,18 @@ modulation so that a classifier has something (small) to find.
 
 Assumptions where DATASETS.md does not state a dtype: DEAP ``data`` and ``labels`` are float64
 (Python 2 pickles of float64 arrays, ~99 MiB per real file); SEED arrays and ``label`` are
-double; DREAMER signals are double and the scores are uint8.
+double; DREAMER signals are double and the scores are uint8. FACED's ``subNNN.pkl`` is a
+protocol-4 pickle of one float64 array with numpy-1 global names (``pickle.dump`` of FACED's
+preprocessing, 2023); ``After_remark``'s fields are ``score, trial, vid, Accuracy, ResponseTime``
+(as reported for the real files), of which only ``score`` (1 x 12, integers 0-7 as double) and
+``vid`` carry meaning here: ``trial`` is the presentation number, ``Accuracy`` 1 and
+``ResponseTime`` a plausible number of seconds (their real content is not documented). THU-EP's
+files are MATLAB v7.3 (HDF5 behind MATLAB's 512-byte user block, ``MATLAB_class`` attributes)
+with double arrays; bands 0-4 of ``data`` are band-passed copies (1-4, 4-8, 8-13, 13-30,
+30-45 Hz: THU-EP does not document them) of the broadband band 5.
+
+Every writer takes ``progress`` (a bar per subject, drawn when INFO messages are shown) and
+``verbose`` (the package log level for that call, :func:`physioaffect.set_log_level`).
 """
 
 from __future__ import annotations
@@ -24,7 +36,8 @@ import numpy as np
 from scipy.signal import lfilter
 
 from physioaffect.datasets.base import DatasetError
-from physioaffect.datasets.safe_pickle import dump_py2
+from physioaffect.datasets.safe_pickle import dump_numpy1, dump_py2
+from physioaffect.log import progress_enabled, verbose
 
 DEAP_SFREQ = 128
 DEAP_BASELINE_S = 3
@@ -38,6 +51,9 @@ SEED_DATES = ("20140411", "20140418", "20140425")
 DREAMER_EEG_SFREQ = 128
 DREAMER_ECG_SFREQ = 256
 DREAMER_BASELINE_SAMPLES = 7808  # 61 s at 128 Hz
+FACED_SFREQ = 250
+THU_EP_SFREQ = 250
+THU_EP_BANDS = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
 
 
 def _eeg_like(rng: np.random.Generator, n_ch: int, n_times: int, sfreq: float,
@@ -89,8 +105,10 @@ def deap_subject_arrays(subject: int, n_trials: int = 40, seconds: float = 60.0,
     return {"data": data, "labels": labels}
 
 
+@verbose
 def write_deap(out: str | Path, n_subjects: int = 32, seconds: float = 60.0, n_trials: int = 40,
-               seed: int = 0, progress: bool = False) -> Path:
+               seed: int = 0, progress: bool = False, *,
+               verbose: bool | str | int | None = None) -> Path:
     """Write ``s01.dat`` ... ``sNN.dat`` (Python 2 protocol-2 pickles) into ``out``.
 
     ``out`` plays the role of ``data_preprocessed_python/``. Returns ``out``.
@@ -128,9 +146,11 @@ def seed_session_arrays(subject: int, session: int, seconds: float | None = 4.0,
     return out
 
 
+@verbose
 def write_seed(out: str | Path, n_subjects: int = 15, seconds: float | None = 4.0,
                n_sessions: int = 3, n_trials: int = 15, seed: int = 0,
-               progress: bool = False) -> Path:
+               progress: bool = False, *,
+               verbose: bool | str | int | None = None) -> Path:
     """Write a ``Preprocessed_EEG/`` folder: ``{subject}_{date}.mat``, ``label.mat``, ``readme.txt``.
 
     ``seconds``: length of the longest trial (the others scaled like the real ones);
@@ -194,9 +214,11 @@ def _cell(items: list) -> np.ndarray:
     return c
 
 
+@verbose
 def write_dreamer(out: str | Path, n_subjects: int = 23, seconds: float = 4.0,
                   n_trials: int = 18, baseline_seconds: float = 61.0, seed: int = 0,
-                  progress: bool = False) -> Path:
+                  progress: bool = False, *,
+                  verbose: bool | str | int | None = None) -> Path:
     """Write ``DREAMER.mat`` into the folder ``out`` (or to ``out`` if it ends in ``.mat``).
 
     The nesting is the published one: ``DREAMER`` struct, ``Data`` 1 x N cell of subject
@@ -240,7 +262,159 @@ def write_dreamer(out: str | Path, n_subjects: int = 23, seconds: float = 4.0,
     return path
 
 
+# --------------------------------------------------------------------------- FACED and THU-EP
+def _faced_like_eeg(rng: np.random.Generator, scores: np.ndarray, n_times: int) -> np.ndarray:
+    """EEG (32, n_times) in the FACED/THU-EP channel order, modulated by the 0-7 ratings.
+
+    Valence (item 9) tilts alpha between left and right hemisphere, arousal (item 8) scales
+    beta; weak on purpose, as in the other fixtures.
+    """
+    from physioaffect.datasets.montages import FACED32
+    from physioaffect.streams.montage import load_montage
+
+    side = np.zeros(len(FACED32))
+    for left, right in load_montage("faced32").pairs:
+        side[FACED32.index(left)], side[FACED32.index(right)] = 1.0, -1.0
+    v, a = (scores[9] - 3.5) / 3.5, (scores[8] - 3.5) / 3.5
+    return _eeg_like(rng, len(FACED32), n_times, FACED_SFREQ, alpha=1 + 0.25 * v * side,
+                     beta=1 + 0.25 * a)
+
+
+def faced_subject_arrays(subject: int, n_trials: int = 28, seconds: float = 30.0,
+                         seed: int = 0) -> dict[str, np.ndarray]:
+    """What is written for FACED subject ``subject`` (0-based, file ``sub{subject:03d}.pkl``).
+
+    Returns
+    -------
+    dict
+        ``data``: float64 (n_trials, 32, seconds * 250) in video order, uV; ``scores``: float64
+        (n_trials, 12) integers 0-7 per video (row k = video k + 1); ``vids``: int
+        (n_trials,), the video shown at each presentation (a per-subject permutation).
+    """
+    rng = _rng(seed, "faced", subject)
+    n_times = int(round(seconds * FACED_SFREQ))
+    scores = rng.integers(0, 8, (n_trials, 12)).astype(np.float64)
+    vids = rng.permutation(n_trials) + 1
+    data = np.empty((n_trials, 32, n_times))
+    for k in range(n_trials):
+        data[k] = _faced_like_eeg(rng, scores[k], n_times)
+    return {"data": data, "scores": scores, "vids": vids}
+
+
+@verbose
+def write_faced(out: str | Path, n_subjects: int = 123, seconds: float = 30.0,
+                n_trials: int = 28, seed: int = 0, progress: bool = False, *,
+                verbose: bool | str | int | None = None) -> Path:
+    """Write a FACED folder: ``Processed_data/subNNN.pkl`` and ``Rating/subNNN/After_remarks.mat``.
+
+    ``Rating/`` is the layout EmT's official loader reads (FACED ships the same files under
+    ``Data/subNNN/``). ``After_remark`` lists the presentations in the order shown, each with the
+    video index ``vid``; the EEG is in video order. Returns ``out``.
+    """
+    from scipy.io import savemat
+
+    out = Path(out)
+    (out / "Processed_data").mkdir(parents=True, exist_ok=True)
+    fields = ("score", "trial", "vid", "Accuracy", "ResponseTime")
+    for s in _progress(range(n_subjects), progress, "writing FACED fixture"):
+        a = faced_subject_arrays(s, n_trials, seconds, seed)
+        with open(out / "Processed_data" / f"sub{s:03d}.pkl", "wb") as f:
+            dump_numpy1(a["data"], f, protocol=4)
+        remark = np.empty((n_trials, 1), dtype=[(name, object) for name in fields])
+        rt = np.round(_rng(seed, "faced-rt", s).uniform(1.0, 6.0, n_trials), 3)
+        for i, vid in enumerate(a["vids"]):
+            remark[i, 0] = (a["scores"][vid - 1][None, :], float(i + 1), float(vid), 1.0,
+                            float(rt[i]))
+        folder = out / "Rating" / f"sub{s:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        savemat(folder / "After_remarks.mat", {"After_remark": remark}, do_compression=True)
+        del a
+    return out
+
+
+def thu_ep_subject_arrays(subject: int, n_trials: int = 28, seconds: float = 30.0,
+                          seed: int = 0) -> dict[str, np.ndarray]:
+    """What is written for THU-EP subject ``subject`` (1-based, file ``sub_{subject}.mat``).
+
+    Returns
+    -------
+    dict
+        ``data``: float64 (seconds * 250, 32, n_trials, 6) as h5py reads it (band 5 broadband,
+        uV); ``ratings``: float64 (12, n_trials), integers 0-7.
+    """
+    from scipy.signal import butter, sosfiltfilt
+
+    rng = _rng(seed, "thu-ep", subject)
+    n_times = int(round(seconds * THU_EP_SFREQ))
+    ratings = rng.integers(0, 8, (12, n_trials)).astype(np.float64)
+    data = np.empty((n_times, 32, n_trials, 6))
+    for k in range(n_trials):
+        eeg = _faced_like_eeg(rng, ratings[:, k], n_times)
+        data[:, :, k, 5] = eeg.T
+        for b, (lo, hi) in enumerate(THU_EP_BANDS):
+            sos = butter(4, [lo, hi], btype="band", fs=THU_EP_SFREQ, output="sos")
+            data[:, :, k, b] = sosfiltfilt(sos, eeg, axis=-1).T
+    return {"data": data, "ratings": ratings}
+
+
+@verbose
+def write_thu_ep(out: str | Path, n_subjects: int = 80, seconds: float = 30.0,
+                 n_trials: int = 28, seed: int = 0, progress: bool = False, *,
+                verbose: bool | str | int | None = None) -> Path:
+    """Write a THU-EP folder: ``EEG data/sub_N.mat`` and ``Ratings/ratings.mat`` (MATLAB v7.3).
+
+    Returns ``out``.
+    """
+    out = Path(out)
+    (out / "EEG data").mkdir(parents=True, exist_ok=True)
+    ratings = np.empty((12, n_trials, n_subjects))
+    for s in _progress(range(1, n_subjects + 1), progress, "writing THU-EP fixture"):
+        a = thu_ep_subject_arrays(s, n_trials, seconds, seed)
+        ratings[:, :, s - 1] = a["ratings"]
+        write_mat73(out / "EEG data" / f"sub_{s}.mat", {"data": a["data"]})
+        del a
+    (out / "Ratings").mkdir(exist_ok=True)
+    write_mat73(out / "Ratings" / "ratings.mat", {"ratings": ratings})
+    return out
+
+
+def write_mat73(path: str | Path, variables: dict[str, np.ndarray]) -> Path:
+    """Write double arrays to a MATLAB v7.3 file as MATLAB does: HDF5 behind a 512-byte user
+    block whose first 128 bytes are the MAT header (text, version 0x0200, endian ``IM``), each
+    variable a dataset with a ``MATLAB_class`` attribute (null-terminated ASCII ``double``).
+
+    Arrays are stored with the shape given, which is the shape h5py reads back (MATLAB would show
+    the reversed shape). h5py opens the file and ``scipy.io.loadmat`` recognises it as v7.3.
+    """
+    import time
+
+    import h5py
+
+    path = Path(path)
+    with h5py.File(path, "w", userblock_size=512, libver="earliest") as f:
+        for name, arr in variables.items():
+            arr = np.asarray(arr, dtype=np.float64)
+            chunks = True if arr.size > 1024 else None  # MATLAB chunks and deflates big arrays
+            ds = f.create_dataset(name, data=arr, chunks=chunks,
+                                  compression="gzip" if chunks else None,
+                                  compression_opts=3 if chunks else None)
+            # MATLAB's attribute: 6-byte NULLTERM ASCII, written raw (no padding conversion).
+            tid = h5py.h5t.C_S1.copy()
+            tid.set_size(len(b"double"))
+            tid.set_strpad(h5py.h5t.STR_NULLTERM)
+            aid = h5py.h5a.create(ds.id, b"MATLAB_class", tid,
+                                  h5py.h5s.create(h5py.h5s.SCALAR))
+            aid.write(np.array(b"double", dtype="S6"), mtype=tid)
+    text = (f"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: "
+            f"{time.strftime('%a %b %d %H:%M:%S %Y')} HDF5 schema 1.00 .").encode("ascii")
+    header = text.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM"
+    with open(path, "r+b") as f:
+        f.write(header)
+    return path
+
+
 def _progress(it, enabled: bool, desc: str):
+    enabled = progress_enabled(enabled)
     if not enabled:
         return it
     from tqdm.auto import tqdm

@@ -13,6 +13,7 @@ Rules
                ratings equal to the median are low).
 ``gt3``        DREAMER, 1-5 integer scores: class 1 if score > 3 (a 3 is low).
 ``ge3``        DREAMER: class 1 if score >= 3 (a 3 is high). The two differ on every 3.
+``emt_gt3``    FACED / THU-EP, 0-7 ratings, EmT's rule: rating <= 3 -> 0, else 1 (a 3 is low).
 ``seed3``      SEED 3 classes: -1 negative -> 0, 0 neutral -> 1, 1 positive -> 2.
 ``posneg``     SEED 2 classes: -1 -> 0, 1 -> 1; neutral trials are dropped (counted).
 ``continuous`` The rating itself as a float target (regression, CCC).
@@ -44,6 +45,8 @@ RULES: dict[str, LabelRule] = {
     "median": LabelRule("median", "rating > per-subject median of trial ratings is high", None, 2),
     "gt3": LabelRule("gt3", "score > 3 is high (DREAMER)", (1, 5), 2),
     "ge3": LabelRule("ge3", "score >= 3 is high (DREAMER)", (1, 5), 2),
+    "emt_gt3": LabelRule("emt_gt3", "rating <= 3 is low, > 3 high (EmT on FACED/THU-EP, 0-7)",
+                         (0, 7), 2),
     "seed3": LabelRule("seed3", "SEED -1/0/1 -> 0/1/2 (negative/neutral/positive)", (-1, 1), 3),
     "posneg": LabelRule("posneg", "SEED -1 -> 0, 1 -> 1, neutral dropped", (-1, 1), 2),
     "continuous": LabelRule("continuous", "the rating as a float target", None, None),
@@ -90,7 +93,7 @@ def make_labels(meta: pd.DataFrame, rule: str, target: str) -> tuple[np.ndarray,
     drop_rule = np.zeros(len(r), dtype=bool)
     if rule == "continuous":
         y_all = r
-    elif rule in ("gt5", "gt3"):
+    elif rule in ("gt5", "gt3", "emt_gt3"):
         y_all = (r > (5 if rule == "gt5" else 3)).astype(float)
     elif rule in ("ge5", "ge3"):
         y_all = (r >= (5 if rule == "ge5" else 3)).astype(float)

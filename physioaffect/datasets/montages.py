@@ -11,6 +11,7 @@ from physioaffect.streams.montage import load_montage
 DEAP32: tuple[str, ...] = tuple(load_montage("deap32").ch_names)
 SEED62: tuple[str, ...] = tuple(load_montage("seed62").ch_names)
 DREAMER14: tuple[str, ...] = tuple(load_montage("dreamer14").ch_names)
+FACED32: tuple[str, ...] = tuple(load_montage("faced32").ch_names)  # FACED and THU-EP
 
 # DEAP channels 32-39 (after the 32 EEG channels), as listed in DATASETS.md.
 DEAP_PERIPHERAL: tuple[str, ...] = ("hEOG", "vEOG", "zEMG", "tEMG", "GSR", "Respiration",

@@ -1,5 +1,8 @@
 """Evaluation protocols as objects that yield leakage-free folds, and a checker for any fold list.
 
+Every protocol is also a scikit-learn CV splitter (``split(X, y, groups)``,
+``get_n_splits``): ``cross_val_score(est, X, y, groups=subjects, cv=LOSO())``.
+
 A :class:`Fold` holds three disjoint sets of *trial keys* (``"subject|session|trial"``):
 windows are assigned to train/val/test through the trial they come from, so the windows of one
 trial can never straddle two parts. Protocols build folds by construction so that
@@ -95,21 +98,103 @@ def _trials_by_subject(meta: pd.DataFrame) -> dict[str, list[str]]:
 
 
 class Protocol:
-    """Base: ``split(meta)`` yields :class:`Fold` objects; ``folds(meta)`` lists and checks them."""
+    """Base of the protocols: leakage-free :class:`Fold` objects, and a scikit-learn splitter.
+
+    Two faces of one split:
+
+    - ``folds(meta)``: the list of :class:`Fold` (train / val / test trial keys), checked by
+      :func:`check_folds`; ``fold.masks(meta)`` gives window masks. The training code uses this.
+    - ``split(X, y=None, groups=None)`` / ``get_n_splits(X, y, groups)``: scikit-learn's CV
+      splitter interface, so ``cross_val_score(est, X, y, groups=subjects, cv=LOSO())`` and
+      ``GridSearchCV(..., cv=LOSO())`` work. It yields ``(train, test)`` row indices of the same
+      checked folds; the validation part (held-out *training* subjects or trials, never test
+      ones) joins the training indices, since scikit-learn knows only two parts.
+
+    ``groups`` says which window belongs to whom: a 1-D array of subject ids (one per row of
+    ``X``), or a DataFrame with ``subject`` and, where a protocol needs them, ``session``,
+    ``trial`` (within-subject protocols, so that the windows of one trial stay together) and
+    ``stimulus`` (leave-stimuli-out): the ``meta`` of a window set, row-aligned with ``X``.
+    """
 
     name = ""
     kind = "cross_subject"
+    #: Columns ``groups`` must carry besides ``subject`` (a subject array is not enough).
+    requires: tuple[str, ...] = ()
 
-    def split(self, meta: pd.DataFrame) -> Iterator[Fold]:
+    def iter_folds(self, meta: pd.DataFrame) -> Iterator[Fold]:
+        """Yield the folds of ``meta`` (unchecked; :meth:`folds` checks them)."""
         raise NotImplementedError
 
     def folds(self, meta: pd.DataFrame) -> list[Fold]:
-        folds = list(self.split(meta))
+        folds = list(self.iter_folds(meta))
         check_folds(folds, meta)
         return folds
 
     def describe(self) -> str:
         return self.name
+
+    def __repr__(self) -> str:
+        import inspect
+
+        params = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        args = ", ".join(f"{p}={getattr(self, p)!r}" for p in params if hasattr(self, p))
+        return f"{type(self).__name__}({args})"
+
+    # -- scikit-learn splitter -----------------------------------------------------------
+    def _meta_from_groups(self, X: object, groups: object) -> pd.DataFrame:
+        if groups is None:
+            raise DatasetError(
+                f"{self.name}: pass groups= to split (a subject id per row of X, or the window "
+                "metadata DataFrame with subject, session, trial, stimulus columns)")
+        if isinstance(groups, pd.DataFrame):
+            meta = groups.reset_index(drop=True).copy()
+        else:
+            arr = np.asarray(groups)
+            if arr.ndim != 1:
+                raise DatasetError(f"{self.name}: groups must be 1-D subject ids or a DataFrame, "
+                                   f"got an array of shape {arr.shape}")
+            meta = pd.DataFrame({"subject": arr})
+        n = len(meta) if X is None else _n_rows(X)
+        if len(meta) != n:
+            raise DatasetError(f"{self.name}: groups has {len(meta)} rows for {n} rows of X")
+        missing = [c for c in ("subject", *self.requires) if c not in meta.columns]
+        if missing:
+            raise DatasetError(
+                f"{self.name}: groups needs column(s) {missing} (pass the window metadata "
+                "DataFrame as groups; a subject array is enough only for cross-subject protocols)")
+        meta["subject"] = meta["subject"].astype(str)
+        if "session" not in meta.columns:
+            meta["session"] = 1
+        if "trial" not in meta.columns:
+            # Cross-subject splits move whole subjects: each window may stand for its own trial.
+            meta["trial"] = np.arange(len(meta))
+        return meta
+
+    def split(self, X: object, y: object = None,
+              groups: object = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """scikit-learn splitter: ``(train, test)`` row indices of every checked fold.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, ...)
+            Only its length is used.
+        y : ignored
+        groups : array_like of shape (n_samples,) or DataFrame
+            Subject id per row, or the window metadata (see the class docstring).
+        """
+        meta = self._meta_from_groups(X, groups)
+        for fold in self.folds(meta):
+            train, val, test = fold.masks(meta)
+            yield np.flatnonzero(train | val), np.flatnonzero(test)
+
+    def get_n_splits(self, X: object = None, y: object = None, groups: object = None) -> int:
+        """Number of folds for these ``groups`` (scikit-learn splitter interface)."""
+        return len(self.folds(self._meta_from_groups(X, groups)))
+
+
+def _n_rows(X: object) -> int:
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None else len(X)  # type: ignore[arg-type]
 
 
 class _SubjectGroups(Protocol):
@@ -122,7 +207,7 @@ class _SubjectGroups(Protocol):
     def _groups(self, subjects: list[str]) -> list[list[str]]:
         raise NotImplementedError
 
-    def split(self, meta: pd.DataFrame) -> Iterator[Fold]:
+    def iter_folds(self, meta: pd.DataFrame) -> Iterator[Fold]:
         by_subj = _trials_by_subject(meta)
         subjects = list(by_subj)
         groups = self._groups(subjects)
@@ -213,8 +298,9 @@ class LeaveStimuliOut(Protocol):
         self.n_val_stimuli = n_val_stimuli
         self.seed = seed
         self.kind = "cross_subject" if cross_subject else "within_subject"
+        self.requires = ("stimulus",)
 
-    def split(self, meta: pd.DataFrame) -> Iterator[Fold]:
+    def iter_folds(self, meta: pd.DataFrame) -> Iterator[Fold]:
         if "stimulus" not in meta.columns:
             raise DatasetError("leave-stimuli-out: meta needs a 'stimulus' column")
         keys = trial_keys(meta)
@@ -259,12 +345,13 @@ class SeedWithinSubject(Protocol):
 
     name = "seed-9-6"
     kind = "within_subject"
+    requires = ("session", "trial")
 
     def __init__(self, n_train_trials: int = 9, n_val_trials: int = 0) -> None:
         self.n_train_trials = n_train_trials
         self.n_val_trials = n_val_trials
 
-    def split(self, meta: pd.DataFrame) -> Iterator[Fold]:
+    def iter_folds(self, meta: pd.DataFrame) -> Iterator[Fold]:
         trials = meta[["subject", "session", "trial"]].drop_duplicates()
         for (subj, sess), g in sorted(trials.groupby(["subject", "session"]),
                                       key=lambda kv: (_natural(kv[0][0]), kv[0][1])):
@@ -290,13 +377,14 @@ class WithinSubjectKFold(Protocol):
 
     name = "within-kfold"
     kind = "within_subject"
+    requires = ("trial",)
 
     def __init__(self, n_splits: int = 5, n_val_trials: int = 1, seed: int = 0) -> None:
         self.n_splits = n_splits
         self.n_val_trials = n_val_trials
         self.seed = seed
 
-    def split(self, meta: pd.DataFrame) -> Iterator[Fold]:
+    def iter_folds(self, meta: pd.DataFrame) -> Iterator[Fold]:
         rng = np.random.default_rng(self.seed)
         by_subj = _trials_by_subject(meta)
         parts = {}

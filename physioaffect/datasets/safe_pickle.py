@@ -12,12 +12,16 @@ Admitted globals (and why):
 - ``numpy.ndarray``, ``numpy.dtype``: arguments of that factory.
 - ``numpy.core.multiarray.scalar`` / ``numpy._core.multiarray.scalar``: numpy scalars
   (e.g. a ``float64`` stored as a dict value).
+- ``numpy.core.numeric._frombuffer`` / ``numpy._core.numeric._frombuffer``: the array factory of
+  protocol-5 pickles (Python 3.14's default protocol); it only wraps a byte buffer as an array.
 - ``_codecs.encode``: Python 3 writes ``bytes`` at protocol 2 as ``_codecs.encode(str, "latin1")``;
   a DEAP file re-saved by Python 3 needs it. It only turns a string into bytes.
 
 :func:`dump_py2` writes a dict of arrays the way Python 2's cPickle did at protocol 2
 (byte strings as ``BINSTRING``, no ``_codecs``), so fixtures are byte-for-byte in the old
-format and ``pickle.load(f, encoding="latin1")`` reads them unchanged.
+format and ``pickle.load(f, encoding="latin1")`` reads them unchanged. :func:`dump_numpy1`
+writes a Python 3 pickle (FACED's ``subNNN.pkl``: protocol 4, one ndarray) naming numpy's globals
+by their numpy-1 module path, as files written before numpy 2 do.
 """
 
 from __future__ import annotations
@@ -41,14 +45,16 @@ _ALLOWED: dict[tuple[str, str], tuple[str, str]] = {
     ("numpy.core.multiarray", "scalar"): ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"): ("numpy.core.multiarray", "scalar"),
     ("_codecs", "encode"): ("_codecs", "encode"),
+    ("numpy.core.numeric", "_frombuffer"): ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"): ("numpy.core.numeric", "_frombuffer"),
 }
 
 
 def _resolve(module: str, name: str) -> Any:
     # numpy 2 moved numpy.core to numpy._core; importing numpy.core.* there warns. Resolve
     # the numpy objects through whichever module exists without going through the shim.
-    if module == "numpy.core.multiarray":
-        for mod in ("numpy._core.multiarray", "numpy.core.multiarray"):
+    if module in ("numpy.core.multiarray", "numpy.core.numeric"):
+        for mod in (module.replace("numpy.core", "numpy._core"), module):
             try:
                 return getattr(importlib.import_module(mod), name)
             except (ImportError, AttributeError):
@@ -82,6 +88,27 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError(f"{self.source}: refused persistent id {pid!r} in pickle")
+
+
+def check_pickle_file(path: str | Path, expected: str) -> None:
+    """Cheap check that ``path`` is a complete pickle (protocol >= 2 header, STOP at the end).
+
+    Reads three bytes, unpickles nothing; ``expected`` says what the file should hold (for the
+    message). Raises :class:`~physioaffect.datasets.base.DatasetError` naming the file.
+    """
+    from physioaffect.datasets.base import DatasetError
+
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(max(size - 1, 0))
+        tail = f.read(1)
+    if head[:1] != b"\x80":
+        raise DatasetError(f"{path}: not a pickle (expected {expected})")
+    if tail != b".":
+        raise DatasetError(f"{path}: truncated pickle (no STOP opcode at the end; {size} bytes), "
+                           "download or copy the file again")
 
 
 def safe_load(path: str | Path, encoding: str = "latin1") -> Any:
@@ -142,15 +169,42 @@ class _Py2Pickler(pickle._Pickler):  # type: ignore[misc]
 
     def save_global(self, obj: Any, name: str | None = None) -> None:
         # Name numpy's array factory by its numpy-1 path, as every real DEAP file does.
-        module = getattr(obj, "__module__", None) or ""
-        qual = name or obj.__qualname__
-        if module.startswith("numpy._core"):
-            module = "numpy.core" + module[len("numpy._core"):]
+        module, qual = _numpy1_name(obj, name)
         self.write(pickle.GLOBAL + module.encode("ascii") + b"\n" + qual.encode("ascii") + b"\n")
         self.memoize(obj)
 
     dispatch[bytes] = save_bytes
     dispatch[str] = save_str
+
+
+def _numpy1_name(obj: Any, name: str | None) -> tuple[str, str]:
+    module = getattr(obj, "__module__", None) or ""
+    qual = name or obj.__qualname__
+    if module.startswith("numpy._core"):
+        module = "numpy.core" + module[len("numpy._core"):]
+    return module, qual
+
+
+class _Numpy1Pickler(pickle._Pickler):  # type: ignore[misc]
+    """Pure-Python pickler of protocol 3/4 that names numpy's globals by their numpy-1 path."""
+
+    def save_global(self, obj: Any, name: str | None = None) -> None:
+        module, qual = _numpy1_name(obj, name)
+        if self.proto >= 4:
+            self.save(module)
+            self.save(qual)
+            self.write(pickle.STACK_GLOBAL)
+        else:
+            self.write(pickle.GLOBAL + module.encode("ascii") + b"\n" + qual.encode("ascii")
+                       + b"\n")
+        self.memoize(obj)
+
+
+def dump_numpy1(obj: Any, f: BinaryIO, protocol: int = 4) -> None:
+    """Write ``obj`` as ``pickle.dump`` with numpy 1 would (protocol 3 or 4, numpy-1 names)."""
+    if protocol not in (3, 4):
+        raise ValueError(f"protocol must be 3 or 4, got {protocol}")
+    _Numpy1Pickler(f, protocol=protocol).dump(_py2_arrays(obj))
 
 
 def dump_py2(obj: Any, f: BinaryIO) -> None:

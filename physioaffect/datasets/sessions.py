@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from physioaffect.datasets.base import DatasetError, DatasetReader, Signal, SubjectRecording, Trial
+from physioaffect.log import progress_enabled, verbose
 
 SUFFIX = "_physio.h5"
 _UV = {"microvolts": 1.0, "uv": 1.0, "µv": 1.0, "millivolts": 1e3, "mv": 1e3, "volts": 1e6,
@@ -199,16 +200,21 @@ def _natural(s: str) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
 
 
+@verbose
 def write_sim_sessions(out: str | Path, n_subjects: int = 12, seconds: float = 30.0,
                        n_trials: int = 16, rate: int = 128, eeg_channels: int = 32,
                        seed: int = 0, rest_seconds: float = 10.0,
-                       progress: bool = False, face: bool = False) -> list[Path]:
+                       progress: bool = False, face: bool = False,
+                       config=None, *, verbose: bool | str | int | None = None) -> list[Path]:
     """Simulate ``n_subjects`` with the built-in simulator and write one session file each.
 
     Files are ``sub-NN_task-sim_physio.h5`` (complete session files with EEG, ECG, GSR, PPG,
     RESP and the simulator's stimulus markers, which carry the nominal valence/arousal 1-9);
     with ``face`` also the simulator's ``Face`` stream (facial features driven by the same
-    affect, 30 frames/s).
+    affect, 30 frames/s). ``config`` (a :class:`~physioaffect.sources.sim.SimConfig`) replaces
+    the keyword settings when given (its ``subjects`` is the number of subjects). ``progress``
+    draws a bar per subject when INFO messages are shown; ``verbose`` sets the package log level
+    for this call (:func:`physioaffect.set_log_level`).
     """
     from physioaffect.recording.naming import bids_basename
     from physioaffect.recording.writer import SessionWriter
@@ -217,12 +223,18 @@ def write_sim_sessions(out: str | Path, n_subjects: int = 12, seconds: float = 3
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = SimConfig(subjects=n_subjects, eeg_channels=eeg_channels, rate=rate, seed=seed,
-                    n_trials=n_trials, stimulus_seconds=seconds, rest_seconds=rest_seconds,
-                    baseline_seconds=rest_seconds, **({"face": True} if face else {}))
+    if config is not None:
+        import dataclasses
+
+        cfg = dataclasses.replace(config, face=bool(config.face or face))
+        n_subjects = cfg.subjects
+    else:
+        cfg = SimConfig(subjects=n_subjects, eeg_channels=eeg_channels, rate=rate, seed=seed,
+                        n_trials=n_trials, stimulus_seconds=seconds, rest_seconds=rest_seconds,
+                        baseline_seconds=rest_seconds, **({"face": True} if face else {}))
     paths = []
     it = range(n_subjects)
-    if progress:
+    if progress_enabled(progress):
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc="simulating sessions", unit="subject")

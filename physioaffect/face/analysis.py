@@ -31,6 +31,7 @@ from physioaffect.face.landmarks import (
     import_cv2,
 )
 from physioaffect.face.rppg import PulseTracker
+from physioaffect.log import progress_enabled, verbose
 from physioaffect.streams.face_layout import (  # noqa: F401  (re-exported: the face API)
     EXPRESSION_LABELS,
     FEATURE_CHANNELS,
@@ -231,12 +232,15 @@ class FaceAnalyzer:
         return np.array([r, g, b])
 
 
+@verbose
 def analyze_video(
     path: str | Path,
     start_time: float = 0.0,
     detector: str = "auto",
     max_frames: int | None = None,
     progress: bool = False,
+    *,
+    verbose: bool | str | int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Face features of every frame of a video file.
 
@@ -253,6 +257,9 @@ def analyze_video(
         Stop after this many frames.
     progress : bool
         Show a progress bar (tqdm) on stderr.
+    verbose : bool, str, int or None
+        Level of the package logger for this call (:func:`physioaffect.set_log_level`); the
+        progress bar is drawn only when INFO messages are shown.
 
     Returns
     -------
@@ -275,7 +282,7 @@ def analyze_video(
     with FrameReader(path, start_time=start_time) as reader, FaceAnalyzer(detector=detector) as fa:
         bar = tqdm(
             total=reader.n_frames_declared or None, desc=Path(path).name, unit="frame",
-            disable=not progress,
+            disable=not progress_enabled(progress),
         )
         for frame in reader:
             bar.update(1)

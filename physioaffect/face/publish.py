@@ -11,16 +11,20 @@ from collections.abc import Callable
 from typing import Any
 
 from physioaffect.face.source import VideoSource
+from physioaffect.log import logger, verbose
 from physioaffect.sinks.lsl import LSLOutlet
 from physioaffect.streams import local_clock
 
 
+@verbose
 def publish_face(
     source: VideoSource,
     duration: float | None = None,
     wait_consumer: float = 0.0,
     echo: Callable[[str], None] | None = None,
     linger: float = 1.0,
+    *,
+    verbose: bool | str | int | None = None,
 ) -> dict[str, Any]:
     """Run ``source`` and push its ``Face`` stream to LSL until the file ends or time is up.
 
@@ -33,9 +37,11 @@ def publish_face(
     wait_consumer : float
         Seconds to wait for an inlet before the first frame is read (0: do not wait).
     echo : callable, optional
-        Receives progress lines.
+        Receives the progress lines instead of the package logger (the command line's).
     linger : float
         Seconds the outlet stays open after the last frame while an inlet is connected.
+    verbose : bool, str, int or None
+        Level of the package logger for this call (:func:`physioaffect.set_log_level`).
 
     Returns
     -------
@@ -43,7 +49,8 @@ def publish_face(
         ``samples`` pushed, ``status_counts`` per frame status, ``first_time``/``last_time``
         (LSL s), ``truncated`` (the file ended before its declared frame count).
     """
-    say = echo or (lambda _msg: None)
+    say = echo if echo is not None else logger.info
+    warn = (lambda m: echo(f"warning: {m}")) if echo is not None else logger.warning
     first = last = None
     with source:
         outlet = LSLOutlet(source.streams[0])
@@ -75,7 +82,7 @@ def publish_face(
                 say(f"  {outlet.samples_pushed} frames, status {dict(source.status_counts)}")
                 next_report += 5.0
         if source.reader.truncated and source.exhausted:
-            say(f"warning: {source.reader.truncation_message()}")
+            warn(source.reader.truncation_message())
         if outlet.have_consumers():
             time.sleep(linger)  # liblsl sends asynchronously: let inlets take the tail
         return {

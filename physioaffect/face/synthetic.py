@@ -5,6 +5,14 @@ small head motions (translation, rotation, scale), a slow illumination drift and
 and the skin is tinted at a known pulse rate with the blood-volume colour signature of skin
 (the pulsatile change is strongest in green; de Haan & van Leest 2014). Everything here is
 deterministic for a given seed, so a test can rebuild exactly the video it expects.
+
+:func:`degraded_set` builds the videos the camera pulse is validated on, degraded the way real
+ones are: small skin regions (a face about 25 x 25 px of skin), heavy compression (MJPEG at low
+quality; MPEG-4 Part 2 stands in for H.264, which the opencv-python wheels cannot encode),
+sensor noise, low light, slow illumination drift, head motion, and videos with no pulse at
+all. :meth:`SyntheticFaceVideo.skin_means` reads the mean skin colour back through a tracker
+that knows where the face is (one frame late), so the validation measures the pulse estimator,
+not the face detector (which does not find faces that small).
 """
 
 from __future__ import annotations
@@ -87,6 +95,13 @@ class SyntheticFaceVideo:
         Time intervals (s) where the face is covered (frames show only a grey wall).
     seed : int
         Noise seed.
+    brightness : float
+        Scene illumination (1 = as photographed; 0.25 = low light: a quarter of the grey levels
+        for the same sensor noise).
+    drift : float
+        Relative amplitude of the slow illumination drift.
+    drift_hz : float
+        Frequency of the drift, Hz.
     """
 
     pulse_bpm: float = 72.0
@@ -100,6 +115,9 @@ class SyntheticFaceVideo:
     face_scale: float = 1.4
     no_face: list[tuple[float, float]] = field(default_factory=list)
     seed: int = 0
+    brightness: float = 1.0
+    drift: float = 0.02
+    drift_hz: float = 0.05
 
     @property
     def n_frames(self) -> int:
@@ -164,7 +182,7 @@ class SyntheticFaceVideo:
         wall = np.full((height, width, 3), 118.0, np.float32)
         present = self.face_present()
         for i, t in enumerate(self.times):
-            light = 1.0 + 0.02 * np.sin(2 * np.pi * 0.05 * t)
+            light = self.brightness * (1.0 + self.drift * np.sin(2 * np.pi * self.drift_hz * t))
             if present[i]:
                 pulsed = src * (1.0 + self.pulse_amplitude * float(self.pulse_wave(t)) * tint)
                 frame = cv2.warpAffine(
@@ -178,12 +196,29 @@ class SyntheticFaceVideo:
             frame += noise.reshape(height, width, 3)
             yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
-    def write(self, path: str | Path, fourcc: str = "MJPG") -> Path:
-        """Write the video to ``path`` (``.avi`` with MJPG by default) and return the path."""
+    def write(self, path: str | Path, fourcc: str = "MJPG", quality: int | None = None) -> Path:
+        """Write the video to ``path`` and return the path.
+
+        Parameters
+        ----------
+        fourcc : str
+            Codec: ``"MJPG"`` (``.avi``) or another FFmpeg codec OpenCV can write (``"mp4v"``).
+        quality : int, optional
+            JPEG quality 1-100 for MJPEG (OpenCV's own MJPEG writer); None: OpenCV's default
+            (95).
+        """
         import cv2
 
         path = Path(path)
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size)
+        if fourcc == "MJPG" and quality is not None:
+            writer = cv2.VideoWriter(str(path), cv2.CAP_OPENCV_MJPEG,
+                                     cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size)
+            if writer.isOpened() and not writer.set(cv2.VIDEOWRITER_PROP_QUALITY, int(quality)):
+                writer.release()
+                raise OSError(f"{path}: OpenCV's MJPEG writer refused quality {quality}")
+        else:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), self.fps,
+                                     self.size)
         if not writer.isOpened():
             raise OSError(f"{path}: OpenCV cannot write video with codec {fourcc!r}")
         try:
@@ -192,6 +227,95 @@ class SyntheticFaceVideo:
         finally:
             writer.release()
         return path
+
+    def skin_masks(self) -> Iterator[np.ndarray]:
+        """The soft skin mask (float32, frame size) of every frame, where the face is then."""
+        import cv2
+
+        mask = skin_mask(astronaut_bgr())
+        width, height = self.size
+        for t in self.times:
+            yield cv2.warpAffine(mask, self.affine(t), (width, height), flags=cv2.INTER_LINEAR)
+
+    def skin_side_px(self) -> float:
+        """Side (px) of the square with the area of the skin region in a frame."""
+        return float(np.sqrt(next(self.skin_masks()).sum()))
+
+    def skin_means(self, frames: Iterator[np.ndarray], lag: int = 1) -> np.ndarray:
+        """Mean skin colour (R, G, B) of each frame, the region placed where the face was
+        ``lag`` frames earlier (a tracker that knows the face, one frame late).
+
+        Returns
+        -------
+        ndarray, shape (n_frames, 3)
+            NaN for frames where the face is covered.
+        """
+        masks = list(self.skin_masks())
+        present = self.face_present()
+        out = np.full((len(masks), 3), np.nan)
+        for i, frame in enumerate(frames):
+            if i >= len(masks):
+                break
+            m = masks[max(i - lag, 0)]
+            total = float(m.sum())
+            if present[i] and total > 0:
+                bgr = np.tensordot(m, frame.astype(np.float32), axes=([0, 1], [0, 1])) / total
+                out[i] = bgr[::-1]
+        return out
+
+
+@dataclass
+class DegradedCase:
+    """One video of the degraded set: its name, generator and how it is stored."""
+
+    name: str
+    video: SyntheticFaceVideo
+    fourcc: str | None = None  # None: frames used as generated (no codec)
+    quality: int | None = None
+    has_pulse: bool = True
+
+
+def degraded_set(
+    rates: tuple[float, ...] = (58.0, 76.0, 97.0), duration: float = 20.0, fps: float = 30.0,
+    size: tuple[int, int] = (320, 240),
+) -> list[DegradedCase]:
+    """Face videos degraded as real ones are, each at every rate in ``rates``.
+
+    Conditions (the pulse is a realistic 0.5 % green change, not the 1.5 % of the default):
+    ``clean`` (a large face, 1 grey level of noise, no codec); ``small`` (the face's skin about
+    25 x 25 px); ``mjpeg_q20`` and ``mjpeg_q5`` (small face, MJPEG at JPEG quality 20 and 5);
+    ``mpeg4`` (small face, MPEG-4 Part 2 at FFmpeg's default bit rate, inter-frame coding);
+    ``noise`` (sensor noise sd 6); ``low_light`` (a quarter of the light, noise sd 3);
+    ``drift`` (15 % illumination drift at 0.1 Hz); ``motion`` (15 px / 8 degree sway, small
+    face); and ``no_pulse`` (every degradation at once and no pulse at all: any rate reported
+    there is wrong).
+    """
+    small = 0.25 * size[0] / 320  # skin region ~25 x 25 px in a 320 x 240 frame
+    base = {"duration": duration, "fps": fps, "size": size, "pulse_amplitude": 0.005,
+            "motion_px": 2.0, "motion_deg": 1.0, "noise_std": 1.0}
+    conditions = [
+        ("clean", {"face_scale": 0.7 * size[0] / 320}, None, None),
+        ("small", {"face_scale": small}, None, None),
+        ("mjpeg_q20", {"face_scale": small}, "MJPG", 20),
+        ("mjpeg_q5", {"face_scale": small}, "MJPG", 5),
+        ("mpeg4", {"face_scale": small}, "mp4v", None),
+        ("noise", {"face_scale": small, "noise_std": 6.0}, None, None),
+        ("low_light", {"face_scale": small, "brightness": 0.25, "noise_std": 3.0}, None, None),
+        ("drift", {"face_scale": small, "drift": 0.15, "drift_hz": 0.1}, None, None),
+        ("motion", {"face_scale": small, "motion_px": 15.0, "motion_deg": 8.0}, None, None),
+    ]
+    cases = []
+    for bpm in rates:
+        seed = int(round(bpm * 100))  # another rate, other noise
+        for j, (name, kw, fourcc, quality) in enumerate(conditions):
+            video = SyntheticFaceVideo(pulse_bpm=bpm, seed=seed + j, **{**base, **kw})
+            cases.append(DegradedCase(name, video, fourcc, quality))
+        worst = SyntheticFaceVideo(pulse_bpm=bpm, seed=seed + 99, **{
+            **base, "face_scale": small, "pulse_amplitude": 0.0, "noise_std": 3.0,
+            "brightness": 0.5, "drift": 0.15, "drift_hz": 0.1, "motion_px": 15.0,
+            "motion_deg": 8.0})
+        cases.append(DegradedCase("no_pulse", worst, "MJPG", 20, has_pulse=False))
+    return cases
 
 
 def two_faces_image(size: tuple[int, int] = (640, 480)) -> np.ndarray:

@@ -9,10 +9,15 @@ trailing window before the two are compared, on the face frames' own LSL times.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from physioaffect.face.errors import FaceError
+
+if TYPE_CHECKING:
+    from physioaffect.face.synthetic import DegradedCase
 
 
 @dataclass
@@ -125,3 +130,61 @@ def compare_pulse(
         bias=float(np.mean(diff)),
         within_3bpm=float(np.mean(np.abs(diff) < 3.0)),
     )
+
+
+def pulse_on_degraded_video(
+    case: DegradedCase, workdir: str | Path, step: float = 1.0, **tracker_options: float
+) -> dict:
+    """Run the camera pulse (:class:`~physioaffect.face.rppg.PulseTracker`) on one video of
+    :func:`~physioaffect.face.synthetic.degraded_set`.
+
+    The video is written with its codec and read back (OpenCV), the mean skin colour of every
+    frame taken where the face was one frame earlier, and the tracker's estimate read every
+    ``step`` seconds once it holds a full window.
+
+    Returns
+    -------
+    dict
+        ``times`` (s), ``rates`` (bpm, NaN where the tracker did not report), ``snr`` (dB),
+        ``reasons`` (str per time), ``truth`` (bpm, NaN for a video without a pulse),
+        ``skin_px`` (side of the skin region's area).
+    """
+    import cv2
+
+    from physioaffect.face.rppg import PulseTracker
+
+    video = case.video
+    if case.fourcc is None:
+        frames = video.frames()
+    else:
+        ext = ".avi" if case.fourcc == "MJPG" else ".mp4"
+        path = video.write(Path(workdir) / f"{case.name}_{video.pulse_bpm:g}{ext}", case.fourcc,
+                           case.quality)
+
+        def read() -> list[np.ndarray]:
+            cap = cv2.VideoCapture(str(path))
+            out = []
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                out.append(frame)
+            cap.release()
+            return out
+
+        frames = read()
+    rgb = video.skin_means(frames)
+    tracker = PulseTracker(**tracker_options)
+    times, rates, snrs, reasons = [], [], [], []
+    next_t = tracker.window
+    for t, c in zip(video.times, rgb, strict=True):
+        est = tracker.update(float(t), c if np.all(np.isfinite(c)) else None)
+        if t + 1e-9 >= next_t:
+            times.append(float(t))
+            rates.append(est.rate)
+            snrs.append(est.snr)
+            reasons.append(est.reason)
+            next_t += step
+    return {"times": np.array(times), "rates": np.array(rates), "snr": np.array(snrs),
+            "reasons": reasons, "truth": video.pulse_bpm if case.has_pulse else float("nan"),
+            "skin_px": video.skin_side_px()}

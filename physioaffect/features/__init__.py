@@ -1,4 +1,4 @@
-"""Feature extraction: EEG band features, peripheral physiology (NeuroKit2), windowed tables.
+"""Feature extraction: EEG band features, EmT graph sequences, peripheral physiology (NeuroKit2), windowed tables.
 
 Names are imported on first use (PEP 562), so ``physioaffect.features.eeg`` needs only numpy
 and scipy (the TorchEEG cross-check runs it in a minimal environment) and matplotlib, pandas
@@ -18,6 +18,10 @@ _EXPORTS = {
     "frontal_alpha_asymmetry": "eeg",
     "hjorth": "eeg",
     "rasm": "eeg",
+    "EMT_BANDS": "graphs",
+    "emt_band_power": "graphs",
+    "emt_graph_sequence": "graphs",
+    "emt_sub_window_starts": "graphs",
     "ecg_features": "peripheral",
     "ecg_rpeaks": "peripheral",
     "eda_features": "peripheral",

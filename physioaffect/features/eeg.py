@@ -3,8 +3,15 @@
 Every function takes ``x`` of shape ``(..., n_chans, n_times)`` in microvolts: any number of
 leading axes (windows, trials, subjects) is processed in one call, with no Python loop per
 window. Windows that contain NaN/inf, are flat or clipped give NaN features and a
-:class:`~physioaffect.preprocessing.quality.SignalQualityWarning`; EEG whose amplitude looks like
-volts is warned about (features are still computed: a unit error is a scale error).
+:class:`~physioaffect.preprocessing.quality.SignalQualityWarning` that says why. So do
+
+* windows too short for a band: a band needs ``min_cycles`` (default 2) cycles of its lower
+  edge, so that the window's frequency resolution (1 / length) resolves the band from DC
+  (2 s for a band from 1 Hz, 0.5 s from 4 Hz); DE also needs the band-pass filter's full
+  edge padding (28 samples at order 4), Welch band power one full ``segment_s`` segment (1 s);
+  Hjorth needs 3 samples;
+* EEG whose amplitude contradicts its declared unit (microvolts by default): a median channel
+  SD below 0.01 "µV" is volts, every feature is NaN (one rule for every EEG feature).
 
 Definitions
 -----------
@@ -131,18 +138,42 @@ def resolve_bands(bands: str | Sequence[Sequence], sfreq: float | None = None) -
     return out
 
 
-def _prepare(x: object, sfreq: float | None, units: str, min_times: int = 2) -> np.ndarray:
+def _prepare(x: object, sfreq: float | None) -> np.ndarray:
     arr = as_signal_array(x, "x", min_ndim=2)
     if sfreq is not None:
         check_sfreq(sfreq)
-    if arr.shape[-1] < min_times:
-        raise SignalInputError(
-            f"x: needs at least {min_times} samples on the last axis, got shape {arr.shape}"
-        )
-    problem = eeg_unit_problem(arr, units)
-    if problem:
-        warn_quality("EEG units", [problem], stacklevel=4)
+    if arr.shape[-1] < 1:
+        raise SignalInputError(f"x: no samples on the last axis, got shape {arr.shape}")
     return arr
+
+
+def band_min_seconds(bands: Sequence[Band], min_cycles: float = 2.0) -> np.ndarray:
+    """Shortest window (s) that gives a band feature: ``min_cycles`` cycles of its lower edge.
+
+    A band starting at 0 Hz needs ``min_cycles`` cycles of its upper edge instead.
+    """
+    return np.array([min_cycles / (lo if lo > 0 else hi) for _, lo, hi in bands])
+
+
+def _all_nan(arr: np.ndarray, n_out: int, where: str, reasons: list[str]) -> np.ndarray:
+    warn_quality(where, [*reasons, "every feature is NaN"], stacklevel=4)
+    return np.full((*arr.shape[:-1], n_out), np.nan)
+
+
+def _too_short(
+    n_times: int, sfreq: float, need_s: np.ndarray, names: Sequence[str], where: str
+) -> np.ndarray:
+    """Bands the window is too short for (bool per band), with one warning naming them."""
+    # a hair of slack: a 1 s window at 128 Hz holds exactly one cycle of 1 Hz
+    short = n_times / sfreq < need_s - 0.5 / sfreq
+    if short.any():
+        bad = ", ".join(f"{n} ({s:g} s)" for n, s, k in zip(names, need_s, short, strict=True) if k)
+        warn_quality(
+            where,
+            [f"window of {n_times / sfreq:.3g} s is too short for {bad}: those features are NaN"],
+            stacklevel=4,
+        )
+    return short
 
 
 def _blockwise(
@@ -204,6 +235,7 @@ def differential_entropy(
     order: int | None = None,
     units: str = "uV",
     clip_fraction: float | None = 0.05,
+    min_cycles: float = 2.0,
     n_jobs: int = 1,
 ) -> np.ndarray:
     """Differential entropy per channel and band.
@@ -224,10 +256,13 @@ def differential_entropy(
     order : int, optional
         Butterworth order; default 4 for ``"ln"`` and 5 (TorchEEG's) for ``"torcheeg"``.
     units : str
-        Declared units of ``x``, only used to warn when the amplitude does not fit.
+        Declared units of ``x`` ("uV" or "V"); data whose amplitude contradicts them give NaN.
     clip_fraction : float or None
         Fraction of samples on the window's extreme value above which it counts as clipped
         (None disables the clipping check).
+    min_cycles : float
+        Cycles of a band's lower edge a window must hold (:func:`band_min_seconds`); shorter
+        windows give NaN for that band.
     n_jobs : int
         Threads for filtering (-1: all cores).
 
@@ -238,8 +273,9 @@ def differential_entropy(
     """
     if mode not in ("ln", "torcheeg"):
         raise SignalInputError(f"mode: expected 'ln' or 'torcheeg', got {mode!r}")
-    arr = _prepare(x, sfreq, units)
+    arr = _prepare(x, sfreq)
     band_list = resolve_bands(bands, sfreq)
+
     if mode == "torcheeg":
         # Exactly TorchEEG's butter_bandpass: normalised edges, (b, a) form, order 5.
         nyq = 0.5 * sfreq
@@ -254,6 +290,19 @@ def differential_entropy(
             for _, lo, hi in band_list
         ]
 
+    problem = eeg_unit_problem(arr, units)
+    if problem:
+        return _all_nan(arr, len(band_list), "differential_entropy", [problem])
+    # Each band also needs the filter's full edge padding (scipy's default padlen + 1 samples,
+    # 28 at order 4): on fewer samples the variance is the filter's transient.
+    n_sections = ordr  # a band-pass of order N is N second-order sections
+    need = np.maximum(
+        band_min_seconds(band_list, min_cycles), (3 * (2 * n_sections + 1) + 1) / sfreq
+    )
+    short = _too_short(arr.shape[-1], sfreq, need, [b[0] for b in band_list], "differential_entropy")
+    if short.all():
+        return np.full((*arr.shape[:-1], len(band_list)), np.nan)
+
     def compute(block: np.ndarray) -> np.ndarray:
         res = np.empty((block.shape[0], len(filters)))
         for k, filt in enumerate(filters):
@@ -267,7 +316,9 @@ def differential_entropy(
                 res[:, k] = 0.5 * np.log(2 * np.pi * np.e * np.var(filtered, axis=-1))
         return res
 
-    return _blockwise(arr, compute, len(filters), "differential_entropy", clip_fraction, n_jobs)
+    out = _blockwise(arr, compute, len(filters), "differential_entropy", clip_fraction, n_jobs)
+    out[..., short] = np.nan
+    return out
 
 
 def band_power(
@@ -279,6 +330,7 @@ def band_power(
     segment_s: float = 1.0,
     units: str = "uV",
     clip_fraction: float | None = 0.05,
+    min_cycles: float = 2.0,
     n_jobs: int = 1,
 ) -> np.ndarray:
     """Band power by Welch's method, the EmT definition.
@@ -294,7 +346,12 @@ def band_power(
     relative : bool
         Divide by the total power (integral over all Welch bins, 0 to Nyquist).
     segment_s : float
-        Welch segment length in seconds (1 s in EmT; shortened to the window if longer).
+        Welch segment length in seconds (1 s in EmT). A window shorter than one segment gives
+        NaN (a shorter segment would silently coarsen the frequency resolution).
+    units : str
+        Declared units of ``x`` ("uV" or "V"); data whose amplitude contradicts them give NaN.
+    min_cycles : float
+        Cycles of a band's lower edge a window must hold (:func:`band_min_seconds`).
     n_jobs : int
         Threads (-1: all cores).
 
@@ -304,9 +361,16 @@ def band_power(
         Power in ``units``**2 (absolute) or a fraction of total power (relative); NaN for
         unusable windows.
     """
-    arr = _prepare(x, sfreq, units, min_times=4)
+    arr = _prepare(x, sfreq)
     band_list = resolve_bands(bands, sfreq)
-    nperseg = min(arr.shape[-1], max(2, int(round(segment_s * sfreq))))
+    nperseg = max(2, int(round(segment_s * sfreq)))
+    problem = eeg_unit_problem(arr, units)
+    if problem:
+        return _all_nan(arr, len(band_list), "band_power", [problem])
+    need = np.maximum(band_min_seconds(band_list, min_cycles), nperseg / sfreq)
+    short = _too_short(arr.shape[-1], sfreq, need, [b[0] for b in band_list], "band_power")
+    if short.all():
+        return np.full((*arr.shape[:-1], len(band_list)), np.nan)
     freqs = np.fft.rfftfreq(nperseg, 1.0 / sfreq)
     df = freqs[1] - freqs[0]
     selections = []
@@ -329,7 +393,9 @@ def band_power(
             res /= simpson(psd, dx=df, axis=-1)[:, None]
         return res
 
-    return _blockwise(arr, compute, len(selections), "band_power", clip_fraction, n_jobs)
+    out = _blockwise(arr, compute, len(selections), "band_power", clip_fraction, n_jobs)
+    out[..., short] = np.nan
+    return out
 
 
 def pair_indices(ch_names: Sequence[str], pairs: Sequence[Sequence[str]]) -> np.ndarray:
@@ -456,10 +522,8 @@ def hjorth(x: object, *, clip_fraction: float | None = 0.05) -> np.ndarray:
         mobility by ``sfreq / (2*pi)`` for a frequency in Hz).
     """
     arr = as_signal_array(x, "x", min_ndim=2)
-    if arr.shape[-1] < 3:
-        raise SignalInputError(
-            f"x: Hjorth needs at least 3 samples on the last axis, got shape {arr.shape}"
-        )
+    if arr.shape[-1] < 3:  # two derivatives of fewer samples have no variance
+        return _all_nan(arr, 3, "hjorth", [f"windows of {arr.shape[-1]} samples (3 needed)"])
 
     def compute(block: np.ndarray) -> np.ndarray:
         d1 = np.diff(block, axis=-1)

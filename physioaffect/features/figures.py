@@ -26,6 +26,7 @@ from scipy import signal  # noqa: E402
 from physioaffect.features import peripheral  # noqa: E402
 from physioaffect.features.eeg import resolve_bands  # noqa: E402
 from physioaffect.preprocessing.quality import SignalInputError, as_signal_array, check_sfreq  # noqa: E402
+from physioaffect.streams.units import unit_symbol as _unit_symbol  # noqa: E402
 
 __all__ = ["channel_groups", "plot_psd_groups", "plot_band_topomaps", "plot_peripheral"]
 
@@ -88,7 +89,7 @@ def plot_psd_groups(
     freqs, psd = signal.welch(arr, fs, nperseg=min(arr.shape[-1], int(2 * fs)), axis=-1)
     psd = psd.reshape(-1, len(ch_names), freqs.size).mean(axis=0)
     keep = freqs <= min(fmax, fs / 2)
-    fig = Figure(figsize=(7, 4))
+    fig = Figure(figsize=(8, 4), layout="constrained")
     ax = fig.subplots()
     for k, (name, lo, hi) in enumerate(resolve_bands(bands)):
         if lo < fmax:
@@ -107,7 +108,7 @@ def plot_psd_groups(
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel("PSD (µV²/Hz)")
     ax.set_title(title, pad=14)
-    ax.legend(fontsize=8)
+    _legend_outside(ax, title="region (channels)")
     ax.grid(alpha=0.3)
     _save(fig, path)
     return fig
@@ -137,6 +138,8 @@ def plot_band_topomaps(
     """
     import mne
 
+    if len(ch_names) < 3:  # a scalp map interpolates between 3 or more located channels
+        raise SignalInputError(f"ch_names: a topomap needs 3 or more channels, got {len(ch_names)}")
     vals = as_signal_array(values, "values", min_ndim=2, max_ndim=2)
     if vals.shape != (len(ch_names), len(band_names)):
         raise SignalInputError(
@@ -153,7 +156,7 @@ def plot_band_topomaps(
         info.set_montage(montage, match_case=False, on_missing="raise", verbose=False)
     except ValueError as err:
         raise SignalInputError(f"ch_names: no positions for some channels ({err})") from None
-    fig = Figure(figsize=(2.2 * len(band_names), 2.6))
+    fig = Figure(figsize=(2.5 * len(band_names), 2.8), layout="constrained")
     axes = fig.subplots(1, len(band_names), squeeze=False)
     for k, name in enumerate(band_names):
         ax = axes[0, k]
@@ -163,20 +166,38 @@ def plot_band_topomaps(
             v, info, axes=ax, show=False, cmap="viridis", contours=4, vlim=lim
         )
         ax.set_title(name, fontsize=9)
-        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        # one bar per band: bands differ by orders of magnitude, a shared scale would flatten
+        # all but the strongest; each bar says its unit
+        cb = fig.colorbar(im, ax=ax, orientation="horizontal", fraction=0.06, pad=0.04)
         cb.ax.tick_params(labelsize=6)
-        if unit and k == len(band_names) - 1:  # once, at the right: labels would overlap maps
-            cb.set_label(unit, fontsize=7)
+        cb.set_label(unit or "value (unit not given)", fontsize=7)
     if title:
         fig.suptitle(title)
     _save(fig, path)
     return fig
 
 
+def unit_symbol(unit: str | None) -> str:
+    """``"millivolts"`` -> ``"mV"``; no unit stated -> ``"a.u."`` (arbitrary units)."""
+    return str(_unit_symbol(unit, "a.u."))
+
+
+#: What the detected peaks of each modality are (legend text).
+_PEAK_NAMES = {"ECG": "R peaks", "EDA": "SCR peaks", "GSR": "SCR peaks",
+               "PPG": "pulse peaks", "RESP": "breath peaks", "RSP": "breath peaks"}
+
+
+def _legend_outside(ax: Any, **kwargs: Any) -> None:
+    """A legend beside the axes (right), never over the data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7,
+              frameon=False, **kwargs)
+
+
 def plot_peripheral(
     signals: Mapping[str, tuple],
     path: str | Path | None = None,
     *,
+    units: Mapping[str, str] | None = None,
     seconds: float | None = 60.0,
     title: str = "Peripheral signals with detected events",
 ) -> Any:
@@ -184,38 +205,40 @@ def plot_peripheral(
 
     Parameters
     ----------
-    signals : mapping modality -> (signal (n_times,), sampling_rate)
-        E.g. ``{"ECG": (ecg, 256), "EDA": (eda, 256)}``.
+    signals : mapping modality -> (signal (n_times,), sampling_rate[, unit])
+        E.g. ``{"ECG": (ecg, 256, "millivolts"), "EDA": (eda, 256, "microsiemens")}``.
     path : path, optional
+    units : mapping modality -> unit, optional
+        Units of the signals (a session file stores them per channel); wins over a unit in
+        the tuple. Without one the axis says ``a.u.``.
     seconds : float or None
         Show the first ``seconds`` only (None: everything).
     """
-    fig = Figure(figsize=(9, 1.8 * len(signals)))
+    units = dict(units or {})
+    fig = Figure(figsize=(9, 1.9 * len(signals)), layout="constrained")
     axes = fig.subplots(len(signals), 1, sharex=True, squeeze=False)
-    for ax, (modality, (sig, fs)) in zip(axes[:, 0], signals.items(), strict=True):
+    for ax, (modality, spec) in zip(axes[:, 0], signals.items(), strict=True):
+        sig, fs = spec[0], spec[1]
+        unit = units.get(modality, spec[2] if len(spec) > 2 else None)
         events, reasons = peripheral.process(modality, sig, fs)
         x = np.asarray(sig, dtype=float).reshape(-1)
         n = x.size if seconds is None else min(x.size, int(seconds * fs))
         t = np.arange(n) / fs
         if not events:
-            ax.plot(t, x[:n], lw=0.6, color="0.5")
-            ax.text(
-                0.01,
-                0.9,
-                "; ".join(reasons),
-                transform=ax.transAxes,
-                fontsize=7,
-                color="C3",
-                va="top",
-            )
+            ax.plot(t, x[:n], lw=0.6, color="0.5", label="raw signal (not analysable)")
+            # the reason above the axes, not over the trace
+            ax.text(0.0, 1.02, "; ".join(reasons), transform=ax.transAxes, fontsize=7,
+                    color="C3", va="bottom")
+            _legend_outside(ax)
         else:
             y = events["cleaned"][:n]
-            ax.plot(t, y, lw=0.6, color="C0")
+            ax.plot(t, y, lw=0.6, color="C0", label="cleaned signal")
             pk = events.get("peaks", np.zeros(0, dtype=int))
             pk = pk[pk < n]
-            ax.plot(pk / fs, y[pk], "v", color="C3", ms=4, label=f"peaks ({pk.size})")
-            ax.legend(loc="upper right", fontsize=7)
-        ax.set_ylabel(modality)
+            what = _PEAK_NAMES.get(modality.upper(), "detected peaks")
+            ax.plot(pk / fs, y[pk], "v", color="C3", ms=4, label=f"{what} ({pk.size})")
+            _legend_outside(ax)
+        ax.set_ylabel(f"{modality} ({unit_symbol(unit)})")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(title)

@@ -1,6 +1,9 @@
 """Networks for affective decoding from physiology (pure PyTorch, braindecode signature).
 
-Every model is built as ``Model(n_chans, n_outputs, n_times, sfreq, **hyper_params)``:
+Every model takes braindecode's signal arguments by keyword (``n_outputs``, ``n_chans``,
+``chs_info``, ``n_times``, ``input_window_seconds``, ``sfreq``; any consistent subset, e.g.
+``EEGDeformer(chs_info=info["chs"], n_outputs=2, input_window_seconds=4, sfreq=128)``) plus its
+own hyper-parameters:
 
 * :class:`EEGDeformer` — EEG-Deformer (Ding et al., JBHI 2024), raw EEG ``(B, C, T)``;
 * :class:`EmT` / :class:`EmTRegressor` — EmT (Ding et al., TNNLS 2025), band-power graph
@@ -14,7 +17,13 @@ Use :func:`create` / :func:`create_preset` to build by name and :func:`save_mode
 :func:`load_model` to persist (config JSON + safetensors).
 """
 
-from physioaffect.models._base import EEGModel, ModelConfigError, ModelInputError, count_parameters
+from physioaffect.models._base import (
+    EEGModel,
+    ModelConfigError,
+    ModelInputError,
+    count_parameters,
+    resolve_signal_args,
+)
 from physioaffect.models.baselines import (
     EEGNet,
     FlattenFeatures,
@@ -23,9 +32,18 @@ from physioaffect.models.baselines import (
     make_logistic_regression,
     make_majority,
 )
+from physioaffect.models.contract import (
+    CheckpointContract,
+    ContractError,
+    Standardisation,
+    load_checkpoint,
+    read_contract,
+    save_checkpoint,
+)
 from physioaffect.models.deformer import EEGDeformer, deformer_temporal_kernel
 from physioaffect.models.emt import EmT, EmTRegressor, emt_n_sub_windows
 from physioaffect.models.fusion import MODALITIES, MultimodalFusion
+from physioaffect.models.inputs import GRAPHS, INPUT_KINDS, RAW, InputKind, input_kind
 from physioaffect.models.io import ModelFileError, load_model, read_config, save_model
 from physioaffect.models.registry import (
     PRESETS,
@@ -33,6 +51,7 @@ from physioaffect.models.registry import (
     ModelSpec,
     create,
     create_preset,
+    get_spec,
     list_models,
     name_of,
     register_model,
@@ -40,9 +59,12 @@ from physioaffect.models.registry import (
 
 __all__ = [
     "EEGModel", "ModelConfigError", "ModelInputError", "ModelFileError", "count_parameters",
+    "resolve_signal_args",
     "EEGDeformer", "deformer_temporal_kernel", "EmT", "EmTRegressor", "emt_n_sub_windows",
     "EEGNet", "ShallowConvNet", "FlattenFeatures", "make_majority", "make_logistic_regression",
     "make_linear_svm", "MultimodalFusion", "MODALITIES", "create", "create_preset",
-    "list_models", "name_of", "register_model", "ModelSpec", "REGISTRY", "PRESETS",
-    "save_model", "load_model", "read_config",
+    "list_models", "name_of", "register_model", "ModelSpec", "REGISTRY", "PRESETS", "get_spec",
+    "InputKind", "INPUT_KINDS", "RAW", "GRAPHS", "input_kind",
+    "save_model", "load_model", "read_config", "CheckpointContract", "ContractError",
+    "Standardisation", "load_checkpoint", "read_contract", "save_checkpoint",
 ]

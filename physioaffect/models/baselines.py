@@ -59,6 +59,8 @@ class ShallowConvNet(EEGModel):
     ----------
     n_chans, n_outputs, n_times, sfreq
         braindecode signature (channels, outputs, samples, Hz).
+        Give any consistent subset of braindecode's signal arguments, ``chs_info`` and
+        ``input_window_seconds`` included (see :class:`~physioaffect.models.EEGModel`).
     n_filters_time, filter_time_length, n_filters_spat, pool_time_length, pool_time_stride : int
         Paper / braindecode defaults 40, 25, 40, 75, 15 (for 250 Hz data).
     drop_prob : float
@@ -70,7 +72,7 @@ class ShallowConvNet(EEGModel):
         n_chans: int,
         n_outputs: int,
         n_times: int,
-        sfreq: float,
+        sfreq: float | None,
         n_filters_time: int = 40,
         filter_time_length: int = 25,
         n_filters_spat: int = 40,
@@ -125,6 +127,8 @@ class EEGNet(EEGModel):
     ----------
     n_chans, n_outputs, n_times, sfreq
         braindecode signature (channels, outputs, samples, Hz).
+        Give any consistent subset of braindecode's signal arguments, ``chs_info`` and
+        ``input_window_seconds`` included (see :class:`~physioaffect.models.EEGModel`).
     F1, D, F2 : int
         Temporal filters, depth multiplier, pointwise filters (8, 2, ``F1 * D``).
     kernel_length, depthwise_kernel_length : int
@@ -138,7 +142,7 @@ class EEGNet(EEGModel):
         n_chans: int,
         n_outputs: int,
         n_times: int,
-        sfreq: float,
+        sfreq: float | None,
         F1: int = 8,
         D: int = 2,
         F2: int | None = None,

@@ -131,6 +131,8 @@ class EEGDeformer(EEGModel):
     ----------
     n_chans, n_outputs, n_times, sfreq
         braindecode signature: channels, outputs, samples per window, sampling rate (Hz).
+        Give any consistent subset of braindecode's signal arguments, ``chs_info`` and
+        ``input_window_seconds`` included (see :class:`~physioaffect.models.EEGModel`).
     temporal_kernel : int or None
         Length (samples, odd) of the temporal and fine-grained kernels. Default: the odd integer
         nearest ``0.1 * sfreq`` (:func:`deformer_temporal_kernel`).
@@ -158,7 +160,7 @@ class EEGDeformer(EEGModel):
         n_chans: int,
         n_outputs: int,
         n_times: int,
-        sfreq: float,
+        sfreq: float | None,
         temporal_kernel: int | None = None,
         n_kernels: int = 64,
         depth: int = 4,
@@ -170,6 +172,10 @@ class EEGDeformer(EEGModel):
     ) -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq)
         if temporal_kernel is None:
+            if sfreq is None:
+                raise ModelConfigError(
+                    "EEGDeformer: needs sfreq (Hz) for its temporal kernel (the odd integer "
+                    "nearest 0.1 * sfreq); give sfreq, input_window_seconds or temporal_kernel")
             temporal_kernel = deformer_temporal_kernel(self.sfreq)
         self._remember_config(locals())
         if temporal_kernel < 1 or temporal_kernel % 2 == 0:

@@ -10,7 +10,10 @@ Input is not raw EEG but a *sequence of graphs*: a segment (reference: 20 s) is 
 sub-windows (reference: 2 s, overlap 0.75 for SEED; 4 s for FACED); every sub-window is one
 graph with one node per channel and ``n_features`` node features (relative band power in seven
 bands, Welch with 1 s windows). The tensor is ``(batch, n_sub_windows, n_chans, n_features)``.
-Computing those features is the job of :mod:`physioaffect.features`, not of the model.
+Computing those features is the job of :mod:`physioaffect.features.graphs`, not of the model.
+
+Weights saved by the official code load with :func:`physioaffect.models.io.import_official`
+(:func:`official_key_map` names every official tensor's counterpart here).
 
 Graph Laplacian without an eigendecomposition
 ---------------------------------------------
@@ -33,13 +36,19 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from physioaffect.models._base import EEGModel, ModelConfigError
 
-__all__ = ["EmT", "EmTRegressor", "emt_n_sub_windows", "chebyshev_basis", "scaled_laplacian"]
+__all__ = ["EmT", "EmTRegressor", "emt_n_sub_windows", "chebyshev_basis", "scaled_laplacian",
+           "official_key_map"]
 
 
 def emt_n_sub_windows(
     n_times: int, sfreq: float, sub_window_s: float = 2.0, sub_overlap: float = 0.75
 ) -> int:
     """Number of sub-windows (graphs) a segment of ``n_times`` samples is cut into.
+
+    The official sliding window (:func:`physioaffect.features.graphs.emt_sub_window_starts`,
+    the one formula the features use too): step ``int(win * (1 - sub_overlap))``, windows while
+    ``start + win < n_times``. 36 for a 20 s segment at 200 Hz with 2 s sub-windows at 75 %
+    overlap, 16 for FACED's 20 s at 250 Hz with 4 s sub-windows.
 
     Parameters
     ----------
@@ -52,14 +61,14 @@ def emt_n_sub_windows(
     sub_overlap : float
         Fractional overlap of consecutive sub-windows in ``[0, 1)`` (reference: 0.75).
     """
-    win = int(round(sub_window_s * sfreq))
-    step = max(1, int(round(win * (1.0 - sub_overlap))))
-    if win < 1 or win > n_times:
-        raise ModelConfigError(
-            f"EmT: a sub-window of {sub_window_s} s at {sfreq} Hz does not fit in "
-            f"n_times={n_times} samples"
-        )
-    return (n_times - win) // step + 1
+    from physioaffect.features.graphs import emt_sub_window_starts
+    from physioaffect.preprocessing.quality import SignalInputError
+
+    try:
+        starts, _ = emt_sub_window_starts(n_times, sfreq, sub_window_s, sub_overlap)
+    except SignalInputError as err:
+        raise ModelConfigError(f"EmT: {err}") from None
+    return len(starts)
 
 
 def scaled_laplacian(adj: torch.Tensor) -> torch.Tensor:
@@ -208,6 +217,8 @@ class EmT(EEGModel):
     ----------
     n_chans, n_outputs, n_times, sfreq
         braindecode signature: channels (graph nodes), outputs, samples of one segment, Hz.
+        Give any consistent subset of braindecode's signal arguments, ``chs_info`` and
+        ``input_window_seconds`` included (see :class:`~physioaffect.models.EEGModel`).
     n_sub_windows : int or None
         Graphs per segment. Default: derived from ``n_times``, ``sfreq``, ``sub_window_s`` and
         ``sub_overlap`` (:func:`emt_n_sub_windows`).
@@ -239,7 +250,7 @@ class EmT(EEGModel):
         n_chans: int,
         n_outputs: int,
         n_times: int,
-        sfreq: float,
+        sfreq: float | None,
         n_sub_windows: int | None = None,
         sub_window_s: float = 2.0,
         sub_overlap: float = 0.75,
@@ -255,6 +266,10 @@ class EmT(EEGModel):
     ) -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq)
         if n_sub_windows is None:
+            if sfreq is None:
+                raise ModelConfigError(
+                    f"{type(self).__name__}: needs sfreq (Hz) to count its sub-windows of "
+                    f"{sub_window_s:g} s; give sfreq, input_window_seconds or n_sub_windows")
             n_sub_windows = emt_n_sub_windows(n_times, self.sfreq, sub_window_s, sub_overlap)
         self._remember_config(locals())
         if K < 2:
@@ -328,7 +343,7 @@ class EmTRegressor(EmT):
         n_chans: int,
         n_outputs: int,
         n_times: int,
-        sfreq: float,
+        sfreq: float | None,
         n_sub_windows: int | None = None,
         sub_window_s: float = 2.0,
         sub_overlap: float = 0.75,
@@ -355,3 +370,49 @@ class EmTRegressor(EmT):
         return self.head(self.forward_tokens(x))
 
 
+
+
+def official_key_map(model: EmT) -> dict[str, str]:
+    """State-dict key of the official EmT code -> key of ``model``, for every tensor of ``model``.
+
+    The official classifier (``classification/model/EmT.py``) and regressor
+    (``regression/model/EmT.py``) name their parts ``GE1``/``GE2`` (``encoder.<i>.filter_weight``,
+    ``filter_bias``, ``tokenizer``), ``adjs``, ``transformer.layers.<i>.0`` (``PreNorm``:
+    ``norm``, ``fn.to_qkv``, ``fn.STA.1`` with the old ``torch.nn.utils.weight_norm`` keys
+    ``weight_g``/``weight_v``, ``fn.to_out.0``; the regressor: ``fn.to_qkv``, ``fn.lstm``,
+    ``fn.to_out.0``), ``transformer.layers.<i>.1`` (``norm``, ``fn.net.0``, ``fn.net.3``),
+    ``to_GNN_out`` and ``MLP.0``. Ours keep the weight norm as a parametrization
+    (``parametrizations.weight.original0`` = g, ``original1`` = v).
+    """
+    ours = set(model.state_dict())
+    out: dict[str, str] = {"adjs": "adjs", "to_GNN_out.weight": "residual.weight"}
+    for p in ("weight", "bias"):
+        out[f"MLP.0.{p}"] = f"head.{p}"
+    for ge, branch in (("GE1", model.branch1), ("GE2", model.branch2)):
+        name = "branch1" if ge == "GE1" else "branch2"
+        for j in range(len(branch.convs)):
+            out[f"{ge}.encoder.{j}.filter_weight"] = f"{name}.convs.{j}.weight"
+            out[f"{ge}.encoder.{j}.filter_bias"] = f"{name}.convs.{j}.bias"
+        for p in ("weight", "bias"):
+            out[f"{ge}.tokenizer.{p}"] = f"{name}.tokenizer.{p}"
+    for i, layer in enumerate(model.layers):
+        a, f, o = f"transformer.layers.{i}.0", f"transformer.layers.{i}.1", f"layers.{i}"
+        for p in ("weight", "bias"):
+            out[f"{a}.norm.{p}"] = f"{o}.norm1.{p}"
+            out[f"{f}.norm.{p}"] = f"{o}.norm2.{p}"
+            out[f"{a}.fn.to_out.0.{p}"] = f"{o}.mixer.to_out.0.{p}"
+            out[f"{f}.fn.net.0.{p}"] = f"{o}.ff.0.{p}"
+            out[f"{f}.fn.net.3.{p}"] = f"{o}.ff.3.{p}"
+        if isinstance(layer.mixer, _GRUMixer):
+            out[f"{a}.fn.to_qkv.weight"] = f"{o}.mixer.to_in.weight"
+            for k in dict(layer.mixer.gru.named_parameters()):
+                out[f"{a}.fn.lstm.{k}"] = f"{o}.mixer.gru.{k}"
+        else:
+            out[f"{a}.fn.to_qkv.weight"] = f"{o}.mixer.to_qkv.weight"
+            out[f"{a}.fn.STA.1.bias"] = f"{o}.mixer.mixer.1.bias"
+            out[f"{a}.fn.STA.1.weight_g"] = f"{o}.mixer.mixer.1.parametrizations.weight.original0"
+            out[f"{a}.fn.STA.1.weight_v"] = f"{o}.mixer.mixer.1.parametrizations.weight.original1"
+    unmapped = ours - set(out.values())
+    if unmapped:  # a structural change here must be mirrored in this map
+        raise ModelConfigError(f"EmT: no official name for {sorted(unmapped)}")
+    return out

@@ -62,6 +62,8 @@ class MultimodalFusion(EEGModel):
     ----------
     n_chans, n_outputs, n_times, sfreq
         braindecode signature for the EEG branch (channels, outputs, samples, Hz).
+        Give any consistent subset of braindecode's signal arguments, ``chs_info`` and
+        ``input_window_seconds`` included (see :class:`~physioaffect.models.EEGModel`).
     eeg_encoder : {"deformer", "emt", "none"}
         EEG backbone: EEG-Deformer on raw EEG ``(B, n_chans, n_times)``, EmT on band-power graphs
         ``(B, n_sub_windows, n_chans, n_features)``, or no EEG branch.
@@ -92,7 +94,7 @@ class MultimodalFusion(EEGModel):
         n_chans: int,
         n_outputs: int,
         n_times: int,
-        sfreq: float,
+        sfreq: float | None,
         eeg_encoder: str = "deformer",
         eeg_kwargs: dict[str, Any] | None = None,
         n_peripheral_features: int = 0,

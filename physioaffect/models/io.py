@@ -19,10 +19,10 @@ from torch import nn
 
 from physioaffect.errors import PhysioAffectError
 from physioaffect.models._base import EEGModel, ModelConfigError, count_parameters
-from physioaffect.models.registry import REGISTRY, create, name_of
+from physioaffect.models.registry import REGISTRY, create, create_preset, name_of
 
 __all__ = ["ModelFileError", "save_model", "load_model", "read_config", "FORMAT_VERSION",
-           "CONFIG_NAME", "WEIGHTS_NAME"]
+           "CONFIG_NAME", "WEIGHTS_NAME", "load_official_state_dict", "import_official"]
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -92,6 +92,23 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     return config
 
 
+def _torch_state(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict of tensors from a ``torch.save`` file, never unpickling anything else."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad/unsafe pickles
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelFileError(f"{path}: cannot be loaded with weights_only=True ({msg})") from None
+    if isinstance(state, dict):
+        for wrapper in ("state_dict", "model_state_dict", "model"):  # common checkpoint dicts
+            if isinstance(state.get(wrapper), dict):
+                state = state[wrapper]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{path}: expected a state dict of tensors")
+    return state
+
+
 def _read_state(directory: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     st, pt = directory / WEIGHTS_NAME, directory / TORCH_WEIGHTS_NAME
     if st.is_file():
@@ -100,14 +117,7 @@ def _read_state(directory: Path) -> tuple[Path, dict[str, torch.Tensor]]:
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelFileError(f"{st}: corrupt safetensors file ({exc})") from None
     if pt.is_file():
-        try:
-            state = torch.load(pt, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for bad/unsafe pickles
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ModelFileError(f"{pt}: cannot be loaded with weights_only=True ({msg})") from None
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise ModelFileError(f"{pt}: expected a state dict of tensors")
-        return pt, state
+        return pt, _torch_state(pt)
     raise ModelFileError(f"{directory}: no weights file ({WEIGHTS_NAME} or {TORCH_WEIGHTS_NAME})")
 
 
@@ -148,3 +158,87 @@ def _check_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -
                 f"{path}: tensor {key!r} has shape {tuple(state[key].shape)}, the configured "
                 f"model expects {tuple(tensor.shape)}"
             )
+
+
+def load_official_state_dict(model: EEGModel, state: dict[str, torch.Tensor],
+                             source: str = "<state dict>") -> EEGModel:
+    """Load a state dict saved by the official EmT code into ``model`` (EmT or EmTRegressor).
+
+    Every key is translated by :func:`physioaffect.models.emt.official_key_map` (the official
+    token mixer's old ``weight_norm`` keys ``weight_g``/``weight_v`` become our parametrization's
+    ``original0``/``original1``; a ``module.`` prefix of ``DataParallel`` is dropped). Nothing
+    is loaded unless every tensor has its counterpart with the same shape.
+
+    Raises
+    ------
+    ModelFileError
+        One line naming ``source`` and the first key that is missing, unexpected, or of another
+        shape (with both shapes).
+    """
+    from physioaffect.models.emt import EmT, official_key_map
+
+    if not isinstance(model, EmT):
+        raise ModelConfigError(f"official state dicts are EmT's; got {type(model).__name__}")
+    key_map = official_key_map(model)
+    state = {_official_alias(k): v for k, v in state.items()}
+    unexpected = [k for k in state if k not in key_map]
+    if unexpected:
+        raise ModelFileError(
+            f"{source}: tensor {unexpected[0]!r} has no counterpart in {type(model).__name__} "
+            f"({len(unexpected)} such; another layer count, adjacency count or encoder type?)")
+    missing = [k for k in key_map if k not in state]
+    if missing:
+        raise ModelFileError(f"{source}: no tensor {missing[0]!r} ({len(missing)} missing); "
+                             f"expected an official EmT state dict of this configuration")
+    ours = model.state_dict()
+    for key, target in key_map.items():
+        got, want = tuple(state[key].shape), tuple(ours[target].shape)
+        if got != want:
+            raise ModelFileError(f"{source}: tensor {key!r} has shape {got}, the model expects "
+                                 f"{want} (as {target!r})")
+    model.load_state_dict({key_map[k]: v for k, v in state.items()}, strict=True)
+    return model
+
+
+def _official_alias(key: str) -> str:
+    if key.startswith("module."):
+        key = key[len("module."):]
+    # An official model built with the newer parametrized weight_norm saves these names.
+    return (key.replace("STA.1.parametrizations.weight.original0", "STA.1.weight_g")
+               .replace("STA.1.parametrizations.weight.original1", "STA.1.weight_v"))
+
+
+def import_official(path: str | Path, preset: str, out: str | Path,
+                    **overrides: Any) -> Path:
+    """Convert a state dict saved by the official EmT code into a model folder.
+
+    Parameters
+    ----------
+    path : str or Path
+        The official ``.pth``/``.pt`` file (``torch.save(model.state_dict())``), read with
+        ``torch.load(weights_only=True)``.
+    preset : str
+        The configuration it was trained with (``emt_seed``, ``emt_thu_ep``, ``emt_faced``,
+        ``emt_mahnob_regression``), see :data:`~physioaffect.models.registry.PRESETS`.
+    out : str or Path
+        Folder to write (``config.json`` + ``model.safetensors``, :func:`save_model`).
+    **overrides
+        Constructor arguments that differ from the preset (e.g. ``n_outputs=3``).
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    ModelFileError
+        Unreadable file, or tensors that do not fit the preset (named, with both shapes).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    model = create_preset(preset, **overrides)
+    load_official_state_dict(model, _torch_state(path), str(path))
+    return save_model(model.eval(), out, extra={"imported_from": str(path), "preset": preset,
+                                                "overrides": overrides})

@@ -7,18 +7,26 @@ in cache keys. :func:`preprocess_raw` applies it to an :class:`mne.io.Raw`,
 :class:`StreamingFilter` / :class:`StreamingPipeline` apply the same filters causally chunk by
 chunk for the live path.
 
-Order of the steps (offline)
-----------------------------
+Order of the steps
+------------------
 1. bad-channel detection on a band-passed copy (robust z-score of the log channel SD, plus flat
    and non-finite channels),
-2. notch and band-pass: Butterworth second-order sections designed by :func:`design_sos`;
-   ``phase="zero"`` runs them forward and backward (``sosfiltfilt``), ``phase="causal"``
-   forward only (``sosfilt``), which is exactly what :class:`StreamingFilter` does live,
+2. notch and band-pass: Butterworth second-order sections designed once by :func:`design_sos`
+   and applied through MNE's ``Raw.filter`` (``method="iir"``): ``phase="zero"`` runs them
+   forward and backward, ``phase="causal"`` forward only (MNE's ``phase="forward"``, exactly
+   what :class:`StreamingFilter` does live), so ``raw.info["highpass"]``/``["lowpass"]`` tell
+   the truth,
 3. interpolation of bad channels (spherical splines, MNE; needs channel positions),
 4. optional ICA removal of ocular components when EOG channels are present (MNE FastICA and
    ``find_bads_eog``),
-5. re-referencing (average, mastoids, or none),
-6. resampling (MNE, polyphase).
+5. re-referencing through MNE's ``set_eeg_reference`` (average, mastoids, or none),
+6. resampling: zero-phase pipelines use MNE's ``Raw.resample`` (polyphase); causal pipelines
+   decimate by an integer factor after a causal anti-alias low-pass (:func:`decimation_factor`),
+   which :class:`StreamingPipeline` reproduces chunk by chunk.
+
+The causal steps (2, 5 and 6 with ``phase="causal"``) are what the live path runs; a pipeline
+with bad-channel detection, ICA or a zero-phase filter cannot be reproduced live
+(:func:`live_problems` says why).
 
 Epoching from markers with peak-to-peak rejection is :func:`make_epochs`; baseline handling
 (subtract a baseline mean, or divide band power by the baseline's, as DEAP/DREAMER studies do)
@@ -58,6 +66,8 @@ __all__ = [
     "normalise_to_baseline",
     "StreamingFilter",
     "StreamingPipeline",
+    "decimation_factor",
+    "live_problems",
 ]
 
 _REFERENCES = ("average", "mastoids", "none")
@@ -199,8 +209,47 @@ class PipelineConfig:
 # ------------------------------------------------------------------------------ filters
 
 
+def decimation_factor(config: PipelineConfig, sfreq: float) -> int:
+    """Integer factor by which a causal pipeline decimates ``sfreq`` (1: no resampling).
+
+    A causal pipeline cannot resample with a symmetric (look-ahead) kernel, so it keeps every
+    k-th sample after a causal anti-alias low-pass; ``sfreq / resample_sfreq`` must then be a
+    whole number. Zero-phase pipelines resample with MNE and return 1 here.
+
+    Raises
+    ------
+    SignalInputError
+        ``resample_sfreq`` above ``sfreq`` or not an integer divisor of it (causal pipeline).
+    """
+    fs = check_sfreq(sfreq)
+    target = config.resample_sfreq
+    if config.phase != "causal" or target is None or abs(target - fs) < 1e-9:
+        return 1
+    k = fs / target
+    if target > fs or abs(k - round(k)) > 1e-9:
+        raise SignalInputError(
+            f"PipelineConfig.resample_sfreq: a causal pipeline decimates by a whole factor; "
+            f"{target:g} Hz does not divide {fs:g} Hz (choose e.g. {fs / max(2, round(k)):g} Hz, "
+            "or phase='zero' for offline-only resampling)"
+        )
+    return int(round(k))
+
+
+def _anti_alias_hz(config: PipelineConfig, sfreq: float) -> float | None:
+    """Edge of the causal anti-alias low-pass added before decimation (None: not needed)."""
+    k = decimation_factor(config, sfreq)
+    if k == 1:
+        return None
+    edge = 0.4 * sfreq / k  # 80 % of the new Nyquist frequency
+    if config.h_freq is not None and config.h_freq <= edge:
+        return None  # the band-pass already removes what would alias
+    return edge
+
+
 def design_sos(config: PipelineConfig, sfreq: float) -> np.ndarray:
-    """Second-order sections of the notch(es) followed by the band-pass.
+    """Second-order sections of the notch(es), the band-pass and, for a causal pipeline that
+    decimates, an anti-alias low-pass (Butterworth, order 8, at 80 % of the new Nyquist
+    frequency, only when ``h_freq`` does not already lie below it).
 
     Returns
     -------
@@ -237,7 +286,27 @@ def design_sos(config: PipelineConfig, sfreq: float) -> np.ndarray:
         parts.append(signal.butter(config.filter_order, lo, btype="highpass", fs=fs, output="sos"))
     elif hi is not None:
         parts.append(signal.butter(config.filter_order, hi, btype="lowpass", fs=fs, output="sos"))
+    alias = _anti_alias_hz(config, fs)
+    if alias is not None:
+        parts.append(signal.butter(8, alias, btype="lowpass", fs=fs, output="sos"))
     return np.concatenate(parts) if parts else np.zeros((0, 6))
+
+
+def live_problems(config: PipelineConfig) -> list[str]:
+    """Why a pipeline cannot be reproduced on live streams (empty: it can).
+
+    The live path runs the causal filters, the re-reference and the decimation of
+    :class:`StreamingPipeline`; it cannot look ahead (zero-phase filters), find bad channels in a
+    recording it has not seen, or apply an ICA fitted on another recording.
+    """
+    problems = []
+    if config.phase != "causal":
+        problems.append("phase='zero' filters look ahead in time")
+    if config.detect_bads:
+        problems.append("detect_bads finds bad channels on the whole recording")
+    if config.ica_eog:
+        problems.append("ica_eog fits an ICA on the whole recording")
+    return problems
 
 
 def filter_array(x: object, sfreq: float, config: PipelineConfig, axis: int = -1) -> np.ndarray:
@@ -325,12 +394,26 @@ class StreamingFilter:
 
 
 class StreamingPipeline:
-    """The causal part of a pipeline for the live path: filter, then re-reference, per chunk.
+    """The causal pipeline for the live path: filter, re-reference and decimate, per chunk.
 
-    Matches :func:`preprocess_array` with ``phase="causal"``, ``detect_bads=False``,
-    ``ica_eog=False`` and no resampling sample for sample (the offline order is filter then
-    reference too). Bad channels found offline can be passed as ``bads`` (excluded from the
-    average reference, as offline).
+    Matches :func:`preprocess_array` with ``phase="causal"``, ``detect_bads=False`` and
+    ``ica_eog=False`` sample for sample, for chunks of any size (the offline order is filter,
+    reference, decimate too). Bad channels found offline can be passed as ``bads`` (excluded
+    from the average reference, as offline).
+
+    Parameters
+    ----------
+    config : PipelineConfig
+        Must be causal (see :func:`live_problems`).
+    sfreq : float
+        Rate of the incoming samples, Hz.
+    ch_names : list of str
+    bads : list of str
+
+    Attributes
+    ----------
+    sfreq_out : float
+        Rate of the output samples (``sfreq`` divided by :func:`decimation_factor`).
     """
 
     def __init__(
@@ -340,19 +423,49 @@ class StreamingPipeline:
         ch_names: Sequence[str],
         bads: Sequence[str] = (),
     ):
+        problems = live_problems(config)
         if config.phase != "causal":
             raise SignalInputError(
                 "config.phase: the live path needs phase='causal' to match training"
             )
+        if problems:
+            raise SignalInputError(f"config: cannot run live ({'; '.join(problems)})")
         self.config = config
         self.ch_names = list(ch_names)
         self.filter = StreamingFilter.from_config(config, sfreq, len(self.ch_names))
         self._ref = _reference_matrix(self.ch_names, config, bads)
+        self.decimate = decimation_factor(config, sfreq)
+        self.sfreq_out = float(sfreq) / self.decimate
+        self._phase = 0
 
-    def process(self, chunk: object) -> np.ndarray:
-        """Filter and re-reference a ``(n_samples, n_channels)`` chunk in microvolts."""
+    def reset(self) -> None:
+        """Start over, as at the first sample of a recording (filter state and decimation)."""
+        self.filter.reset()
+        self._phase = 0
+
+    def process(self, chunk: object, timestamps: object | None = None):
+        """Filter, re-reference and decimate a ``(n_samples, n_channels)`` chunk in microvolts.
+
+        Returns
+        -------
+        y : ndarray, shape (n_kept, n_channels)
+            ``n_kept == n_samples`` without decimation.
+        ts : ndarray, shape (n_kept,)
+            Only when ``timestamps`` (one per input sample) are given: those of the kept samples.
+        """
         y = self.filter.process(chunk)
-        return y if self._ref is None else y @ self._ref.T
+        if self._ref is not None:
+            y = y @ self._ref.T
+        keep = None
+        if self.decimate > 1:
+            first = (-self._phase) % self.decimate  # index of the next sample to keep
+            keep = slice(first, None, self.decimate)
+            self._phase = (self._phase + len(y)) % self.decimate
+            y = y[keep]
+        if timestamps is None:
+            return y
+        ts = np.asarray(timestamps, dtype=np.float64)
+        return y, (ts if keep is None else ts[keep])
 
 
 def _reference_matrix(
@@ -367,6 +480,11 @@ def _reference_matrix(
         if good.sum() == 0:
             raise SignalInputError(
                 "reference: every channel is bad; cannot build an average reference"
+            )
+        if good.sum() < 2:  # the signal minus itself: zero everywhere
+            raise SignalInputError(
+                f"reference='average' needs 2 or more good channels, got {int(good.sum())} of "
+                f"{n}; use reference='none'"
             )
         return np.eye(n) - np.outer(np.ones(n), good / good.sum())
     lower = [c.lower() for c in ch_names]
@@ -484,8 +602,8 @@ def preprocess_raw(
         if bads:
             warn_quality("preprocess", [f"bad channels {why}"])
     # Non-finite samples would poison every filter; bad channels are zeroed before filtering.
-    data = np.where(np.isfinite(data), data, 0.0)
-    raw._data[picks] = filter_array(data, sfreq, config)
+    raw._data[picks] = np.where(np.isfinite(data), data, 0.0)
+    _filter_with_mne(raw, picks, config, sfreq)
 
     bads_now = [b for b in raw.info["bads"] if b in eeg_names]
     if bads_now and config.interpolate_bads:
@@ -506,15 +624,80 @@ def preprocess_raw(
         report["ica_excluded"] = _ica_remove_eog(raw, config)
 
     if config.reference != "none":
-        bads_now = [b for b in raw.info["bads"] if b in eeg_names]
-        ref = _reference_matrix(eeg_names, config, bads_now)
-        raw._data[picks] = ref @ raw._data[picks]
+        _reference_with_mne(raw, eeg_names, config)
 
     if config.resample_sfreq is not None and config.resample_sfreq != sfreq:
-        raw.resample(config.resample_sfreq, verbose=False)
+        raw = _resample(raw, config, sfreq)
     report["sfreq"] = float(raw.info["sfreq"])
     report["config_hash"] = config.config_hash()
     return raw, report
+
+
+def _filter_with_mne(raw: Any, picks: np.ndarray, config: PipelineConfig, sfreq: float) -> None:
+    """Apply :func:`design_sos` through MNE's ``Raw.filter`` so that ``info`` records the band.
+
+    MNE's IIR ``phase="forward"`` is one ``sosfilt`` pass from a zero state, exactly what
+    :class:`StreamingFilter` computes live; ``phase="zero"`` is MNE's forward-backward pass.
+    """
+    sos = design_sos(config, sfreq)
+    if len(sos) == 0:
+        return
+    mne_phase = "forward" if config.phase == "causal" else "zero"
+    lo = config.l_freq
+    hi = config.h_freq if config.h_freq is not None and config.h_freq < sfreq / 2 else None
+    alias = _anti_alias_hz(config, sfreq)
+    if alias is not None:
+        hi = alias if hi is None else min(hi, alias)
+    if lo is None and hi is None:
+        # a notch alone: no band edge for MNE's filter, and no info field describes a notch
+        func = signal.sosfilt if config.phase == "causal" else signal.sosfiltfilt
+        raw._data[picks] = func(sos, raw._data[picks], axis=-1)
+        return
+    raw.filter(lo, hi, picks=picks, method="iir", iir_params={"sos": sos}, phase=mne_phase,
+               verbose=False)
+
+
+def _reference_with_mne(raw: Any, eeg_names: list[str], config: PipelineConfig) -> None:
+    """Re-reference with MNE's ``set_eeg_reference`` (records ``custom_ref_applied``)."""
+    good = [c for c in eeg_names if c not in raw.info["bads"]]
+    if config.reference == "average":
+        if len(good) < 2:
+            warn_quality("preprocess", [
+                f"average reference skipped: {len(good)} good EEG channel(s) (the average of one "
+                "channel is the channel itself, and would leave zeros)"])
+            return
+        raw.set_eeg_reference("average", projection=False, verbose=False)
+        return
+    lower = {c.lower(): c for c in eeg_names}
+    ms = [m.lower() for m in config.mastoids]
+    for a, b in zip(ms[0::2], ms[1::2], strict=False):
+        if a in lower and b in lower:
+            raw.set_eeg_reference([lower[a], lower[b]], projection=False, verbose=False)
+            return
+    raise SignalInputError(
+        f"reference='mastoids': none of the mastoid pairs {config.mastoids} is among the "
+        f"channels {eeg_names}"
+    )
+
+
+def _resample(raw: Any, config: PipelineConfig, sfreq: float) -> Any:
+    """Zero-phase pipelines: MNE's polyphase ``Raw.resample``. Causal pipelines: keep every
+    k-th sample (the anti-alias low-pass is already in the filter), as the live path does."""
+    import mne
+
+    k = decimation_factor(config, sfreq)
+    if k == 1:
+        raw.resample(config.resample_sfreq, method="polyphase", verbose=False)
+        return raw
+    info = raw.info.copy()
+    new_fs = sfreq / k
+    with info._unlock():  # MNE has no Raw.decimate; the new rate and band are set by hand
+        info["sfreq"] = new_fs
+        info["lowpass"] = min(float(info["lowpass"]), new_fs / 2)
+    out = mne.io.RawArray(raw.get_data()[:, ::k], info, first_samp=raw.first_samp // k,
+                          verbose=False)
+    out.set_annotations(raw.annotations)
+    return out
 
 
 def _try_standard_montage(raw: Any) -> None:

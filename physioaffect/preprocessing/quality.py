@@ -30,6 +30,7 @@ __all__ = [
     "describe_counts",
     "fill_short_nan_runs",
     "eeg_unit_problem",
+    "flat_tolerance",
     "warn_quality",
 ]
 
@@ -128,13 +129,37 @@ def fill_short_nan_runs(
     return y, []
 
 
+def flat_tolerance(
+    peak: np.ndarray | float, dtype: np.dtype | type = np.float64, resolution: float = 0.0
+) -> np.ndarray | float:
+    """Largest peak-to-peak range that still counts as a flat line.
+
+    A constant stored in floating point is not always exactly constant after arithmetic (a
+    constant -0.0236 mV has a standard deviation of 3.5e-18 from rounding alone), so flatness is
+    judged against the resolution of the numbers at the signal's scale: 64 units in the last
+    place of the largest magnitude (``64 * eps(dtype) * peak``), or one step of the
+    acquisition's ``resolution`` (e.g. an ADC step) when that is larger.
+
+    Parameters
+    ----------
+    peak : float or ndarray
+        Largest absolute value of the signal (per window when an array).
+    dtype : numpy dtype
+        Storage type of the signal (float32 has a coarser resolution than float64).
+    resolution : float
+        Known quantisation step of the acquisition in signal units (0: unknown).
+    """
+    eps = np.finfo(np.dtype(dtype) if np.issubdtype(np.dtype(dtype), np.floating) else np.float64).eps
+    return np.maximum(64.0 * eps * np.abs(peak), resolution)
+
+
 def signal_problems(
     x: np.ndarray,
     sfreq: float,
     *,
     min_seconds: float = 0.0,
     clip_fraction: float = 0.05,
-    flat_std: float = 0.0,
+    resolution: float = 0.0,
 ) -> list[str]:
     """Reasons why a 1-D signal cannot give features; empty when it can.
 
@@ -150,8 +175,9 @@ def signal_problems(
         The signal counts as clipped when more than this fraction of samples sit exactly on its
         maximum or on its minimum (an amplifier or ADC rail). Signals with fewer than 20 distinct
         values are not judged (coarse quantisation would look like clipping).
-    flat_std : float
-        Standard deviation at or below which the signal counts as flat (same units as ``x``).
+    resolution : float
+        Quantisation step of the acquisition in signal units (0: unknown); a signal that varies
+        by no more than this, or than rounding at its scale, is flat (:func:`flat_tolerance`).
     """
     reasons: list[str] = []
     n = x.shape[-1]
@@ -168,9 +194,11 @@ def signal_problems(
     if nan.any():
         reasons.append(f"contains NaN ({nan.mean():.1%} of samples)")
     finite = x[np.isfinite(x)]
-    if finite.size and float(np.std(finite)) <= flat_std:
-        reasons.append("flat line (no variation)")
-        return reasons
+    if finite.size:
+        hi, lo = float(finite.max()), float(finite.min())
+        if hi - lo <= flat_tolerance(max(abs(hi), abs(lo)), x.dtype, resolution):
+            reasons.append(f"flat line (constant {lo:.6g}: no variation beyond rounding)")
+            return reasons
     if finite.size >= 20 and clip_fraction < 1:
         hi, lo = finite.max(), finite.min()
         frac = max(np.mean(finite == hi), np.mean(finite == lo))
@@ -202,7 +230,11 @@ def window_problems(
         lo = windows.min(axis=-1)
     # NaN propagates into max/min and inf shows up in them: no separate isfinite pass needed.
     nonfinite = ~(np.isfinite(hi) & np.isfinite(lo))
-    flat = ~nonfinite & (hi == lo)
+    with np.errstate(invalid="ignore"):
+        # judged against rounding at the window's scale, not exact equality (flat_tolerance)
+        flat = ~nonfinite & (
+            hi - lo <= flat_tolerance(np.maximum(np.abs(hi), np.abs(lo)), windows.dtype)
+        )
     bad = nonfinite | flat
     counts = {"NaN/inf samples": int(nonfinite.sum()), "flat line": int(flat.sum()), "clipped": 0}
     if clip_fraction is not None and windows.shape[-1] >= 20:

@@ -11,13 +11,14 @@ from physioaffect.realtime.checkpoint import (
     DecoderBundle,
     DecoderError,
     StreamMatch,
-    bundle_from_parts,
+    bundle_for_model,
     load_bundle,
     match_streams,
     save_bundle,
 )
 from physioaffect.realtime.decoder import (
     PREDICTION_TYPE,
+    QUALITY_CHANNEL,
     OnlineDecoder,
     Prediction,
     Smoother,
@@ -29,6 +30,7 @@ from physioaffect.realtime.service import DecodeReport, run_decoder
 
 __all__ = [
     "PREDICTION_TYPE",
+    "QUALITY_CHANNEL",
     "CheckpointMismatchError",
     "DecodeReport",
     "DecoderBundle",
@@ -38,7 +40,7 @@ __all__ = [
     "Smoother",
     "StatusEvent",
     "StreamMatch",
-    "bundle_from_parts",
+    "bundle_for_model",
     "load_bundle",
     "match_streams",
     "prediction_info",

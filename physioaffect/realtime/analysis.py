@@ -183,7 +183,7 @@ def write_live_session(path: str | Path, bundle: Any, config: Any, seconds: floa
     writer.add_stream(sinfo)
 
     def on_pred(p: Any) -> None:
-        writer.append(Chunk(pinfo.name, np.array([p.time]), p.values[None].astype(np.float32)))
+        writer.append(Chunk(pinfo.name, np.array([p.time]), p.sample()[None].astype(np.float32)))
 
     def on_status(ev: Any) -> None:
         t = float(hub.buffers[f"{prefix}-EEG"].latest(1)[0][-1])  # data clock (speed 0)

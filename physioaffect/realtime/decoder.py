@@ -10,6 +10,19 @@ that ends at that sample, stamped with that sample's timestamp (the window's end
 LSL clock), and published at once. A chunk holding several due points gives a prediction for
 each; after a stall only the newest four are decoded so the decoder never falls behind.
 
+Quality
+-------
+Every prediction carries the signal quality of the window it was decoded from
+(:attr:`Prediction.quality`, 0-1, and :attr:`Prediction.quality_reasons`): the EEG
+bad-channel criteria of :func:`physioaffect.features.quality.eeg_channel_quality` on the
+filtered window in microvolts (the fraction of good channels), and, for a fusion model, the
+lowest quality of the peripheral signals it used. The ``Prediction`` stream publishes it as its
+last channel, ``quality``, after the model's outputs (whose order is unchanged, so readers that
+take the outputs by label or by their first ``n_outputs`` columns keep working). A window below
+:data:`~physioaffect.features.quality.QUALITY_THRESHOLD` is still decoded and published: the
+quality channel flags it, and the status stream says which channels were bad when the flag
+turns on.
+
 Dropouts
 --------
 When the EEG stops arriving for ``stale_s`` seconds, or comes back after a gap in its
@@ -35,6 +48,7 @@ from physioaffect.realtime.checkpoint import DecoderBundle, DecoderError, Stream
 from physioaffect.streams import IRREGULAR_RATE, StreamHub, StreamInfo, local_clock
 
 __all__ = [
+    "QUALITY_CHANNEL",
     "OnlineDecoder",
     "Prediction",
     "Smoother",
@@ -63,6 +77,10 @@ class Prediction:
         ``local_clock()`` when the window's last sample was read from the hub.
     published : float
         ``local_clock()`` right after the prediction was handed to the outlet.
+    quality : float
+        Signal quality of the decoded window, 0-1 (see the module docstring).
+    quality_reasons : str
+        The failed quality criteria ("" when none failed).
     """
 
     time: float
@@ -70,6 +88,12 @@ class Prediction:
     raw: np.ndarray
     arrived: float
     published: float = 0.0
+    quality: float = float("nan")
+    quality_reasons: str = ""
+
+    def sample(self) -> np.ndarray:
+        """The ``Prediction`` stream sample: the smoothed outputs, then the quality."""
+        return np.append(self.values, self.quality)
 
     @property
     def latency(self) -> float:
@@ -90,16 +114,24 @@ class StatusEvent:
                           separators=(",", ":"))
 
 
+#: Label of the ``Prediction`` stream's last channel: the decoded window's quality (0-1).
+QUALITY_CHANNEL = "quality"
+
+
 def prediction_info(bundle: DecoderBundle, rate: float, name: str = "physioaffect-prediction",
                     source: str = "") -> StreamInfo:
-    """The ``Prediction`` stream: one channel per output, nominal rate = update rate."""
+    """The ``Prediction`` stream: one channel per output, then ``quality`` (0-1, the decoded
+    window's signal quality); nominal rate = update rate."""
     unit = "probability" if bundle.task == "classification" else "rating 1-9"
+    labels = list(bundle.output_labels())
     return StreamInfo.from_labels(
-        name, PREDICTION_TYPE, bundle.output_labels(), float(rate), unit,
+        name, PREDICTION_TYPE, [*labels, QUALITY_CHANNEL], float(rate),
+        [unit] * len(labels) + ["0-1"],
         channel_types=PREDICTION_TYPE, source_id=f"{name}-{bundle.target}",
         device={"manufacturer": "physioaffect", "model": "online decoder",
                 "checkpoint": bundle.path, "target": bundle.target, "task": bundle.task,
-                "window_s": f"{bundle.window_s:g}", "input": source},
+                "window_s": f"{bundle.window_s:g}", "input": source,
+                "pipeline": pipeline_note(bundle)},
     )
 
 
@@ -158,7 +190,11 @@ class PeripheralFeatures:
 
     def __init__(self, hub: StreamHub, streams: dict[str, StreamInfo], feature_names: list[str],
                  window_s: float, interval: float = 1.0, context_s: float = 10.0,
-                 stale_s: float = 2.0):
+                 stale_s: float = 2.0, quality_gate: dict | None = None):
+        gate = dict(quality_gate or {"threshold": 0.5, "action": "mask"})
+        self.quality_threshold = float(gate.get("threshold", 0.5))
+        # as in training: low-quality features are missing unless the model kept them
+        self.low_quality = "flag" if gate.get("action") == "keep" else "nan"
         self.hub = hub
         self.streams = dict(streams)
         self.names = list(feature_names)
@@ -167,6 +203,7 @@ class PeripheralFeatures:
         self.context_s = max(context_s, window_s)
         self.stale_s = stale_s
         self._row: np.ndarray | None = None
+        self._quality: tuple[float, str] = (float("nan"), "")
         self._seen: dict[str, tuple[int, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="decoder-periph")
@@ -183,14 +220,21 @@ class PeripheralFeatures:
         """``(1, n_features)`` float32, or None when no feature could be computed."""
         return self._row
 
+    def quality(self) -> tuple[float, str]:
+        """Lowest quality (0-1) of the peripheral windows behind :meth:`latest`, and why."""
+        return self._quality
+
     def compute(self) -> np.ndarray | None:
         import warnings
 
+        from physioaffect.features.peripheral import quality_columns
         from physioaffect.features.windows import peripheral_table
         from physioaffect.training.data import PERIPHERAL_MODALITIES  # the training mapping
 
         row = np.full(len(self.names), np.nan, dtype=np.float32)
         col = {n: i for i, n in enumerate(self.names)}
+        scores: list[float] = []
+        why: list[str] = []
         now = time.monotonic()
         for kind, info in self.streams.items():
             mod = PERIPHERAL_MODALITIES.get(kind.upper())
@@ -211,10 +255,17 @@ class PeripheralFeatures:
                 warnings.simplefilter("ignore")
                 tab = peripheral_table(mod, x[:, 0].astype(np.float64), fs,
                                        [float(ts[-1]) - self.window_s + 1.0 / fs],
-                                       self.window_s, timestamps=ts)
+                                       self.window_s, timestamps=ts, reasons=True,
+                                       quality_threshold=self.quality_threshold,
+                                       low_quality=self.low_quality)
             for name in tab.columns:
                 if name in col:
                     row[col[name]] = float(tab[name].iloc[0])
+            q_col, r_col = quality_columns(mod)
+            scores.append(float(tab[q_col].iloc[0]))
+            if tab[r_col].iloc[0]:
+                why.append(f"{kind}: {tab[r_col].iloc[0]}")
+        self._quality = (min(scores) if scores else float("nan"), "; ".join(why))
         return row[None] if np.isfinite(row).any() else None
 
     def _run(self) -> None:
@@ -281,13 +332,40 @@ class FaceWindowFeatures:
         return row[None] if np.isfinite(row[:-1]).any() else None
 
 
-def _live_pipeline(config: PipelineConfig) -> PipelineConfig:
-    """The causal equivalent of a training pipeline (live decoding cannot look ahead)."""
-    if config.phase == "causal":
+def live_pipeline(bundle: DecoderBundle, allow_noncausal: bool = False) -> PipelineConfig:
+    """The pipeline the live path runs for ``bundle``.
+
+    A checkpoint trained with a causal pipeline is decoded with exactly that pipeline. One
+    trained with a pipeline that cannot run live (zero-phase filters, bad-channel detection, ICA)
+    is refused, unless ``allow_noncausal``: then its causal equivalent runs (same band, causal
+    filter, no detection or ICA), and the decoder says so in its status and stream metadata.
+
+    Raises
+    ------
+    DecoderError
+        The checkpoint's pipeline cannot run live and ``allow_noncausal`` is False.
+    """
+    config = bundle.pipeline
+    problems = bundle.contract.live_problems()
+    if not problems:
         return config
+    if not allow_noncausal:
+        raise DecoderError(
+            f"{bundle.path or 'checkpoint'}: its preprocessing cannot run live "
+            f"({'; '.join(problems)}): the model would see other inputs than in training. Train "
+            "a live-able model with preprocessing phase: causal, detect_bads: false, ica_eog: "
+            "false (the training default), or decode anyway with --allow-noncausal")
     data = config.to_dict()
-    data["phase"] = "causal"
+    data.update(phase="causal", detect_bads=False, interpolate_bads=False, ica_eog=False)
     return PipelineConfig.from_dict(data)
+
+
+def pipeline_note(bundle: DecoderBundle) -> str:
+    """How the live inputs relate to the training inputs (status line, stream metadata)."""
+    problems = bundle.contract.live_problems()
+    if not problems:
+        return "causal pipeline as trained"
+    return f"NOT as trained: causal equivalent of a non-causal training pipeline ({'; '.join(problems)})"
 
 
 class OnlineDecoder:
@@ -317,12 +395,15 @@ class OnlineDecoder:
         stale_s: float = 0.5, warmup_s: float = 1.0,
         on_prediction: Callable[[Prediction], None] | None = None,
         on_status: Callable[[StatusEvent], None] | None = None,
-        match: StreamMatch | None = None,
+        match: StreamMatch | None = None, allow_noncausal: bool = False,
     ):
         if not rate > 0:
             raise DecoderError(f"decoding rate must be > 0 Hz, got {rate}")
         self.hub = hub
         self.bundle = bundle
+        self.contract = bundle.contract
+        self.pipeline_config = live_pipeline(bundle, allow_noncausal)
+        self.pipeline_note = pipeline_note(bundle)
         self.match = match or match_streams(bundle, list(hub.infos.values()))
         if self.match.eeg is None:
             raise DecoderError(f"{bundle.path}: the live decoder needs an EEG branch")
@@ -334,48 +415,43 @@ class OnlineDecoder:
         self.on_prediction = on_prediction
         self.on_status = on_status
         self.picks = np.asarray(self.match.picks, dtype=int)
-        self.pipeline_config = _live_pipeline(bundle.pipeline)
         ch = [self.eeg.labels[i] for i in self.picks]
         self._pipeline = StreamingPipeline(self.pipeline_config, self.fs, ch)
-        self.n_window = int(round(bundle.window_s * self.fs))  # at the source rate
-        self.hop = self.fs / self.rate
-        self.warmup_n = int(round(warmup_s * self.fs))
+        self.model_fs = self._pipeline.sfreq_out
+        self.n_window = int(bundle.n_times)  # at the model rate, after decimation
+        self.hop = self.model_fs / self.rate
+        self.warmup_n = int(round(warmup_s * self.model_fs))
         self.max_backlog = 4  # due points decoded from one chunk at most
         self._cap = self.n_window + self.max_backlog * (int(np.ceil(self.hop)) + 1) + 2
         self._buf = np.zeros((self._cap, len(self.picks)), dtype=np.float32)
         self._bts = np.zeros(self._cap, dtype=np.float64)
         self._reader = hub.reader(self.eeg.name)
-        self._resample = None
-        if bundle.pipeline.resample_sfreq and bundle.pipeline.resample_sfreq != self.fs:
-            from fractions import Fraction
-
-            fr = Fraction(bundle.pipeline.resample_sfreq / self.fs).limit_denominator(1000)
-            self._resample = (fr.numerator, fr.denominator)
         self.model = bundle.model
         self.peripheral: PeripheralFeatures | None = None
         self.modalities_used: tuple[str, ...] = ("eeg",)
-        meta = bundle.training_meta
-        if meta is not None and "peripheral" in meta.get("modalities", ()):
-            names = list((meta.get("peripheral") or {}).get("feature_names") or [])
-            self.peripheral = PeripheralFeatures(hub, self.match.peripheral, names,
-                                                 bundle.window_s).start()
+        if "peripheral" in self.contract.modalities:
+            self.peripheral = PeripheralFeatures(hub, self.match.peripheral,
+                                                 list(self.contract.peripheral_features),
+                                                 bundle.window_s,
+                                                 quality_gate=dict(self.contract.quality_gate)
+                                                 ).start()
         self.face: FaceWindowFeatures | None = None
-        if meta is not None and "face" in meta.get("modalities", ()):
-            face_meta = meta.get("face") or {}
+        if "face" in self.contract.modalities:
             self.face = FaceWindowFeatures(hub, self.match.face,
-                                           list(face_meta.get("feature_names") or []),
-                                           bundle.window_s, face_meta.get("min_valid", 0.5))
+                                           list(self.contract.face_features), bundle.window_s,
+                                           self.contract.face_min_valid)
         self.state = "starting"
         self.reason = ""
         self.predictions = 0
         self.latencies: list[float] = []
+        self._low_quality = False
         self._last_data_wall = time.monotonic()
         self._last_ts: float | None = None
         self._reset("start")
 
     # -- state ---------------------------------------------------------------------------
     def _reset(self, why: str) -> None:
-        self._pipeline.filter.reset()
+        self._pipeline.reset()
         self._count = 0  # samples in the buffer since the last reset
         self._next_at = float(self.n_window + self.warmup_n)
         self.smoother.reset()
@@ -425,8 +501,11 @@ class OnlineDecoder:
         elif self.state == "paused-stale":
             self._set_state("paused", f"{self.eeg.name} is back; waiting for a full window")
         self._last_ts = float(ts[-1])
-        y = self._pipeline.process(x).astype(np.float32)
+        y, ts = self._pipeline.process(x, ts)
+        y = y.astype(np.float32)
         n = len(ts)
+        if n == 0:
+            return []
         before = self._count
         self._push(ts, y)
         self._count += n
@@ -447,8 +526,10 @@ class OnlineDecoder:
             preds.append(self._decode(offset, arrived))
         used = "+".join(self.modalities_used)
         masked = [m for m in self.bundle.modalities if m not in self.modalities_used]
+        note = "" if not self.contract.live_problems() else f"; {self.pipeline_note}"
         self._set_state("running", f"decoding from {used}"
-                        + (f" ({', '.join(masked)} masked: no usable stream)" if masked else ""))
+                        + (f" ({', '.join(masked)} masked: no usable stream)" if masked else "")
+                        + note)
         return preds
 
     def _push(self, ts: np.ndarray, y: np.ndarray) -> None:
@@ -463,53 +544,46 @@ class OnlineDecoder:
         self._bts[-n:] = ts
 
     def window(self, offset: int = 0) -> tuple[np.ndarray, float]:
-        """The current model input ``(n_chans, n_times)`` ending ``offset`` samples back, and
-        the timestamp of its last sample."""
+        """The current model input ``(n_chans, n_times)`` (preprocessed, at the model rate)
+        ending ``offset`` samples back, and the timestamp of its last sample."""
         stop = self._cap - offset
         x = self._buf[stop - self.n_window: stop].T
         t_end = float(self._bts[stop - 1])
-        if self._resample is not None:
-            from scipy.signal import resample_poly
-
-            x = resample_poly(x, self._resample[0], self._resample[1], axis=1)
-        x = x[:, -self.bundle.n_times:] if x.shape[1] >= self.bundle.n_times else np.pad(
-            x, ((0, 0), (self.bundle.n_times - x.shape[1], 0)), mode="edge")
-        if self.bundle.window_norm == "zscore":
-            x = (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-6)
         return np.ascontiguousarray(x, dtype=np.float32), t_end
+
+    def window_quality(self, offset: int = 0) -> tuple[float, str]:
+        """Quality (0-1) and failed criteria of the filtered EEG window ending ``offset``
+        samples back, in microvolts: the fraction of channels that pass the bad-channel
+        criteria (:func:`~physioaffect.features.quality.eeg_channel_quality`)."""
+        from physioaffect.features.quality import eeg_channel_quality
+
+        stop = self._cap - offset
+        x = self._buf[stop - self.n_window: stop].T[None]
+        scores, _, reasons = eeg_channel_quality(x, [self.eeg.labels[i] for i in self.picks])
+        return float(scores[0]), reasons[0]
 
     def infer(self, x: np.ndarray, t_end: float | None = None) -> np.ndarray:
         """Model output for one window ``(n_chans, n_times)`` ending at ``t_end`` (LSL s):
-        probabilities or ratings."""
-        meta = self.bundle.training_meta
-        if meta is not None:
-            return self._infer_training(x, meta, t_end)
-        xt = torch.from_numpy(x)[None]
-        with torch.inference_mode():
-            if self.bundle.is_fusion:
-                # only the EEG branch is fed live; absent modalities are masked, not zero-filled
-                out = self.model(eeg=xt)
-            else:
-                out = self.model(xt)
-        out = out.reshape(1, -1)
-        if self.bundle.task == "classification":
-            out = torch.softmax(out, dim=1)
-        return out[0].double().numpy()
+        probabilities or ratings.
 
-    def _infer_training(self, x: np.ndarray, meta: dict, t_end: float | None = None) -> np.ndarray:
-        # the training stage's own input builder and scorer: same normalisation, graphs,
-        # target scaling; a fusion model without usable peripheral or face features runs
-        # with that branch masked
+        Inputs are built by the training stage's own :func:`build_inputs` and scored by its
+        :func:`predict` (the contract's input kind, normalisation and target scaling); a fusion
+        model without usable peripheral or face features runs with that branch masked.
+        """
+        import dataclasses
+
         from physioaffect.training.checkpoint import build_inputs, predict
 
         per = self.peripheral.latest() if self.peripheral is not None else None
         face = self.face.at(t_end) if self.face is not None and t_end is not None else None
         absent = {"peripheral": per is None, "face": face is None}
-        use = [m for m in meta["modalities"] if not absent.get(m, False)]
-        inputs = build_inputs({**meta, "modalities": use}, x[None], per, face)
-        self.modalities_used = tuple(use)
+        use = tuple(m for m in self.contract.modalities if not absent.get(m, False))
+        contract = self.contract if use == self.contract.modalities else \
+            dataclasses.replace(self.contract, modalities=use)
+        inputs = build_inputs(contract, x[None], per, face)
+        self.modalities_used = use
         with torch.inference_mode():
-            y = predict(self.model, meta, inputs)
+            y = predict(self.model, contract, inputs)
         return np.atleast_1d(np.asarray(y[0], dtype=np.float64))
 
     def close(self) -> None:
@@ -518,10 +592,23 @@ class OnlineDecoder:
             self.peripheral.stop()
 
     def _decode(self, offset: int, arrived: float) -> Prediction:
+        from physioaffect.features.quality import QUALITY_THRESHOLD
+
         x, t_end = self.window(offset)
         raw = self.infer(x, t_end)
         values = self.smoother(t_end, raw)
-        pred = Prediction(t_end, values, raw, arrived)
+        quality, why = self.window_quality(offset)
+        if self.peripheral is not None and "peripheral" in self.modalities_used:
+            pq, pwhy = self.peripheral.quality()
+            if np.isfinite(pq) and pq < quality:
+                quality, why = pq, pwhy
+        pred = Prediction(t_end, values, raw, arrived, quality=quality, quality_reasons=why)
+        low = quality < QUALITY_THRESHOLD
+        if low != self._low_quality:  # say so once when the flag turns on (and off)
+            self._low_quality = low
+            if self.on_status is not None:
+                self.on_status(StatusEvent(local_clock(), "low-quality" if low else "quality-ok",
+                                           why if low else f"window quality {quality:.2f}"))
         if self.on_prediction is not None:
             self.on_prediction(pred)
         pred.published = local_clock()

@@ -17,7 +17,7 @@ import torch
 
 from physioaffect.models import create
 from physioaffect.preprocessing import PipelineConfig, filter_array
-from physioaffect.realtime.checkpoint import DecoderBundle
+from physioaffect.realtime.checkpoint import DecoderBundle, bundle_for_model
 from physioaffect.sources.sim import NEUTRAL, SimConfig, simulate_subject, stream_infos
 
 __all__ = ["DEMO_PIPELINE", "arousal_windows", "train_demo_bundle"]
@@ -134,7 +134,7 @@ def train_demo_bundle(
     with torch.inference_mode():
         acc = float((model(Xt).argmax(1) == yt).float().mean())
     ch_names = list(stream_infos(config)["EEG"].labels)
-    bundle = DecoderBundle(model=model, pipeline=DEMO_PIPELINE, ch_names=ch_names, sfreq=fs,
-                           n_times=n_times, task="classification", target="arousal",
-                           outputs=["low", "high"], path="demo")
+    bundle = bundle_for_model(model, DEMO_PIPELINE, ch_names, fs, n_times,
+                              task="classification", target="arousal",
+                              outputs=["low", "high"], path="demo")
     return bundle, {"train_accuracy": acc, "n_windows": int(len(y))}

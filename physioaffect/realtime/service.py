@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from physioaffect.log import logger, verbose
 from physioaffect.realtime.checkpoint import DecoderBundle, load_bundle, match_streams
 from physioaffect.realtime.decoder import (
     OnlineDecoder,
     Prediction,
     StatusEvent,
+    live_pipeline,
+    pipeline_note,
     prediction_info,
     status_info,
 )
@@ -43,11 +46,13 @@ class DecodeReport:
                 "max_ms": float(a.max())}
 
 
+@verbose
 def run_decoder(
     sources: Sequence[str], checkpoint: str | DecoderBundle, rate: float = 4.0,
     smooth: float = 0.0, duration: float | None = None, name: str = "physioaffect-prediction",
     stop: threading.Event | None = None, echo: Callable[[str], None] | None = None,
-    threads: int = 1,
+    threads: int = 1, allow_noncausal: bool = False, *,
+    verbose: bool | str | int | None = None,
 ) -> DecodeReport:
     """Decode live until ``duration`` s pass or ``stop`` is set; publish over LSL.
 
@@ -67,6 +72,14 @@ def run_decoder(
         Name of the prediction stream (its status stream is ``<name>-status``).
     threads : int
         Torch intra-op threads (1 keeps latency steady on a shared 2-core machine).
+    allow_noncausal : bool
+        Decode a checkpoint whose training pipeline cannot run live (zero-phase filters ...)
+        with its causal equivalent; the status and the stream metadata say so.
+    echo : callable, optional
+        Receives the progress lines instead of the package logger (the command line's).
+    verbose : bool, str, int or None
+        Level of the package logger for this call (:func:`physioaffect.set_log_level`);
+        progress lines are INFO, warnings WARNING.
 
     Raises
     ------
@@ -76,8 +89,12 @@ def run_decoder(
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
-    say = echo or (lambda _m: None)
+    say = echo if echo is not None else logger.info
+    warn = (lambda m: echo(f"warning: {m}")) if echo is not None else logger.warning
     bundle = checkpoint if isinstance(checkpoint, DecoderBundle) else load_bundle(checkpoint)
+    live_pipeline(bundle, allow_noncausal)  # refused here, before any stream is opened
+    if bundle.contract.live_problems():
+        warn(pipeline_note(bundle))
     stop = stop or threading.Event()
     report = DecodeReport(stream=name)
     # the outlets exist before the source is found, so consumers can connect ahead of the data
@@ -90,7 +107,7 @@ def run_decoder(
         match = match_streams(bundle, list(pump.hub.infos.values()))
 
         def publish(p: Prediction) -> None:
-            outlet.push(Chunk(name, np.array([p.time]), p.values[None].astype(np.float32)))
+            outlet.push(Chunk(name, np.array([p.time]), p.sample()[None].astype(np.float32)))
 
         def on_status(ev: StatusEvent) -> None:
             status_outlet.push(Chunk(status_outlet.info.name, np.array([ev.time]),
@@ -99,7 +116,7 @@ def run_decoder(
             say(f"decoder {ev.state}: {ev.reason}")
 
         dec = OnlineDecoder(pump.hub, bundle, rate=rate, smooth=smooth, on_prediction=publish,
-                            on_status=on_status, match=match)
+                            on_status=on_status, match=match, allow_noncausal=allow_noncausal)
         say(f"decoding {match.eeg.name} ({len(bundle.ch_names)} ch, {dec.fs:g} Hz, "
             f"{bundle.window_s:g} s windows) -> LSL stream {name!r} (type Prediction, "
             f"{', '.join(bundle.output_labels())}) at {rate:g} Hz")

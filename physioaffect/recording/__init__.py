@@ -7,6 +7,7 @@ from physioaffect.recording.errors import (
     RecordingError,
     SessionFileError,
 )
+from physioaffect.recording.export import export_bids, export_edf, export_fif, to_raw
 from physioaffect.recording.naming import bids_basename, choose_session_path, journal_path
 from physioaffect.recording.reader import (
     Marker,
@@ -31,7 +32,11 @@ __all__ = [
     "bids_basename",
     "choose_session_path",
     "describe_session",
+    "export_bids",
+    "export_edf",
+    "export_fif",
     "journal_path",
     "read_session",
     "recover_session",
+    "to_raw",
 ]

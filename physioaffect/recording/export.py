@@ -1,10 +1,15 @@
 """From a session to MNE, EDF+/BDF+, FIF, BIDS, and to windows for the datasets layer.
 
-- :func:`to_raw`: every regular stream on one time base (SI units, MNE channel types,
-  markers and gaps as annotations).
-- :func:`export_edf` (EDF+ or BDF+ through edfio), :func:`export_fif`, :func:`export_bids`
-  (EEG through mne-bids, the peripheral signals as ``_physio.tsv.gz`` + ``_physio.json``,
-  one pair per sampling rate, events in ``_events.tsv``).
+- :func:`to_raw`: every regular stream on one time base, an ``mne.io.BaseRaw`` that reads
+  its samples from the file when asked (:mod:`physioaffect.recording.raw`; SI units, MNE
+  channel types, montage, markers and gaps as annotations).
+- :func:`export_edf` (EDF+ or BDF+ through edfio, channel types in the labels),
+  :func:`export_fif`, :func:`export_bids` (EEG through mne-bids with electrodes and typed
+  events, the peripheral signals as ``_physio.tsv.gz`` + ``_physio.json``, one pair per
+  sampling rate).
+
+The streams are put on one grid by a :class:`_Plan` that knows the channels but not the
+samples; it resamples about 10 s at a time from memory or from the HDF5 file.
 - :func:`marker_windows`: the stimulus intervals marked by onset/offset markers, and
   :func:`window_data` to cut every stream to one of them.
 """
@@ -25,6 +30,7 @@ import numpy as np
 
 from physioaffect.recording.errors import RecordingError
 from physioaffect.recording.reader import Session, StreamData, read_session
+from physioaffect.streams.units import unit_symbol
 
 #: MNE channel type per LSL/physioaffect type (lower-cased).
 MNE_TYPES = {
@@ -42,13 +48,11 @@ UNIT_SCALE = {
     "siemens": (1.0, "S"), "s": (1.0, "S"),
 }
 
-#: EDF ``physical dimension`` per unit spelling (8 ASCII characters at most).
-EDF_UNITS = {
-    "microvolts": "uV", "microvolt": "uV", "uv": "uV", "µv": "uV", "μv": "uV",
-    "millivolts": "mV", "millivolt": "mV", "mv": "mV", "volts": "V", "v": "V",
-    "microsiemens": "uS", "us": "uS", "µs": "uS", "μs": "uS", "siemens": "S",
-    "celsius": "degC", "degc": "degC", "bpm": "bpm",
-}
+
+def edf_unit(unit: str) -> str:
+    """EDF ``physical dimension`` of a stream's unit (8 ASCII characters: ``uV``, ``degC``)."""
+    sym = str(unit_symbol(unit, "au")).replace("µ", "u").replace("°C", "degC")
+    return sym.encode("ascii", "replace").decode()[:8]
 
 
 def mne_type(channel_type: str, stream_type: str) -> str:
@@ -60,27 +64,133 @@ def mne_type(channel_type: str, stream_type: str) -> str:
     return "misc"
 
 
-def _as_session(session: Session | str | os.PathLike[str]) -> Session:
-    return session if isinstance(session, Session) else read_session(session)
+def _as_session(session: Session | str | os.PathLike[str], load_samples: bool = True) -> Session:
+    if isinstance(session, Session):
+        return session
+    return read_session(session, load_samples=load_samples)
 
 
-def _resample_stream(s: StreamData, grid: np.ndarray, sfreq: float) -> np.ndarray:
-    """Samples of ``s`` at the times ``grid`` (linear interpolation on its own timestamps).
+def _has_samples(s: StreamData) -> bool:
+    return s.samples.shape[0] == s.n_samples
 
-    Streams faster than ``sfreq`` are low-pass filtered (zero phase, 0.45 x sfreq)
-    first so that the new rate does not alias. Returns float64, shape (n_grid, n_ch).
+
+#: Seconds of signal resampled at once: bounds the memory of one block.
+_BLOCK_S = 10.0
+
+
+@dataclass
+class _Part:
+    """One stream's channels in a table (rows ``rows``), read in memory or from the file."""
+
+    name: str
+    timestamps: np.ndarray
+    srate: float
+    rows: slice
+    samples: np.ndarray | None  # in memory; None: read from group ``key`` of the file
+    key: str | None = None
+    sos: np.ndarray | None = None  # anti-alias low-pass for streams faster than the table
+    out_rate: float = 1.0  # Hz of the table
+
+    @property
+    def margin(self) -> int:
+        """Extra source samples read on each side of a block (filter settling, interpolation).
+
+        The order-8 low-pass at 0.45 x the table rate settles within a few dozen periods of
+        its cut-off; 40 of them leave block edges well below float32 resolution.
+        """
+        if self.sos is None:
+            return 2
+        return int(max(64, 40 * self.srate / (0.45 * self.out_rate)))
+
+
+@dataclass
+class _Plan:
+    """Channels of several streams on one time base, without their samples.
+
+    Sample ``k`` of the table is at LSL time ``t0 + k / sfreq``; every stream is put on that
+    grid by linear interpolation on its own timestamps (faster streams low-pass filtered first).
     """
-    x = np.asarray(s.samples, dtype=np.float64)
-    ts = s.timestamps
-    if s.info.nominal_srate > sfreq * 1.0001 and x.shape[0] > 30:
-        from scipy.signal import butter, sosfiltfilt
 
-        sos = butter(8, 0.45 * sfreq, fs=s.info.nominal_srate, output="sos")
-        x = sosfiltfilt(sos, x, axis=0)
+    path: Path
+    t0: float
+    sfreq: float
+    n_times: int
+    parts: list[_Part]
+    names: list[str]
+    ch_types: list[str]  # MNE types
+    units: list[str]  # original unit strings
+    streams: list[str]  # stream of each channel
+    devices: list[dict[str, str]]  # device of each channel's stream
+    bad_spans: list[tuple[float, float, str]] = field(default_factory=list)  # LSL times
+
+    def read(self, start: int, stop: int, rows: np.ndarray | None = None,
+             out: np.ndarray | None = None) -> np.ndarray:
+        """Samples ``start:stop`` of the table in original units, ``(n_rows, stop - start)``.
+
+        ``rows`` picks channels (default all); only the streams they belong to are read.
+        """
+        rows = np.arange(len(self.names)) if rows is None else np.asarray(rows, dtype=int)
+        n = stop - start
+        if out is None:
+            out = np.empty((rows.size, n))
+        where = {int(r): i for i, r in enumerate(rows)}
+        wanted = [p for p in self.parts if any(r in where for r in range(p.rows.start, p.rows.stop))]
+        if not wanted or n <= 0:
+            return out
+        h5 = None
+        try:
+            if any(p.samples is None for p in wanted):
+                from physioaffect.recording.reader import open_session_h5
+
+                h5 = open_session_h5(self.path)
+            step = max(1, int(_BLOCK_S * self.sfreq))
+            for a in range(start, stop, step):
+                b = min(stop, a + step)
+                grid = self.t0 + np.arange(a, b) / self.sfreq
+                for p in wanted:
+                    block = _resample_part(p, grid, h5)
+                    for c, r in enumerate(range(p.rows.start, p.rows.stop)):
+                        if r in where:
+                            out[where[r], a - start:b - start] = block[:, c]
+        finally:
+            if h5 is not None:
+                h5.close()
+        return out
+
+
+def _resample_part(p: _Part, grid: np.ndarray, h5: Any) -> np.ndarray:
+    """Samples of one stream at the times ``grid`` (float64, ``(n_grid, n_ch)``)."""
+    ts = p.timestamps
+    n = ts.shape[0]
+    j0 = int(np.searchsorted(ts, grid[0], side="right")) - 1 - p.margin
+    j1 = int(np.searchsorted(ts, grid[-1], side="left")) + 1 + p.margin
+    j0, j1 = max(0, min(j0, n - 1)), min(n, max(j1, 1))
+    j1 = max(j1, j0 + 1)
+    if p.samples is not None:
+        x = np.asarray(p.samples[j0:j1], dtype=np.float64)
+    else:
+        try:
+            x = np.asarray(h5["streams"][p.key]["samples"][j0:j1], dtype=np.float64)
+        except (KeyError, OSError, ValueError) as err:
+            raise RecordingError(f"{h5.filename}: cannot read stream {p.name!r} "
+                                 f"({str(err).splitlines()[0]})") from None
+    if p.sos is not None and x.shape[0] > 3 * (2 * p.sos.shape[0] + 1):
+        from scipy.signal import sosfiltfilt
+
+        x = sosfiltfilt(p.sos, x, axis=0)
+    t = ts[j0:j1]
     out = np.empty((grid.shape[0], x.shape[1]))
     for c in range(x.shape[1]):
-        out[:, c] = np.interp(grid, ts, x[:, c])
+        out[:, c] = np.interp(grid, t, x[:, c])
     return out
+
+
+def _antialias(s: StreamData, sfreq: float) -> np.ndarray | None:
+    if s.info.nominal_srate > sfreq * 1.0001 and s.n_samples > 30:
+        from scipy.signal import butter
+
+        return butter(8, 0.45 * sfreq, fs=s.info.nominal_srate, output="sos")
+    return None
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -98,9 +208,63 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
+def _group_keys(path: Path) -> dict[str, str]:
+    """Stream name -> HDF5 group key under ``/streams``."""
+    from physioaffect.recording.reader import open_session_h5
+
+    with open_session_h5(path) as f:
+        return {str(_attr_str(f["streams"][k].attrs.get("name", k))): k for k in f["streams"]}
+
+
+def _attr_str(v: Any) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def _plan(session: Session, sfreq: float | None, streams: Iterable[str] | None,
+          tmin: float | None = None, tmax: float | None = None) -> _Plan:
+    chosen = [s for s in session.signal_streams if s.n_samples > 1]
+    if streams is not None:
+        wanted = set(streams)
+        chosen = [s for s in chosen if s.name in wanted]
+    if not chosen:
+        raise RecordingError(f"{session.path}: no regular-rate stream with samples to export")
+    if sfreq is None:
+        eeg = [s.info.nominal_srate for s in chosen if s.info.type.upper() == "EEG"]
+        sfreq = max(eeg) if eeg else max(s.info.nominal_srate for s in chosen)
+    sfreq = float(sfreq)
+    t0 = min(float(s.timestamps[0]) for s in chosen) if tmin is None else tmin
+    t1 = max(float(s.timestamps[-1]) for s in chosen) if tmax is None else tmax
+    n = int(np.floor((t1 - t0) * sfreq + 1e-6)) + 1
+    keys = {} if all(_has_samples(s) for s in chosen) else _group_keys(session.path)
+    parts, names, types, units, owners, devices = [], [], [], [], [], []
+    bad: list[tuple[float, float, str]] = []
+    for s in chosen:
+        row0 = len(names)
+        for ch in s.info.channels:
+            names.append(ch.label)
+            types.append(mne_type(ch.type, s.info.type))
+            units.append(ch.unit)
+            owners.append(s.name)
+            devices.append(dict(s.info.device))
+        in_memory = _has_samples(s)
+        part = _Part(s.name, s.timestamps, float(s.info.nominal_srate), slice(row0, len(names)),
+                     s.samples if in_memory else None, None if in_memory else keys[s.name],
+                     _antialias(s, sfreq), sfreq)
+        parts.append(part)
+        first, last = float(s.timestamps[0]), float(s.timestamps[-1])
+        if first > t0 + 1.5 / sfreq:
+            bad.append((t0, first, f"BAD_no_data_{s.name}"))
+        if last < t1 - 1.5 / sfreq:
+            bad.append((last, t1, f"BAD_no_data_{s.name}"))
+        for g in s.gaps:
+            bad.append((float(g["start"]), float(g["end"]), f"BAD_gap_{s.name}"))
+    return _Plan(Path(session.path), t0, sfreq, n, parts, _unique_names(names), types, units,
+                 owners, devices, bad)
+
+
 @dataclass
 class _Table:
-    """Channels of several streams on one time base, in their original units."""
+    """Channels of several streams on one time base, in their original units (dense)."""
 
     t0: float
     sfreq: float
@@ -114,37 +278,9 @@ class _Table:
 
 def _table(session: Session, sfreq: float | None, streams: Iterable[str] | None,
            tmin: float | None = None, tmax: float | None = None) -> _Table:
-    chosen = [s for s in session.signal_streams if s.n_samples > 1]
-    if streams is not None:
-        wanted = set(streams)
-        chosen = [s for s in chosen if s.name in wanted]
-    if not chosen:
-        raise RecordingError(f"{session.path}: no regular-rate stream with samples to export")
-    if sfreq is None:
-        eeg = [s.info.nominal_srate for s in chosen if s.info.type.upper() == "EEG"]
-        sfreq = max(eeg) if eeg else max(s.info.nominal_srate for s in chosen)
-    t0 = min(float(s.timestamps[0]) for s in chosen) if tmin is None else tmin
-    t1 = max(float(s.timestamps[-1]) for s in chosen) if tmax is None else tmax
-    n = int(np.floor((t1 - t0) * sfreq + 1e-6)) + 1
-    grid = t0 + np.arange(n) / sfreq
-    rows, names, types, units, owners = [], [], [], [], []
-    bad: list[tuple[float, float, str]] = []
-    for s in chosen:
-        rows.append(_resample_stream(s, grid, sfreq).T)
-        for ch in s.info.channels:
-            names.append(ch.label)
-            types.append(mne_type(ch.type, s.info.type))
-            units.append(ch.unit)
-            owners.append(s.name)
-        first, last = float(s.timestamps[0]), float(s.timestamps[-1])
-        if first > t0 + 1.5 / sfreq:
-            bad.append((t0, first, f"BAD_no_data_{s.name}"))
-        if last < t1 - 1.5 / sfreq:
-            bad.append((last, t1, f"BAD_no_data_{s.name}"))
-        for g in s.gaps:
-            bad.append((float(g["start"]), float(g["end"]), f"BAD_gap_{s.name}"))
-    return _Table(t0, float(sfreq), np.concatenate(rows, axis=0), _unique_names(names), types,
-                  units, owners, bad)
+    plan = _plan(session, sfreq, streams, tmin, tmax)
+    return _Table(plan.t0, plan.sfreq, plan.read(0, plan.n_times), plan.names, plan.ch_types,
+                  plan.units, plan.streams, plan.bad_spans)
 
 
 def _meas_date(session: Session, t_lsl: float) -> _dt.datetime | None:
@@ -159,60 +295,69 @@ def to_raw(
     session: Session | str | os.PathLike[str],
     sfreq: float | None = None,
     streams: Iterable[str] | None = None,
-    markers: bool = True,
+    markers: bool | str = True,
+    preload: bool = False,
     verbose: str | bool | None = "error",
 ):
-    """An ``mne.io.RawArray`` with every regular stream on one time base.
+    """An ``mne.io.Raw`` of every regular stream on one time base, read lazily.
 
     Parameters
     ----------
     session : Session or path
+        A path is opened without loading samples: they are read from the file when MNE asks
+        (``preload=False``), so an hour of 64 channels at 1 kHz does not become one dense array.
     sfreq : float, optional
         Sampling rate of the result in Hz (default: the EEG rate, else the highest rate).
         Slower streams are interpolated linearly; faster ones are low-pass filtered first.
     streams : iterable of str, optional
         Stream names to include (default: all regular numeric streams).
-    markers : bool
-        Add the markers as annotations (onset in s from the first sample, duration 0).
+    markers : bool or {"text", "split"}
+        Add the markers as annotations (onset in s from the first sample, duration 0):
+        ``True``/``"text"`` with the marker text as description, ``"split"`` with a JSON
+        marker's ``event`` as description and its other fields in ``annotations.extras``.
+    preload : bool
+        Read every sample into memory now (default False, as MNE's readers).
+    verbose : bool, str or None
+        MNE's verbosity.
 
     Returns
     -------
-    mne.io.RawArray
-        Data in SI units (EEG/ECG in V, EDA in S; other units unchanged). Channel
-        types: eeg, ecg, gsr, bio (PPG), resp, eog, emg, temperature, misc. Gaps and
-        spans without data of a stream are ``BAD_gap_<stream>`` / ``BAD_no_data_<stream>``
-        annotations. ``raw.info["meas_date"]`` is the UTC time of the first sample.
+    physioaffect.recording.raw.SessionRaw
+        An ``mne.io.BaseRaw``. Data in SI units (EEG/ECG/EOG/EMG in V, EDA in S; other
+        units unchanged; ``raw._orig_units`` keeps the recorded ones). Channel types: eeg,
+        ecg, gsr, bio (PPG), resp, eog, emg, temperature, misc. EEG channels whose labels the
+        stream's montage or MNE's 10-05 template knows have positions (``raw.get_montage()``).
+        Gaps and spans without data of a stream are ``BAD_gap_<stream>`` /
+        ``BAD_no_data_<stream>`` annotations. ``raw.info["meas_date"]`` is the UTC time of
+        the first sample; ``raw.info["device_info"]`` the EEG stream's device.
     """
-    import mne
+    from physioaffect.recording.raw import SessionRaw
 
-    session = _as_session(session)
-    tab = _table(session, sfreq, streams)
-    scale = np.array([UNIT_SCALE.get(u.strip().lower(), (1.0, u))[0] for u in tab.units])
-    info = mne.create_info(tab.names, tab.sfreq, tab.ch_types, verbose=verbose)
-    raw = mne.io.RawArray(tab.data * scale[:, None], info, verbose=verbose)
-    meas = _meas_date(session, tab.t0)
-    if meas is not None:
-        raw.set_meas_date(meas)
-    a = session.attrs
-    raw.info["subject_info"] = {"his_id": str(a.get("subject", ""))}
-    raw.info["description"] = (
-        f"physioaffect session sub-{a.get('subject')} ses-{a.get('session') or '-'} "
-        f"task-{a.get('task')} run-{a.get('run') or '-'}; first sample at LSL {tab.t0:.6f} s"
-    )
-    onsets, durations, texts = [], [], []
-    for start, end, text in tab.bad_spans:
-        onsets.append(start - tab.t0)
-        durations.append(max(0.0, end - start))
-        texts.append(text)
-    if markers:
-        for m in session.markers:
-            onsets.append(m.time - tab.t0)
-            durations.append(0.0)
-            texts.append(m.text)
-    if onsets:
-        raw.set_annotations(mne.Annotations(onsets, durations, texts,
-                                            orig_time=raw.info["meas_date"]))
-    return raw
+    return SessionRaw(session, sfreq=sfreq, streams=streams, markers=markers, preload=preload,
+                      verbose=verbose)
+
+
+def marker_annotation_fields(text: str) -> tuple[str, dict[str, Any]]:
+    """Description and extra fields of one marker for MNE annotations / BIDS events.
+
+    A JSON object marker ``{"event": "stimulus_onset", "trial": 3, "valence": 6.5}`` gives
+    ``("stimulus_onset", {"trial": 3, "valence": 6.5})`` (nested values as JSON text); any
+    other text is its own description with no fields.
+    """
+    d = _parse_marker(text)
+    if set(d) == {"text"}:
+        return text, {}
+    desc = str(d.get("event", "marker"))
+    fields: dict[str, Any] = {}
+    for k, v in d.items():
+        if k == "event":
+            continue
+        if isinstance(v, bool):
+            v = int(v)
+        elif not isinstance(v, (int, float, str)) and v is not None:
+            v = json.dumps(v)
+        fields[str(k)] = v
+    return desc, fields
 
 
 # -- EDF+ / BDF+ -----------------------------------------------------------------------
@@ -239,10 +384,18 @@ def export_edf(
     Every regular stream is put on one rate (see :func:`to_raw`), in its original
     units (EEG in uV, ECG in mV, EDA in uS; EDF ``physical dimension``); markers and
     gaps become EDF+ annotations. The file must not exist.
+
+    Labels are ``"<TYPE> <label>"`` (``EEG Fp1``, ``ECG ECG``, ``BIO EDA``, ``RESP RESP``,
+    ``TEMP ...``), the prefixes MNE's EDF reader maps to channel types: read back with
+    ``mne.io.read_raw_edf(path, infer_types=True)`` the names lose the prefix and get their
+    type. (With MNE's default ``infer_types=False`` every channel is EEG and keeps the prefix
+    in its name; EDF has no field for channel types or positions.) EDF stores whole 1 s data
+    records: a recording that does not end on a whole second has its last record padded with
+    the last value, marked by a ``BAD_ACQ_SKIP`` annotation.
     """
     import edfio
 
-    session = _as_session(session)
+    session = _as_session(session, load_samples=False)  # samples are read once, into the table
     out = Path(out)
     _refuse_existing(out)
     tab = _table(session, sfreq, streams)
@@ -263,11 +416,13 @@ def export_edf(
             raise RecordingError(f"{session.path}: channel {label!r} has non-finite values")
         if hi - lo < 1e-9:
             lo, hi = lo - 1.0, hi + 1.0
-        dim = EDF_UNITS.get(unit.strip().lower(), unit.encode("ascii", "replace").decode()[:8])
+        dim = edf_unit(unit)
         signals.append(Signal(row, tab.sfreq, label=label, physical_dimension=dim,
                               physical_range=(lo, hi)))
     annotations = [edfio.EdfAnnotation(max(0.0, s - tab.t0), max(0.0, e - s), text[:200])
                    for s, e, text in tab.bad_spans]
+    if n_pad:  # the padded end of the last record is not data (MNE's own EDF export does the same)
+        annotations.append(edfio.EdfAnnotation(n / tab.sfreq, n_pad / tab.sfreq, "BAD_ACQ_SKIP"))
     annotations += [edfio.EdfAnnotation(m.time - tab.t0, None, m.text[:200])
                     for m in session.markers if tab.t0 <= m.time <= tab.t0 + n / tab.sfreq]
     meas = _meas_date(session, tab.t0)
@@ -306,14 +461,60 @@ def _refuse_existing(out: Path) -> None:
 
 # -- BIDS ------------------------------------------------------------------------------
 
+#: Descriptions of the marker fields the simulator and stimulus programs send (events.json).
+_EVENT_FIELDS = {
+    "trial": "Trial number within the session, from the marker.",
+    "stimulus": "Identifier of the stimulus shown (same id = same clip across subjects).",
+    "valence": "Valence of the trial as the marker states it (self-report or the stimulus's "
+               "nominal value; scale as sent by the stimulus program, 1-9 for the simulator).",
+    "arousal": "Arousal of the trial as the marker states it (scale as sent, 1-9 for the "
+               "simulator).",
+    "dominance": "Dominance rating as the marker states it.",
+    "liking": "Liking rating as the marker states it.",
+    "emotion": "Emotion label as the marker states it.",
+}
+
+
+def bids_unit(unit: str) -> str:
+    """The BIDS spelling of a stream's unit (``millivolts`` -> ``mV``, none stated -> ``n/a``,
+    degrees Celsius as CMIXF's ``oC``; unknown spellings kept as they are)."""
+    return str(unit_symbol(unit, "n/a")).replace("°C", "oC")
+
+
+def _device_fields(device: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for key, field_name in (("manufacturer", "Manufacturer"), ("model", "ManufacturersModelName"),
+                            ("serial", "DeviceSerialNumber")):
+        if device.get(key):
+            out[field_name] = str(device[key])
+    return out
+
+
 def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLike[str],
-                eeg_format: str = "EDF") -> dict[str, list[Path]]:
+                eeg_format: str = "BrainVision",
+                line_freq: float | None = None) -> dict[str, list[Path]]:
     """Write the session into a BIDS dataset at ``root``.
 
-    EEG streams go through :func:`mne_bids.write_raw_bids` (``_eeg.edf``, ``_channels.tsv``,
-    ``_events.tsv`` from the markers, sidecars). Every other regular stream goes to
-    ``_recording-<label>_physio.tsv.gz`` + ``_physio.json``, one pair per sampling rate at
-    that rate (no resampling), with ``StartTime`` relative to the first EEG sample.
+    EEG streams go through :func:`mne_bids.write_raw_bids`: the data file (BrainVision
+    float32 by default, exactly the recorded samples and length; ``eeg_format="EDF"`` pads the
+    last data record to a whole second, which MNE marks ``BAD_ACQ_SKIP``), ``_channels.tsv``,
+    ``_electrodes.tsv`` + ``_coordsystem.json`` (positions from the stream's montage or MNE's
+    10-05 template), ``_eeg.json`` with ``Manufacturer``/``ManufacturersModelName`` from the
+    device profile, and ``_events.tsv`` + ``_events.json``: a JSON marker's ``event`` is the
+    ``trial_type`` and each of its other fields (``trial``, ``stimulus``, ``valence``,
+    ``arousal`` ...) a column. Every other regular stream goes to
+    ``_recording-<label>_physio.tsv.gz`` + ``_physio.json``, one pair per sampling rate at that
+    rate (no resampling), ``StartTime`` relative to the first EEG sample, units as BIDS
+    writes them (``mV``, ``µS``; ``n/a`` where the device states none).
+
+    Parameters
+    ----------
+    session : Session or path
+    root : path
+        The BIDS dataset folder (created if missing; existing files are never overwritten).
+    eeg_format : {"BrainVision", "EDF", "BDF"}
+    line_freq : float, optional
+        Power line frequency in Hz (default: the session's configuration, else 50).
 
     Returns
     -------
@@ -322,7 +523,7 @@ def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLi
     """
     import mne_bids
 
-    session = _as_session(session)
+    session = _as_session(session, load_samples=False)
     a = session.attrs
     root = Path(root)
     sub, task = str(a.get("subject")), str(a.get("task"))
@@ -333,16 +534,53 @@ def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLi
     written: dict[str, list[Path]] = {"eeg": [], "physio": []}
     bp = mne_bids.BIDSPath(subject=sub, session=ses, task=task, run=run, root=root,
                            datatype="eeg")
-    if bp.fpath.exists():
-        raise RecordingError(f"{bp.fpath} already exists in the BIDS dataset; never overwritten")
+    if list(Path(bp.directory).glob(f"{bp.basename}_eeg.*")):
+        raise RecordingError(f"{bp.basename}_eeg already exists in the BIDS dataset "
+                             f"{root}; never overwritten")
+    if line_freq is None:
+        cfg = a.get("configuration")
+        line_freq = float(cfg.get("line_freq", 50.0)) if isinstance(cfg, dict) else 50.0
     if eeg_streams:
-        raw = to_raw(session, streams=eeg_streams)
+        raw = to_raw(session, streams=eeg_streams, markers="split", preload=True)
         t_ref = float(min(session.streams[n].timestamps[0] for n in eeg_streams))
-        raw.info["line_freq"] = float(session.attrs.get("configuration", {}).get("line_freq", 50.0)) \
-            if isinstance(session.attrs.get("configuration"), dict) else 50.0
-        mne_bids.write_raw_bids(raw, bp, format=eeg_format, allow_preload=True,
-                                overwrite=False, verbose="error")
-        written["eeg"].append(Path(bp.fpath))
+        raw.info["line_freq"] = float(line_freq)
+        descriptions = sorted(set(raw.annotations.description))
+        event_id = {d: i + 1 for i, d in enumerate(descriptions)}
+        columns = sorted({k for e in (raw.annotations.extras or []) for k in (e or {})})
+        column_text = {c: _EVENT_FIELDS.get(c, f"Field {c!r} of the JSON marker.")
+                       for c in columns}
+        out = mne_bids.write_raw_bids(raw, bp, format=eeg_format, allow_preload=True,
+                                      event_id=event_id or None,
+                                      extra_columns_descriptions=column_text or None,
+                                      overwrite=False, verbose="error")
+        written["eeg"].append(Path(out.fpath))
+        coords = list(Path(bp.directory).glob(f"sub-{sub}*_coordsystem.json"))
+        for c in coords:  # say what the positions are: a template, not a digitisation
+            meta = json.loads(c.read_text(encoding="utf-8"))
+            text = meta.get("EEGCoordinateSystemDescription", "")
+            if "template" not in text:
+                meta["EEGCoordinateSystemDescription"] = (
+                    f"{text} Electrode positions are template positions for the channel labels "
+                    "(the stream's montage, else MNE's 10-05 template), not digitised."
+                ).strip()
+                c.write_text(json.dumps(meta, indent=4, ensure_ascii=False), encoding="utf-8")
+        device = session.streams[eeg_streams[0]].info.device
+        sidecar = bp.copy().update(suffix="eeg", extension=".json")
+        fields = {**_device_fields(dict(device)),
+                  "SoftwareVersions": f"physioaffect "
+                                      f"{(a.get('software_versions') or {}).get('physioaffect', '')}"
+                                      .strip()}
+        mne_bids.update_sidecar_json(sidecar, fields, verbose="error")
+        if descriptions:
+            events_json = bp.copy().update(suffix="events", extension=".json")
+            levels = {d: _EVENT_LEVELS.get(d, f"marker {d!r}" if not d.startswith("BAD_")
+                                           else "span without usable data (gap in a stream)")
+                      for d in descriptions}
+            mne_bids.update_sidecar_json(
+                events_json,
+                {"trial_type": {"Description": "The event: a JSON marker's 'event' field, "
+                                               "else the marker text.", "Levels": levels}},
+                verbose="error")
     else:
         t_ref = min(float(s.timestamps[0]) for s in session.signal_streams if s.n_samples)
     # peripheral streams, grouped by rate
@@ -361,34 +599,36 @@ def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLi
         while label in used:
             label += "x"
         used.add(label)
-        t0 = min(float(s.timestamps[0]) for s in members)
-        t1 = max(float(s.timestamps[-1]) for s in members)
-        n = int(np.floor((t1 - t0) * rate + 1e-6)) + 1
-        grid = t0 + np.arange(n) / rate
-        cols, units, data = [], {}, []
-        for s in members:
-            data.append(_resample_stream(s, grid, rate))
-            for ch in s.info.channels:
-                cols.append(ch.label)
-        cols = _unique_names(cols)
-        k = 0
-        for s in members:
-            for ch in s.info.channels:
-                units[cols[k]] = {"Units": ch.unit, "Description": f"{ch.type} from stream {s.name}"}
-                k += 1
-        matrix = np.concatenate(data, axis=1)
+        plan = _plan(session, rate, [s.name for s in members])
+        cols = plan.names
+        units = {c: {"Units": bids_unit(u), "Description": f"{plan.ch_types[k]} channel from "
+                                                           f"stream {plan.streams[k]}"}
+                 for k, (c, u) in enumerate(zip(cols, plan.units, strict=True))}
         stem = f"{base}_recording-{label}_physio"
         tsv, side = folder / f"{stem}.tsv.gz", folder / f"{stem}.json"
         for p in (tsv, side):
             if p.exists():
                 raise RecordingError(f"{p} already exists; never overwritten")
+        step = max(1, int(_BLOCK_S * rate))
         with gzip.open(tsv, "wt", encoding="utf-8") as fh:
-            np.savetxt(fh, matrix, delimiter="\t", fmt="%.7g")
-        meta = {"SamplingFrequency": rate, "StartTime": t0 - t_ref, "Columns": cols,
+            for k in range(0, plan.n_times, step):
+                np.savetxt(fh, plan.read(k, min(plan.n_times, k + step)).T, delimiter="\t",
+                           fmt="%.7g")
+        meta = {"SamplingFrequency": rate, "StartTime": plan.t0 - t_ref, "Columns": cols,
+                **_device_fields(dict(members[0].info.device)),
                 "Sources": [s.name for s in members], **units}
-        side.write_text(json.dumps(meta, indent=2))
+        side.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
         written["physio"] += [tsv, side]
     return written
+
+
+_EVENT_LEVELS = {
+    "stimulus_onset": "A stimulus starts (its trial, stimulus and ratings in the other columns).",
+    "stimulus_offset": "The stimulus of that trial ends.",
+    "rating": "The subject's ratings of a trial.",
+    "baseline_onset": "A resting baseline starts.",
+    "baseline_offset": "The resting baseline ends.",
+}
 
 
 # -- windows for the datasets layer -------------------------------------------------------

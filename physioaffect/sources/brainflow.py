@@ -9,12 +9,12 @@ so it cannot overwrite samples as long as something reads (the pump does).
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
+from physioaffect.log import logger as log
 from physioaffect.sources.base import Source, SourceError, SourceSpec, SourceSpecError
 from physioaffect.sources.profiles import (
     PRESETS,
@@ -25,8 +25,6 @@ from physioaffect.sources.profiles import (
     shipped_profiles,
 )
 from physioaffect.streams import IRREGULAR_RATE, Chunk, StreamInfo, unix_to_lsl_offset
-
-log = logging.getLogger(__name__)
 
 #: BrainFlowInputParams fields settable as ``brainflow:board?field=value``.
 INPUT_PARAMS = {

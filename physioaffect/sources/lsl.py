@@ -9,7 +9,6 @@ and its chunks flow again under the same stream name.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -20,10 +19,9 @@ import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
+from physioaffect.log import logger as log
 from physioaffect.sources.base import Source, SourceError, SourceSpec, SourceSpecError
 from physioaffect.streams import ChannelInfo, Chunk, StreamInfo, local_clock
-
-log = logging.getLogger(__name__)
 
 
 class StreamLostWarning(UserWarning):

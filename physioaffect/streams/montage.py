@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import tomllib
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -77,11 +78,18 @@ class Montage:
         )
 
     def to_mne(self):
-        """The set as an ``mne.channels.DigMontage`` (positions in metres, head frame)."""
+        """The set as an ``mne.channels.DigMontage`` (metres, the template's frame + fiducials).
+
+        ``info.set_montage`` moves it to MNE's head frame through the fiducials, exactly as
+        MNE's own template montages (declaring template coordinates "head" would shift every
+        electrode by several centimetres).
+        """
         import mne
 
+        fid, frame = _template_fiducials()
         return mne.channels.make_dig_montage(
-            ch_pos={c: p for c, p in zip(self.ch_names, self.positions, strict=True)}, coord_frame="head"
+            ch_pos={c: p for c, p in zip(self.ch_names, self.positions, strict=True)},
+            coord_frame=frame, **fid,
         )
 
 
@@ -181,3 +189,84 @@ def montage_for_channels(n_channels: int) -> Montage:
     raise MontageError(
         f"no electrode set with {n_channels} channels; use 1-64 or a montage file"
     )
+
+
+@functools.cache
+def _shipped_aliases() -> dict[str, str]:
+    """Label -> template site of every shipped set's ``[aliases]`` (lower case)."""
+    out: dict[str, str] = {}
+    for name in available_montages():
+        path = resources.files("physioaffect._montages") / f"{name}.toml"
+        try:
+            spec = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError:
+            continue
+        out.update({str(k).lower(): str(v).lower() for k, v in spec.get("aliases", {}).items()})
+    return out
+
+
+def template_positions(ch_names: Sequence[str], montage: str | None = None) -> dict[str, np.ndarray]:
+    """Head-frame positions (metres) of the channels whose labels a template knows.
+
+    Parameters
+    ----------
+    ch_names : list of str
+        Channel labels, matched case-insensitively (SEED writes ``FP1``); labels a shipped set
+        aliases (SEED's ``CB1`` -> ``I1``) are placed at that site.
+    montage : str, optional
+        Name of a shipped set (a stream's ``device["montage"]``): its positions win for its
+        channels.
+
+    Returns
+    -------
+    dict
+        Label (as given) -> position ``(3,)``; labels without a known position are absent.
+    """
+    template = _template_positions()
+    aliases = _shipped_aliases()
+    own: dict[str, np.ndarray] = {}
+    if montage:
+        try:
+            m = load_montage(montage)
+            own = {c.lower(): p for c, p in zip(m.ch_names, m.positions, strict=True)}
+        except MontageError:
+            own = {}
+    out = {}
+    for ch in ch_names:
+        key = ch.strip().lower()
+        pos = own.get(key)
+        if pos is None:
+            pos = template.get(key, template.get(aliases.get(key, ""), None))
+        if pos is not None:
+            out[ch] = np.asarray(pos, dtype=float)
+    return out
+
+
+def dig_montage(ch_names: Sequence[str], montage: str | None = None):
+    """An ``mne.channels.DigMontage`` of the known channels plus the template's fiducials.
+
+    ``raw.set_montage(dig_montage(raw.ch_names), on_missing="ignore")`` places every channel
+    whose label the 10-05 template (or ``montage``) knows; returns None when none is known.
+    """
+    import mne
+
+    pos = template_positions(ch_names, montage)
+    if not pos:
+        return None
+    fid, frame = _template_fiducials()
+    # The template's coordinates are not MNE's head frame; with the fiducials in the same
+    # frame, set_montage moves them to the head frame exactly as for MNE's own montages.
+    return mne.channels.make_dig_montage(ch_pos=pos, coord_frame=frame, **fid)
+
+
+@functools.lru_cache(maxsize=1)
+def _template_fiducials() -> tuple[dict[str, np.ndarray], str]:
+    import mne
+
+    names = mne.channels.get_builtin_montages()
+    key = "colin27_1005" if "colin27_1005" in names else "standard_1005"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        p = mne.channels.make_standard_montage(key).get_positions()
+    fid = {k: np.asarray(p[k], dtype=float) for k in ("nasion", "lpa", "rpa") if p.get(k) is not None}
+    return fid, str(p["coord_frame"])

@@ -127,6 +127,28 @@ class RingBuffer:
         return ts, data
 
 
+    def read_range(self, begin: int, end: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """Samples with absolute indices ``[begin, end)`` that are still kept, without a cursor.
+
+        Returns
+        -------
+        first : int
+            Absolute index of the first sample returned (``> begin`` when older ones are
+            gone); ``end`` is clipped to what was written.
+        timestamps, samples : ndarray
+        """
+        end = min(int(end), self._written)
+        begin = max(int(begin), end - self.capacity, 0)
+        if end <= begin:
+            return begin, np.zeros(0), np.zeros((0, self.n_channels), dtype=self._data.dtype)
+        ts, data = self._copy(begin, end)
+        safe = self._claimed - self.capacity
+        if safe > begin:  # overwritten while copying
+            cut = min(safe - begin, end - begin)
+            ts, data, begin = ts[cut:], data[cut:], begin + cut
+        return begin, ts, data
+
+
 class RingReader:
     """A consumer's cursor into a :class:`RingBuffer`."""
 

@@ -7,14 +7,18 @@ See ``docs/training.md``. The pieces:
 * :func:`load_checkpoint`, :func:`build_inputs`, :func:`predict`: a fold's network with its
   preprocessing pipeline and normalisation (what the live decoder loads);
 * :func:`evaluate`: re-score a run or checkpoint on other data (cross-dataset transfer);
-* :func:`write_report`, :func:`compare_runs`: Markdown reports and side-by-side tables.
+* :func:`write_report`, :func:`compare_runs`: Markdown reports and side-by-side tables;
+* :class:`DeepEEGClassifier`: a registered network as a scikit-learn classifier of EEG windows
+  (``clone``, ``GridSearchCV`` with a subject splitter), trained by the same engine.
 """
 
 from physioaffect.training.checkpoint import build_inputs, load_checkpoint, predict
 from physioaffect.training.config import TrainConfig, TrainingError, load_config
+from physioaffect.training.estimator import DeepEEGClassifier
 from physioaffect.training.evaluate import evaluate
 from physioaffect.training.report import compare_runs, write_report
 from physioaffect.training.runner import train
 
 __all__ = ["TrainConfig", "TrainingError", "load_config", "train", "evaluate",
-           "load_checkpoint", "build_inputs", "predict", "write_report", "compare_runs"]
+           "load_checkpoint", "build_inputs", "predict", "write_report", "compare_runs",
+           "DeepEEGClassifier"]

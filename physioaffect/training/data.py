@@ -7,8 +7,9 @@ window config, the pipeline hash and the input files). From the raw windows it d
 all folds (these are per-window, label-free transforms, so computing them before the split leaks
 nothing):
 
-- ``graphs``: EmT graph sequences ``(n, S, C, F)``, relative Welch band power of ``S``
-  sub-windows per window (:func:`graph_features`, also used at decode time);
+- ``eeg_input``: the network's EEG input, built by the model's input kind
+  (:mod:`physioaffect.models.inputs`; e.g. EmT graph sequences ``(n, S, C, F)``); the live
+  decoder builds it with the same function;
 - ``de``: differential entropy ``(n, C, B)`` for the classical baselines;
 - ``peripheral``: NeuroKit2 features of ECG/EDA/PPG/RESP/TEMP per window ``(n, F_p)``, summarised
   inside the same time span as the EEG window;
@@ -31,13 +32,13 @@ import pandas as pd
 
 from physioaffect.training.config import TrainConfig, TrainingError
 
-__all__ = ["PreparedData", "prepare_data", "graph_features", "de_features", "AxisNormaliser",
+__all__ = ["PreparedData", "prepare_data", "de_features", "AxisNormaliser",
            "open_reader", "PERIPHERAL_MODALITIES", "face_present"]
 
 #: Dataset signal names -> NeuroKit2 wrapper modality (physioaffect.features.peripheral).
 PERIPHERAL_MODALITIES = {"ECG": "ECG", "GSR": "EDA", "EDA": "EDA", "PPG": "PPG", "BVP": "PPG",
                          "RESP": "RESP", "RSP": "RESP", "TEMP": "TEMP", "SKT": "TEMP"}
-DERIVED_VERSION = 1
+DERIVED_VERSION = 3
 
 
 @dataclass
@@ -47,13 +48,16 @@ class PreparedData:
     Attributes
     ----------
     raw : ndarray, shape (n, C, T), float32
-        Preprocessed EEG windows in microvolts.
+        Preprocessed EEG windows in microvolts (at ``sfreq``, the pipeline's output rate).
     meta : DataFrame
         One row per window (subject, session, trial, stimulus, onset_s, ratings).
     ch_names : list of str
     sfreq : float
         Hz.
-    graphs : ndarray (n, S, C, F) or None
+    eeg_kind : str or None
+        Input kind of the network's EEG branch (``raw``, ``graphs``; None: no EEG branch).
+    eeg_input : ndarray or None
+        The EEG input built by that kind (``raw`` itself for raw input).
     de : ndarray (n, C, B) or None
     peripheral : ndarray (n, F_p) or None
         NaN where a feature was not computable.
@@ -64,6 +68,9 @@ class PreparedData:
         Face features per window (:func:`physioaffect.features.face.face_window_table`); a
         row with every feature NaN means no face data for that window (masked in the network).
     face_names : list of str
+    quality : dict of str -> ndarray (n,)
+        Signal quality (0-1) of each window per signal: ``EEG`` (fraction of good channels)
+        and each peripheral signal (:mod:`physioaffect.features.quality`).
     info : dict
         Cache paths and counts (reported).
     """
@@ -72,13 +79,15 @@ class PreparedData:
     meta: pd.DataFrame
     ch_names: list[str]
     sfreq: float
-    graphs: np.ndarray | None = None
+    eeg_kind: str | None = None
+    eeg_input: np.ndarray | None = None
     de: np.ndarray | None = None
     peripheral: np.ndarray | None = None
     peripheral_names: list[str] = field(default_factory=list)
     peripheral_signals: list[str] = field(default_factory=list)
     face: np.ndarray | None = None
     face_names: list[str] = field(default_factory=list)
+    quality: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
     @property
@@ -88,11 +97,15 @@ class PreparedData:
 
 # --------------------------------------------------------------------------------- readers
 class _PipelineReader:
-    """A reader proxy that filters each trial's EEG and keeps the configured channels.
+    """A reader proxy that keeps the configured channels and preprocesses each trial's EEG.
 
-    It presents the interface :func:`physioaffect.datasets.cache.prepare` uses (``name``,
-    ``root``, ``subjects``, ``fingerprint``, ``read_subject``), so the cache key covers the
-    dataset files *and* (through the window config's ``extra``) the pipeline and channels.
+    The whole declared pipeline runs on each trial (the selected channels, from the first sample
+    of the trial's pre-stimulus baseline when the dataset has one, so that the filters have
+    settled at the stimulus onset, as on a live stream) through
+    :func:`~physioaffect.preprocessing.preprocess_array`, MNE's methods included. It presents
+    the interface :func:`physioaffect.datasets.cache.prepare` uses (``name``, ``root``,
+    ``subjects``, ``fingerprint``, ``read_subject``), so the cache key covers the dataset files
+    *and* (through the window config's ``extra``) the pipeline and channels.
     """
 
     def __init__(self, reader, pipeline, channels: list[str] | None) -> None:
@@ -110,16 +123,37 @@ class _PipelineReader:
         self._reader._check_subject(s)
 
     def read_subject(self, subject: str):
-        from physioaffect.preprocessing.pipeline import filter_array
+        from physioaffect.preprocessing.pipeline import preprocess_array
+        from physioaffect.preprocessing.quality import SignalInputError
 
         rec = self._reader.read_subject(subject)
         for tr in rec.trials:
+            where = f"{rec.dataset} subject {subject} trial {tr.trial}"
             idx = channel_index(tr.ch_names, self.channels, f"{rec.dataset} subject {subject}")
+            names = [tr.ch_names[i] for i in idx]
             eeg = np.asarray(tr.eeg, dtype=np.float64)[idx]
-            if self.pipeline.reference == "average":
-                eeg = eeg - eeg.mean(axis=0, keepdims=True)
-            tr.eeg = filter_array(eeg, tr.sfreq, self.pipeline) if eeg.shape[1] > 1 else eeg
-            tr.ch_names = [tr.ch_names[i] for i in idx]
+            # the pre-stimulus baseline runs through the filters first, so that they have
+            # settled when the trial's first window starts (as on a live stream)
+            lead = 0
+            if tr.baseline is not None and np.shape(tr.baseline)[0] == len(tr.ch_names):
+                base = np.asarray(tr.baseline, dtype=np.float64)[idx]
+                lead = base.shape[1]
+                eeg = np.concatenate([base, eeg], axis=1)
+            missing = ~np.isfinite(eeg)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # per-trial quality notes: in the report
+                    out, report = preprocess_array(eeg, tr.sfreq, names, self.pipeline)
+            except SignalInputError as err:
+                raise TrainingError(f"{where}: preprocessing: {err}") from None
+            if missing.any():  # the filters ran over zeros there: those samples stay unknown
+                edges = np.linspace(0, eeg.shape[1], out.shape[1] + 1).astype(int)
+                hit = np.add.reduceat(missing, edges[:-1], axis=1) > 0
+                out[hit] = np.nan
+            skip = int(round(lead * out.shape[1] / eeg.shape[1]))
+            tr.eeg = out[:, skip:]
+            tr.sfreq = float(report["sfreq"])
+            tr.ch_names = names
             tr.baseline = None  # windows use the stimulus period only
         return rec
 
@@ -145,18 +179,13 @@ def open_reader(cfg: TrainConfig):
     if cfg.dataset == "sim" and not root.exists():
         from physioaffect.datasets.sessions import write_sim_sessions
 
-        write_sim_sessions(root, n_subjects=cfg.sim_subjects, seconds=cfg.sim_seconds,
-                           n_trials=cfg.sim_trials, rate=cfg.sim_rate,
-                           eeg_channels=cfg.sim_channels, seed=cfg.seed, progress=False,
-                           face="face" in cfg.modalities)
+        write_sim_sessions(root, config=cfg.sim, progress=False, face="face" in cfg.modalities)
     kwargs: dict = {}
-    if cfg.face:
-        kwargs["face"] = cfg.face
-        kwargs["face_options"] = {"offset_s": cfg.face_offset_s, "fps": cfg.face_fps,
-                                  "cache_dir": str(Path(cfg.cache_dir) / "face")
-                                  if cfg.cache_dir else None}
+    if cfg.face.folder:
+        kwargs["face"] = cfg.face.folder
+        kwargs["face_options"] = cfg.face.reader_options(cfg.cache_dir)
         if cfg.dataset == "deap":
-            kwargs["face_trial_order"] = cfg.face_trial_order
+            kwargs["face_trial_order"] = cfg.face.trial_order
     try:
         reader = open_dataset(cfg.dataset, root, **kwargs)
     except DatasetError as err:
@@ -184,48 +213,6 @@ def _cache_dir(cfg: TrainConfig) -> Path:
 
 
 # -------------------------------------------------------------------------------- features
-def graph_features(raw: np.ndarray, sfreq: float, sub_window_s: float, sub_overlap: float,
-                   bands: str = "emt7", chunk: int = 256) -> np.ndarray:
-    """EmT graph sequences from EEG windows.
-
-    Parameters
-    ----------
-    raw : ndarray, shape (n, C, T)
-        EEG windows (uV).
-    sfreq : float
-        Hz.
-    sub_window_s, sub_overlap : float
-        Sub-window length (s) and fractional overlap (as :func:`physioaffect.models.emt_n_sub_windows`).
-    bands : str
-        Band preset (``emt7``: the seven EmT bands).
-
-    Returns
-    -------
-    ndarray, shape (n, S, C, F), float32
-        Relative band power (Welch, 1 s segments) of every sub-window and channel.
-    """
-    from physioaffect.features.eeg import band_power
-
-    win = int(round(sub_window_s * sfreq))
-    step = max(1, int(round(win * (1.0 - sub_overlap))))
-    if win > raw.shape[-1]:
-        raise TrainingError(f"graph sub-window of {sub_window_s} s is longer than the "
-                            f"{raw.shape[-1] / sfreq:g} s window")
-    n_sub = (raw.shape[-1] - win) // step + 1
-    out = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # quality warnings become NaN features, counted later
-        for i in range(0, len(raw), chunk):
-            block = np.asarray(raw[i:i + chunk], dtype=np.float64)
-            view = np.lib.stride_tricks.sliding_window_view(block, win, axis=-1)[:, :, ::step]
-            view = np.moveaxis(view[:, :, :n_sub], 2, 1)  # (b, S, C, win)
-            out.append(band_power(view, sfreq, bands, relative=True, segment_s=1.0)
-                       .astype(np.float32))
-    if not out:
-        return np.zeros((0, n_sub, raw.shape[1], 0), np.float32)
-    return np.concatenate(out)
-
-
 def de_features(raw: np.ndarray, sfreq: float, bands: str = "torcheeg4",
                 chunk: int = 512) -> np.ndarray:
     """Differential entropy ``(n, C, B)`` (nats) of EEG windows ``(n, C, T)``."""
@@ -256,6 +243,7 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
     from physioaffect.features.windows import peripheral_table, window_starts
 
     per_rows: dict[tuple, dict] = {}
+    quality_rows: dict[tuple, dict] = {}
     face_rows: dict[tuple, dict] = {}
     signals: list[str] = []
     face_columns: list[str] = []
@@ -263,7 +251,8 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
     for s in subjects:
         rec = reader.read_subject(s)
         for tr in rec.trials:
-            starts = window_starts(tr.eeg.shape[1], tr.sfreq, cfg.window_s, cfg.step_s)
+            starts = window_starts(tr.eeg.shape[1], tr.sfreq, cfg.windows.window_s,
+                                   cfg.windows.step_s)
             if starts.size == 0:
                 continue
             onsets = starts / tr.sfreq
@@ -271,6 +260,7 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
                     for on in onsets]
             if peripheral:
                 feats: dict[str, np.ndarray] = {}
+                quality: dict[str, np.ndarray] = {}
                 for name in sorted(tr.peripheral):
                     mod = PERIPHERAL_MODALITIES.get(name.upper())
                     if mod is None:
@@ -280,17 +270,25 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
                     sig = tr.peripheral[name]
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
+                        # features kept and flagged: the run's quality settings decide later
                         tab = peripheral_table(mod, np.asarray(sig.data[0], dtype=np.float64),
-                                               sig.sfreq, onsets, cfg.window_s)
+                                               sig.sfreq, onsets, cfg.windows.window_s,
+                                               low_quality="flag")
+                    qcol = pf.quality_columns(mod)[0]
                     for col in tab.columns:
-                        feats[col] = tab[col].to_numpy(dtype=float)
+                        if col == qcol:
+                            quality[name] = tab[col].to_numpy(dtype=float)
+                        else:
+                            feats[col] = tab[col].to_numpy(dtype=float)
                 for k, key in enumerate(keys):
                     per_rows[key] = {c: v[k] for c, v in feats.items()}
+                    quality_rows[key] = {c: v[k] for c, v in quality.items()}
             if face and tr.face is not None:
                 face_trials += 1
                 face_columns += [n for n in tr.face.names if n not in face_columns]
                 summary = face_window_values(tr.face.times, tr.face.values, tr.face.names,
-                                             onsets, cfg.window_s, min_valid=cfg.face_min_valid)
+                                             onsets, cfg.windows.window_s,
+                                             min_valid=cfg.face.min_valid)
                 cols = face_feature_names(tr.face.names)
                 for k, key in enumerate(keys):
                     face_rows[key] = dict(zip(cols, summary[k], strict=True))
@@ -314,9 +312,10 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
         names = [n for sig in sorted({PERIPHERAL_MODALITIES[s.upper()] for s in signals})
                  for n in pf.feature_names(sig)]
         result.update(peripheral=aligned(per_rows, names), peripheral_names=np.array(names),
-                      peripheral_signals=np.array(signals))
+                      peripheral_signals=np.array(signals),
+                      peripheral_quality=aligned(quality_rows, list(signals)))
     if face:
-        where = cfg.face or f"the {cfg.dataset} session files (no Face stream recorded)"
+        where = cfg.face.folder or f"the {cfg.dataset} session files (no Face stream recorded)"
         if not face_trials:
             raise TrainingError(f"modalities: face: no trial of {cfg.dataset} has face data "
                                 f"in {where}")
@@ -324,7 +323,7 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
         x = aligned(face_rows, names)
         if not np.isfinite(x[:, :-1]).any(axis=1).any():
             raise TrainingError(f"modalities: face: no window has a face in at least "
-                                f"{cfg.face_min_valid:.0%} of its frames ({where})")
+                                f"{cfg.face.min_valid:.0%} of its frames ({where})")
         result.update(face=x, face_names=np.array(names), face_trials=np.array(face_trials))
     return result
 
@@ -343,10 +342,11 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
     from physioaffect.datasets.windows import WindowConfig
 
     reader = open_reader(cfg)
-    pipe = cfg.pipeline()
-    wcfg = WindowConfig(window_s=cfg.window_s, step_s=cfg.step_s, features="raw",
+    pipe = cfg.preprocessing
+    wcfg = WindowConfig(window_s=cfg.windows.window_s, step_s=cfg.windows.step_s,
+                        features="raw",
                         extra={"pipeline": pipe.config_hash(), "channels": cfg.channels,
-                               "consumer": "training"})
+                               "consumer": "training", "preprocess": 3})
     proxy = _PipelineReader(reader, pipe, cfg.channels)
     cache = _cache_dir(cfg)
     try:
@@ -363,18 +363,21 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
     data = PreparedData(raw=np.ascontiguousarray(ws.X, dtype=np.float32), meta=meta,
                         ch_names=list(ws.ch_names), sfreq=float(ws.sfreq),
                         info={"window_cache": str(path)})
+    bad = ~np.isfinite(data.raw).all(axis=(1, 2))
+    if bad.any():  # reported per subject (normalisation turns them into zeros, the mean)
+        counts = meta.loc[bad, "subject"].astype(str).value_counts().sort_index()
+        data.info["nonfinite_eeg_windows"] = {k: int(v) for k, v in counts.items()}
     del ws
-    needs_graphs = cfg.model in ("emt", "emt_regression") or (
-        cfg.model == "fusion" and cfg.model_kwargs.get("eeg_encoder") == "emt")
+    kind = eeg_input_kind(cfg)
     needs_de = any(b in ("logreg", "svm") for b in cfg.baselines)
     needs_per = "peripheral" in cfg.modalities
     needs_face = "face" in cfg.modalities
     face_key = None if reader.face is None else [
-        reader.face.fingerprint(), cfg.face_offset_s, cfg.face_fps, cfg.face_trial_order]
+        reader.face.fingerprint(), cfg.face.offset_s, cfg.face.fps, cfg.face.trial_order]
+    input_key = None if kind is None else [kind.name, cfg.inputs.get(kind.name, {})]
     derived_key = hashlib.sha256(json.dumps(
-        [path.stem, DERIVED_VERSION, cfg.graph_sub_window_s, cfg.graph_sub_overlap,
-         cfg.graph_bands, cfg.de_bands, cfg.window_s, cfg.step_s, reader.subjects,
-         cfg.face_min_valid, face_key],
+        [path.stem, DERIVED_VERSION, input_key, cfg.de_bands, cfg.windows.window_s,
+         cfg.windows.step_s, reader.subjects, cfg.face.min_valid, face_key],
         sort_keys=True).encode()).hexdigest()[:12]
     dpath = Path(cache) / f"{path.stem}-derived-{derived_key}.npz"
     store: dict[str, np.ndarray] = {}
@@ -382,12 +385,33 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         with np.load(dpath, allow_pickle=False) as z:
             store = {k: z[k] for k in z.files}
     changed = False
-    if needs_graphs and "graphs" not in store:
-        store["graphs"] = graph_features(data.raw, data.sfreq, cfg.graph_sub_window_s,
-                                         cfg.graph_sub_overlap, cfg.graph_bands)
+    needs_input = kind is not None and kind.name != "raw"
+    from physioaffect.models._base import ModelConfigError
+    from physioaffect.preprocessing.quality import SignalInputError
+
+    at = f"(windows at {data.sfreq:g} Hz after preprocessing)"
+    if needs_input and "eeg_input" not in store:
+        try:
+            store["eeg_input"] = kind.build(data.raw, data.sfreq, cfg.inputs[kind.name])
+        except (SignalInputError, ModelConfigError) as err:
+            raise TrainingError(f"inputs.{kind.name}: {err} {at}") from None
         changed = True
     if needs_de and "de" not in store:
-        store["de"] = de_features(data.raw, data.sfreq, cfg.de_bands)
+        try:
+            store["de"] = de_features(data.raw, data.sfreq, cfg.de_bands)
+        except SignalInputError as err:
+            raise TrainingError(f"de_bands: {err} {at}") from None
+        changed = True
+    if kind is not None and "eeg_quality" not in store:
+        store["eeg_quality"] = eeg_window_quality(data.raw, data.ch_names)
+        changed = True
+    if pipe.resample_sfreq is not None and "source_sfreq" not in store:
+        # the rate the pipeline takes (a live stream must run at it): read off one trial
+        try:
+            first = reader.read_subject(reader.subjects[0]).trials[0]
+        except DatasetError as err:
+            raise TrainingError(str(err)) from None
+        store["source_sfreq"] = np.array(float(first.sfreq))
         changed = True
     want_per = needs_per and "peripheral" not in store
     want_face = needs_face and "face" not in store
@@ -401,20 +425,69 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         np.savez(tmp, **store)
         tmp.replace(dpath)
     data.info["derived_cache"] = str(dpath)
-    if needs_graphs:
-        data.graphs = store["graphs"]
+    data.info["source_sfreq"] = float(store.get("source_sfreq", data.sfreq))
+    if kind is not None:
+        data.eeg_kind = kind.name
+        data.eeg_input = store["eeg_input"] if needs_input else data.raw
     if needs_de:
         data.de = store["de"]
+    if kind is not None:
+        data.quality["EEG"] = store["eeg_quality"]
     if needs_per:
-        data.peripheral = store["peripheral"]
+        data.peripheral = np.array(store["peripheral"], dtype=np.float32)
         data.peripheral_names = [str(s) for s in store["peripheral_names"]]
         data.peripheral_signals = [str(s) for s in store["peripheral_signals"]]
+        for j, sig in enumerate(data.peripheral_signals):
+            data.quality[sig] = store["peripheral_quality"][:, j]
+        if cfg.quality.action == "mask":
+            _mask_low_quality(data, cfg.quality.threshold)
     if needs_face:
         data.face = store["face"]
         data.face_names = [str(s) for s in store["face_names"]]
         data.info["face_trials"] = int(store["face_trials"])
         data.info["face_windows"] = int(face_present(data.face).sum())
     return data
+
+
+def eeg_window_quality(raw: np.ndarray, ch_names: list[str], chunk: int = 1024) -> np.ndarray:
+    """EEG quality of each window: the fraction of good channels (0-1), by the bad-channel
+    criteria of :func:`physioaffect.features.quality.eeg_channel_quality`."""
+    from physioaffect.features.quality import eeg_channel_quality
+
+    out = [eeg_channel_quality(np.asarray(raw[i:i + chunk], dtype=np.float64), ch_names)[0]
+           for i in range(0, len(raw), chunk)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+
+
+def _mask_low_quality(data: PreparedData, threshold: float) -> None:
+    """Peripheral features of a signal whose window quality is below ``threshold`` become NaN
+    (missing: the fusion network masks the branch when no signal is left, baselines impute)."""
+    from physioaffect.features import peripheral as pf
+
+    for sig in data.peripheral_signals:
+        mod = PERIPHERAL_MODALITIES[sig.upper()]
+        cols = [data.peripheral_names.index(n) for n in pf.feature_names(mod)
+                if n in data.peripheral_names]
+        low = ~(data.quality[sig] >= threshold)  # NaN quality (no data) counts as low
+        data.peripheral[np.ix_(np.flatnonzero(low), cols)] = np.nan
+
+
+def low_quality_windows(data: PreparedData, threshold: float) -> dict[str, np.ndarray]:
+    """Per signal, the windows whose quality is below ``threshold`` (boolean ``(n,)``)."""
+    return {sig: ~(np.asarray(q) >= threshold) for sig, q in data.quality.items()}
+
+
+def eeg_input_kind(cfg: TrainConfig):
+    """The :class:`~physioaffect.models.InputKind` of the run's EEG branch (None: no EEG).
+
+    Asked of the model registry: the model's own input kind, or for a multimodal run the
+    kind of its EEG encoder.
+    """
+    from physioaffect.models.registry import get_spec
+
+    if "eeg" not in cfg.modalities:
+        return None
+    return get_spec(cfg.model).eeg_input(dict(cfg.model_kwargs))
 
 
 def face_present(face: np.ndarray) -> np.ndarray:
@@ -425,30 +498,36 @@ def face_present(face: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- normaliser
 class AxisNormaliser:
-    """Z-score with statistics of training windows only, per ``keep`` axes (sklearn-style).
+    """Z-score with statistics of training windows only, per ``keep`` axes (scikit-learn style).
 
-    :class:`physioaffect.datasets.protocols.FoldNormaliser` keeps every non-window axis (per
-    channel *and time sample* for raw EEG); here the kept axes are chosen: ``(1,)`` gives per-
-    channel statistics of raw EEG ``(n, C, T)``, ``(2, 3)`` per channel and band of graph
-    sequences ``(n, S, C, F)``, ``(1,)`` per feature of peripheral ``(n, F)``. NaN values are
-    ignored in the statistics and become 0 (the training mean) after :meth:`transform`.
+    ``keep`` chooses the axes with their own statistics: ``(1,)`` gives per-channel statistics
+    of raw EEG ``(n, C, T)``, ``(2, 3)`` per channel and band of graph sequences
+    ``(n, S, C, F)``, ``(1,)`` per feature of peripheral ``(n, F)`` (the model's input kind
+    says which). NaN values are ignored in the statistics and become 0 (the training mean)
+    after :meth:`transform`. The fitted statistics are a
+    :class:`~physioaffect.models.Standardisation`, stored in the checkpoint contract.
 
     Parameters
     ----------
     keep : tuple of int
         Axes (of the batched array) that keep their own statistics.
+    eps : float
+        Added to every standard deviation (a constant feature is not divided by zero).
     """
 
     def __init__(self, keep: tuple[int, ...] = (1,), eps: float = 1e-6) -> None:
-        self.keep = tuple(keep)
+        self.keep = keep
         self.eps = eps
 
-    def fit(self, X: np.ndarray, rows: np.ndarray | None = None, chunk: int = 2048):
-        """Fit on ``X[rows]`` (chunked, so a large raw array is never copied whole)."""
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None, *, rows: np.ndarray | None = None,
+            chunk: int = 2048) -> AxisNormaliser:
+        """Fit on ``X`` (or on its ``rows`` only: training windows of a fold, read chunk by
+        chunk so that a large array is never copied whole). ``y`` is ignored."""
         rows = np.arange(len(X)) if rows is None else np.asarray(rows)
         if rows.size == 0:
             raise TrainingError("normaliser: no training windows")
-        reduce = tuple(a for a in range(X.ndim) if a not in self.keep)
+        keep = tuple(self.keep)
+        reduce = tuple(a for a in range(X.ndim) if a not in keep)
         s = s2 = cnt = 0.0
         for i in range(0, rows.size, chunk):
             b = np.asarray(X[rows[i:i + chunk]], dtype=np.float64)
@@ -460,31 +539,16 @@ class AxisNormaliser:
         cnt = np.maximum(cnt, 1)
         self.mean_ = s / cnt
         self.scale_ = np.sqrt(np.maximum(s2 / cnt - self.mean_ ** 2, 0.0)) + self.eps
-        self.fitted_rows_ = rows
+        self.n_samples_fit_ = int(rows.size)
         return self
 
-    def _shape(self, ndim: int) -> tuple[int, ...]:
-        shape = [1] * ndim
-        for a, n in zip(self.keep, np.shape(self.mean_), strict=True):
-            shape[a] = n
-        return tuple(shape)
+    def standardisation(self):
+        """The fitted statistics as a :class:`~physioaffect.models.Standardisation`."""
+        from physioaffect.models.contract import Standardisation
+
+        return Standardisation(tuple(self.keep), np.asarray(self.mean_, dtype=np.float64),
+                               np.asarray(self.scale_, dtype=np.float64))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Normalised float32 copy of ``X`` (batched, same layout as in :meth:`fit`)."""
-        shape = self._shape(np.ndim(X))
-        # In place on one float32 copy: a DEAP-sized fold is ~1 GB, temporaries would double it.
-        out = np.array(X, dtype=np.float32, copy=True)
-        out -= self.mean_.reshape(shape).astype(np.float32)
-        out /= self.scale_.reshape(shape).astype(np.float32)
-        return np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-
-    def to_dict(self) -> dict:
-        return {"keep": list(self.keep), "mean": np.asarray(self.mean_).tolist(),
-                "scale": np.asarray(self.scale_).tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> AxisNormaliser:
-        n = cls(tuple(d["keep"]))
-        n.mean_ = np.asarray(d["mean"], dtype=np.float64)
-        n.scale_ = np.asarray(d["scale"], dtype=np.float64)
-        return n
+        return self.standardisation().transform(X)

@@ -34,9 +34,10 @@ __all__ = ["resolve_device", "seed_everything", "build_network", "forward", "fit
 
 
 def resolve_device(cfg: TrainConfig) -> torch.device:
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device: cuda requested but torch sees no CUDA device")
-    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+    device = cfg.compute.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("compute.device: cuda requested but torch sees no CUDA device")
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -50,65 +51,65 @@ def seed_everything(seed: int) -> None:
 
 
 def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float, n_outputs: int,
-                  n_features: int | None, n_peripheral: int,
+                  eeg_input: np.ndarray | None, n_peripheral: int,
                   n_face: int = 0) -> tuple[nn.Module, dict]:
-    """Fresh network for ``cfg`` and a description of its input.
+    """Fresh network for ``cfg``, asked of the model registry.
+
+    Parameters
+    ----------
+    eeg_input : ndarray or None
+        The EEG input built by the model's input kind (a few windows suffice): the kind derives
+        the constructor arguments the network needs from it (e.g. the number of band features).
 
     Returns
     -------
     model : nn.Module
-    spec : dict
-        ``input`` (``raw`` or ``graphs``: what the EEG branch takes), ``fusion`` (bool: the
-        network takes named modalities), ``model_name``, ``modalities``.
+    info : dict
+        ``network`` (registry name of the built class), ``input`` (input kind of the EEG branch,
+        None without EEG), ``fusion`` (the network takes named modalities), ``modalities``.
     """
     from physioaffect.models import create
     from physioaffect.models._base import ModelConfigError
+    from physioaffect.models.registry import get_spec
+    from physioaffect.training.data import eeg_input_kind
 
     kwargs = dict(cfg.model_kwargs)
-    multimodal = cfg.modalities != ["eeg"] or cfg.model == "fusion"
-    graph_kw = {"sub_window_s": cfg.graph_sub_window_s, "sub_overlap": cfg.graph_sub_overlap,
-                "n_features": n_features}
+    kind = eeg_input_kind(cfg)
+    input_kw = {} if kind is None or eeg_input is None else \
+        kind.model_kwargs(cfg.inputs.get(kind.name, {}), eeg_input)
+    info = {"input": None if kind is None else kind.name, "modalities": list(cfg.modalities)}
     try:
-        if not multimodal:
-            if cfg.model in ("emt", "emt_regression"):
-                kwargs = {**graph_kw, **kwargs}
+        if not cfg.multimodal:
             model = create(cfg.model, n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,
-                           sfreq=sfreq, **kwargs)
-            inp = "graphs" if cfg.model in ("emt", "emt_regression") else "raw"
-            return model, {"input": inp, "fusion": False, "model_name": cfg.model,
-                           "modalities": ["eeg"]}
+                           sfreq=sfreq, **{**input_kw, **kwargs})
+            return model, {**info, "network": cfg.model, "fusion": False}
         fusion_kw = dict(kwargs.pop("fusion", {}))
         if cfg.model == "fusion":
             enc = fusion_kw.pop("eeg_encoder", kwargs.pop("eeg_encoder", "deformer"))
             eeg_kw = dict(fusion_kw.pop("eeg_kwargs", kwargs.pop("eeg_kwargs", {})))
             fusion_kw.update(kwargs)
-        elif cfg.model in ("eeg_deformer", "emt"):
-            enc = "deformer" if cfg.model == "eeg_deformer" else "emt"
-            eeg_kw = kwargs
         else:
-            raise TrainingError(f"model: {cfg.model} cannot be the EEG encoder of a multimodal "
-                                "network (use eeg_deformer or emt)")
+            enc = get_spec(cfg.model).fusion_encoder
+            eeg_kw = kwargs
         if "eeg" not in cfg.modalities:
             enc = "none"
-        if enc == "emt":
-            eeg_kw = {**{k: v for k, v in graph_kw.items()}, **eeg_kw}
         model = create("fusion", n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,
-                       sfreq=sfreq, eeg_encoder=enc, eeg_kwargs=eeg_kw,
+                       sfreq=sfreq, eeg_encoder=enc, eeg_kwargs={**input_kw, **eeg_kw},
                        n_peripheral_features=n_peripheral if "peripheral" in cfg.modalities
                        else 0, n_face_features=n_face if "face" in cfg.modalities else 0,
                        **fusion_kw)
     except ModelConfigError as err:
         raise TrainingError(str(err)) from None
-    return model, {"input": "graphs" if enc == "emt" else "raw", "fusion": True,
-                   "model_name": cfg.model, "eeg_encoder": enc, "modalities": list(cfg.modalities)}
+    return model, {**info, "network": "fusion", "fusion": True}
 
 
 def forward(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Network output for a batch of named inputs.
 
-    ``eeg``, ``peripheral`` and ``face`` are the modalities; ``face_present`` (1/0 per window)
-    masks the face branch of windows without face data, as long as the window has another
-    modality (a face-only network sees their training-mean input instead).
+    ``eeg``, ``peripheral`` and ``face`` are the modalities; ``face_present`` and
+    ``peripheral_present`` (1/0 per window) mask the branch of windows without that data, as
+    long as the window has another modality present (where none is left, e.g. a face-only
+    network, the window's inputs are used as they are: the training mean).
     """
     if kind == "fusion":
         per, face = batch.get("peripheral"), batch.get("face")
@@ -116,11 +117,19 @@ def forward(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) -> torc
             per = per.unsqueeze(1)  # one feature step per window: (B, 1, F_p)
         if face is not None and face.ndim == 2:
             face = face.unsqueeze(1)
+        present = {}
+        for name, x in (("peripheral", per), ("face", face)):
+            flag = batch.get(f"{name}_present")
+            if flag is not None and x is not None:
+                present[name] = flag > 0.5
         mask = None
-        present = batch.get("face_present")
-        if present is not None and face is not None and (
-                batch.get("eeg") is not None or per is not None):
-            mask = {"face": present > 0.5}
+        if present:
+            if batch.get("eeg") is None:  # every window needs one present modality
+                given = {"peripheral": per, "face": face}
+                some = torch.stack([present.get(n, torch.ones_like(next(iter(present.values()))))
+                                    for n, x in given.items() if x is not None]).any(dim=0)
+                present = {n: p | ~some for n, p in present.items()}
+            mask = present
         out = model(eeg=batch.get("eeg"), peripheral=per, face=face, mask=mask)
     else:
         out = model(batch["eeg"])
@@ -171,6 +180,9 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, list[dict], int]:
     """Train ``model`` with AdamW + cosine annealing, early stopping on validation loss.
 
+    The last history row carries ``stopped``: why training ended (all epochs run, or early
+    stopping after ``patience`` epochs without a better validation loss).
+
     Parameters
     ----------
     train, val : (inputs, targets)
@@ -188,10 +200,10 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
     task = "regression" if cfg.task == "regression" else "classification"
     ydtype = torch.float32 if task == "regression" else torch.long
     model.to(device)
-    run_model = torch.compile(model) if cfg.compile else model
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    loss_fn = _loss_fn(task, cfg.label_smoothing)
+    run_model = torch.compile(model) if cfg.compute.compile else model
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.optim.epochs)
+    loss_fn = _loss_fn(task, cfg.optim.label_smoothing)
     xt = _to_device(train[0], device)
     yt = torch.as_tensor(train[1], dtype=ydtype).to(device)
     xv = yv = None
@@ -203,8 +215,18 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
     best_loss, best_epoch, best_state, bad = math.inf, 0, None, 0
     start = 0
     if state_path is not None and state_path.exists():
-        st = torch.load(state_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(st["model"])
+        try:
+            st = torch.load(state_path, map_location="cpu", weights_only=True)
+            model.load_state_dict(st["model"])
+        except Exception as err:  # noqa: BLE001 - torch raises many types for unsafe/bad files
+            import pickle
+
+            if isinstance(err, pickle.UnpicklingError):
+                msg = "it holds Python objects other than tensors, refused unread"
+            else:
+                msg = (str(err).splitlines()[0] if str(err) else type(err).__name__)[:120]
+            raise TrainingError(f"{state_path}: not a safe epoch checkpoint of this fold "
+                                f"({msg}); delete it to restart the fold from epoch 1") from None
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         history = list(st["history"])
@@ -214,20 +236,23 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         if device.type == "cuda" and "cuda_rng" in st:
             torch.cuda.set_rng_state(st["cuda_rng"])
         start = int(st["epoch"])
-    for epoch in range(start, cfg.epochs):
-        if best_epoch and cfg.patience and bad >= cfg.patience:
+    stopped = f"all {cfg.optim.epochs} epochs run"
+    for epoch in range(start, cfg.optim.epochs):
+        if best_epoch and cfg.optim.patience and bad >= cfg.optim.patience:
+            stopped = (f"early stopping: validation loss not better than epoch {best_epoch} "
+                       f"for {bad} epochs")
             break
         t0 = time.perf_counter()
         model.train()
         gen = torch.Generator().manual_seed(seed * 100003 + epoch)
         order = torch.randperm(n, generator=gen).to(device)
         total, count = 0.0, 0
-        for i in range(0, n, cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
+        for i in range(0, n, cfg.optim.batch_size):
+            idx = order[i:i + cfg.optim.batch_size]
             if len(idx) < 2 and n > 1:
                 continue  # a batch of one breaks batch norm
             batch = {k: v.index_select(0, idx) for k, v in xt.items()}
-            with _autocast(device, cfg.amp):
+            with _autocast(device, cfg.compute.amp):
                 out = forward(run_model, kind, batch)
             loss = loss_fn(out.float(), yt.index_select(0, idx))
             opt.zero_grad(set_to_none=True)
@@ -240,7 +265,7 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
                "lr": float(opt.param_groups[0]["lr"])}
         if xv is not None:
             model.eval()
-            with torch.no_grad(), _autocast(device, cfg.amp):
+            with torch.no_grad(), _autocast(device, cfg.compute.amp):
                 outs = [forward(run_model, kind, {k: v[i:i + 512] for k, v in xv.items()}).float()
                         for i in range(0, len(yv), 512)]
             out = torch.cat(outs)
@@ -274,6 +299,10 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         model.load_state_dict(best_state)
     else:
         best_epoch = len(history)
+    if history:
+        history[-1]["stopped"] = stopped
+        if on_epoch and stopped.startswith("early"):
+            on_epoch({**history[-1], "final": True})
     return model, history, best_epoch
 
 

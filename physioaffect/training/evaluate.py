@@ -26,6 +26,7 @@ from physioaffect.training.config import (
     TrainingError,
     default_label_rule,
 )
+from physioaffect.training.runner import class_names
 
 __all__ = ["evaluate"]
 
@@ -54,8 +55,9 @@ def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path
         find_checkpoints,
         load_checkpoint,
         predict,
-        read_meta,
+        read_contract,
     )
+    from physioaffect.training.config import FaceSettings, WindowSettings
     from physioaffect.training.data import open_reader, prepare_data
     from physioaffect.training.metrics import metrics_of
 
@@ -63,21 +65,27 @@ def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path
     if out.exists() and any(out.iterdir()):
         raise TrainingError(f"{out}: output folder exists (choose another --out)")
     ckpts = find_checkpoints(source)
-    meta0 = read_meta(ckpts[0])
-    target = target or meta0["target"]
+    contracts = [read_contract(ck) for ck in ckpts]  # every contract validated before any data
+    c0 = contracts[0]
+    dataset0 = str(c0.provenance.get("dataset", ""))
+    target = target or c0.target
     if label_rule is None:
-        label_rule = meta0["label_rule"] if dataset == meta0["dataset"] else \
+        label_rule = c0.label_rule if dataset == dataset0 else \
             default_label_rule(dataset, target)
+    modalities = list(c0.modalities)
+    if ("face" in modalities and "eeg" in modalities and not face
+            and dataset.lower() not in FACE_FROM_STREAMS):  # scored with the face branch masked
+        modalities = [m for m in modalities if m != "face"]
     cfg = TrainConfig(dataset=dataset, root=str(root), model="eeg_deformer", target=target,
-                      label_rule=label_rule, modalities=list(meta0["modalities"]),
-                      channels=None, window_s=float(meta0["window_s"]), step_s=meta0["step_s"],
-                      preprocessing=dict(meta0["pipeline"]), baselines=[], cache_dir=cache_dir,
-                      max_subjects=max_subjects, face=str(face) if face else None,
-                      face_trial_order=str(face_trial_order) if face_trial_order else None,
-                      face_fps=face_fps, face_offset_s=face_offset_s)
-    if ("face" in cfg.modalities and "eeg" in cfg.modalities and not face
-            and cfg.dataset.lower() not in FACE_FROM_STREAMS):  # score with the face branch masked
-        cfg.modalities = [m for m in cfg.modalities if m != "face"]
+                      label_rule=label_rule, modalities=modalities, channels=None,
+                      windows=WindowSettings(c0.window_s, c0.step_s),
+                      preprocessing=c0.pipeline, baselines=[], cache_dir=cache_dir,
+                      max_subjects=max_subjects,
+                      face=FaceSettings(folder=str(face) if face else None,
+                                        trial_order=str(face_trial_order)
+                                        if face_trial_order else None,
+                                        fps=face_fps, offset_s=face_offset_s,
+                                        min_valid=c0.face_min_valid))
     cfg = cfg.resolve()
     # Cheap compatibility check on one subject before preparing everything.
     reader = open_reader(cfg)
@@ -86,9 +94,10 @@ def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path
     except DatasetError as err:
         raise TrainingError(str(err)) from None
     tr = first.trials[0]
-    for ck in ckpts:
-        check_compatible(read_meta(ck), tr.ch_names, tr.sfreq, None, f"{root}")
-    cfg = dataclasses.replace(cfg, channels=list(meta0["channels"]))
+    if "eeg" in c0.modalities:
+        for c in contracts:
+            check_compatible(c, tr.ch_names, tr.sfreq, f"{root}")
+        cfg = dataclasses.replace(cfg, channels=list(c0.channels))
     data = prepare_data(cfg)
     try:
         y, keep, report = make_labels(data.meta, label_rule, target)
@@ -97,44 +106,49 @@ def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path
     rows = np.flatnonzero(keep)
     frames, summary = [], {}
     for ck in ckpts:
-        model, _pipe, meta = load_checkpoint(ck)
+        model, contract = load_checkpoint(ck)
+        if contract.task == "classification" and \
+                len(contract.class_names) != len(class_names(label_rule)):
+            raise TrainingError(f"{ck}: the checkpoint has {contract.n_classes} classes, the "
+                                f"label rule {label_rule!r} gives {len(class_names(label_rule))} "
+                                "(choose --label-rule)")
         per = face_x = None
-        if "peripheral" in meta["modalities"]:
-            per = _in_order(meta["peripheral"]["feature_names"], data.peripheral_names,
+        if "peripheral" in contract.modalities:
+            per = _in_order(contract.peripheral_features, data.peripheral_names,
                             data.peripheral, rows)
-        if "face" in meta["modalities"] and data.face is not None:
-            face_x = _in_order(meta["face"]["feature_names"], data.face_names, data.face, rows)
-        inputs = build_inputs(meta, data.raw[rows] if "eeg" in meta["modalities"] else None, per,
-                              face_x)
-        res = predict(model, meta, inputs)
+        if "face" in contract.modalities and data.face is not None:
+            face_x = _in_order(contract.face_features, data.face_names, data.face, rows)
+        inputs = build_inputs(contract, data.raw[rows] if "eeg" in contract.modalities else None,
+                              per, face_x)
+        res = predict(model, contract, inputs)
         m = data.meta.iloc[rows]
-        df = pd.DataFrame({"checkpoint": meta["fold"], "model": meta.get("label", meta["model_name"]),
+        fold = str(contract.provenance.get("fold", ck.parent.name))
+        df = pd.DataFrame({"checkpoint": fold, "model": contract.label or contract.model,
                            "subject": m["subject"].astype(str).to_numpy(),
                            "session": m["session"].to_numpy(), "trial": m["trial"].to_numpy(),
                            "onset_s": m["onset_s"].to_numpy(), "y_true": y})
-        n_classes = int(meta["n_classes"])
-        if meta["task"] == "regression":
+        if contract.task == "regression":
             df["y_pred"] = res
         else:
             df["y_pred"] = res.argmax(1)
             for k in range(res.shape[1]):
                 df[f"score_{k}"] = res[:, k]
         frames.append(df)
-        summary[meta["fold"]] = {
-            "overall": metrics_of(df, meta["task"], n_classes),
-            "per_subject": {s: metrics_of(g, meta["task"], n_classes)
+        summary[fold] = {
+            "overall": metrics_of(df, contract.task, contract.n_classes),
+            "per_subject": {s: metrics_of(g, contract.task, contract.n_classes)
                             for s, g in df.groupby("subject")}}
     out.mkdir(parents=True, exist_ok=True)
     pred = pd.concat(frames, ignore_index=True)
     pred.to_csv(out / "predictions.csv", index=False)
     info = {"source": str(source), "dataset": dataset, "root": str(root), "target": target,
-            "label_rule": label_rule, "labels": report, "channels": meta0["channels"],
+            "label_rule": label_rule, "labels": report, "channels": list(c0.channels),
             "checkpoints": summary}
     (out / "evaluation.json").write_text(json.dumps(info, indent=2) + "\n")
     names = list(next(iter(summary.values()))["overall"])
     lines = [f"# Evaluation of {source} on {dataset} ({root})", "",
              f"target `{target}`, rule `{label_rule}`, {len(rows)} windows, "
-             f"{len(meta0['channels'])} channels", "",
+             f"{len(c0.channels)} channels", "",
              "| checkpoint | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for k, s in summary.items():
         lines.append(f"| {k} | " + " | ".join(f"{s['overall'][n]:.3f}" for n in names) + " |")
@@ -145,7 +159,7 @@ def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path
     return out
 
 
-def _in_order(wanted: list[str], have: list[str], x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _in_order(wanted, have: list[str], x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Columns ``wanted`` of ``x[rows]`` (named ``have``); NaN where the new data lacks one."""
     out = np.full((len(rows), len(wanted)), np.nan, np.float32)
     for j, name in enumerate(wanted):

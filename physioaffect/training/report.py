@@ -11,7 +11,9 @@ baseline (training-fold majority) and the classical baselines stand beside the n
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +25,8 @@ from physioaffect.training.metrics import (
     metrics_of,
 )
 
-__all__ = ["write_report", "compare_runs", "run_status", "load_predictions"]
+__all__ = ["write_report", "compare_runs", "run_status", "load_predictions", "report_figures",
+           "per_subject_figure", "confusion_figure", "learning_curves_figure"]
 
 
 def run_status(run_dir: str | Path) -> dict:
@@ -86,13 +89,141 @@ def _fmt(s: dict) -> str:
     return f"{s['mean']:.3f} ± {s['std']:.3f}"
 
 
+def _run_config(d: Path):
+    """The run's resolved :class:`TrainConfig` (a version-1 config.json is converted)."""
+    from physioaffect.training.config import TrainConfig
+
+    return TrainConfig.from_dict(json.loads((d / "config.json").read_text()),
+                                 where=str(d / "config.json"))
+
+
+def _pipeline_line(p) -> str:
+    band = f"{p.l_freq or 0:g}-{p.h_freq:g} Hz" if p.h_freq else f"high-pass {p.l_freq or 0:g} Hz"
+    parts = [f"{p.phase} {band} band-pass (order {p.filter_order})"]
+    if p.notch_freq:
+        parts.append(f"notch {p.notch_freq:g} Hz")
+    if p.reference != "none":
+        parts.append(f"{p.reference} reference")
+    if p.detect_bads:
+        parts.append("bad channels " + ("interpolated" if p.interpolate_bads else "marked"))
+    if p.resample_sfreq:
+        parts.append(f"resampled to {p.resample_sfreq:g} Hz")
+    return ", ".join(parts)
+
+
+def _executor_line(cfg) -> str:
+    e = cfg.executor
+    if e.kind != "ray":
+        return "serial (one process)"
+    where = f"Ray cluster {e.address}" if e.address else "local Ray"
+    gpus = "auto" if e.gpus_per_fold is None else f"{e.gpus_per_fold:g}"
+    return (f"{where}; {e.cpus_per_fold:g} CPU and {gpus} GPU per fold; up to {e.max_retries} "
+            f"retries of a fold whose worker or node died; data via {e.data}")
+
+
+def _data_warnings(d: Path) -> list[str]:
+    """Lines that say what was wrong with the data (non-finite EEG ...), if anything."""
+    info = json.loads((d / "data.json").read_text()) if (d / "data.json").exists() else {}
+    bad = info.get("nonfinite_eeg_windows") or {}
+    if not bad:
+        return []
+    total = sum(bad.values())
+    per = ", ".join(f"{s}: {n}" for s, n in bad.items())
+    return [f"- **WARNING: {total} of {info.get('n_windows', '?')} EEG windows hold NaN or "
+            f"infinite samples** ({per}); the network saw them as zeros (the training mean), "
+            "the DE baselines as the training mean of each feature"]
+
+
+def _quality_lines(d: Path) -> list[str]:
+    """Windows of low signal quality per subject and signal, and what training did with them."""
+    if not (d / "quality.json").exists():
+        return []
+    q = json.loads((d / "quality.json").read_text())
+    per = q.get("per_subject") or {}
+    signals = sorted({sig for row in per.values() for sig in row})
+    if not signals:
+        return []
+    done = {"mask": "peripheral features of a low-quality signal treated as missing; EEG kept",
+            "drop": "windows with any low-quality signal left out of training and test",
+            "keep": "used as they are"}[q.get("action", "keep")]
+    lines = ["", "## Signal quality", "",
+             f"Windows whose quality is below {q.get('threshold', 0.5):g} (low / all), per "
+             f"subject and signal; action `{q.get('action')}`: {done}.", "",
+             "| subject | " + " | ".join(signals) + " |", "|---" * (len(signals) + 1) + "|"]
+    for subj, row in per.items():
+        cells = [f"{row[s]['low_quality']} / {row[s]['windows']}" if s in row else "n/a"
+                 for s in signals]
+        lines.append(f"| {subj} | " + " | ".join(cells) + " |")
+    if q.get("unusable_everywhere"):
+        lines += ["", f"**{', '.join(q['unusable_everywhere'])}: low quality in every window** "
+                  "(e.g. a unit the criteria cannot judge, or windows shorter than the signal's "
+                  "minimum): its features were "
+                  + ("missing throughout" if q.get("action") == "mask" else "used as they are")
+                  + "; see docs/features.md for the minimum window and units per signal."]
+    return lines
+
+
+def _training_lines(d: Path) -> list[str]:
+    """Per fold: epochs run, the epoch whose weights were kept, and why training stopped."""
+    rows = []
+    for f in sorted((d / "folds").glob("*/fold.json")) if (d / "folds").is_dir() else []:
+        s = json.loads(f.read_text())
+        rows.append(f"| {s['name']} | {', '.join(s.get('test_subjects', []))} | "
+                    f"{s.get('epochs_run', '?')} | {s.get('best_epoch', '?')} | "
+                    f"{s.get('stopped', '') or 'n/a'} |")
+    if not rows:
+        return []
+    return ["", "## Training (network)", "",
+            "| fold | test subjects | epochs run | kept weights of epoch | why it stopped |",
+            "|---|---|---|---|---|", *rows]
+
+
+def _fold_summaries(d: Path) -> list[dict]:
+    if not (d / "folds").is_dir():
+        return []
+    out = [json.loads(f.read_text()) for f in (d / "folds").glob("*/fold.json")]
+    return sorted(out, key=lambda s: (s.get("index", 0), _natural(s.get("name", ""))))
+
+
+def _search_lines(d: Path) -> list[str]:
+    """Per outer fold: the hyper-parameters the nested search chose on validation subjects."""
+    rows = []
+    metric = ""
+    for s in _fold_summaries(d):
+        c = s.get("search")
+        if not c:
+            continue
+        metric = c["metric"]
+        chosen = ", ".join(f"{k}={v}" for k, v in c["chosen"].items())
+        score = c["scores"][c["chosen_setting"]]
+        rows.append(f"| {s['name']} | {', '.join(s.get('test_subjects', []))} | {chosen} | "
+                    f"{score:.4f} | {len(c['scores'])} | {', '.join(c.get('subjects_used', []))} |")
+    if not rows:
+        return []
+    return ["", "## Model selection (nested, validation subjects only)", "",
+            f"Each setting was trained on the inner folds of the outer fold's training and "
+            f"validation subjects and scored by `{metric}` on the inner validation subjects; "
+            "the test subjects took no part (last column: every subject a trial used). All "
+            "trials: `folds/*/search.csv`.", "",
+            f"| fold | test subjects | chosen setting | mean {metric} | settings tried | "
+            "subjects the search used |", "|---|---|---|---|---|---|", *rows]
+
+
+def _retry_lines(d: Path) -> list[str]:
+    """Folds that needed more than one attempt (a worker or node died)."""
+    lines = [f"- fold {s['name']}: {s['attempts']} attempts (a worker or node died); the last "
+             f"continued from epoch {s.get('resumed_from_epoch', 0)}"
+             for s in _fold_summaries(d) if int(s.get("attempts", 1)) > 1]
+    return ["", "## Retries", "", *lines] if lines else []
+
+
 def write_report(run_dir: str | Path) -> Path:
     """Write metrics CSV/JSON, figures and ``report.md`` of a run folder; returns report.md."""
     d = Path(run_dir)
-    cfg = json.loads((d / "config.json").read_text())
+    cfg = _run_config(d)
     status = run_status(d)
     labels = json.loads((d / "labels.json").read_text()) if (d / "labels.json").exists() else {}
-    task = "regression" if cfg["label_rule"] == "continuous" else "classification"
+    task = cfg.task
     pred = load_predictions(d)
     n_classes = len([c for c in pred.columns if c.startswith("score_")]) or 0
     names, folds, subjects = _tables(pred, task, n_classes)
@@ -108,17 +239,20 @@ def write_report(run_dir: str | Path) -> Path:
     (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     figs = _figures(d, pred, subjects, folds, names[0], models, deep, task, n_classes)
     complete = len(status["done"]) == status["n_folds"] and status["n_folds"] > 0
-    lines = [f"# {cfg['dataset']} · {cfg['model']} · {cfg['protocol']} · {cfg['target']}", ""]
+    lines = [f"# {cfg.dataset} · {cfg.model} · {cfg.protocol} · {cfg.target}", ""]
     if not complete:
         lines += [f"**INCOMPLETE RUN: {len(status['done'])} of {status['n_folds']} folds "
                   "finished. These numbers are not a result.**", ""]
-    step = "" if cfg["step_s"] is None else f", step {cfg['step_s']:g} s"
+    step = "" if cfg.windows.step_s is None else f", step {cfg.windows.step_s:g} s"
     lines += [
-        f"- modalities: {', '.join(cfg['modalities'])}; window {cfg['window_s']:g} s{step}; "
-        f"epochs ≤ {cfg['epochs']} (early stopping on validation subjects, patience "
-        f"{cfg['patience']}); seed {cfg['seed']}",
-        f"- labels: rule `{cfg['label_rule']}` ({labels.get('description', '')}) on "
-        f"`{cfg['target']}`; {labels.get('n_kept', '?')} of {labels.get('n_windows', '?')} windows "
+        f"- modalities: {', '.join(cfg.modalities)}; window {cfg.windows.window_s:g} s{step}; "
+        f"epochs ≤ {cfg.optim.epochs} (early stopping on validation subjects, patience "
+        f"{cfg.optim.patience}); seed {cfg.seed}",
+        f"- preprocessing: {_pipeline_line(cfg.preprocessing)}",
+        f"- executor: {_executor_line(cfg)}",
+        *_data_warnings(d),
+        f"- labels: rule `{cfg.label_rule}` ({labels.get('description', '')}) on "
+        f"`{cfg.target}`; {labels.get('n_kept', '?')} of {labels.get('n_windows', '?')} windows "
         f"kept, dropped {labels.get('dropped_nan', 0)} NaN and {labels.get('dropped_by_rule', 0)} "
         f"by rule; class counts {labels.get('class_counts', labels.get('mean', ''))}",
         f"- {status['n_folds']} folds; test subjects contribute nothing to training, "
@@ -126,8 +260,8 @@ def write_report(run_dir: str | Path) -> Path:
         "re-initialised per fold; baselines fitted on the same training windows",
         "- `majority` = training-fold majority class (trivial; regression: training mean); "
         "`logreg`/`svm` (regression: ridge / linear SVR) = "
-        f"differential entropy ({cfg['de_bands']}) features"
-        f"{' + peripheral features' if 'peripheral' in cfg['modalities'] else ''}",
+        f"differential entropy ({cfg.de_bands}) features"
+        f"{' + peripheral features' if 'peripheral' in cfg.modalities else ''}",
         "", "## Mean ± std over test subjects", "",
         "| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for m in models:
@@ -145,6 +279,10 @@ def write_report(run_dir: str | Path) -> Path:
         vals = {r["model"]: r[key] for _, r in g.iterrows()}
         lines.append(f"| {subj} | {int(g['n'].iloc[0])} | "
                      + " | ".join(f"{vals.get(m, float('nan')):.3f}" for m in models) + " |")
+    lines += _quality_lines(d)
+    lines += _training_lines(d)
+    lines += _search_lines(d)
+    lines += _retry_lines(d)
     lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figs]
     lines += ["", "Files: `predictions.csv` (every test window), `metrics_folds.csv`, "
               "`metrics_subjects.csv`, `summary.json`, `config.yaml` (rerun with "
@@ -153,6 +291,244 @@ def write_report(run_dir: str | Path) -> Path:
     path = d / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+#: Axis label of each metric (with its unit where it has one).
+_METRIC_LABELS = {
+    "accuracy": "accuracy (fraction of test windows)",
+    "balanced_accuracy": "balanced accuracy (mean recall over classes)",
+    "macro_f1": "macro-F1 (mean F1 over classes)",
+    "auc": "ROC AUC",
+    "pcc": "Pearson correlation r",
+    "ccc": "concordance correlation (CCC)",
+}
+
+
+def _metric_label(key: str, target: str) -> str:
+    if key == "rmse":
+        return f"RMSE ({target} rating units)"
+    return _METRIC_LABELS.get(key, key)
+
+
+def _class_names(d: Path, n_classes: int) -> list[str]:
+    """Class names of a run, as its checkpoints store them (``class k`` when unknown)."""
+    for path in sorted((d / "folds").glob("*/checkpoint/contract.json")):
+        try:
+            names = json.loads(path.read_text()).get("class_names") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        if len(names) == n_classes:
+            return [str(n) for n in names]
+    return [f"class {k}" for k in range(n_classes)]
+
+
+def _loss_label(cfg) -> str:
+    """What the training and validation curves measure."""
+    loss = getattr(cfg.optim, "loss", None)  # a configurable loss, if the config has one
+    if loss:
+        return f"{loss} loss"
+    if cfg.task == "regression":
+        return "MSE loss (standardised target)"
+    smoothing = float(getattr(cfg.optim, "label_smoothing", 0.0) or 0.0)
+    return "cross-entropy loss (nats" + (f", label smoothing {smoothing:g})"
+                                         if smoothing else ")")
+
+
+def _chance_line(key: str, task: str, n_classes: int, subjects: pd.DataFrame,
+                 models: list[str]) -> tuple[float, str] | None:
+    """Where a model with no information lands on ``key``, and how to say it."""
+    if task == "classification" and n_classes and key in ("accuracy", "balanced_accuracy"):
+        return 1.0 / n_classes, f"chance (1/{n_classes})"
+    if key == "auc":
+        return 0.5, "chance (AUC 0.5)"
+    if key in ("pcc", "ccc"):
+        return 0.0, "no relation (0)"
+    if "majority" in models:
+        vals = subjects.loc[subjects["model"] == "majority", key]
+        if vals.notna().any():
+            return float(vals.mean()), "majority baseline (mean over subjects)"
+    return None
+
+
+def per_subject_figure(subjects: pd.DataFrame, key: str, models: list[str], task: str,
+                       n_classes: int, target: str = "rating"):
+    """Bars of ``key`` per test subject and model, with the chance (or baseline) line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    subs = list(dict.fromkeys(subjects["subject"]))
+    n_bars = len(subs) * max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.15 * n_bars + 2.5)), 3.8))
+    width = 0.8 / max(len(models), 1)
+    colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    for i, m in enumerate(models):
+        t = subjects[subjects["model"] == m].set_index("subject").reindex(subs)
+        style = ({"color": "0.7", "hatch": "//", "edgecolor": "0.4"} if m == "majority"
+                 else {"color": next(colours)})
+        label = "majority (trivial baseline)" if m == "majority" else m
+        ax.bar(np.arange(len(subs)) + i * width, t[key], width, label=label, **style)
+    chance = _chance_line(key, task, n_classes, subjects, models)
+    if chance is not None:
+        ax.axhline(chance[0], color="k", linestyle="--", linewidth=1.2, label=chance[1])
+    ax.set_xticks(np.arange(len(subs)) + 0.4 - width / 2, [str(s) for s in subs],
+                  rotation=90 if len(subs) > 8 else 0)
+    if key in ("accuracy", "balanced_accuracy", "macro_f1", "auc"):
+        ax.set_ylim(0, 1)
+    ax.set_ylabel(_metric_label(key, target))
+    ax.set_xlabel("test subject")
+    ax.set_title(f"{_metric_label(key, target).split(' (')[0]} per test subject "
+                 "(each subject unseen in training)")
+    # outside the axes, so that no bar is hidden
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str],
+                     model: str):
+    """Confusion matrix (counts and row percentages) with class names on both axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+    from sklearn.metrics import confusion_matrix
+
+    k = len(class_names)
+    cm = confusion_matrix(y_true, y_pred, labels=list(range(k)))
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(2.2 + 1.1 * k, 1.8 + 1.0 * k))
+    cmap, norm = plt.get_cmap("Blues"), Normalize(0, max(int(cm.max()), 1))
+    image = ax.imshow(cm, cmap=cmap, norm=norm)
+    for (r, c), v in np.ndenumerate(cm):
+        red, green, blue, _ = cmap(norm(v))
+        dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # perceived luminance
+        ax.text(c, r, f"{v}\n{100 * share[r, c]:.0f}%", ha="center", va="center",
+                color="white" if dark else "black", fontsize=9)
+    ax.set_xticks(range(k), class_names)
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"{model}: {int(cm.sum())} test windows\n(count and % of the true class)",
+                 fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="test windows")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves_figure(histories: dict[str, pd.DataFrame], best_epochs: dict[str, int],
+                           loss_label: str):
+    """Training and validation loss per fold, each fold's kept epoch marked.
+
+    Parameters
+    ----------
+    histories : dict of str -> DataFrame
+        Fold name -> its ``history.csv`` (``epoch``, ``train_loss``, ``val_loss``).
+    best_epochs : dict of str -> int
+        Fold name -> the epoch whose weights were kept (``fold.json``).
+    loss_label : str
+        What the loss is (y axis).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    has_val = any("val_loss" in h and h["val_loss"].notna().any() for h in histories.values())
+    fig, axes = plt.subplots(1, 2 if has_val else 1, figsize=(9 if has_val else 5.5, 3.6),
+                             squeeze=False)
+    axes = list(axes[0])
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = []
+    for i, (fold, h) in enumerate(histories.items()):
+        colour = colours[i % len(colours)]
+        line, = axes[0].plot(h["epoch"], h["train_loss"], color=colour, alpha=0.8, label=fold)
+        handles.append(line)
+        kept_on = axes[-1] if has_val else axes[0]
+        column = "val_loss" if has_val else "train_loss"
+        if has_val and column in h:
+            axes[1].plot(h["epoch"], h[column], color=colour, alpha=0.8)
+        best = best_epochs.get(fold)
+        at = h[h["epoch"] == best] if best is not None else h.iloc[:0]
+        if len(at) and column in at and np.isfinite(at[column].iloc[0]):
+            kept_on.plot(best, at[column].iloc[0], marker="*", markersize=12, color=colour,
+                         markeredgecolor="k", linestyle="none")
+    handles.append(Line2D([], [], marker="*", markersize=12, color="0.6", markeredgecolor="k",
+                          linestyle="none", label="kept epoch"))
+    axes[0].set_title("training loss per fold")
+    if has_val:
+        axes[1].set_title("validation loss per fold\n(held-out training subjects)")
+    for a in axes:
+        a.set_xlabel("epoch")
+        a.set_ylabel(loss_label)
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    # beside the panels, so that no curve is hidden
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+               title="fold", ncol=max(1, math.ceil(len(handles) / 16)))
+    return fig
+
+
+def report_figures(run_dir: str | Path, pred: pd.DataFrame | None = None,
+                   subjects: pd.DataFrame | None = None, key: str | None = None,
+                   models: list[str] | None = None, deep: list[str] | None = None,
+                   n_classes: int | None = None) -> dict[str, Any]:
+    """The figures of a run's report, as matplotlib figures (not saved, not closed).
+
+    Everything not given is read from the run folder (predictions, folds, configuration).
+
+    Returns
+    -------
+    dict of str -> matplotlib.figure.Figure
+        File name (``per_subject.png``, ``confusion_<model>.png``, ``learning_curves.png``)
+        -> figure.
+    """
+    d = Path(run_dir)
+    cfg = _run_config(d)
+    task = cfg.task
+    if pred is None:
+        pred = load_predictions(d)
+    if n_classes is None:
+        n_classes = len([c for c in pred.columns if c.startswith("score_")]) or 0
+    if subjects is None or key is None:
+        names, _, subjects = _tables(pred, task, n_classes)
+        key = key or names[0]
+    if models is None:
+        models = list(dict.fromkeys(pred["model"]))
+    if deep is None:
+        deep = [m for m in models if m not in ("majority", "logreg", "svm")]
+    figures: dict[str, Any] = {
+        "per_subject.png": per_subject_figure(subjects, key, models, task, n_classes,
+                                              cfg.target)}
+    if task == "classification":
+        names = _class_names(d, n_classes)
+        for m in deep or models[:1]:
+            g = pred[pred["model"] == m]
+            figures[f"confusion_{_safe(m)}.png"] = confusion_figure(
+                g["y_true"].to_numpy(int), g["y_pred"].to_numpy(int), names, m)
+    histories, best = {}, {}
+    for h in sorted((d / "folds").glob("*/history.csv"), key=lambda p: _natural(p.parent.name)):
+        t = pd.read_csv(h)
+        if t.empty:
+            continue
+        fold = h.parent.name
+        histories[fold] = t
+        fold_json = h.parent / "fold.json"
+        if fold_json.exists():
+            best[fold] = int(json.loads(fold_json.read_text()).get("best_epoch", 0)) or None
+    if histories:
+        figures["learning_curves.png"] = learning_curves_figure(histories, best, _loss_label(cfg))
+    return figures
 
 
 def _figures(d: Path, pred, subjects, folds, key, models, deep, task, n_classes) -> list[Path]:
@@ -164,58 +540,11 @@ def _figures(d: Path, pred, subjects, folds, key, models, deep, task, n_classes)
     fdir = d / "figures"
     fdir.mkdir(exist_ok=True)
     out = []
-    # Per-subject bars: every model, the trivial baseline drawn as well.
-    subs = list(dict.fromkeys(subjects["subject"]))
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(subs) * len(models) / 2), 3.5))
-    width = 0.8 / max(len(models), 1)
-    for i, m in enumerate(models):
-        t = subjects[subjects["model"] == m].set_index("subject").reindex(subs)
-        ax.bar(np.arange(len(subs)) + i * width, t[key], width, label=m)
-    ax.set_xticks(np.arange(len(subs)) + 0.4 - width / 2, subs, rotation=90)
-    ax.set_ylabel(key)
-    ax.set_xlabel("test subject")
-    ax.legend(fontsize=7, ncol=len(models))
-    ax.set_title(f"per-subject {key} (majority = trivial baseline)")
-    fig.tight_layout()
-    p = fdir / "per_subject.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    out.append(p)
-    if task == "classification":
-        from sklearn.metrics import confusion_matrix
-
-        for m in deep or models[:1]:
-            g = pred[pred["model"] == m]
-            cm = confusion_matrix(g["y_true"], g["y_pred"], labels=list(range(n_classes)))
-            fig, ax = plt.subplots(figsize=(3.5, 3.2))
-            ax.imshow(cm, cmap="Blues")
-            for (r, c), v in np.ndenumerate(cm):
-                ax.text(c, r, str(v), ha="center", va="center")
-            ax.set_xlabel("predicted")
-            ax.set_ylabel("true")
-            ax.set_title(f"{m}: all test windows")
-            fig.tight_layout()
-            p = fdir / f"confusion_{_safe(m)}.png"
-            fig.savefig(p, dpi=100)
-            plt.close(fig)
-            out.append(p)
-    hist = sorted((d / "folds").glob("*/history.csv"))
-    if hist:
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-        for h in hist:
-            t = pd.read_csv(h)
-            if t.empty:
-                continue
-            axes[0].plot(t["epoch"], t["train_loss"], alpha=0.6)
-            if "val_loss" in t:
-                axes[1].plot(t["epoch"], t["val_loss"], alpha=0.6)
-        axes[0].set_title("training loss per fold")
-        axes[1].set_title("validation loss per fold")
-        for a in axes:
-            a.set_xlabel("epoch")
-        fig.tight_layout()
-        p = fdir / "learning_curves.png"
-        fig.savefig(p, dpi=100)
+    figures = report_figures(d, pred=pred, subjects=subjects, key=key, models=models, deep=deep,
+                             n_classes=n_classes)
+    for name, fig in figures.items():
+        p = fdir / name
+        fig.savefig(p, dpi=100, bbox_inches="tight")  # the legends outside the axes included
         plt.close(fig)
         out.append(p)
     return out
@@ -235,8 +564,7 @@ def compare_runs(run_dirs: list[str | Path], metric: str | None = None) -> str:
             rows.append((d.name, st, None, None))
             continue
         summ = json.loads((d / "summary.json").read_text())
-        cfg = json.loads((d / "config.json").read_text())
-        rows.append((d.name, st, summ, cfg))
+        rows.append((d.name, st, summ, _run_config(d)))
     metric_names = None
     for _, _, s, _ in rows:
         if s:
@@ -260,8 +588,8 @@ def compare_runs(run_dirs: list[str | Path], metric: str | None = None) -> str:
             continue
         for m in s["models"]:
             vals = s["over_subjects"][m]
-            lines.append(f"| {name} | {tag} | {cfg['dataset']} | {cfg['protocol']} | "
-                         f"{cfg['target']} | {m} | "
+            lines.append(f"| {name} | {tag} | {cfg.dataset} | {cfg.protocol} | "
+                         f"{cfg.target} | {m} | "
                          + " | ".join(_fmt(vals[k]) if k in vals else "" for k in metric_names)
                          + " |")
     return "\n".join(lines)

@@ -10,8 +10,13 @@ from physioaffect.errors import PhysioAffectError
 
 __all__ = ["FeedbackTarget", "parse_targets", "va_from_prediction"]
 
-#: Metrics a target can name: from the EEG (``faa``, ``alpha``) or the prediction stream.
-TARGET_METRICS = ("faa", "alpha", "valence", "arousal")
+#: Metrics a target can name: from the signals alone (``faa``, ``alpha`` from the EEG, ``hr``
+#: from the ECG or else the PPG) or from a decoder's prediction stream (``valence``,
+#: ``arousal``).
+TARGET_METRICS = ("faa", "alpha", "hr", "valence", "arousal")
+
+#: Metrics that need no decoder: neurofeedback on them works without a Prediction stream.
+FEATURE_METRICS = ("faa", "alpha", "hr")
 
 
 class FeedbackTargetError(PhysioAffectError, ValueError):
@@ -24,9 +29,10 @@ class FeedbackTarget:
 
     Parameters
     ----------
-    metric : {"faa", "alpha", "valence", "arousal"}
+    metric : {"faa", "alpha", "hr", "valence", "arousal"}
         ``faa``: ln alpha(right) - ln alpha(left) frontal pair; ``alpha``: relative alpha power
-        (0-1); ``valence``/``arousal``: decoded state on the 1-9 scale.
+        (0-1); ``hr``: heart rate in beats/min (ECG, else PPG pulse); ``valence``/``arousal``:
+        decoded state on the 1-9 scale (needs a Prediction stream).
     direction : {"increase", "decrease"}
     threshold : float
         The value to exceed (increase) or stay under (decrease).
@@ -54,8 +60,14 @@ class FeedbackTarget:
     def text(self) -> str:
         arrow = "\u2191" if self.direction == "increase" else "\u2193"
         sign = "\u2265" if self.direction == "increase" else "\u2264"
-        return f"{self.metric.upper() if self.metric == 'faa' else self.metric} {arrow} " \
-               f"(goal {sign} {self.threshold:g})"
+        name = {"faa": "FAA", "hr": "HR (bpm)", "alpha": "relative alpha"}.get(self.metric,
+                                                                             self.metric)
+        return f"{name} {arrow} (goal {sign} {self.threshold:g})"
+
+    @property
+    def span(self) -> float:
+        """Range shown by the target's bar (centred on the threshold), in the metric's unit."""
+        return {"faa": 1.0, "alpha": 1.0, "hr": 40.0}.get(self.metric, 8.0)
 
 
 def parse_targets(text: str | None) -> list[FeedbackTarget]:
@@ -104,11 +116,22 @@ def va_from_prediction(labels: Sequence[str], values: Sequence[float]) -> dict[s
     return out
 
 
-def metric_values(eeg: Mapping[str, object] | None, va: Mapping[str, float]) -> dict[str, float]:
-    """Current value of every target metric (NaN when unknown)."""
+def metric_values(eeg: Mapping[str, object] | None, va: Mapping[str, float],
+                  heart_rate: float = float("nan")) -> dict[str, float]:
+    """Current value of every target metric (NaN when unknown).
+
+    Parameters
+    ----------
+    eeg : mapping
+        The EEG stream's metrics (``faa``, ``bands``, ``relative``).
+    va : mapping
+        Decoded ``valence``/``arousal`` (empty without a prediction stream).
+    heart_rate : float
+        Beats/min from the ECG (or PPG).
+    """
     nan = float("nan")
-    vals = {"faa": nan, "alpha": nan, "valence": va.get("valence", nan),
-            "arousal": va.get("arousal", nan)}
+    vals = {"faa": nan, "alpha": nan, "hr": float(heart_rate),
+            "valence": va.get("valence", nan), "arousal": va.get("arousal", nan)}
     if eeg:
         vals["faa"] = float(eeg.get("faa", nan))  # type: ignore[arg-type]
         rel = eeg.get("relative")

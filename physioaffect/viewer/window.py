@@ -1,14 +1,16 @@
 """The viewer window (PySide6 + pyqtgraph).
 
-Left: scrolling EEG traces (decimated to pixels, :mod:`physioaffect.viewer.raster`) with
-per-channel scaling and a channel selection, then ECG (heart rate), EDA (tonic level and
-responses), PPG (pulse rate) and respiration (breathing rate), all on one time axis whose 0 is
-the newest EEG sample; markers are drawn as vertical lines on every trace.
+Left: scrolling EEG traces (decimated to pixels and scrolled incrementally,
+:mod:`physioaffect.viewer.raster`) at one shared sensitivity (microvolts per lane, with a
+scale bar), every channel labelled, per-channel gains and a channel selection; then ECG (heart
+rate), EDA (tonic level and responses), PPG (pulse rate) and respiration (breathing rate), each
+in its stream's unit, all on one time axis in seconds whose 0 is the newest EEG sample; markers
+are drawn as vertical lines on every trace.
 
 Right: stream status, the record button, the channel list and gain controls, band-power bars
-with frontal alpha asymmetry, and, when they are present, the neurofeedback panel (valence-
-arousal plane with the current state and its trail, target bars with thresholds) and the face
-panel.
+with frontal alpha asymmetry, the neurofeedback panel when targets are given (target bars with
+thresholds; the valence-arousal plane with the current state and its trail once a prediction
+stream is present) and the face panel with a Face stream.
 
 Keys 1-9 send markers: an LSL ``Markers`` outlet (``physioaffect-viewer-markers``) and the
 hub's own marker stream (so a recording started from the viewer holds them).
@@ -36,10 +38,11 @@ from physioaffect.streams import (
     StreamInfo,
     local_clock,
 )
+from physioaffect.streams.units import unit_symbol
 from physioaffect.viewer.feedback import FeedbackTarget, metric_values, va_from_prediction
 from physioaffect.viewer.hubrecord import HubRecorder
-from physioaffect.viewer.metrics import MetricsWorker
-from physioaffect.viewer.raster import RasterTraces, minmax_columns
+from physioaffect.viewer.metrics import MetricsWorker, quality_note
+from physioaffect.viewer.raster import ColumnCache, RasterTraces
 
 __all__ = ["VIEWER_MARKERS", "ViewerWindow", "default_marker_keys"]
 
@@ -54,6 +57,26 @@ _PERIPHERAL = (("ECG", "ECG", "mV"), ("GSR", "EDA", "\u00b5S"), ("PPG", "PPG", "
                ("RESP", "Respiration", "a.u."))
 _BG = "#101418"
 _PALETTE = np.array([0xFF8FB8FF, 0xFFA6E3A1, 0xFFF9E2AF, 0xFFF5C2E7], dtype=np.uint32)
+_PERIPH_COLORS = ("#f38ba8", "#89dceb", "#fab387", "#a6e3a1")
+#: Height of each peripheral plot in pixels (title and plot); the EEG takes the rest.
+_PERIPH_HEIGHT = 74
+#: Empty margin left of the oldest sample, as a fraction of the window: the scale bar's place.
+_LEFT_MARGIN = 0.07
+
+
+def _unit_symbol(unit: str) -> str:
+    return str(unit_symbol(unit, "a.u."))
+
+
+def nice_value(x: float) -> float:
+    """The 1-2-5 number (1, 2, 5, 10, 20, ...) nearest above ``x`` (a readable scale)."""
+    if not np.isfinite(x) or x <= 0:
+        return 1.0
+    exp = np.floor(np.log10(x))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * 10 ** exp >= x * 0.999:
+            return float(m * 10 ** exp)
+    return float(10 ** (exp + 1))
 
 
 def default_marker_keys() -> dict[str, str]:
@@ -158,7 +181,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.metrics = MetricsWorker(hub, interval=metrics_interval).start()
         self._eeg_name: str | None = None
         self._gain: np.ndarray = np.ones(0)
-        self._scale: np.ndarray = np.ones(0)
+        self._lane_uv = 0.0
+        self._eeg_unit = "\u00b5V"
         self._centre: np.ndarray = np.zeros(0)
         self._visible: np.ndarray = np.zeros(0, dtype=int)
         self._last_scale_update = 0.0
@@ -189,41 +213,69 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.eeg_plot.setMouseEnabled(False, False)
         self.eeg_plot.hideButtons()
         self.eeg_plot.setTitle("EEG", size="9pt")
-        self.eeg_plot.setXRange(-self.window_s, 0, padding=0)
+        # channel labels alternate between the left and the right axis: twice the room each
+        self.eeg_plot.showAxis("right")
+        for side_name in ("left", "right"):
+            ax = self.eeg_plot.getAxis(side_name)
+            ax.setWidth(48)
+            ax.setStyle(tickLength=0, tickFont=QtGui.QFont("DejaVu Sans", 7))
+        self.eeg_plot.getAxis("right").setPen(pg.mkPen(None))  # labels only, no spine
+        self.eeg_plot.getAxis("right").setTextPen(pg.mkPen("#c8ccd4"))
+        self.eeg_plot.getAxis("bottom").setLabel("time (s)")
+        self.eeg_plot.setXRange(-self.window_s * (1 + _LEFT_MARGIN), 0, padding=0)
         self.traces = RasterTraces()
         self.eeg_plot.addItem(self.traces)
+        self._eeg_columns = ColumnCache()
+        # amplitude scale bar in the empty margin left of the oldest sample
+        self.scale_bar = pg.PlotCurveItem(pen=pg.mkPen("#e0e0e0", width=2))
+        self.eeg_plot.addItem(self.scale_bar, ignoreBounds=True)
+        self.scale_text = pg.TextItem("", color="#e0e0e0", anchor=(0.5, 1.0))
+        self.scale_text.setFont(QtGui.QFont("DejaVu Sans", 7))
+        self.eeg_plot.addItem(self.scale_text, ignoreBounds=True)
         self.eeg_markers = _MarkerLines(self.eeg_plot, labels=True)
         self.periph_plots: dict[str, pg.PlotItem] = {}
-        self.periph_curves: dict[str, pg.PlotCurveItem] = {}
+        self.periph_traces: dict[str, RasterTraces] = {}
+        self.periph_columns: dict[str, ColumnCache] = {}
         self.periph_markers: dict[str, _MarkerLines] = {}
-        colors = ["#f38ba8", "#89dceb", "#fab387", "#a6e3a1"]
-        for row, ((kind, title, _unit), color) in enumerate(zip(_PERIPHERAL, colors, strict=False), start=1):
+        self._periph_range: dict[str, tuple[float, float]] = {}
+        self._periph_units: dict[str, str] = {}
+        last = len(_PERIPHERAL)
+        for row, (kind, title, _unit) in enumerate(_PERIPHERAL, start=1):
             p = self.glw.addPlot(row=row, col=0)
             p.setMenuEnabled(False)
             p.setMouseEnabled(False, False)
             p.hideButtons()
             p.setTitle(title, size="8pt")
             p.setXLink(self.eeg_plot)
-            p.getAxis("left").setWidth(45)
-            p.setMaximumHeight(115)
-            curve = pg.PlotCurveItem(pen=pg.mkPen(color, width=1), skipFiniteCheck=True)
-            p.addItem(curve)
+            p.showAxis("right")  # same plot width as the EEG (whose right axis holds labels)
+            p.getAxis("right").setWidth(48)
+            p.getAxis("right").setStyle(showValues=False, tickLength=0)
+            p.getAxis("right").setPen(pg.mkPen(None))
+            p.getAxis("right").setTicks([[], []])  # a spacer: no ticks, no values
+            p.getAxis("left").setWidth(48)
+            p.getAxis("left").setStyle(tickFont=QtGui.QFont("DejaVu Sans", 7))
+            if row == last:
+                p.getAxis("bottom").setLabel("time (s)")
+            else:
+                p.hideAxis("bottom")
+            p.setFixedHeight(_PERIPH_HEIGHT + (30 if row == last else 0))
+            tr = RasterTraces()
+            p.addItem(tr)
             self.periph_plots[kind] = p
-            self.periph_curves[kind] = curve
+            self.periph_traces[kind] = tr
+            self.periph_columns[kind] = ColumnCache()
             self.periph_markers[kind] = _MarkerLines(p, labels=False, size=20)
-        self.eeg_plot.getAxis("left").setWidth(45)
-        gl = self.glw.ci.layout
-        gl.setRowStretchFactor(0, 12)
-        for row in range(1, 5):
-            gl.setRowStretchFactor(row, 1)
+        self._periph_color = {k: np.array([int("FF" + c[1:], 16)], dtype=np.uint32)
+                              for (k, _, _), c in zip(_PERIPHERAL, _PERIPH_COLORS, strict=True)}
 
         side = QtWidgets.QWidget()
-        side.setFixedWidth(330)
+        side.setFixedWidth(318)
         sl = QtWidgets.QVBoxLayout(side)
+        sl.setSpacing(4)
         sl.setContentsMargins(2, 2, 2, 2)
         self.status_label = QtWidgets.QLabel("waiting for streams")
         self.status_label.setWordWrap(True)
-        self.status_label.setStyleSheet("font-size: 9pt;")
+        self.status_label.setStyleSheet("font-size: 8pt;")
         sl.addWidget(self.status_label)
         rec_row = QtWidgets.QHBoxLayout()
         self.record_button = QtWidgets.QPushButton("\u25cf Record")
@@ -236,7 +288,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         sl.addLayout(rec_row)
 
         self.channel_list = QtWidgets.QListWidget()
-        self.channel_list.setMaximumHeight(120)
+        self.channel_list.setMaximumHeight(72)
         self.channel_list.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.channel_list.itemChanged.connect(self._channels_changed)
         self.channel_list.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
@@ -250,7 +302,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         sl.addLayout(gain_row)
 
         self.band_plot = pg.PlotWidget()
-        self.band_plot.setMaximumHeight(130)
+        self.band_plot.setFixedHeight(94)
         self.band_plot.setMenuEnabled(False)
         self.band_plot.setMouseEnabled(False, False)
         self.band_plot.hideButtons()
@@ -259,14 +311,16 @@ class ViewerWindow(QtWidgets.QMainWindow):
                                          brush="#89b4fa")
         self.band_plot.addItem(self.band_bars)
         sl.addWidget(self.band_plot)
-        self.faa_label = QtWidgets.QLabel("FAA: -")
+        self.faa_label = QtWidgets.QLabel("FAA: collecting")
+        self.faa_label.setWordWrap(True)
+        self.faa_label.setStyleSheet("font-size: 8pt;")
         sl.addWidget(self.faa_label)
 
         self.nf_box = QtWidgets.QGroupBox("neurofeedback")
         nl = QtWidgets.QVBoxLayout(self.nf_box)
         nl.setContentsMargins(2, 2, 2, 2)
         self.va_plot = pg.PlotWidget()
-        self.va_plot.setFixedHeight(210)
+        self.va_plot.setFixedHeight(140)
         self.va_plot.setMenuEnabled(False)
         self.va_plot.setMouseEnabled(False, False)
         self.va_plot.hideButtons()
@@ -285,10 +339,16 @@ class ViewerWindow(QtWidgets.QMainWindow):
         nl.addWidget(self.va_plot)
         self.pred_label = QtWidgets.QLabel("")
         self.pred_label.setStyleSheet("font-size: 8pt;")
+        self.pred_label.setWordWrap(True)
         nl.addWidget(self.pred_label)
+        # the valence-arousal plane needs a decoder; feature targets work without one
+        self.va_plot.setVisible(False)
+        self.pred_label.setVisible(False)
         self.target_bars: list[tuple[QtWidgets.QLabel, QtWidgets.QProgressBar]] = []
         for tgt in self.targets:
             lab = QtWidgets.QLabel(tgt.text)
+            lab.setWordWrap(True)
+            lab.setStyleSheet("font-size: 8pt;")
             bar = QtWidgets.QProgressBar()
             bar.setRange(0, 1000)
             bar.setTextVisible(False)
@@ -299,14 +359,14 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.reward_label = QtWidgets.QLabel("")
         self.reward_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         nl.addWidget(self.reward_label)
-        self.nf_box.setVisible(False)
+        self.nf_box.setVisible(bool(self.targets))
         sl.addWidget(self.nf_box)
 
         self.face_box = QtWidgets.QGroupBox("face")
         fl = QtWidgets.QVBoxLayout(self.face_box)
         fl.setContentsMargins(2, 2, 2, 2)
         self.face_plot = pg.PlotWidget()
-        self.face_plot.setFixedHeight(90)
+        self.face_plot.setFixedHeight(56)
         self.face_plot.setMenuEnabled(False)
         self.face_plot.hideButtons()
         self.face_curves: list[pg.PlotCurveItem] = []
@@ -320,12 +380,20 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.help_label = QtWidgets.QLabel("keys 1-9: marker")
         self.help_label.setStyleSheet("font-size: 8pt; color: #888;")
         sl.addWidget(self.help_label)
-        lay.addWidget(side, 0)
+        # the panel scrolls rather than stretching the window past the screen (or clipping
+        # text) when many streams and panels are up at once
+        self.side_scroll = QtWidgets.QScrollArea()
+        self.side_scroll.setWidget(side)
+        self.side_scroll.setWidgetResizable(True)
+        self.side_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.side_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.side_scroll.setFixedWidth(side.width() + 14)
+        lay.addWidget(self.side_scroll, 0)
         self.setCentralWidget(central)
         self.setStyleSheet(f"QMainWindow, QWidget {{ background: {_BG}; color: #c8ccd4; }}"
                            "QPushButton { background: #283040; border: 1px solid #445; "
                            "padding: 3px; } QPushButton:checked { background: #a03030; }"
-                           "QGroupBox { border: 1px solid #334; margin-top: 8px; }"
+                           "QGroupBox { border: 1px solid #334; margin-top: 14px; padding-top: 4px; }"
                            "QGroupBox::title { subcontrol-origin: margin; left: 6px; }")
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
 
@@ -340,8 +408,10 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._eeg_name = info.name
         n = info.n_channels
         self._gain = np.ones(n)
-        self._scale = np.full(n, 1.0 / 50.0)  # plot units per uV until measured
+        self._lane_uv = 0.0  # microvolts per lane, shared by all channels (set from the data)
+        self._centre = np.zeros(n)
         self._visible = np.arange(n)
+        self._eeg_unit = _unit_symbol(info.channels[0].unit) if info.channels else "\u00b5V"
         self.channel_list.blockSignals(True)
         self.channel_list.clear()
         for label in info.labels:
@@ -363,7 +433,10 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._update_ticks()
 
     def scale_channels(self, factor: float, indices: Sequence[int] | None = None) -> None:
-        """Multiply the gain of the selected channels (all if none) by ``factor`` (0: reset)."""
+        """Multiply the gain of the selected channels (all if none) by ``factor`` (0: reset).
+
+        Channels drawn at another gain than the scale bar's carry it in their label (``x2``).
+        """
         if indices is None:
             rows = [self.channel_list.row(it) for it in self.channel_list.selectedItems()]
             indices = rows or list(range(len(self._gain)))
@@ -372,6 +445,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self._gain[idx] = 1.0
         else:
             self._gain[idx] *= factor
+        self._update_ticks()
 
     def _update_ticks(self) -> None:
         info = self.hub.infos.get(self._eeg_name or "")
@@ -379,10 +453,18 @@ class ViewerWindow(QtWidgets.QMainWindow):
             return
         n = len(self._visible)
         height = max(100, int(self.eeg_plot.getViewBox().height()))
-        step = max(1, int(np.ceil(n * 11 / height)))  # at least 11 px per label
-        ticks = [(float(n - 1 - k), info.labels[c]) for k, c in enumerate(self._visible)
-                 if k % step == 0]
-        self.eeg_plot.getAxis("left").setTicks([ticks, []])
+        # labels alternate left / right, so each side needs a label every other lane:
+        # at least 11 px between labels on a side
+        step = max(1, int(np.ceil(n * 11 / (2 * height))))
+        left, right = [], []
+        for k, c in enumerate(self._visible):
+            if k % step:
+                continue
+            g = float(self._gain[c]) if len(self._gain) > c else 1.0
+            text = info.labels[c] + ("" if g == 1.0 else f" \u00d7{g:g}")
+            (left if (k // step) % 2 == 0 else right).append((float(n - 1 - k), text))
+        self.eeg_plot.getAxis("left").setTicks([left, []])
+        self.eeg_plot.getAxis("right").setTicks([right, []])
         self.eeg_plot.setYRange(-0.7, max(n, 1) - 0.3, padding=0)
 
     # -- markers --------------------------------------------------------------------------
@@ -475,9 +557,9 @@ class ViewerWindow(QtWidgets.QMainWindow):
         if eeg is not None:
             self._draw_eeg(eeg, t_ref)
             self.eeg_markers.show(marks)
-        for kind, _title, unit in _PERIPHERAL:
+        for kind, _title, _unit in _PERIPHERAL:
             info = self._first(kind) or (self._first("EDA") if kind == "GSR" else None)
-            self._draw_peripheral(kind, info, t_ref, unit)
+            self._draw_peripheral(kind, info, t_ref)
             self.periph_markers[kind].show(marks[:20])
         self._draw_prediction()
         self._draw_face(t_ref)
@@ -486,6 +568,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self._update_status()
             self._update_metrics()
             self._update_ticks()
+            self._update_targets()
             self._last_status = now
         self.frames += 1
 
@@ -499,59 +582,115 @@ class ViewerWindow(QtWidgets.QMainWindow):
                 latest.append(float(buf.latest(1)[0][-1]))
         return max(latest) if latest else local_clock()
 
+    def _columns_x(self, name: str, cache: ColumnCache, fs: float, t_ref: float,
+                   n_window: int) -> tuple[float, float]:
+        """Plot x range of a column cache: its newest column ends where its samples end."""
+        ts, _ = self.hub.buffers[name].latest(1)
+        newest = float(ts[-1]) - t_ref if len(ts) else 0.0
+        total = self.hub.buffers[name].total_written
+        right = newest - (total - 1 - cache.end) / fs
+        return right - n_window / fs, right
+
     def _draw_eeg(self, info: StreamInfo, t_ref: float) -> None:
         fs = info.nominal_srate
-        ts, x = self.hub.buffers[info.name].latest(int(self.window_s * fs))
-        if len(ts) < 2 or len(self._visible) == 0:
+        buf = self.hub.buffers[info.name]
+        if buf.total_written < 2 or len(self._visible) == 0:
             self.traces.clear()
             return
         now = time.monotonic()
-        if now - self._last_scale_update > 1.0 or len(self._centre) != x.shape[1]:
-            # per-channel automatic scale (4 robust SDs fill one lane) and centre, once a second
-            recent = x[-int(min(len(x), 2 * fs)):]
-            med = np.median(recent, axis=0)
-            mad = np.median(np.abs(recent - med), axis=0) * 1.4826
-            self._scale = 1.0 / np.maximum(4.0 * mad, 1e-6)
-            self._centre = med
+        if now - self._last_scale_update > 1.0 or len(self._centre) != info.n_channels:
+            self._rescale(buf, fs)
             self._last_scale_update = now
+        vb = self.eeg_plot.getViewBox()
+        width, height = int(vb.width()), int(vb.height())
+        n_window = int(round(self.window_s * fs))
+        # the traces take the plot width minus the scale bar's margin
+        n_cols = max(2, int(round(width / (1 + _LEFT_MARGIN))))
         vis = self._visible
-        all_visible = len(vis) == x.shape[1]
-        data = x if all_visible else x[:, vis]
-        centre = self._centre if all_visible else self._centre[vis]
+        all_visible = len(vis) == info.n_channels
+        changed = self._eeg_columns.update(buf, n_window, n_cols, None if all_visible else vis)
         n = len(vis)
         offsets = (n - 1 - np.arange(n)).astype(np.float64)
-        gains = self._scale[vis] * self._gain[vis]
+        gains = self._gain[vis] / self._lane_uv
         colors = _PALETTE[np.arange(n) % len(_PALETTE)]
-        vb = self.eeg_plot.getViewBox()
-        size = (int(vb.width()), int(vb.height()))
-        span = float(ts[-1] - ts[0])
-        x_fill = min(1.0, (span + 1.0 / fs) / self.window_s)
-        self.traces.set_data(data, (-self.window_s, 0.0), (-0.7, n - 0.3), offsets, gains,
-                             colors, size, x_fill=x_fill, centre=centre)
+        x0, x1 = self._columns_x(info.name, self._eeg_columns, fs, t_ref, n_window)
+        self.traces.scroll(self._eeg_columns.lo, self._eeg_columns.hi, changed, (x0, x1),
+                           (-0.7, n - 0.3), offsets, gains, colors, height,
+                           centre=self._centre[vis].astype(np.float32))
+        self._draw_scale_bar(n)
 
-    def _draw_peripheral(self, kind: str, info: StreamInfo | None, t_ref: float,
-                         unit: str) -> None:
-        curve = self.periph_curves[kind]
+    def _rescale(self, buf: object, fs: float) -> None:
+        """Centre (median) per channel and one shared sensitivity, from the last 2 s.
+
+        The lane height is a 1-2-5 number of microvolts near 4 robust SDs of a typical
+        channel; it changes only when the data leave a factor of 1.6 around it, so the
+        scale bar stays put.
+        """
+        _, x = buf.latest(int(2 * fs))  # type: ignore[attr-defined]
+        if len(x) < 2:
+            return
+        med = np.median(x, axis=0)
+        mad = np.median(np.abs(x - med), axis=0) * 1.4826
+        self._centre = med
+        vis_mad = mad[self._visible] if len(self._visible) else mad
+        target = 4.0 * float(np.median(vis_mad)) if np.isfinite(vis_mad).any() else 1.0
+        target = max(target, 1e-3)
+        if not self._lane_uv or not (self._lane_uv / 1.6 <= target <= self._lane_uv * 1.6):
+            self._lane_uv = nice_value(target)
+
+    def _draw_scale_bar(self, n: int) -> None:
+        """A vertical bar of a round number of microvolts, left of the oldest sample."""
+        lanes = 4.0 if n >= 8 else 1.0
+        uv = lanes * self._lane_uv
+        x = -self.window_s * (1 + _LEFT_MARGIN / 2)
+        y0 = -0.5
+        if getattr(self, "_bar_state", None) != (uv, n, x):
+            self.scale_bar.setData([x, x], [y0, y0 + lanes])
+            self.scale_text.setText(f"{uv:g} {self._eeg_unit}")
+            self.scale_text.setPos(x, y0 + lanes + 0.2)
+            self.eeg_plot.setTitle(
+                f"EEG \u2014 {n} channels, {self._lane_uv:g} {self._eeg_unit} per lane "
+                f"(bar: {uv:g} {self._eeg_unit})", size="9pt")
+            self._bar_state = (uv, n, x)
+
+    def _draw_peripheral(self, kind: str, info: StreamInfo | None, t_ref: float) -> None:
+        traces = self.periph_traces[kind]
         if info is None:
-            curve.setData([], [])
+            traces.clear()
             return
-        ts, x = self.hub.buffers[info.name].latest(int(self.window_s * info.nominal_srate))
-        if len(ts) < 2:
-            curve.setData([], [])
+        buf = self.hub.buffers[info.name]
+        if buf.total_written < 2:
+            traces.clear()
             return
-        width = max(50, int(self.periph_plots[kind].getViewBox().width()))
-        if len(ts) > 2 * width:
-            lo, hi = minmax_columns(x[:, :1], width)
-            tcol = ts[(np.arange(width) * len(ts)) // width]
-            xs = np.repeat(tcol - t_ref, 2)
-            ys = np.empty(2 * width, dtype=np.float32)
-            ys[0::2], ys[1::2] = lo[:, 0], hi[:, 0]
-        else:
-            xs, ys = ts - t_ref, x[:, 0]
-        curve.setData(xs, ys)
-        lo_v, hi_v = float(np.nanmin(ys)), float(np.nanmax(ys))
-        pad = 0.1 * max(hi_v - lo_v, 1e-6)
-        self.periph_plots[kind].setYRange(lo_v - pad, hi_v + pad, padding=0)
+        plot = self.periph_plots[kind]
+        if self._periph_units.get(kind) is None:
+            unit = _unit_symbol(info.channels[0].unit) if info.channels else "a.u."
+            self._periph_units[kind] = unit
+            plot.getAxis("left").setLabel(unit)
+        fs = info.nominal_srate
+        vb = plot.getViewBox()
+        width, height = int(vb.width()), int(vb.height())
+        n_window = int(round(self.window_s * fs))
+        cache = self.periph_columns[kind]
+        changed = cache.update(buf, n_window, max(2, int(round(width / (1 + _LEFT_MARGIN)))),
+                               np.array([0]))
+        y_range = self._periph_y_range(kind, cache)
+        x0, x1 = self._columns_x(info.name, cache, fs, t_ref, n_window)
+        traces.scroll(cache.lo, cache.hi, changed, (x0, x1), y_range, np.zeros(1), np.ones(1),
+                      self._periph_color[kind], height)
+
+    def _periph_y_range(self, kind: str, cache: ColumnCache) -> tuple[float, float]:
+        """The y range of a peripheral plot: all of the shown data plus 10 %, changed only when
+        the data leave it or use less than half of it (a steady axis, few full redraws)."""
+        lo, hi = np.nanmin(cache.lo) if np.isfinite(cache.lo).any() else 0.0, \
+            np.nanmax(cache.hi) if np.isfinite(cache.hi).any() else 1.0
+        cur = self._periph_range.get(kind)
+        span = max(float(hi - lo), 1e-6)
+        if cur is None or lo < cur[0] or hi > cur[1] or span < 0.5 * (cur[1] - cur[0]):
+            cur = (float(lo) - 0.1 * span, float(hi) + 0.1 * span)
+            self._periph_range[kind] = cur
+            self.periph_plots[kind].setYRange(cur[0], cur[1], padding=0)
+        return cur
 
     def _draw_prediction(self) -> None:
         info = next((i for i in list(self.hub.infos.values()) if i.type == "Prediction"), None)
@@ -562,6 +701,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self._pred_reader = self.hub.reader(info.name, from_oldest=True)
             self._trail.clear()
             self.nf_box.setVisible(True)
+            self.va_plot.setVisible(True)
+            self.pred_label.setVisible(True)
         assert self._pred_reader is not None
         res = self._pred_reader.read()
         for t, row in zip(res.timestamps, res.samples, strict=False):
@@ -582,24 +723,49 @@ class ViewerWindow(QtWidgets.QMainWindow):
         parts = [f"{lab} {val:.2f}" for lab, val in zip(labels, row, strict=False)]
         self.pred_label.setText(
             (f"PAUSED (no prediction for {age:.1f} s) " if stale else "") + ", ".join(parts))
-        self._update_targets(va, stale)
+        if len(res):  # a new decoded state moves the target bars at once
+            self._update_targets()
 
-    def _update_targets(self, va: Mapping[str, float], stale: bool) -> None:
+    def _decoded_state(self) -> dict[str, float]:
+        """The latest decoded valence/arousal, empty without a fresh prediction."""
+        if not self._trail or not hasattr(self, "_last_pred"):
+            return {}
+        if self._t_ref - self._trail[-1][0] > 2.0:
+            return {}
+        return dict(self._last_pred[2])
+
+    def _heart_rate(self) -> float:
+        vals = self.metrics.snapshot.values
+        for kind, key in (("ECG", "heart_rate"), ("PPG", "pulse_rate")):
+            info = self._first(kind)
+            if info is not None:
+                v = float(vals.get(info.name, {}).get(key, np.nan))
+                if np.isfinite(v):
+                    return v
+        return float("nan")
+
+    def _update_targets(self) -> None:
+        """Target bars from the current metrics: features (FAA, relative alpha, heart rate) need
+        no decoder; valence/arousal targets wait for a prediction stream."""
         if not self.targets:
             return
         snap = self.metrics.snapshot.values.get(self._eeg_name or "", {})
-        vals = metric_values(snap, {} if stale else va)
+        vals = metric_values(snap, self._decoded_state(), heart_rate=self._heart_rate())
         all_met = True
         for tgt, (lab, bar) in zip(self.targets, self.target_bars, strict=False):
             v = vals.get(tgt.metric, float("nan"))
             met = tgt.met(v)
-            span = {"faa": 1.0, "alpha": 1.0}.get(tgt.metric, 8.0)
-            lo = tgt.threshold - span / 2
-            frac = 0.5 if not np.isfinite(v) else float(np.clip((v - lo) / span, 0, 1))
+            lo = tgt.threshold - tgt.span / 2
+            frac = 0.5 if not np.isfinite(v) else float(np.clip((v - lo) / tgt.span, 0, 1))
             bar.setValue(int(1000 * frac))
             color = "#40a040" if met else "#a04040" if met is False else "#555"
             bar.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
-            lab.setText(f"{tgt.text}: {v:.2f}" if np.isfinite(v) else f"{tgt.text}: n/a")
+            if np.isfinite(v):
+                lab.setText(f"{tgt.text}: {v:.2f}")
+            else:
+                needs = "waiting for a prediction stream" if tgt.metric in ("valence", "arousal") \
+                    else "collecting signal"
+                lab.setText(f"{tgt.text}: n/a ({needs})")
             all_met = all_met and bool(met)
         self._on_target.append((self._t_ref, all_met))
         recent = [m for t, m in self._on_target if self._t_ref - t <= 30]
@@ -649,8 +815,13 @@ class ViewerWindow(QtWidgets.QMainWindow):
             faa = eeg.get("faa", float("nan"))
             rel = eeg.get("relative") or []
             alpha = rel[names.index("alpha")] if "alpha" in names and rel else float("nan")
-            self.faa_label.setText(f"FAA (ln F4 \u2212 ln F3 alpha): {faa:+.3f}    "
-                                   f"relative alpha {alpha:.2f}")
+            pair = eeg.get("faa_pair") or ("F3", "F4")
+            self.faa_label.setText(
+                f"FAA (ln alpha {pair[1]} \u2212 ln alpha {pair[0]}): {faa:+.3f}<br>"
+                f"relative alpha: {alpha:.2f}")
+        elif "collecting" in eeg:
+            have, need = eeg["collecting"]
+            self.faa_label.setText(f"FAA: collecting EEG ({have:.0f} of {need:.0f} s)")
         titles = {"ECG": ("ECG", "heart_rate", "HR {:.0f} bpm"),
                   "GSR": ("EDA", None, None), "PPG": ("PPG", "pulse_rate", "pulse {:.0f} bpm"),
                   "RESP": ("Respiration", "breath_rate", "{:.1f} breaths/min")}
@@ -660,16 +831,18 @@ class ViewerWindow(QtWidgets.QMainWindow):
                 self.periph_plots[kind].setTitle(f"{title}: no stream", size="8pt")
                 continue
             m = vals.get(info.name, {})
-            if kind == "GSR":
+            if "collecting" in m:
+                have, need = m["collecting"]
+                text = f"{title}: collecting ({have:.0f} of {need:.0f} s)"
+            elif kind == "GSR":
                 tonic, scr = m.get("tonic", np.nan), m.get("scr_per_min", np.nan)
                 text = "EDA: " + (f"tonic {tonic:.2f} \u00b5S" if np.isfinite(tonic) else "-")
                 if np.isfinite(scr):
                     text += f", {scr:.0f} responses/min"
-
             else:
                 v = m.get(key, np.nan) if key else np.nan
-                text = f"{title}: " + (fmt.format(v) if np.isfinite(v) else "-")
-            self.periph_plots[kind].setTitle(text, size="8pt")
+                text = f"{title}: " + (fmt.format(v) if np.isfinite(v) else "no rate found")
+            self.periph_plots[kind].setTitle(text + quality_note(m), size="8pt")
 
     def _update_status(self) -> None:
         now = time.monotonic()
@@ -691,7 +864,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
                 parts.append(f"<span style='color:#f38ba8'>{name}: LOST {age:.0f} s</span>")
             else:
                 parts.append(f"{name}: ok")
-        self.status_label.setText("<br>".join(parts) if parts else "waiting for streams")
+        # streams flow on as few lines as the panel's width allows
+        self.status_label.setText(" \u00b7 ".join(parts) if parts else "waiting for streams")
         if self.recorder is not None:
             self.record_label.setText(f"{self.recorder.path.name}: {self.recorder.samples} "
                                       "samples")

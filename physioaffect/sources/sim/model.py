@@ -319,9 +319,10 @@ def stream_infos(config: SimConfig, prefix: str = "sim", subject: int = 0) -> di
     return infos
 
 
-def _unit_gain(b: np.ndarray, a: np.ndarray, fs: float) -> float:
-    """Standard deviation of a filter's response to unit white noise (for normalising)."""
-    imp = np.zeros(int(8 * fs))
+def _unit_gain(b: np.ndarray, a: np.ndarray, fs: float, seconds: float = 8.0) -> float:
+    """Standard deviation of a filter's response to unit white noise (for normalising), from
+    the first ``seconds`` of its impulse response."""
+    imp = np.zeros(int(seconds * fs))
     imp[0] = 1.0
     return float(np.sqrt(np.sum(sps.lfilter(b, a, imp) ** 2)))
 
@@ -598,8 +599,11 @@ class SubjectModel:
         tau = 2.0  # affect follows the scenario with a 2 s time constant
         self.affect = _Filter([1 - np.exp(-1 / (tau * fs_p))], [1, -np.exp(-1 / (tau * fs_p))], 2)
         self.affect.zi[:] = NEUTRAL * np.exp(-1 / (tau * fs_p))  # start at rest, not at 0
-        bd, ad = sps.butter(1, 0.02 / (fs_p / 2))
-        self.drift = _Filter(bd, ad, 1, 1 / _unit_gain(bd, ad, fs_p))
+        # Tonic drift: second order below 0.01 Hz, so it has no power left in the SCR band
+        # (a first-order drift leaves 0.06 uS of wiggles above 0.05 Hz, which any SCR detector
+        # counts as 20-60 responses a minute, where spontaneous SCRs at rest are 1-3 a minute)
+        bd, ad = sps.butter(2, 0.01 / (fs_p / 2))
+        self.drift = _Filter(bd, ad, 1, 1 / _unit_gain(bd, ad, fs_p, seconds=400.0))
         self.heart_phase = float(setup.uniform(0, 1))
         self.resp_phase = float(setup.uniform(0, 1))
         self.mayer_phase = float(setup.uniform(0, 2 * np.pi))
@@ -691,7 +695,10 @@ class SubjectModel:
         n_scr = rng.poisson(float(np.mean(rate)) * cfg.block_seconds)
         impulses = np.zeros(n_p)
         where = rng.integers(0, n_p, n_scr)
-        np.add.at(impulses, where, rng.exponential(0.15, n_scr) * (1 + np.clip(z_a[where], 0, None)))
+        # spontaneous SCRs at rest are counted from 0.05 uS (the usual amplitude criterion of the
+        # 1-3 per minute found at rest), so every one reaches it: 0.05 uS plus an exponential tail
+        amp = 0.05 + rng.exponential(0.1, n_scr)
+        np.add.at(impulses, where, amp * (1 + np.clip(z_a[where], 0, None)))
         for tr in self.trials_between(t0 - 2.0, t0 + cfg.block_seconds - 2.0):
             te = tr.onset + 2.0  # evoked SCR about 2 s after the onset
             if t0 <= te < t0 + cfg.block_seconds:

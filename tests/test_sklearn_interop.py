@@ -1,0 +1,130 @@
+"""scikit-learn: the protocols as CV splitters inside cross_val_score / GridSearchCV (and still
+leak-free), and the band-feature transformers as estimators (clone, Pipeline, fitted checks)."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from physioaffect.datasets import DatasetError
+from physioaffect.datasets.protocols import (
+    LOSO,
+    LeaveStimuliOut,
+    SubjectKFold,
+    WithinSubjectKFold,
+    get_protocol,
+)
+from physioaffect.features.eeg import band_power, differential_entropy
+from physioaffect.features.transformers import BandPower, DifferentialEntropy
+from physioaffect.preprocessing.quality import SignalInputError
+
+
+def _subject_table(n_subj=8, n_trials=6, n_win=4, seed=0):
+    """Windows whose label is a property of the subject, and whose only feature is the
+    subject's id: a model scores perfectly exactly when the test subject was trained on."""
+    rng = np.random.default_rng(seed)
+    label = rng.permutation(np.arange(n_subj) % 2)
+    rows = [(s, t, f"clip{t}") for s in range(n_subj) for t in range(n_trials) for _ in range(n_win)]
+    meta = pd.DataFrame(rows, columns=["subject", "trial", "stimulus"])
+    X = meta[["subject"]].to_numpy(dtype=float)
+    y = label[meta["subject"].to_numpy()]
+    return X, y, meta
+
+
+def test_protocols_in_cross_val_score_keep_subjects_apart():
+    X, y, meta = _subject_table()
+    knn = KNeighborsClassifier(n_neighbors=1)
+    leaky = cross_val_score(knn, X, y, cv=KFold(4, shuffle=True, random_state=0))
+    assert leaky.mean() == 1.0  # the same subjects in train and test: memorised
+    loso = cross_val_score(knn, X, y, groups=meta["subject"], cv=LOSO())
+    assert len(loso) == 8 and loso.mean() < 0.9  # an unseen subject's id says nothing
+    for cv in (LOSO(), SubjectKFold(4), get_protocol("lkso", k=3)):
+        for train, test in cv.split(X, y, groups=meta["subject"]):
+            assert not set(meta["subject"][train]) & set(meta["subject"][test])
+            assert len(train) + len(test) == len(X)  # validation subjects train in sklearn
+    assert LOSO().get_n_splits(X, y, meta["subject"]) == 8
+    assert SubjectKFold(4).get_n_splits(groups=meta["subject"]) == 4
+
+
+def test_leave_stimuli_out_and_within_subject_take_the_metadata_frame():
+    X, y, meta = _subject_table()
+    cv = LeaveStimuliOut(n_splits=3, n_subject_splits=4)
+    splits = list(cv.split(X, y, groups=meta))
+    assert len(splits) == cv.get_n_splits(X, y, meta) == 3
+    for train, test in splits:
+        assert not set(meta["stimulus"][train]) & set(meta["stimulus"][test])
+        assert not set(meta["subject"][train]) & set(meta["subject"][test])
+    for train, test in WithinSubjectKFold(3).split(X, y, groups=meta):
+        keys_tr = set(zip(meta["subject"][train], meta["trial"][train], strict=True))
+        keys_te = set(zip(meta["subject"][test], meta["trial"][test], strict=True))
+        assert not keys_tr & keys_te  # a trial's windows never straddle
+    # a subject array cannot keep trials together: refused, naming what is missing
+    with pytest.raises(DatasetError, match="trial"):
+        next(WithinSubjectKFold(3).split(X, y, groups=meta["subject"]))
+    with pytest.raises(DatasetError, match="stimulus"):
+        next(cv.split(X, y, groups=meta["subject"]))
+    with pytest.raises(DatasetError, match="groups"):
+        next(LOSO().split(X, y))
+    with pytest.raises(DatasetError, match="rows"):
+        next(LOSO().split(X[:-1], y[:-1], groups=meta["subject"]))
+
+
+def _windows(n=48, n_ch=3, fs=128.0, seconds=2.0, seed=1):
+    """Noise windows; class 1 carries a 10 Hz (alpha) rhythm on every channel."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(fs * seconds)) / fs
+    y = np.arange(n) % 2
+    X = rng.normal(0, 5, (n, n_ch, t.size))
+    X[y == 1] += 20 * np.sin(2 * np.pi * 10 * t)
+    return X, y
+
+
+def test_transformers_clone_pipeline_and_fitted_checks():
+    X, y = _windows()
+    de = DifferentialEntropy(sfreq=128.0, bands="torcheeg4", ch_names=["C3", "Cz", "C4"])
+    params = set(inspect.signature(DifferentialEntropy.__init__).parameters) - {"self"}
+    assert set(de.get_params()) == params
+    twin = clone(de)
+    assert twin.get_params() == de.get_params() and not hasattr(twin, "bands_")
+    with pytest.raises(NotFittedError):
+        twin.transform(X)
+    # the features of features.eeg, unchanged, flattened channel-major
+    out = de.fit_transform(X)
+    ref = differential_entropy(X, 128.0, "torcheeg4")
+    np.testing.assert_allclose(out, ref.reshape(len(X), -1))
+    names = list(de.get_feature_names_out())
+    assert names[:4] == ["C3_theta", "C3_alpha", "C3_beta", "C3_gamma"] and len(names) == 12
+    alpha = [i for i, nm in enumerate(names) if nm.endswith("_alpha")]
+    assert np.all(out[y == 1][:, alpha].mean(0) > out[y == 0][:, alpha].mean(0) + 1)
+    bp = BandPower(sfreq=128.0, bands="torcheeg4", relative=True, flatten=False).fit(X)
+    np.testing.assert_allclose(bp.transform(X), band_power(X, 128.0, "torcheeg4", relative=True))
+    with pytest.raises(SignalInputError, match="channels"):
+        bp.transform(X[:, :2])
+    with pytest.raises(SignalInputError, match="n_windows, n_chans, n_times"):
+        bp.fit(X[0])
+    # __init__ stores, fit validates
+    bad = BandPower(bands="nope")
+    assert bad.bands == "nope"
+    with pytest.raises(SignalInputError, match="unknown preset"):
+        bad.fit(X)
+    # a Pipeline with a scaler and a classifier, pickled and searched over
+    pipe = make_pipeline(DifferentialEntropy(sfreq=128.0), StandardScaler(),
+                         LogisticRegression())
+    pipe.fit(X, y)
+    again = pickle.loads(pickle.dumps(pipe))
+    np.testing.assert_array_equal(again.predict(X), pipe.predict(X))
+    subjects = np.repeat(np.arange(4), len(X) // 4)
+    search = GridSearchCV(pipe, {"differentialentropy__bands": ["torcheeg4", "seed5"]},
+                          cv=LOSO(n_val_subjects=0)).fit(X, y, groups=subjects)
+    assert search.n_splits_ == 4 and search.best_score_ > 0.9  # alpha is easy to find
