@@ -165,3 +165,22 @@ def test_dreamer_wrong_nesting(tmp_path):
     p.write_bytes(raw[: len(raw) - 500])
     with pytest.raises(DatasetError, match="DREAMER.mat: truncated MATLAB file"):
         open_dataset("dreamer", tmp_path)
+
+
+def test_flipped_byte_in_compressed_mat_data_is_a_dataset_error(seed):
+    """A byte flipped inside a compressed variable makes scipy raise zlib.error, which
+    load_mat passed on as a traceback; it names the file now."""
+    import struct
+
+    from physioaffect.datasets.matfile import load_mat
+
+    p = next(seed.glob("2_*.mat"))
+    data = bytearray(p.read_bytes())
+    mtype, nbytes = struct.unpack("<II", data[128:136])
+    assert mtype == 15  # miCOMPRESSED
+    data[136 + nbytes // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=rf"{p.name}: cannot read MATLAB file"):
+        load_mat(p)
+    with pytest.raises(DatasetError, match=rf"{p.name}: cannot read MATLAB file"):
+        open_dataset("seed", seed)  # the header scan finds it first

@@ -131,3 +131,47 @@ def test_recorder_takes_late_streams_survives_a_failing_read_and_records_markers
     assert b.n_samples > 0 and b.attrs["added_at"] > s.lsl_start
     assert any("cable wiggle" in str(e["text"]) for e in s.events)
     assert [(m.time, m.text) for m in s.markers] == [(t_mark, "hello")]
+
+
+class VanishingSource(Source):
+    """Stream V at 100 Hz for 0.5 s, then gone for good (its state says "lost")."""
+
+    description = "vanishing"
+
+    def _start(self) -> None:
+        self.info = StreamInfo.from_labels("V", "ECG", ["ecg"], 100.0, "millivolts")
+        self.streams = [self.info]
+        self.t0 = local_clock()
+        self.sent = 0
+
+    @property
+    def state(self) -> dict[str, str]:
+        return {"V": "lost" if local_clock() - self.t0 > 0.5 else "connected"}
+
+    def _read(self, timeout: float) -> list[Chunk]:
+        time.sleep(0.02)
+        n = min(50, int((local_clock() - self.t0) * 100)) - self.sent
+        if n <= 0:
+            return []
+        k = self.sent + np.arange(n)
+        self.sent += n
+        return [Chunk("V", self.t0 + k / 100, k[:, None].astype(np.float32))]
+
+    def _stop(self) -> None:
+        pass
+
+
+def test_stream_lost_until_the_end_gets_a_gap_up_to_the_end(tmp_path):
+    rec = Recorder([VanishingSource()])
+    rec.open()
+    w = SessionWriter(tmp_path / "v.h5", subject="1", task="t")
+    rec.record(w, duration=2.0)
+    w.close()
+    s = read_session(tmp_path / "v.h5")
+    v = s.streams["V"]
+    assert ("disconnected", "V") in [(e["kind"], e["stream"]) for e in s.events]
+    assert v.gaps.shape[0] == 1
+    gap = v.gaps[0]
+    assert gap["start"] == v.timestamps[-1] and gap["end"] == s.attrs["recording_stop_lsl"]
+    assert gap["missing"] == round((gap["end"] - gap["start"]) * 100) > 100
+    assert "until the end" in str(gap["reason"])

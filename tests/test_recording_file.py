@@ -11,7 +11,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from test_recording_helpers import start_in
+from test_recording_helpers import run_cli_cases, start_in
 
 from physioaffect.recording import (
     InvalidIdError,
@@ -92,9 +92,17 @@ def test_round_trip_metadata_and_mid_recording_stream(tmp_path):
     np.testing.assert_array_equal(ecg.samples, np.concatenate([v for _, v in truth["ECG"]]))
     assert ecg.dropped_total == 3
     assert [(m.time, m.text) for m in s.markers] == truth["marks"]
-    with h5py.File(p) as f:  # chunked, shuffled, gzip-compressed
+    with h5py.File(p) as f:  # chunked, checksummed per chunk and as a whole, uncompressed
         ds = f["streams/amp-EEG/samples"]
-        assert ds.compression == "gzip" and ds.shuffle and ds.chunks is not None
+        assert ds.compression is None and ds.fletcher32 and ds.chunks is not None
+        assert "crc32" in ds.attrs and "crc32" in f["streams/amp-EEG/timestamps"].attrs
+    gz = tmp_path / "gz.h5"
+    _, truth_gz = _write(gz, n_chunks=4, compression="gzip")
+    with h5py.File(gz) as f:
+        ds = f["streams/amp-EEG/samples"]
+        assert ds.compression == "gzip" and ds.shuffle and ds.fletcher32
+    np.testing.assert_array_equal(read_session(gz).streams["amp-EEG"].samples,
+                                  np.concatenate([v for _, v in truth_gz["EEG"]]))
 
 
 def test_gap_is_detected_and_excluded_from_measured_rate(tmp_path):
@@ -190,6 +198,10 @@ def test_cli_bad_input_one_line_errors(tmp_path):
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
     text = tmp_path / "notes.h5"
     text.write_text("hello")
+    xdf = tmp_path / "garbage.xdf"
+    xdf.write_bytes(b"XDF:" + np.random.default_rng(0).bytes(3000))
+    rec = ["record", "--subject", "01", "--session", "1", "--task", "t"]
+    slow_source = ["--source", "lsl:never-appears?timeout=60"]  # refusals must come first
     cases = [
         (("info", str(foreign)), "not a physioaffect session file"),
         (("export", str(foreign), "--to", "edf"), "not a physioaffect session file"),
@@ -198,26 +210,35 @@ def test_cli_bad_input_one_line_errors(tmp_path):
         (("export", str(truncated), "--to", "fif"), "not a readable HDF5 file"),
         (("recover", str(truncated)), "not a readable HDF5 file"),
         (("info", str(text)), "not a readable HDF5 file"),
-        (("recover", str(good)), "complete; nothing to recover"),
-        (("record", "--source", "sim", "--subject", "a/b", "--session", "1", "--task", "t",
-          "--out", str(tmp_path)), "invalid subject id"),
-        (("record", "--source", "sim", "--subject", "01", "--session", "1 2", "--task", "t",
-          "--out", str(tmp_path)), "invalid session id"),
-        (("record", "--source", "sim", "--subject", "01", "--session", "1", "--task", "t",
-          "--out", str(good)), "already exists"),
-        (("record", "--source", "sim", "--subject", "01", "--session", "1", "--task", "t",
-          "--out", str(tmp_path / "missing")), "does not exist"),
-        (("record", "--source", "sim", "--source", "sim", "--subject", "01", "--session", "1",
-          "--task", "t", "--out", str(tmp_path), "--mark-port", "0"), "comes from both"),
-        (("record", "--source", "nosuch", "--subject", "01", "--session", "1", "--task", "t",
-          "--out", str(tmp_path)), "unknown source kind"),
+        (("recover", str(good)), "reads back as written; nothing to recover"),
+        ((*rec, "--source", "sim", "--subject", "a/b", "--out", str(tmp_path)),
+         "invalid subject id"),
+        ((*rec, "--source", "sim", "--session", "1 2", "--out", str(tmp_path)),
+         "invalid session id"),
+        ((*rec, "--source", "sim", "--out", str(good)), "already exists"),
+        ((*rec, "--source", "sim", "--out", str(good) + "/sub"), "not a folder"),
+        ((*rec, "--source", "sim", "--source", "sim", "--out", str(tmp_path),
+          "--mark-port", "0"), "comes from both"),
+        ((*rec, "--source", "nosuch", "--out", str(tmp_path)), "unknown source kind"),
+        ((*rec, *slow_source, "--out", "/proc"), "'/proc' is not writable"),
+        ((*rec, *slow_source, "--out", str(tmp_path), "--mark-port", "70000"),
+         "--mark-port 70000 is not a UDP port"),
+        ((*rec, *slow_source, "--out", str(tmp_path), "--mark-port", "-1"),
+         "--mark-port -1 is not a UDP port"),
+        (("mark", "x", "--port", "70000"), "--port 70000 is not a UDP port"),
+        (("import", str(xdf), "--subject", "01", "--task", "t", "--out", str(tmp_path)),
+         "garbage.xdf"),
     ]
-    for args, expected in cases:
-        r = _cli(*args)
-        assert r.returncode != 0, args
-        assert expected in r.stderr, (args, r.stderr)
-        assert "Traceback" not in r.stderr, (args, r.stderr)
-        assert len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+    for value in ("-5", "0", "nan", "inf"):
+        cases.append(((*rec, *slow_source, "--out", str(tmp_path), "--duration", value),
+                      f"--duration must be a positive number of seconds, got {float(value)!r}"))
+    results = run_cli_cases([list(args) for args, _ in cases])
+    for (args, expected), (code, stderr) in zip(cases, results, strict=True):
+        assert code != 0, args
+        assert expected in stderr, (args, stderr)
+        assert "Traceback" not in stderr, (args, stderr)
+        assert len(stderr.strip().splitlines()) == 1, (args, stderr)
+    assert not list(tmp_path.glob("sub-01*"))  # nothing was written by a refused record
     read_session(good)  # untouched
 
 

@@ -13,23 +13,14 @@ import uuid
 
 import numpy as np
 import pytest
-from test_recording_helpers import start_in
+from test_recording_helpers import kill_all, start_in, wait_for_journal
 
-from physioaffect.recording import journal_path, read_session
+from physioaffect.recording import read_session
 from physioaffect.sources.sim import SimConfig, simulate_subject
 
 
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "physioaffect.cli.main", *args]
-
-
-def _wait_for_journal(path, proc, min_bytes=2000, limit=40.0):
-    deadline = time.monotonic() + limit
-    while not (journal_path(path).exists() and journal_path(path).stat().st_size > min_bytes):
-        if proc.poll() is not None:
-            raise AssertionError(proc.communicate())
-        assert time.monotonic() < deadline, "recorder did not start"
-        time.sleep(0.05)
 
 
 def test_record_simulator_through_real_lsl(tmp_path):
@@ -111,7 +102,7 @@ def test_stream_that_vanishes_and_returns_leaves_a_gap_and_others_never_stop(tmp
             "--mark-port", "0"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_journal(path, rec)
+        wait_for_journal(path, rec)
         time.sleep(2.0)
         outlet.send_signal(signal.SIGKILL)  # the device vanishes
         outlet.wait(timeout=10)
@@ -119,10 +110,7 @@ def test_stream_that_vanishes_and_returns_leaves_a_gap_and_others_never_stop(tmp
         second = subprocess.Popen([sys.executable, "-c", OUTLET, name, "100000"])
         out, err = rec.communicate(timeout=60)
     finally:
-        for p in (outlet, second, rec):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(outlet, second, rec)
     assert rec.returncode == 0, err
     s = read_session(path)
     ecg = s.streams[name]

@@ -114,3 +114,36 @@ def test_outlet_desc_is_readable_by_plain_pylsl():
     assert (ch.child_value("label"), ch.child_value("unit"), ch.child_value("type")) == ("ECG", "millivolts", "ECG")
     assert desc.child("acquisition").child_value("model") == "X1"
     assert found[0].type() == "ECG" and found[0].nominal_srate() == 256.0
+
+
+def test_two_streams_of_one_type_read_by_a_thread_each_without_loss():
+    """A source matching several streams reads each on its own thread (a blocking pull
+    each); every pushed sample arrives once, in order, under its own stream."""
+    kind = f"T{uuid.uuid4().hex[:8]}"
+    outlets = {}
+    for name in (f"{kind}-a", f"{kind}-b"):
+        info = StreamInfo.from_labels(name, kind, ["x", "y"], 100.0, "au", source_id=name)
+        outlets[name] = LSLOutlet(info)
+    got: dict[str, list[np.ndarray]] = {name: [] for name in outlets}
+    with LSLSource(kind, timeout=10, expect=2) as src:
+        assert {s.name for s in src.streams} == set(outlets)
+        assert len(src._threads) == 2  # one per inlet (liblsl objects stay on it)
+        deadline = time.monotonic() + 10
+        while not all(o.have_consumers() for o in outlets.values()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        t0 = local_clock()
+        for k in range(20):  # 20 chunks of 5 samples each, values count up per stream
+            for j, (name, outlet) in enumerate(outlets.items()):
+                v = np.arange(5 * k, 5 * k + 5, dtype=np.float32)
+                outlet.push(Chunk(name, t0 + v / 100, np.stack([v, v + 1000 * j], axis=1)))
+            time.sleep(0.005)
+        deadline = time.monotonic() + 10
+        while sum(len(x) for xs in got.values() for x in xs) < 200:
+            assert time.monotonic() < deadline, {n: sum(map(len, xs)) for n, xs in got.items()}
+            for chunk in src.read(0.1):
+                got[chunk.stream].append(chunk.samples)
+    for j, name in enumerate(outlets):
+        x = np.concatenate(got[name])
+        np.testing.assert_array_equal(x[:, 0], np.arange(100))
+        np.testing.assert_array_equal(x[:, 1], np.arange(100) + 1000 * j)

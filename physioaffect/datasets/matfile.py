@@ -14,6 +14,7 @@ stores column-major, so an ``a x b x c`` MATLAB array reads as ``(c, b, a)``).
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def load_mat(path: str | Path, **kwargs: Any) -> dict[str, Any]:
 
     try:
         return loadmat(path, **kwargs)
-    except (OSError, ValueError, TypeError, NotImplementedError) as err:
+    except (OSError, ValueError, TypeError, NotImplementedError, zlib.error) as err:
         raise DatasetError(f"{path}: cannot read MATLAB file ({err})") from err
 
 

@@ -16,6 +16,7 @@ program on one host, so the sender's stamp is used as the marker time.
 from __future__ import annotations
 
 import json
+import math
 import os
 import select
 import socket
@@ -30,6 +31,12 @@ from physioaffect.streams import local_clock
 #: ``PHYSIOAFFECT_MARK_PORT`` or ``--mark-port``).
 DEFAULT_MARK_PORT = int(os.environ.get("PHYSIOAFFECT_MARK_PORT", "16571"))
 _MAX_TEXT = 4096
+#: Largest datagram read; longer ones arrive truncated and are refused as invalid JSON.
+_MAX_DATAGRAM = 3 * _MAX_TEXT + 256
+#: A marker time further than this from the recorder's LSL clock (s) is refused: the LSL
+#: clock is shared by every program on the host, so such a time is a sender's mistake.
+MAX_MARK_SKEW = 24 * 3600.0
+_EXPECTED = 'expected JSON {"text": "...", "time": <LSL seconds>}'
 
 MarkerCallback = Callable[[str, float, str], None]
 
@@ -40,7 +47,7 @@ class MarkerListener:
     def __init__(self, callback: MarkerCallback, port: int = DEFAULT_MARK_PORT,
                  host: str = "127.0.0.1"):
         self.callback = callback
-        self.port = port
+        self.port = check_port(port, "--mark-port")
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self._sock.bind((host, port))
@@ -51,7 +58,8 @@ class MarkerListener:
                 f"another recorder is probably running: choose another --mark-port"
             ) from None
         self.port = self._sock.getsockname()[1]
-        self._sock.settimeout(0.2)
+        self._host = host
+        self._sock.settimeout(1.0)  # stop() wakes it at once with a datagram of its own
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mark-listener", daemon=True)
 
@@ -62,20 +70,23 @@ class MarkerListener:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                data, addr = self._sock.recvfrom(_MAX_TEXT + 256)
+                data, addr = self._sock.recvfrom(_MAX_DATAGRAM)
             except TimeoutError:
                 continue
             except OSError:
+                if self._stop.is_set():
+                    return
+                continue  # e.g. an ICMP error from an earlier reply: keep listening
+            if self._stop.is_set():
                 return
             try:
-                msg = json.loads(data.decode("utf-8"))
-                text = str(msg["text"])[:_MAX_TEXT]
-                t = float(msg.get("time", local_clock()))
-            except (ValueError, KeyError, TypeError):
-                reply = {"ok": False, "error": "expected JSON {\"text\": ..., \"time\": ...}"}
-            else:
+                text, t = parse_mark(data)
                 self.callback(text, t, "mark")
                 reply = {"ok": True}
+            except RecordingError as err:
+                reply = {"ok": False, "error": str(err)}
+            except Exception as err:  # noqa: BLE001 - no datagram may end the listener
+                reply = {"ok": False, "error": f"marker not recorded ({type(err).__name__})"}
             try:
                 self._sock.sendto(json.dumps(reply).encode(), addr)
             except OSError:
@@ -84,8 +95,58 @@ class MarkerListener:
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=1.0)
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as wake:
+                    wake.sendto(b"", (self._host, self.port))
+            except OSError:
+                pass
+            self._thread.join(timeout=2.0)
         self._sock.close()
+
+
+def check_port(port: int, option: str = "port") -> int:
+    """``port`` if it is a UDP port number (0-65535; 0 lets the system pick), else raise."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise RecordingError(f"{option} {port!r} is not a UDP port: expected 0-65535 "
+                             f"(0 picks a free one)")
+    return port
+
+
+def parse_mark(data: bytes, now: float | None = None) -> tuple[str, float]:
+    """Text and LSL time of one ``mark`` datagram, or :class:`RecordingError` saying why not.
+
+    ``time`` is optional (default: now); it must be a finite number within
+    :data:`MAX_MARK_SKEW` seconds of the recorder's LSL clock.
+    """
+    try:
+        msg = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RecordingError(f"datagram is not UTF-8; {_EXPECTED}") from None
+    except RecursionError:
+        raise RecordingError(f"datagram nests too deeply; {_EXPECTED}") from None
+    except ValueError:  # JSONDecodeError, and integers too long to convert
+        raise RecordingError(f"datagram is not valid JSON; {_EXPECTED}") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("text"), str):
+        raise RecordingError(f"no \"text\" string in the datagram; {_EXPECTED}")
+    text = msg["text"]
+    if len(text) > _MAX_TEXT:
+        raise RecordingError(f"marker text is {len(text)} characters; at most {_MAX_TEXT}")
+    now = local_clock() if now is None else now
+    if msg.get("time") is None:
+        return text, now
+    t = msg["time"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        raise RecordingError(f"\"time\" must be a number (LSL seconds), got {type(t).__name__}")
+    try:
+        t = float(t)
+    except OverflowError:
+        t = math.inf
+    if not math.isfinite(t) or abs(t - now) > MAX_MARK_SKEW:
+        raise RecordingError(
+            f"\"time\" {t!r} is not within {MAX_MARK_SKEW / 3600:g} h of the recorder's LSL "
+            f"clock ({now:.3f} s); send local_clock() of the same machine"
+        )
+    return text, t
 
 
 def send_mark(text: str, port: int = DEFAULT_MARK_PORT, timeout: float = 1.0,
@@ -101,6 +162,7 @@ def send_mark(text: str, port: int = DEFAULT_MARK_PORT, timeout: float = 1.0,
         raise RecordingError("a marker needs a text")
     if len(text) > _MAX_TEXT:
         raise RecordingError(f"marker text is {len(text)} characters; at most {_MAX_TEXT}")
+    check_port(port, "--port")
     t = local_clock()
     msg = json.dumps({"text": text, "time": t}).encode("utf-8")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -113,7 +175,12 @@ def send_mark(text: str, port: int = DEFAULT_MARK_PORT, timeout: float = 1.0,
                 f"no recorder answered on {host}:{port} (is `physioaffect record` running, "
                 f"with the same --mark-port?)"
             ) from None
-    reply = json.loads(data.decode("utf-8"))
+    try:
+        reply = json.loads(data.decode("utf-8"))
+        if not isinstance(reply, dict):
+            raise ValueError
+    except ValueError:
+        raise RecordingError(f"something other than a recorder answered on {host}:{port}") from None
     if not reply.get("ok"):
         raise RecordingError(f"the recorder refused the marker: {reply.get('error')}")
     return t

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from physioaffect.recording.errors import InvalidIdError, RecordingError
@@ -81,6 +83,8 @@ def choose_session_path(
     task: str,
     session: str | None = None,
     run: int | None = None,
+    create: bool = False,
+    on_create: Callable[[Path], None] | None = None,
 ) -> Path:
     """Pick the session file to write, never an existing one.
 
@@ -91,11 +95,15 @@ def choose_session_path(
         or None for the current folder.
     subject, task, session, run
         Identifiers; with ``run=None`` the first free run number (1, 2, ...) is used.
+    create : bool
+        Create the folder (and missing folders above it) when some folder above it
+        exists; ``on_create(folder)`` is called for each folder made.
 
     Raises
     ------
     RecordingError
-        If the file exists, or the folder does not exist or is not writable.
+        If the file exists, or the folder does not exist (and cannot be created) or is
+        not writable (checked by creating and removing a file in it).
     """
     folder: Path
     explicit: Path | None = None
@@ -106,12 +114,14 @@ def choose_session_path(
         bids_basename(subject, task, session, run)
     else:
         folder = Path(out) if out is not None else Path(".")
+        bids_basename(subject, task, session, run)  # refuse bad ids before making folders
+    if not folder.exists() and create:
+        _make_folders(folder, on_create)
     if not folder.exists():
         raise RecordingError(f"output folder {str(folder)!r} does not exist")
     if not folder.is_dir():
         raise RecordingError(f"output {str(folder)!r} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise RecordingError(f"output folder {str(folder)!r} is not writable")
+    _check_writable(folder)
     if explicit is not None:
         if session_path_taken(explicit):
             raise RecordingError(f"{str(explicit)!r} already exists; it is never overwritten")
@@ -128,3 +138,42 @@ def choose_session_path(
         if not session_path_taken(path):
             return path
     raise RecordingError(f"no free run number left in {str(folder)!r}")
+
+
+def _make_folders(folder: Path, on_create: Callable[[Path], None] | None) -> None:
+    """Create ``folder`` and the missing folders above it, below the nearest existing one."""
+    missing = []
+    p = folder.absolute()
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    if not p.is_dir():
+        raise RecordingError(f"cannot create output folder {str(folder)!r}: {str(p)!r} is "
+                             f"not a folder")
+    for q in reversed(missing):
+        try:
+            q.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise RecordingError(f"cannot create output folder {str(q)!r}: "
+                                 f"{err.strerror or err}") from None
+        if on_create is not None:
+            on_create(q)
+
+
+def _check_writable(folder: Path) -> None:
+    """Create and remove a file in ``folder`` (``os.access`` says yes to root everywhere,
+    also to ``/proc``, a read-only mount or a full disk's inode table)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".physioaffect-probe-", dir=folder)
+    except OSError as err:
+        raise RecordingError(f"output folder {str(folder)!r} is not writable "
+                             f"({err.strerror or err})") from None
+    os.close(fd)
+    try:
+        os.unlink(name)
+    except OSError:
+        pass

@@ -14,7 +14,7 @@ import numpy as np
 
 from physioaffect.recording.errors import SessionFileError
 from physioaffect.recording.naming import journal_path
-from physioaffect.recording.writer import FORMAT_NAME, FORMAT_VERSION
+from physioaffect.recording.writer import FORMAT_NAME, FORMAT_VERSION, h5_untext
 from physioaffect.streams import StreamInfo
 
 
@@ -241,22 +241,20 @@ def read_session(
                 info = stream_info_from_attrs(gattrs)
                 if wanted is not None and info.name not in wanted:
                     continue
-                ts = g["timestamps"][:]
+                ts = _checked(g["timestamps"])
                 if load_samples or info.channel_format == "string":  # markers are small
-                    x = g["samples"][:]
+                    x = _checked(g["samples"])
                     if info.channel_format == "string":
-                        x = np.vectorize(_decode, otypes=[object])(x) if x.size else \
-                            x.astype(object)
+                        x = _texts(x, _checked(g["escaped_rows"]) if "escaped_rows" in g
+                                   else np.zeros(0, dtype=np.int64))
                 else:
                     x = np.zeros((0, info.n_channels), dtype=info.dtype)
-                gaps = _strings(g["gaps"][:])
-                dropped = g["dropped"][:]
+                gaps = _strings(_checked(g["gaps"]))
+                dropped = _checked(g["dropped"])
                 out[info.name] = StreamData(info, ts, x, gaps, dropped, gattrs)
-            events = _strings(f["events"][:]) if "events" in f else np.zeros(0)
-        except (KeyError, OSError, ValueError) as err:
-            raise SessionFileError(
-                f"{str(p)!r} is damaged: {str(err).splitlines()[0]} (try `physioaffect recover`)"
-            ) from None
+            events = _strings(_checked(f["events"])) if "events" in f else np.zeros(0)
+        except (KeyError, OSError, RuntimeError, ValueError) as err:
+            raise damaged_error(p, f, err) from None
     if wanted:
         missing = wanted - set(out)
         if missing:
@@ -264,6 +262,49 @@ def read_session(
                 f"{str(p)!r} has no stream(s) {sorted(missing)}; it has {sorted(out)}"
             )
     return Session(path=p, attrs=attrs, streams=out, events=events)
+
+
+class _ChecksumMismatch(ValueError):
+    pass
+
+
+def _checked(ds: h5py.Dataset) -> np.ndarray:
+    """All of a dataset, compared with its ``crc32`` attribute when it has one."""
+    from physioaffect.recording.verify import content_crc
+
+    values = ds[()]
+    expected = ds.attrs.get("crc32")
+    if expected is not None and content_crc(ds, 0, values) != int(expected):
+        raise _ChecksumMismatch(f"{ds.name} does not match its CRC-32")
+    return values
+
+
+def _texts(x: np.ndarray, escaped_rows: np.ndarray) -> np.ndarray:
+    """Stored marker texts as ``str`` (rows stored escaped restored exactly)."""
+    out = np.vectorize(_decode, otypes=[object])(x) if x.size else x.astype(object)
+    for row in escaped_rows.tolist():
+        out[row, :] = [h5_untext(v) for v in out[row, :]]
+    return out
+
+
+def damaged_error(path: Path, f: h5py.File | None, err: Exception | None = None) -> SessionFileError:
+    """A one-line error naming what is damaged in ``path`` and what to do about it."""
+    from physioaffect.recording.verify import find_damage
+
+    damage = []
+    if f is not None:
+        try:
+            damage = find_damage(f)
+        except Exception:  # noqa: BLE001 - the message below still says it is damaged
+            damage = []
+    what = str(damage[0]) if damage else (str(err).splitlines()[0] if err is not None and str(err)
+                                          else "unreadable")
+    if len(damage) > 1:
+        what += f" (and {len(damage) - 1} more)"
+    jp = journal_path(path)
+    todo = (f"run `physioaffect recover {path}` to rebuild it from its journal {jp.name}"
+            if jp.exists() else f"run `physioaffect recover {path}` to salvage every intact sample")
+    return SessionFileError(f"{str(path)!r} is damaged: {what}; {todo}")
 
 
 def describe_session(session: Session) -> str:

@@ -45,59 +45,83 @@ class StreamStatus:
 
 
 class _SourceThread(threading.Thread):
-    """Owns one source: start, read until told to stop, stop."""
+    """Owns one or more sources: starts them, reads them until told to stop, stops them.
 
-    def __init__(self, index: int, source: Source, out: queue.Queue, poll: float, pace: float):
-        super().__init__(name=f"source-{index}", daemon=True)
-        self.index = index
-        self.source = source
+    A source that blocks while it waits for data (the simulator, a board) gets a thread
+    of its own. Sources that read without blocking when asked for batches (LSL inlets)
+    share one thread: every ``pace`` seconds it takes what each has buffered, so a
+    recording of many streams wakes a few times a second in all.
+    """
+
+    def __init__(self, sources: Sequence[tuple[int, Source]], out: queue.Queue, poll: float,
+                 pace: float):
+        super().__init__(name=f"source-{sources[0][0]}", daemon=True)
+        self.sources = list(sources)
         self.out = out
-        self.poll = poll
+        self.poll = poll if len(self.sources) == 1 else 0.0
         self.pace = pace
         self.halt = threading.Event()
         self.final_read = False
         self.started_ok = threading.Event()
         self.error: BaseException | None = None
+        self.failed_source: Source | None = None
 
     def run(self) -> None:
+        started: list[tuple[int, Source]] = []
         try:
-            self.source.start()
+            for index, src in self.sources:
+                src.start()
+                started.append((index, src))
         except BaseException as err:  # reported to the recording thread
             self.error = err
+            self.failed_source = self.sources[len(started)][1]
             self.started_ok.set()
+            self._stop_all(started)
             return
         self.started_ok.set()
-        failures = 0
+        failures = dict.fromkeys(range(len(self.sources)), 0)
+        retry_at = dict.fromkeys(range(len(self.sources)), 0.0)
         try:
             while not self.halt.is_set():
                 t_read = time.monotonic()
-                try:
-                    chunks = self.source.read(self.poll)
-                    failures = 0
-                except Exception as err:  # keep the other sources going; retry this one
-                    failures += 1
-                    self.out.put(("error", self.index, f"{type(err).__name__}: {err}"))
-                    self.halt.wait(min(5.0, 0.5 * failures))
-                    continue
-                if chunks:
-                    self.out.put(("chunks", self.index, chunks))
+                batch = []  # one hand-over per round, however many sources
+                for k, (index, src) in enumerate(self.sources):
+                    if t_read < retry_at[k]:
+                        continue
+                    try:
+                        chunks = src.read(self.poll)
+                        failures[k] = 0
+                    except Exception as err:  # keep the other sources going; retry this one
+                        failures[k] += 1
+                        retry_at[k] = time.monotonic() + min(5.0, 0.5 * failures[k])
+                        self.out.put(("error", index, f"{type(err).__name__}: {err}"))
+                        continue
+                    if chunks:
+                        batch.append((index, chunks))
+                if batch:
+                    self.out.put(("batch", batch))
                 # Read at most every `pace` s: the device/inlet buffers in between, and
                 # reading in bigger chunks costs far less CPU than chasing every 10 ms chunk.
                 rest = self.pace - (time.monotonic() - t_read)
                 if rest > 0:
                     self.halt.wait(rest)
-            if self.final_read:  # what the source buffered since the last read
-                try:
-                    chunks = self.source.read(0.0)
-                    if chunks:
-                        self.out.put(("chunks", self.index, chunks))
-                except Exception as err:
-                    self.out.put(("error", self.index, f"final read: {err}"))
+            if self.final_read:  # what the sources buffered since the last read
+                for index, src in self.sources:
+                    try:
+                        chunks = src.read(0.0)
+                        if chunks:
+                            self.out.put(("chunks", index, chunks))
+                    except Exception as err:
+                        self.out.put(("error", index, f"final read: {err}"))
         finally:
+            self._stop_all(self.sources)
+
+    def _stop_all(self, sources: Sequence[tuple[int, Source]]) -> None:
+        for index, src in sources:
             try:
-                self.source.stop()
+                src.stop()
             except Exception as err:
-                self.out.put(("error", self.index, f"stopping: {err}"))
+                self.out.put(("error", index, f"stopping: {err}"))
 
 
 class Recorder:
@@ -117,7 +141,7 @@ class Recorder:
     :meth:`record` with a writer; :meth:`close` stops everything.
     """
 
-    def __init__(self, sources: Sequence[Source], poll: float = 0.05, pace: float = 0.25):
+    def __init__(self, sources: Sequence[Source], poll: float = 0.05, pace: float = 0.5):
         self.sources = list(sources)
         self.poll = poll
         self.pace = pace
@@ -134,15 +158,21 @@ class Recorder:
     # -- lifecycle --------------------------------------------------------------
     def open(self, timeout: float = 30.0) -> None:
         """Start every source (each on its own thread); raise if one cannot start."""
-        for i, src in enumerate(self.sources):
-            th = _SourceThread(i, src, self._queue, self.poll, self.pace)
+        batch = [(i, src) for i, src in enumerate(self.sources) if src.prefer_batches(self.pace)]
+        groups = [[(i, src)] for i, src in enumerate(self.sources) if (i, src) not in batch]
+        if batch:
+            groups.append(batch)
+        for group in groups:
+            th = _SourceThread(group, self._queue, self.poll, self.pace)
             self._threads.append(th)
             th.start()
         for th in self._threads:
-            if not th.started_ok.wait(timeout):
-                raise RecordingError(f"source {th.source.description!r} did not start in {timeout} s")
+            if not th.started_ok.wait(timeout * len(th.sources)):
+                names = ", ".join(repr(src.description) for _, src in th.sources)
+                raise RecordingError(f"source(s) {names} did not start in {timeout} s")
             if th.error is not None:
-                raise RecordingError(f"cannot start source {th.source.description!r}: {th.error}")
+                raise RecordingError(f"cannot start source {th.failed_source.description!r}: "
+                                     f"{th.error}")
         seen: dict[str, str] = {}
         for src in self.sources:
             for info in list(src.streams):
@@ -183,6 +213,7 @@ class Recorder:
     def stop(self) -> None:
         """Ask :meth:`record` to finish (thread-safe)."""
         self._stop.set()
+        self._queue.put(("wake",))
 
     def close(self, final_read: bool = False) -> None:
         """Stop all source threads (and with them the sources), optionally after one last read."""
@@ -212,7 +243,10 @@ class Recorder:
     def _handle(self, item: tuple) -> None:
         kind = item[0]
         assert self.writer is not None
-        if kind == "chunks":
+        if kind == "batch":
+            for index, chunks in item[1]:
+                self._handle(("chunks", index, chunks))
+        elif kind == "chunks":
             index, chunks = item[1], item[2]
             for chunk in chunks:
                 if self._stream_source.get(chunk.stream, index) != index:
@@ -248,7 +282,10 @@ class Recorder:
         if lo is None or len(chunk) == 0:
             return chunk
         ts = chunk.timestamps
-        if abs(float(ts[-1]) - local_clock()) > 10.0:
+        first, last = float(ts[0]), float(ts[-1])
+        if first >= lo and (hi is None or last <= hi):
+            return chunk  # the usual case, without touching the arrays
+        if abs(last - local_clock()) > 10.0:
             return chunk
         keep = ts >= lo
         if hi is not None:
@@ -312,21 +349,29 @@ class Recorder:
                     self._stop_time = local_clock()
                 if now >= t_end + grace:
                     break
-            wait = 0.1 if t_end is None else max(0.0, min(0.1, t_end + grace - now))
+            # sleep until something arrives or something is due (never a busy poll)
+            due = min(next_poll, writer.next_due, now + 1.0)
+            if on_status is not None:
+                due = min(due, next_status)
+            if t_end is not None:
+                due = min(due, t_end if self._stop_time is None else t_end + grace)
             try:
-                item = self._queue.get(timeout=wait)
+                item = self._queue.get(timeout=max(0.0, due - now))
             except queue.Empty:
                 item = None
+            wrote = item is not None
             while item is not None:
                 self._handle(item)
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     item = None
+            if wrote:  # durable now: what a read brought survives a power cut at once
+                writer.sync(min_interval=0.2)
             now = time.monotonic()
             if now >= next_poll:
                 self._poll_connections()
-                next_poll = now + 0.25
+                next_poll = now + 0.5
             writer.tick()
             if on_status is not None and now >= next_status:
                 on_status(self)
@@ -338,11 +383,17 @@ class Recorder:
                 self._handle(self._queue.get_nowait())
             except queue.Empty:
                 break
-        writer.final_extra.update({
-            "recording_start_lsl": self.start_time,
-            "recording_stop_lsl": self._stop_time if self._stop_time is not None
-            else local_clock(),
-        })
+        stop = self._stop_time if self._stop_time is not None else local_clock()
+        for name, up in self._connection.items():  # lost until the end: say so
+            st = writer.streams.get(name)
+            if up or st is None or st.last_ts is None or not st.info.is_regular \
+                    or stop <= st.last_ts:
+                continue
+            writer.add_gap(name, st.last_ts, stop,
+                           max(0, int(round((stop - st.last_ts) * st.info.nominal_srate))),
+                           "stream lost until the end of the recording")
+        writer.final_extra.update({"recording_start_lsl": self.start_time,
+                                   "recording_stop_lsl": stop})
 
     def status(self) -> list[StreamStatus]:
         """Rows for the live status line."""

@@ -12,11 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from physioaffect.recording import journal as jr
 from physioaffect.recording.errors import SessionFileError
 from physioaffect.recording.naming import JOURNAL_SUFFIX, journal_path
-from physioaffect.recording.reader import open_session_h5
+from physioaffect.recording.reader import (
+    _attrs,
+    _decode,
+    _strings,
+    _texts,
+    open_session_h5,
+    stream_info_from_attrs,
+)
+from physioaffect.recording.verify import find_damage, read_blocks
 from physioaffect.recording.writer import SessionWriter, group_key
 from physioaffect.streams import Chunk, StreamInfo
 
@@ -61,8 +70,12 @@ def recover_session(path: str | os.PathLike[str], keep: bool = False) -> Recover
             raise SessionFileError(f"{str(h5_path)!r} does not exist and has no journal")
         with open_session_h5(h5_path) as f:  # raises if foreign or unreadable
             complete = bool(f.attrs.get("complete", False))
+            damage = find_damage(f)
+        if damage:
+            return salvage_session(h5_path)
         if complete:
-            raise SessionFileError(f"{str(h5_path)!r} is complete; nothing to recover")
+            raise SessionFileError(f"{str(h5_path)!r} is complete and reads back as written; "
+                                   f"nothing to recover")
         _mark_complete(h5_path)
         return RecoveryReport(h5_path, {}, "no journal", 0, False,
                               f"{h5_path}: no journal; the readable file was marked complete")
@@ -143,6 +156,134 @@ def recover_session(path: str | os.PathLike[str], keep: bool = False) -> Recover
     msg = (f"{h5_path}: rebuilt from the journal ({n_records} records, {scan_total} samples in "
            f"{len(counts)} streams; journal ended: {reason or 'cleanly'})")
     return RecoveryReport(h5_path, counts, reason, 0, end_attrs is not None, msg)
+
+
+#: Attributes a writer computes itself (not copied from a damaged file).
+_COMPUTED = {"name", "type", "source_id", "nominal_srate", "channel_format", "n_channels",
+             "channel_labels", "channel_types", "channel_units", "device", "info_json", "index",
+             "device_manufacturer", "device_model", "device_serial", "device_board_id",
+             "n_samples", "first_timestamp", "last_timestamp", "measured_srate",
+             "dropped_total", "n_gaps"}
+
+
+def salvage_session(h5_path: Path) -> RecoveryReport:
+    """Rebuild a damaged session file that has no journal from every block that still
+    reads back intact; what is lost becomes a gap (``reason`` says why), the damaged
+    original is kept as ``*.damaged``."""
+    tmp = h5_path.with_name(h5_path.name + ".recovering")
+    tmp.unlink(missing_ok=True)
+    writer: SessionWriter | None = None
+    counts: dict[str, int] = {}
+    lost: list[str] = []
+    try:
+        with open_session_h5(h5_path) as f:
+            damage = find_damage(f)
+            attrs = _attrs(f)
+            attrs.pop("complete", None)
+            attrs["recovered"] = True
+            writer = SessionWriter(tmp, subject="", task="", journal=False,
+                                   _session_attrs=attrs)
+            if "events" in f:
+                events = _read_table(f["events"])
+                for e in events if events is not None else []:
+                    writer.add_event(str(e["kind"]), str(e["text"]), str(e["stream"]),
+                                     float(e["time"]))
+            groups = []
+            for key in f["streams"]:
+                try:
+                    g = f["streams"][key]
+                    gattrs = _attrs(g)
+                    groups.append((int(gattrs.get("index", 0)), g, gattrs))
+                except (OSError, RuntimeError, KeyError, ValueError):
+                    lost.append(f"stream group {key!r} (unreadable)")
+            for _, g, gattrs in sorted(groups, key=lambda t: t[0]):
+                try:
+                    info = stream_info_from_attrs(gattrs)
+                except (KeyError, ValueError, TypeError):
+                    lost.append(f"stream {gattrs.get('name', g.name)!r} (no readable description)")
+                    continue
+                writer.add_stream(info, {k: v for k, v in gattrs.items()
+                                         if k not in _COMPUTED and k != "crc32"})
+                for row in _read_table(g["dropped"]) if "dropped" in g else []:
+                    writer.add_dropped(info.name, float(row["time"]), int(row["count"]))
+                gaps = _read_table(g["gaps"]) if "gaps" in g else None
+                for gap in _strings(gaps) if gaps is not None else []:
+                    writer.add_gap(info.name, float(gap["start"]), float(gap["end"]),
+                                   int(gap["missing"]), str(_decode(gap["reason"])))
+                counts[info.name] = _salvage_rows(writer, g, info)
+            for d in damage:
+                if d.rows is None and d.dataset in ("samples", "timestamps"):
+                    writer.add_event("damaged", f"{d} (rows not located; kept as read)",
+                                     d.stream if d.stream in writer.streams else "")
+            final = {k: attrs[k] for k in ("utc_end", "lsl_clock_end") if k in attrs}
+            final["salvaged"] = "; ".join(str(d) for d in damage)
+            writer.close(final)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        tmp.unlink(missing_ok=True)
+        raise
+    damaged = _free_name(h5_path.with_name(h5_path.name + ".damaged"))
+    os.replace(h5_path, damaged)
+    os.replace(tmp, h5_path)
+    what = "; ".join(str(d) for d in damage[:5]) + (f" (+{len(damage) - 5} more)"
+                                                    if len(damage) > 5 else "")
+    msg = (f"{h5_path}: salvaged from the damaged file (no journal left): "
+           f"{sum(counts.values())} samples kept in {len(counts)} streams; damaged: {what}; "
+           f"lost rows are recorded as gaps"
+           + (f"; lost: {', '.join(lost)}" if lost else "")
+           + f"; the damaged original is kept as {damaged.name}")
+    return RecoveryReport(h5_path, counts, "damaged file salvaged", 0, True, msg)
+
+
+def _read_table(ds: h5py.Dataset):
+    try:
+        return ds[()]
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _salvage_rows(writer: SessionWriter, g: h5py.Group, info: StreamInfo) -> int:
+    """Copy every readable block of a stream; unreadable rows become one gap per run."""
+    name = info.name
+    try:
+        ts_ds, x_ds = g["timestamps"], g["samples"]
+        escaped = g["escaped_rows"][()] if "escaped_rows" in g else np.zeros(0, np.int64)
+    except (OSError, RuntimeError, KeyError, ValueError):
+        writer.add_event("damaged", f"{name}: samples unreadable, none kept", name)
+        return 0
+    step = x_ds.chunks[0] if x_ds.chunks else max(1, x_ds.shape[0])
+    kept = 0
+    last_good: float | None = None
+    bad: list[int] = []  # [first, stop) of the current run of unreadable rows
+
+    def close_gap(end: float | None) -> None:
+        start = last_good if last_good is not None else (end if end is not None else 0.0)
+        if end is None:  # damaged up to the end: estimate from the nominal rate
+            end = start + ((bad[1] - bad[0]) / info.nominal_srate if info.is_regular else 0.0)
+        writer.add_gap(name, float(start), float(end), bad[1] - bad[0],
+                       f"damaged on disk: rows {bad[0]}-{bad[1] - 1} could not be read")
+
+    for a, b, ts in read_blocks(ts_ds, step):
+        try:
+            x = x_ds[a:b] if ts is not None else None
+        except (OSError, RuntimeError, ValueError):
+            x = None
+        if ts is None or x is None or len(x) != len(ts):
+            bad = [bad[0], b] if bad else [a, b]
+            continue
+        if info.channel_format == "string":
+            rows = escaped[(escaped >= a) & (escaped < b)] - a
+            x = _texts(x, rows)
+        if bad:
+            close_gap(float(ts[0]))
+            bad = []
+        writer.append(Chunk(name, ts, x))
+        kept += len(ts)
+        last_good = float(ts[-1])
+    if bad:
+        close_gap(None)
+    return kept
 
 
 def _free_name(p: Path) -> Path:

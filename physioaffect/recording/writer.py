@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import socket
+import struct
 import sys
 import time
 import urllib.parse
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,34 +99,124 @@ class StreamStats:
     n_gaps: int = 0
     last_marker: str = ""
     connected: bool = True
-    # measured rate from gap-free segments: sum of sample intervals / sum of spans
-    _seg_first: float | None = None
-    _seg_n: int = 0
+    # measured rate: sample intervals no longer than a gap / their total duration
     _intervals: int = 0
     _span: float = 0.0
 
-    def _close_segment(self) -> None:
-        if self._seg_first is not None and self._seg_n > 1 and self.last_ts is not None:
-            self._intervals += self._seg_n - 1
-            self._span += self.last_ts - self._seg_first
-        self._seg_first, self._seg_n = None, 0
+    def _add_intervals(self, ts: np.ndarray) -> None:
+        if not self.info.is_regular:
+            return
+        thr = max(GAP_MIN_S, GAP_PERIODS / self.info.nominal_srate)
+        first, last = float(ts[0]), float(ts[-1])
+        if self.last_ts is not None and first - self.last_ts <= thr:
+            self._intervals += 1
+            self._span += first - self.last_ts
+        if len(ts) < 2:
+            return
+        d = np.diff(ts)
+        if d.max() <= thr:  # the usual case: no gap inside the chunk
+            self._intervals += len(d)
+            self._span += last - first
+        else:
+            ok = d <= thr
+            self._intervals += int(np.count_nonzero(ok))
+            self._span += float(np.sum(d[ok]))
 
     @property
     def measured_srate(self) -> float:
-        """Samples per second over the gap-free segments (0 if unknown or irregular)."""
-        if not self.info.is_regular:
+        """Samples per second, gaps excluded (0 if unknown or irregular)."""
+        if not self.info.is_regular or self._span <= 0:
             return 0.0
-        intervals, span = self._intervals, self._span
-        if self._seg_first is not None and self._seg_n > 1 and self.last_ts is not None:
-            intervals += self._seg_n - 1
-            span += self.last_ts - self._seg_first
-        return intervals / span if span > 0 else 0.0
+        return self._intervals / self._span
+
+
+def h5_text(text: str) -> tuple[str, bool]:
+    """``text`` as HDF5 can store it, and whether it had to be escaped.
+
+    HDF5 variable-length strings end at a NUL byte and must be valid UTF-8, so a text
+    with a NUL or a lone surrogate (``surrogateescape``-decoded bytes) is stored as the
+    inside of its ASCII JSON string literal (``a\\u0000b``); :func:`h5_untext` reverses it.
+    """
+    if "\x00" not in text:
+        try:
+            text.encode("utf-8")
+            return text, False
+        except UnicodeEncodeError:
+            pass
+    return json.dumps(text)[1:-1], True
+
+
+def h5_untext(stored: str) -> str:
+    """Inverse of :func:`h5_text` for a text stored escaped."""
+    return json.loads(f'"{stored}"')
+
+
+def _safe(text: str) -> str:
+    """Text for attributes and tables (escaped where HDF5 could not store it)."""
+    return h5_text(str(text))[0]
+
+
+def table_crc(crc: int, rows: Any, dtype: np.dtype) -> int:
+    """CRC-32 of table rows in a canonical byte form (floats and ints little-endian,
+    strings UTF-8 with a NUL after each), the same for rows written and rows read back."""
+    names = dtype.names or ()
+    for row in rows:
+        parts = []
+        for name, value in zip(names, row, strict=True):
+            kind = dtype[name].kind
+            if kind == "f":
+                parts.append(struct.pack("<d", float(value)))
+            elif kind in "iu":
+                parts.append(struct.pack("<q", int(value)))
+            else:
+                if isinstance(value, bytes):
+                    value = value.decode("utf-8", "surrogateescape")
+                parts.append(str(value).encode("utf-8", "surrogateescape") + b"\x00")
+        crc = zlib.crc32(b"".join(parts), crc)
+    return crc
+
+
+def text_crc(crc: int, texts: Any) -> int:
+    """CRC-32 of stored texts (UTF-8, a NUL after each)."""
+    for value in texts:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "surrogateescape")
+        crc = zlib.crc32(str(value).encode("utf-8", "surrogateescape") + b"\x00", crc)
+    return crc
+
+
+def array_crc(crc: int, values: np.ndarray) -> int:
+    """CRC-32 of a numeric array's little-endian bytes, row after row."""
+    arr = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
+    return zlib.crc32(memoryview(arr).cast("B"), crc)
+
+
+#: Target bytes of one HDF5 chunk of a signal. The recorder writes only whole chunks while
+#: it records (the journal holds the rest), so no chunk is ever rewritten or re-filtered.
+CHUNK_BYTES = 1 << 18
+MAX_CHUNK_ROWS = 65536
+
+
+def chunk_rows(info: StreamInfo) -> int:
+    """Rows per HDF5 chunk of a stream (samples and timestamps alike)."""
+    if info.channel_format == "string":
+        return 256
+    row = max(1, info.n_channels * np.dtype(info.channel_format).itemsize)
+    return int(np.clip(CHUNK_BYTES // row, 256, MAX_CHUNK_ROWS))
 
 
 class _H5Store:
-    """The HDF5 side: creates groups and appends to resizable, compressed datasets."""
+    """The HDF5 side: creates groups, appends to resizable chunked datasets kept open.
 
-    def __init__(self, path: Path, attrs: Mapping[str, Any], compression: str = "gzip"):
+    Datasets stay open for the whole recording (h5py would otherwise close one after
+    each append, and closing a dataset whose write failed on a full disk can crash the
+    HDF5 library). Every numeric dataset carries HDF5's Fletcher-32 checksum filter, so
+    any HDF5 reader notices a damaged chunk (HDF5 filters cannot apply to variable-length
+    strings); :meth:`SessionWriter.close` adds the CRC-32 of everything written to every
+    dataset as its ``crc32`` attribute.
+    """
+
+    def __init__(self, path: Path, attrs: Mapping[str, Any], compression: str = "none"):
         self.path = path
         self.compression = compression
         try:
@@ -138,9 +231,14 @@ class _H5Store:
         self.f.attrs["complete"] = False
         self.set_attrs(self.f, attrs)
         self.f.create_group("streams")
-        self.f.create_dataset("events", shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE,
-                              chunks=(256,))
         self.groups: dict[int, h5py.Group] = {}
+        #: Open datasets by (stream index or None for the file, name).
+        self.ds: dict[tuple[int | None, str], h5py.Dataset] = {
+            (None, "events"): self.f.create_dataset(
+                "events", shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE, chunks=(256,)),
+        }
+        #: Running CRC-32 of everything appended, by the same keys.
+        self.crc: dict[tuple[int | None, str], int] = {(None, "events"): 0}
 
     @staticmethod
     def set_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any]) -> None:
@@ -148,9 +246,13 @@ class _H5Store:
             if isinstance(v, (dict, list, tuple)) and not (
                 isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v)
             ):
-                v = json.dumps(v)
+                v = json.dumps(v)  # ASCII: any text survives
             elif v is None:
                 v = ""
+            if isinstance(v, str):
+                v = _safe(v)
+            elif isinstance(v, (list, tuple)):
+                v = [_safe(x) for x in v]
             obj.attrs[k] = v
 
     def add_stream(self, index: int, info: StreamInfo, attrs: Mapping[str, Any]) -> None:
@@ -176,31 +278,39 @@ class _H5Store:
                 base[f"device_{k}"] = info.device[k]
         self.set_attrs(g, base)
         self.set_attrs(g, attrs)
+        rows = chunk_rows(info)
+        ds = {}
         if info.channel_format == "string":
-            g.create_dataset("samples", shape=(0, n_ch), maxshape=(None, n_ch), dtype=_STR,
-                             chunks=(256, n_ch))
-            g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype="<f8",
-                             chunks=(256,))
+            ds["samples"] = g.create_dataset("samples", shape=(0, n_ch), maxshape=(None, n_ch),
+                                             dtype=_STR, chunks=(rows, n_ch))
+            # rows whose text is stored escaped (see h5_text)
+            ds["escaped_rows"] = g.create_dataset("escaped_rows", shape=(0,), maxshape=(None,),
+                                                  dtype="<i8", chunks=(64,), fletcher32=True)
+            ds["timestamps"] = g.create_dataset("timestamps", shape=(0,), maxshape=(None,),
+                                                dtype="<f8", chunks=(rows,), fletcher32=True)
         else:
-            dt = np.dtype(info.channel_format)
-            # ~256 KiB chunks: big enough to compress well and read fast, small enough
-            # that a periodic flush does not rewrite much
-            rows = int(np.clip((1 << 18) // max(1, n_ch * dt.itemsize), 256, 65536))
             kw = self._filters()
-            g.create_dataset("samples", shape=(0, n_ch), maxshape=(None, n_ch), dtype=dt,
-                             chunks=(rows, n_ch), **kw)
-            g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype="<f8",
-                             chunks=(min(rows * 4, 65536),), **kw)
-        g.create_dataset("gaps", shape=(0,), maxshape=(None,), dtype=GAP_DTYPE, chunks=(64,))
-        g.create_dataset("dropped", shape=(0,), maxshape=(None,), dtype=DROP_DTYPE, chunks=(64,))
+            ds["samples"] = g.create_dataset("samples", shape=(0, n_ch), maxshape=(None, n_ch),
+                                             dtype=np.dtype(info.channel_format),
+                                             chunks=(rows, n_ch), **kw)
+            ds["timestamps"] = g.create_dataset("timestamps", shape=(0,), maxshape=(None,),
+                                                dtype="<f8", chunks=(rows,), **kw)
+        ds["gaps"] = g.create_dataset("gaps", shape=(0,), maxshape=(None,), dtype=GAP_DTYPE,
+                                      chunks=(64,))
+        ds["dropped"] = g.create_dataset("dropped", shape=(0,), maxshape=(None,),
+                                         dtype=DROP_DTYPE, chunks=(64,), fletcher32=True)
+        for name, d in ds.items():
+            self.ds[(index, name)] = d
+            self.crc[(index, name)] = 0
         self.groups[index] = g
 
     def _filters(self) -> dict[str, Any]:
         if self.compression == "lzf":
-            return {"compression": "lzf", "shuffle": True}
-        if self.compression == "none":
-            return {}
-        return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+            return {"compression": "lzf", "shuffle": True, "fletcher32": True}
+        if self.compression == "gzip":
+            return {"compression": "gzip", "compression_opts": 1, "shuffle": True,
+                    "fletcher32": True}
+        return {"fletcher32": True}
 
     @staticmethod
     def _append(ds: h5py.Dataset, values: np.ndarray) -> None:
@@ -209,20 +319,49 @@ class _H5Store:
         ds[n:] = values
 
     def append(self, index: int, ts: np.ndarray, samples: np.ndarray) -> None:
-        g = self.groups[index]
-        if samples.dtype == object:
-            samples = samples.astype(str).astype(object)
-        self._append(g["samples"], samples)
-        self._append(g["timestamps"], ts)
+        ds = self.ds[(index, "samples")]
+        if samples.dtype == object:  # text: escape what HDF5 cannot hold
+            n0 = ds.shape[0]
+            stored = np.empty(samples.shape, dtype=object)
+            escaped = []
+            for i, row in enumerate(samples):
+                texts = [str(v) for v in row]
+                done = [h5_text(t) for t in texts]
+                if any(esc for _, esc in done):  # a row is escaped as a whole
+                    stored[i, :] = [json.dumps(t)[1:-1] for t in texts]
+                    escaped.append(n0 + i)
+                else:
+                    stored[i, :] = [t for t, _ in done]
+            if escaped:
+                rows = np.array(escaped, dtype="<i8")
+                self._append(self.ds[(index, "escaped_rows")], rows)
+                self.crc[(index, "escaped_rows")] = array_crc(self.crc[(index, "escaped_rows")],
+                                                              rows)
+            self._append(ds, stored)
+            self.crc[(index, "samples")] = text_crc(self.crc[(index, "samples")], stored.ravel())
+        else:
+            self._append(ds, samples)
+            self.crc[(index, "samples")] = array_crc(self.crc[(index, "samples")], samples)
+        ts = np.asarray(ts, dtype="<f8")
+        self._append(self.ds[(index, "timestamps")], ts)
+        self.crc[(index, "timestamps")] = array_crc(self.crc[(index, "timestamps")], ts)
 
     def append_rows(self, index: int | None, name: str, rows: list[tuple]) -> None:
-        ds = self.f["events"] if index is None else self.groups[index][name]
+        ds = self.ds[(index, name)]
+        rows = [tuple(_safe(v) if isinstance(v, str) else v for v in row) for row in rows]
         self._append(ds, np.array(rows, dtype=ds.dtype))
+        self.crc[(index, name)] = table_crc(self.crc[(index, name)], rows, ds.dtype)
+
+    def write_checksums(self) -> None:
+        """Store the CRC-32 of every dataset's content as its ``crc32`` attribute."""
+        for key, ds in self.ds.items():
+            ds.attrs["crc32"] = np.uint32(self.crc[key])
 
     def flush(self) -> None:
         self.f.flush()
 
     def close(self) -> None:
+        self.ds.clear()
         self.f.close()
 
 
@@ -248,8 +387,11 @@ class SessionWriter:
         Seconds between ``fsync`` of the journal (the most data a crash can lose).
     h5_interval : float
         Seconds between appends to the HDF5 file.
-    compression : {"gzip", "lzf", "none"}
-        HDF5 filter for signal datasets (always with byte shuffling).
+    compression : {"none", "gzip", "lzf"}
+        Compression of signal datasets (gzip level 1 or LZF, with byte shuffling).
+        ``none`` (the default) costs about a third of gzip's writing CPU; EEG compresses
+        only to about 85 % (gzip) or 92 % (LZF) of its raw size, and a recorder must
+        stay light (``benchmarks/README_recording.md``).
     clock : dict, optional
         Clock attributes to use instead of measuring them now (``utc_start``,
         ``unix_start``, ``lsl_clock_start``, ``unix_to_lsl_offset``); used by import.
@@ -267,8 +409,8 @@ class SessionWriter:
         attrs: Mapping[str, Any] | None = None,
         journal: bool = True,
         sync_interval: float = 0.5,
-        h5_interval: float = 2.0,
-        compression: str = "gzip",
+        h5_interval: float = 5.0,
+        compression: str = "none",
         clock: Mapping[str, Any] | None = None,
         _session_attrs: Mapping[str, Any] | None = None,
     ):
@@ -320,6 +462,7 @@ class SessionWriter:
         self._by_index: dict[int, StreamStats] = {}
         self._pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         self._pending_rows: dict[tuple[int | None, str], list[tuple]] = {}
+        self._chunk_rows: dict[int, int] = {}
         self._pending_bytes = 0
         self.max_pending_bytes = 32 << 20
         #: Free space (bytes) kept on the disk; below it recording stops with DiskFullError.
@@ -351,6 +494,7 @@ class SessionWriter:
         self.streams[info.name] = st
         self._by_index[index] = st
         self._pending[index] = []
+        self._chunk_rows[index] = chunk_rows(info)
         return index
 
     def append(self, chunk: Chunk) -> None:
@@ -393,13 +537,10 @@ class SessionWriter:
                 self.flush_h5()
 
     def _update_stats(self, st: StreamStats, ts: np.ndarray, samples: np.ndarray) -> None:
-        n = len(ts)
         if st.first_ts is None:
             st.first_ts = float(ts[0])
-        if st._seg_first is None:
-            st._seg_first = float(ts[0])
-        st._seg_n += n
-        st.n_samples += n
+        st._add_intervals(ts)
+        st.n_samples += len(ts)
         st.last_ts = float(ts[-1])
         if st.info.channel_format == "string":
             st.last_marker = str(samples[-1, 0])
@@ -427,7 +568,6 @@ class SessionWriter:
         if self._journal is not None:
             self._journal.append_json(jr.GAP, {"index": st.index, "start": start, "end": end,
                                                "missing": missing, "reason": reason})
-        st._close_segment()
         st.n_gaps += 1
         self._pending_rows.setdefault((st.index, "gaps"), []).append(
             (start, end, int(missing), reason))
@@ -450,11 +590,30 @@ class SessionWriter:
         """Sync the journal and append to the HDF5 file when their intervals have passed."""
         now = time.monotonic()
         if self._journal is not None and (force or now - self._last_sync >= self.sync_interval):
-            self._journal.sync()
+            if force or self._journal.bytes_written != self._journal.bytes_synced:
+                self._journal.sync()
             self._last_sync = now
         if force or now - self._last_h5 >= self.h5_interval:
             self.flush_h5()
             self._last_h5 = now
+
+    def sync(self, min_interval: float = 0.0) -> None:
+        """Make the journal durable now (if it holds anything new and the last sync is at
+        least ``min_interval`` s old)."""
+        if self._journal is None or self._journal.bytes_written == self._journal.bytes_synced:
+            return
+        now = time.monotonic()
+        if now - self._last_sync >= min_interval:
+            self._journal.sync()
+            self._last_sync = now
+
+    @property
+    def next_due(self) -> float:
+        """``time.monotonic()`` at which :meth:`tick` has work next (sync or HDF5 append)."""
+        unsynced = self._journal is not None and \
+            self._journal.bytes_written != self._journal.bytes_synced
+        return min(self._last_sync + self.sync_interval if unsynced else math.inf,
+                   self._last_h5 + self.h5_interval)
 
     def _check_space(self) -> None:
         """Refuse to write HDF5 into the last few MB of a disk (HDF5 handles ENOSPC badly)."""
@@ -472,25 +631,44 @@ class SessionWriter:
             self.failed = err
             raise err
 
-    def flush_h5(self) -> None:
-        """Append everything pending to the HDF5 file and flush it."""
+    def flush_h5(self, final: bool = False) -> None:
+        """Append what is pending to the HDF5 file and flush it.
+
+        While recording only whole chunks of each signal are appended (the rest waits in
+        memory and, safely, in the journal), so no chunk is written twice; ``final``
+        appends everything.
+        """
         if self._store is not None and self._journal is not None:
             self._check_space()
 
         def work() -> None:
+            wrote = False
             for index, parts in self._pending.items():
                 if not parts:
                     continue
-                ts = np.concatenate([p[0] for p in parts])
-                x = np.concatenate([p[1] for p in parts], axis=0)
-                self._store.append(index, ts, x)
+                n = sum(len(p[0]) for p in parts)
+                rows = self._chunk_rows[index]
+                m = n if final else n - n % rows
+                if m == 0:
+                    continue
+                ts = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+                x = np.concatenate([p[1] for p in parts], axis=0) if len(parts) > 1 \
+                    else parts[0][1]
+                self._store.append(index, ts[:m], x[:m])
                 parts.clear()
-            self._pending_bytes = 0
+                if m < n:
+                    parts.append((ts[m:], x[m:]))
+                wrote = True
+            self._pending_bytes = sum(p[0].nbytes + (p[1].nbytes if p[1].dtype != object
+                                                     else 64 * len(p[0]))
+                                      for parts in self._pending.values() for p in parts)
             for (index, name), rows in self._pending_rows.items():
                 if rows:
                     self._store.append_rows(index, name, rows)
                     rows.clear()
-            self._store.flush()
+                    wrote = True
+            if wrote or final:
+                self._store.flush()
 
         self._guard(work)
 
@@ -526,7 +704,14 @@ class SessionWriter:
                 "unix_to_lsl_offset_end": unix_to_lsl_offset()}
 
     def close(self, final_attrs: Mapping[str, Any] | None = None, keep_journal: bool = False) -> None:
-        """Finalise: write what is pending, the per-stream summaries, mark complete, drop the journal."""
+        """Finalise: write what is pending, the per-stream summaries and checksums, mark the
+        file complete, read it all back against the checksums, and only then drop the journal.
+
+        Raises
+        ------
+        SessionFileError
+            The file does not read back as written (the journal is kept: run ``recover``).
+        """
         if self.closed:
             return
         final = dict(final_attrs) if final_attrs is not None else self.summary_attrs()
@@ -534,22 +719,22 @@ class SessionWriter:
         if self._journal is not None:
             self._journal.append_json(jr.END, final)
             self._journal.sync()
-        self.flush_h5()
+        self.flush_h5(final=True)
 
         def finish() -> None:
             f = self._store.f
             for st in self.streams.values():
-                g = self._store.groups[st.index]
-                n = g["timestamps"].shape[0]
-                ts = g["timestamps"]
-                self._store.set_attrs(g, {
-                    "n_samples": int(n),
-                    "first_timestamp": float(ts[0]) if n else float("nan"),
-                    "last_timestamp": float(ts[n - 1]) if n else float("nan"),
-                    "measured_srate": _measured_rate(g, st),
-                    "dropped_total": int(np.sum(g["dropped"]["count"])) if g["dropped"].shape[0] else 0,
-                    "n_gaps": int(g["gaps"].shape[0]),
+                first = st.first_ts if st.first_ts is not None else float("nan")
+                last = st.last_ts if st.last_ts is not None else float("nan")
+                self._store.set_attrs(self._store.groups[st.index], {
+                    "n_samples": int(st.n_samples),
+                    "first_timestamp": float(first),
+                    "last_timestamp": float(last),
+                    "measured_srate": float(st.measured_srate),
+                    "dropped_total": int(st.dropped),
+                    "n_gaps": int(st.n_gaps),
                 })
+            self._store.write_checksums()
             self._store.set_attrs(f, final)
             f.attrs["complete"] = True
             self._store.close()
@@ -561,6 +746,14 @@ class SessionWriter:
         if self._journal is not None:
             self._journal.close()
             if not keep_journal:
+                from physioaffect.recording.verify import verify_session
+
+                problems = verify_session(self.path)
+                if problems:
+                    raise SessionFileError(
+                        f"{str(self.path)!r} does not read back as written ({problems[0]}); its "
+                        f"journal is kept: run `physioaffect recover {self.path}`"
+                    )
                 self.journal_path.unlink(missing_ok=True)
 
     def abort(self) -> None:
@@ -588,20 +781,6 @@ class SessionWriter:
     def must_exit_hard(self) -> bool:
         """True when an HDF5 handle was abandoned: exit with ``os._exit`` (no HDF5 cleanup)."""
         return bool(_ABANDONED)
-
-
-def _measured_rate(g: h5py.Group, st: StreamStats) -> float:
-    """Rate from the stored timestamps, excluding recorded gaps (0 for irregular streams)."""
-    if not st.info.is_regular:
-        return 0.0
-    ts = g["timestamps"][:]
-    if ts.shape[0] < 2:
-        return 0.0
-    d = np.diff(ts)
-    thr = max(GAP_MIN_S, GAP_PERIODS / st.info.nominal_srate)
-    ok = d <= thr
-    span = float(np.sum(d[ok]))
-    return float(np.count_nonzero(ok) / span) if span > 0 else 0.0
 
 
 def _fsync_path(path: Path) -> None:

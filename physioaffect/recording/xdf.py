@@ -10,6 +10,7 @@ test the importer against pyxdf.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import struct
 from collections.abc import Mapping, Sequence
@@ -108,11 +109,26 @@ def import_xdf(
             raise SessionFileError(f"{str(src)!r} is not an XDF file (no 'XDF:' magic bytes)")
     if session_path_taken(out):
         raise RecordingError(f"{str(out)!r} already exists; it is never overwritten")
+    quiet = logging.getLogger("pyxdf.pyxdf")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its own complaints would be a second, unclear line
     try:
         streams, header = pyxdf.load_xdf(str(src), synchronize_clocks=True,
-                                         dejitter_timestamps=dejitter, verbose=False)
+                                         dejitter_timestamps=dejitter, verbose=None)
     except Exception as err:  # pyxdf raises many kinds on damaged files
-        raise SessionFileError(f"cannot read XDF file {str(src)!r}: {err}") from None
+        raise SessionFileError(f"cannot read XDF file {str(src)!r}: "
+                               f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+                               ) from None
+    finally:
+        quiet.setLevel(level)
+    if not isinstance(header, Mapping) or not isinstance(streams, list):
+        raise SessionFileError(f"{str(src)!r} is damaged: no readable XDF file header after "
+                               f"the 'XDF:' magic bytes")
+    try:
+        _check_xdf_streams(streams)
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        raise SessionFileError(f"{str(src)!r} is damaged: a stream's header or data cannot be "
+                               f"read ({type(err).__name__}: {err})") from None
     firsts = [float(s["time_stamps"][0]) for s in streams if len(s["time_stamps"])]
     lsl_start = min(firsts) if firsts else 0.0
     clock: dict[str, Any] = {"lsl_clock_start": lsl_start, "utc_start": "", "unix_start": 0.0,
@@ -178,6 +194,19 @@ def import_xdf(
         raise
     os.replace(tmp, out)
     return out
+
+
+def _check_xdf_streams(streams: list) -> None:
+    """Every stream pyxdf returned has the fields the import reads, of usable types."""
+    for s in streams:
+        info = s["info"]
+        int(_first(info, "channel_count", "1"))
+        float(_first(info, "nominal_srate", "0") or 0)
+        ts = np.asarray(s["time_stamps"], dtype=np.float64)
+        if ts.ndim != 1:
+            raise ValueError(f"time stamps of shape {ts.shape}")
+        if len(ts) and len(s["time_series"]) != len(ts):
+            raise ValueError(f"{len(s['time_series'])} samples for {len(ts)} time stamps")
 
 
 # -- writer -------------------------------------------------------------------------------

@@ -129,6 +129,16 @@ class Source(abc.ABC):
         finally:
             self._started = False
 
+    def prefer_batches(self, interval: float) -> bool:
+        """Hint from a consumer that reads every ``interval`` s and wants whatever is
+        waiting then, not each sample the moment it arrives (the recorder).
+
+        Returns True when the source can then be read without ever blocking (``read``
+        returns at once), so one thread can read it together with other such sources.
+        Default: nothing changes, False.
+        """
+        return False
+
     @property
     def started(self) -> bool:
         return self._started
