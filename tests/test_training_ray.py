@@ -155,6 +155,11 @@ def cluster(work: Path):
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the hook and test tasks
     ray_temp = tempfile.mkdtemp(prefix="pa-ray-")  # short: Ray's socket paths must fit 107 bytes
+    # Cluster() writes the head's address to $RAY_TMPDIR/ray/ray_current_cluster without creating
+    # the folder (on a fresh machine /tmp/ray does not exist): point it into our temp folder
+    old_ray_tmpdir = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = ray_temp
+    os.makedirs(os.path.join(ray_temp, "ray"), exist_ok=True)
     old_cwd = os.getcwd()
     nodes, c = [], None
     try:
@@ -187,6 +192,10 @@ def cluster(work: Path):
         if c is not None:
             c.shutdown()
         os.chdir(old_cwd)
+        if old_ray_tmpdir is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = old_ray_tmpdir
         shutil.rmtree(ray_temp, ignore_errors=True)
 
 
