@@ -63,8 +63,10 @@ def fused_run(deap: dict) -> Path:
 
 
 def test_face_only_baseline_finds_the_planted_signal(deap: dict) -> None:
-    run = train(_cfg(deap, modalities=["face"], model="emt"), out=deap["root"] / "faceonly",
-                progress=False)
+    # no per-subject adaptation: the planted smile has no subject offsets to remove, and a
+    # per-subject z-score would move each subject's threshold with its share of high ratings
+    run = train(_cfg(deap, modalities=["face"], model="emt", adaptation={"method": "none"}),
+                out=deap["root"] / "faceonly", progress=False)
     pred = pd.read_csv(run / "predictions.csv", dtype={"subject": str})
     with_face = pred[pred.subject != f"s{N_SUBJECTS:02d}"]
     acc = {m: float((g.y_true == g.y_pred).mean()) for m, g in with_face.groupby("model")}
@@ -78,6 +80,8 @@ def test_face_only_baseline_finds_the_planted_signal(deap: dict) -> None:
 
 def test_checkpoint_reproduces_fused_predictions_with_and_without_face(deap: dict,
                                                                        fused_run: Path) -> None:
+    from physioaffect.training.checkpoint import fit_adaptation
+
     cfg = _cfg(deap, modalities=["eeg", "face"]).resolve()
     data = prepare_data(cfg)
     pred = pd.read_csv(fused_run / "predictions.csv", dtype={"subject": str})
@@ -88,7 +92,9 @@ def test_checkpoint_reproduces_fused_predictions_with_and_without_face(deap: dic
         model, contract = load_checkpoint(folder / "checkpoint")
         assert contract.modalities == ("eeg", "face")
         rows = np.flatnonzero(data.meta["subject"].astype(str).to_numpy() == subject)
-        inputs = build_inputs(contract, data.raw[rows], face=data.face[rows])
+        # the subject's own unlabelled windows give its adaptation, as in training
+        adapt = fit_adaptation(contract, data.raw[rows], face=data.face[rows])
+        inputs = build_inputs(contract, data.raw[rows], face=data.face[rows], adaptation=adapt)
         assert bool(inputs["face_present"].all()) is has_face
         prob = predict(model, contract, inputs)
         saved = pred[(pred.model == contract.label) & (pred.subject == subject)]
@@ -97,11 +103,12 @@ def test_checkpoint_reproduces_fused_predictions_with_and_without_face(deap: dic
                             data.meta["trial"].to_numpy()[rows]))
         assert np.allclose(prob[order][:, 1], saved["score_1"].to_numpy(), atol=1e-5)
         if not has_face:  # a subject without face data: same as giving no face at all
-            same = predict(model, contract, build_inputs(contract, data.raw[rows], face=None))
+            same = predict(model, contract, build_inputs(contract, data.raw[rows], face=None,
+                                                         adaptation=adapt))
             assert np.allclose(same, prob, atol=1e-6)
         else:  # with face data the face branch is used: removing it changes the output
             without = predict(model, contract, build_inputs(contract, data.raw[rows],
-                                                            face=None))
+                                                            face=None, adaptation=adapt))
             assert not np.allclose(without, prob, atol=1e-4)
 
 

@@ -119,6 +119,7 @@ def test_folds_leave_test_subject_out(serial_run: Path) -> None:
 def test_checkpoint_reproduces_saved_predictions(serial_run: Path, cfg: TrainConfig) -> None:
     from physioaffect.preprocessing.pipeline import PipelineConfig
     from physioaffect.training import build_inputs, load_checkpoint, predict
+    from physioaffect.training.checkpoint import fit_adaptation
     from physioaffect.training.data import prepare_data
 
     model, contract = load_checkpoint(serial_run / "folds" / "loso-02")
@@ -130,7 +131,14 @@ def test_checkpoint_reproduces_saved_predictions(serial_run: Path, cfg: TrainCon
     data = prepare_data(cfg.resolve())
     test_subject = contract.provenance["test_subjects"][0]
     rows = np.flatnonzero(data.meta["subject"].astype(str) == test_subject)
-    prob = predict(model, contract, build_inputs(contract, data.raw[rows]))
+    # trained with per-subject adaptation (the default, transductive): the subject's own
+    # unlabelled windows give its statistics, as in training; without them it is refused
+    assert contract.subject_adaptation["method"] == "subject_zscore"
+    assert contract.subject_adaptation["transductive"] is True
+    with pytest.raises(TrainingError, match="fit_adaptation"):
+        build_inputs(contract, data.raw[rows])
+    adaptation = fit_adaptation(contract, data.raw[rows])
+    prob = predict(model, contract, build_inputs(contract, data.raw[rows], adaptation=adaptation))
     saved = pd.read_csv(serial_run / "folds" / "loso-02" / "predictions.csv")
     saved = saved[saved.model == "emt"]
     np.testing.assert_allclose(prob[:, 1], saved["score_1"].to_numpy(), atol=1e-5)

@@ -224,8 +224,11 @@ class CheckpointContract:
     target_scaling : tuple (mean, std) or None
         Regression targets were standardised with these (rating scale).
     subject_adaptation : dict
-        How each subject's data were adapted before the network (``method``, and
-        ``transductive``: whether the test subject's own unlabelled data were used).
+        How each subject's data were adapted before the network
+        (:class:`~physioaffect.preprocessing.alignment.SubjectAdaptation`): ``method``,
+        ``transductive`` (whether the test subject's own unlabelled data were used) and
+        ``calibration_s`` (seconds of a new subject's data the live decoder adapts on before
+        its first decision).
     quality_gate : dict
         ``threshold`` and ``action`` of the training's signal-quality settings (the live
         decoder gates peripheral features the same way).
@@ -426,9 +429,17 @@ class CheckpointContract:
         for key in ("label_rule", "trained_as", "label", "package_version"):
             if key in d:
                 kw[key] = c.text(key, d[key])
-        for key in ("subject_adaptation", "provenance"):
-            if key in d:
-                kw[key] = c.mapping(key, d[key])
+        if "provenance" in d:
+            kw["provenance"] = c.mapping("provenance", d["provenance"])
+        if "subject_adaptation" in d:
+            ad = c.mapping("subject_adaptation", d["subject_adaptation"])
+            method = c.text("subject_adaptation.method", ad.get("method", "none"),
+                            choices=("none", "subject_zscore", "euclidean"))
+            kw["subject_adaptation"] = {**ad, "method": method,
+                                        "transductive": method != "none"}
+            if "calibration_s" in ad:
+                kw["subject_adaptation"]["calibration_s"] = c.number(
+                    "subject_adaptation.calibration_s", ad["calibration_s"])
         if "quality_gate" in d:
             gate = c.mapping("quality_gate", d["quality_gate"])
             kw["quality_gate"] = {

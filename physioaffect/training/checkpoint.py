@@ -11,6 +11,7 @@ transforms cannot drift apart.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from physioaffect.models.contract import (
 from physioaffect.training.config import TrainingError
 
 __all__ = ["load_checkpoint", "save_checkpoint", "read_contract", "build_inputs", "predict",
+           "fit_adaptation", "adaptation_method",
            "check_compatible", "find_checkpoints", "CheckpointContract", "ContractError"]
 
 
@@ -59,9 +61,83 @@ def check_compatible(contract: CheckpointContract, ch_names: list[str], sfreq: f
     return [low[c.lower()] for c in contract.channels]
 
 
+def _model_arrays(contract: CheckpointContract, eeg: np.ndarray | None,
+                  peripheral: np.ndarray | None, face: np.ndarray | None,
+                  where: str) -> dict[str, np.ndarray]:
+    """Checked model inputs before adaptation and normalisation (shared by
+    :func:`build_inputs` and :func:`fit_adaptation`)."""
+    from physioaffect.models.inputs import input_kind
+
+    out: dict[str, np.ndarray] = {}
+    if "eeg" in contract.modalities:
+        if eeg is None:
+            raise TrainingError(f"{where}: this checkpoint needs EEG windows")
+        x = np.asarray(eeg, dtype=np.float32)
+        want = (len(contract.channels), contract.n_times)
+        if x.ndim != 3 or x.shape[1:] != want:
+            raise TrainingError(f"{where}: EEG must be (n, {want[0]}, {want[1]}), got "
+                                f"{x.shape}")
+        if contract.window_norm == "zscore":
+            x = (x - x.mean(axis=2, keepdims=True)) / (x.std(axis=2, keepdims=True) + 1e-6)
+        kind = input_kind(contract.input_kind or "raw")
+        out["eeg"] = kind.build(x, contract.model_sfreq, contract.input_params)
+    if "peripheral" in contract.modalities:
+        if peripheral is None:
+            raise TrainingError(f"{where}: this checkpoint needs peripheral features")
+        p = np.asarray(peripheral, dtype=np.float32)
+        if p.ndim != 2 or p.shape[1] != len(contract.peripheral_features):
+            raise TrainingError(f"{where}: peripheral features must be (n, "
+                                f"{len(contract.peripheral_features)}), got {p.shape}")
+        out["peripheral"] = p
+    if "face" in contract.modalities:
+        names = contract.face_features
+        if face is None:
+            if len(out) == 0:
+                raise TrainingError(f"{where}: this face-only checkpoint needs face features")
+            n = len(next(iter(out.values())))
+            face = np.full((n, len(names)), np.nan, np.float32)
+        f = np.asarray(face, dtype=np.float32)
+        if f.ndim != 2 or f.shape[1] != len(names):
+            raise TrainingError(f"{where}: face features must be (n, {len(names)}) in the "
+                                f"checkpoint's order, got {f.shape}")
+        out["face"] = f
+    return out
+
+
+def adaptation_method(contract: CheckpointContract) -> str:
+    """The per-subject adaptation a checkpoint was trained with (``"none"`` if it was not)."""
+    return str((contract.subject_adaptation or {}).get("method", "none"))
+
+
+def fit_adaptation(contract: CheckpointContract, eeg: np.ndarray | None,
+                   peripheral: np.ndarray | None = None, face: np.ndarray | None = None):
+    """Fit the checkpoint's per-subject adaptation on windows of ONE new subject.
+
+    The windows are unlabelled: a calibration period of a live session, or all windows of a
+    subject being evaluated (transductive, as in training). Same arguments as
+    :func:`build_inputs`; pass the result to it as ``adaptation``.
+
+    Returns
+    -------
+    SubjectAdaptation or None
+        None for a checkpoint trained without adaptation.
+    """
+    from physioaffect.preprocessing.alignment import AdaptationError, SubjectAdaptation
+
+    method = adaptation_method(contract)
+    if method == "none":
+        return None
+    arrays = _model_arrays(contract, eeg, peripheral, face, "fit_adaptation")
+    kind = "graphs" if (contract.input_kind or "raw") != "raw" else "raw"
+    try:
+        return SubjectAdaptation(method, kind).fit(arrays)
+    except AdaptationError as err:
+        raise TrainingError(f"fit_adaptation: {err}") from None
+
+
 def build_inputs(contract: CheckpointContract, eeg: np.ndarray | None,
                  peripheral: np.ndarray | None = None,
-                 face: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 face: np.ndarray | None = None, adaptation: Any = None) -> dict[str, np.ndarray]:
     """Network inputs from preprocessed windows, exactly as in training.
 
     Parameters
@@ -76,6 +152,10 @@ def build_inputs(contract: CheckpointContract, eeg: np.ndarray | None,
         Face window features in ``contract.face_features`` order
         (:func:`physioaffect.features.face.face_window_values`); all-NaN rows, or None with
         other modalities present, mean "no face": the face branch is masked.
+    adaptation : SubjectAdaptation or None
+        The subject's fitted adaptation (:func:`fit_adaptation`), required when the
+        checkpoint was trained with one (``contract.subject_adaptation``): all windows given
+        here are from that subject.
 
     Returns
     -------
@@ -83,47 +163,26 @@ def build_inputs(contract: CheckpointContract, eeg: np.ndarray | None,
         ``{"eeg": ..., "peripheral": ..., "face": ..., "face_present": ...}`` normalised
         float32 arrays (only the modalities the checkpoint uses); pass to :func:`predict`.
     """
-    from physioaffect.models.inputs import input_kind
     from physioaffect.training.data import face_present
 
-    out: dict[str, np.ndarray] = {}
+    arrays = _model_arrays(contract, eeg, peripheral, face, "build_inputs")
+    method = adaptation_method(contract)
+    if method != "none":
+        if adaptation is None or not getattr(adaptation, "fitted", False):
+            raise TrainingError(
+                f"build_inputs: this checkpoint was trained with per-subject adaptation "
+                f"{method!r}; fit it on the subject's own unlabelled windows first "
+                "(fit_adaptation) and pass it as adaptation=")
+        arrays = adaptation.transform(arrays)
     norms = contract.normalisation
-    if "eeg" in contract.modalities:
-        if eeg is None:
-            raise TrainingError("build_inputs: this checkpoint needs EEG windows")
-        x = np.asarray(eeg, dtype=np.float32)
-        want = (len(contract.channels), contract.n_times)
-        if x.ndim != 3 or x.shape[1:] != want:
-            raise TrainingError(f"build_inputs: EEG must be (n, {want[0]}, {want[1]}), got "
-                                f"{x.shape}")
-        if contract.window_norm == "zscore":
-            x = (x - x.mean(axis=2, keepdims=True)) / (x.std(axis=2, keepdims=True) + 1e-6)
-        kind = input_kind(contract.input_kind or "raw")
-        built = kind.build(x, contract.model_sfreq, contract.input_params)
-        out["eeg"] = norms["eeg"].transform(built)
-    if "peripheral" in contract.modalities:
-        if peripheral is None:
-            raise TrainingError("build_inputs: this checkpoint needs peripheral features")
-        p = np.asarray(peripheral, dtype=np.float32)
-        if p.ndim != 2 or p.shape[1] != len(contract.peripheral_features):
-            raise TrainingError(f"build_inputs: peripheral features must be (n, "
-                                f"{len(contract.peripheral_features)}), got {p.shape}")
-        out["peripheral"] = norms["peripheral"].transform(p)
-        if contract.model == "fusion":  # no usable peripheral feature: branch masked
-            out["peripheral_present"] = np.isfinite(p).any(axis=1).astype(np.float32)
-    if "face" in contract.modalities:
-        names = contract.face_features
-        if face is None:
-            if len(out) == 0:
-                raise TrainingError("build_inputs: this face-only checkpoint needs face features")
-            n = len(next(iter(out.values())))
-            face = np.full((n, len(names)), np.nan, np.float32)
-        f = np.asarray(face, dtype=np.float32)
-        if f.ndim != 2 or f.shape[1] != len(names):
-            raise TrainingError(f"build_inputs: face features must be (n, {len(names)}) in the "
-                                f"checkpoint's order, got {f.shape}")
-        out["face"] = norms["face"].transform(f)
-        out["face_present"] = face_present(f).astype(np.float32)
+    out: dict[str, np.ndarray] = {}
+    for name, x in arrays.items():
+        out[name] = norms[name].transform(x)
+    if "peripheral" in out and contract.model == "fusion":  # no usable feature: branch masked
+        out["peripheral_present"] = np.isfinite(arrays["peripheral"]).any(axis=1) \
+            .astype(np.float32)
+    if "face" in out:
+        out["face_present"] = face_present(arrays["face"]).astype(np.float32)
     return out
 
 

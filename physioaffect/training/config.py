@@ -142,48 +142,116 @@ class OptimSettings:
     patience : int
         Early stopping: epochs without a better validation loss (validation subjects only)
         before a fold stops; 0 disables it.
+    augment : {"ft_surrogate_channels", "ft_surrogate", "none"}
+        Augmentation of raw EEG training batches (graph inputs are not augmented):
+        Fourier-transform surrogates (random phases, same power spectra;
+        :func:`physioaffect.training.augment.fourier_surrogate`), so that a network cannot learn
+        the training trials' waveforms by heart. ``ft_surrogate_channels`` draws the phases per
+        channel (the phase relations between channels, a fingerprint of a trial, change too);
+        ``ft_surrogate`` shares them across channels.
+    augment_prob : float
+        Probability that a training window is augmented in an epoch (0-1).
+    precise_bn : bool
+        Recompute every batch norm's statistics with the current weights on up to 256 training
+        windows (dropout off) before each validation
+        (:func:`physioaffect.training.engine.recalibrate_batchnorm`), instead of evaluating
+        with running averages that dropout in front of a batch norm has inflated.
     """
 
-    epochs: int = 20
+    epochs: int = 30
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
-    patience: int = 5
+    patience: int = 8
+    augment: str = "ft_surrogate_channels"
+    augment_prob: float = 1.0
+    precise_bn: bool = True
 
     def validate(self) -> None:
+        from physioaffect.training.augment import AUGMENTATIONS
+
         _int("optim.epochs", self.epochs, 1)
         _int("optim.batch_size", self.batch_size, 2)
         _finite("optim.lr", self.lr, 0, 10, strict_lo=True)
         _finite("optim.weight_decay", self.weight_decay, 0, 10)
         _finite("optim.label_smoothing", self.label_smoothing, 0, 1)
         _int("optim.patience", self.patience, 0)
+        if self.augment not in AUGMENTATIONS:
+            raise TrainingError(f"optim.augment: expected one of {', '.join(AUGMENTATIONS)}, "
+                                f"got {self.augment!r}")
+        _finite("optim.augment_prob", self.augment_prob, 0, 1)
+        if not isinstance(self.precise_bn, bool):
+            raise TrainingError(f"optim.precise_bn: expected true or false, got "
+                                f"{self.precise_bn!r}")
 
 
 @dataclass
 class AdaptationSettings:
-    """How each subject's EEG is adapted before the network (cross-subject alignment).
+    """How each subject's inputs are adapted before the network and the baselines.
+
+    Between subjects, EEG differs more in amplitude and spatial covariance than between a
+    subject's emotional states; the methods remove those differences with statistics of each
+    subject's *own unlabelled* windows (:mod:`physioaffect.preprocessing.alignment`). For a
+    test subject that is transductive: its windows (never its labels) are used, as a live
+    decoder uses a calibration period of the new subject (``calibration_s``). Reports and
+    checkpoints say so.
 
     Attributes
     ----------
-    method : {"none"}
-        ``none``: the network sees the pipeline's output, normalised with training-subject
-        statistics only.
+    method : {"auto", "none", "subject_zscore", "euclidean"}
+        ``none``: inputs normalised with training-subject statistics only (inductive).
+        ``subject_zscore``: each subject's inputs z-scored with its own statistics (per channel
+        of raw EEG, per channel and band of log band power for graph inputs, per feature for
+        DE, peripheral and face features). ``euclidean``: raw EEG Euclidean-aligned per subject
+        (He & Wu 2019), features z-scored per subject. ``auto``: ``euclidean`` for networks on
+        raw EEG, ``subject_zscore`` otherwise.
+    transductive : bool or None
+        What the run may do with test-subject data: ``True`` allows fitting on the test
+        subject's unlabelled windows, ``False`` forbids it (a method that needs it is refused);
+        None: as the method needs (stated in the report). Labels of test subjects are never used.
+    calibration_s : float
+        Seconds of a new subject's stream the live decoder collects (and adapts on) before its
+        first decision.
     """
 
-    method: str = "none"
+    method: str = "auto"
+    transductive: bool | None = None
+    calibration_s: float = 60.0
 
-    METHODS = ("none",)
+    METHODS = ("auto", "none", "subject_zscore", "euclidean")
 
     @property
-    def transductive(self) -> bool:
+    def uses_test_subject(self) -> bool:
         """Whether the test subject's own (unlabelled) data are used."""
-        return False
+        return self.method not in ("none", "auto")
 
     def validate(self) -> None:
         if self.method not in self.METHODS:
             raise TrainingError(f"adaptation.method: expected one of {', '.join(self.METHODS)}, "
                                 f"got {self.method!r}")
+        if self.transductive not in (None, True, False):
+            raise TrainingError(f"adaptation.transductive: expected true, false or null, got "
+                                f"{self.transductive!r}")
+        if self.transductive is False and self.uses_test_subject:
+            raise TrainingError(
+                f"adaptation.method: {self.method} fits on each test subject's own unlabelled "
+                "windows, which adaptation.transductive: false forbids; use method none, or "
+                "allow it with transductive: true")
+        _finite("adaptation.calibration_s", self.calibration_s, 0, strict_lo=True)
+
+    def resolved(self, input_kind: str | None) -> AdaptationSettings:
+        """``auto`` made concrete for a network whose EEG input is ``input_kind``."""
+        method = self.method
+        if method == "auto":
+            method = "none" if self.transductive is False else (
+                "euclidean" if input_kind == "raw" else "subject_zscore")
+        if method == "euclidean" and input_kind not in ("raw", None):
+            raise TrainingError(f"adaptation.method: euclidean aligns raw EEG windows, but this "
+                                f"network takes {input_kind} inputs (use subject_zscore)")
+        out = dataclasses.replace(self, method=method)
+        out.transductive = out.uses_test_subject
+        return out
 
 
 @dataclass
@@ -600,6 +668,8 @@ class TrainConfig:
         if c.windows.window_s is None:
             c.windows = dataclasses.replace(c.windows, window_s=WindowSettings.DEFAULT_S)
             c.windows.validate()
+        kind = spec.eeg_input(dict(c.model_kwargs)) if "eeg" in c.modalities else None
+        c.adaptation = c.adaptation.resolved(None if kind is None else kind.name)
         graphs = dict(c.inputs.get("graphs") or {}) if isinstance(c.inputs, dict) else {}
         if "bands" not in graphs and c.dataset in _DEFAULT_GRAPH_BANDS:
             c.inputs = {**c.inputs, "graphs": {**graphs, "bands": _DEFAULT_GRAPH_BANDS[c.dataset]}}

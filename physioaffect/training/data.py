@@ -32,7 +32,7 @@ import pandas as pd
 
 from physioaffect.training.config import TrainConfig, TrainingError
 
-__all__ = ["PreparedData", "prepare_data", "de_features", "AxisNormaliser",
+__all__ = ["PreparedData", "prepare_data", "adapt_subjects", "de_features", "AxisNormaliser",
            "open_reader", "PERIPHERAL_MODALITIES", "face_present"]
 
 #: Dataset signal names -> NeuroKit2 wrapper modality (physioaffect.features.peripheral).
@@ -447,6 +447,44 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         data.info["face_trials"] = int(store["face_trials"])
         data.info["face_windows"] = int(face_present(data.face).sum())
     return data
+
+
+def adapt_subjects(cfg: TrainConfig, data: PreparedData) -> dict:
+    """Apply the run's per-subject adaptation to every input of ``data`` (in place).
+
+    Each subject's windows are adapted with statistics of that subject's own windows (no
+    labels; :class:`~physioaffect.preprocessing.alignment.SubjectAdaptation`): a label-free
+    per-subject transform, so computing it once before the folds leaks nothing between
+    subjects. For the test subjects of a fold it uses their unlabelled windows, which is why
+    the run is marked transductive.
+
+    Returns
+    -------
+    dict
+        ``method``, ``transductive``, ``inputs`` (which arrays were adapted), ``fitted_on``
+        (what the statistics come from).
+    """
+    from physioaffect.preprocessing.alignment import AdaptationError, SubjectAdaptation
+
+    method = cfg.adaptation.method
+    info = {"method": method, "transductive": bool(cfg.adaptation.transductive), "inputs": []}
+    if method == "none":
+        return info
+    groups = data.meta["subject"].astype(str).to_numpy()
+    arrays = {"eeg": data.eeg_input, "de": data.de, "peripheral": data.peripheral,
+              "face": data.face}
+    try:
+        adapter = SubjectAdaptation(method, data.eeg_kind).fit(arrays, groups)
+        out = adapter.transform(arrays, groups)
+    except AdaptationError as err:
+        raise TrainingError(f"adaptation: {err}") from None
+    if data.eeg_input is not None and data.eeg_input is data.raw:
+        data.raw = out["eeg"]  # raw input: the network's input is the (aligned) windows
+    data.eeg_input, data.de = out["eeg"], out["de"]
+    data.peripheral, data.face = out["peripheral"], out["face"]
+    info["inputs"] = [k for k, v in arrays.items() if v is not None]
+    info["fitted_on"] = "each subject's own windows, unlabelled (test subjects included)"
+    return info
 
 
 def eeg_window_quality(raw: np.ndarray, ch_names: list[str], chunk: int = 1024) -> np.ndarray:

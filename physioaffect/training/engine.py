@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from physioaffect.training.augment import fourier_surrogate
 from physioaffect.training.config import TrainConfig, TrainingError
 
 #: Seconds to pause after each epoch checkpoint (lets a test kill a tiny run between epochs).
@@ -173,12 +174,67 @@ def _loss_fn(task: str, label_smoothing: float) -> Callable:
     return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
 
+#: Training windows that :func:`recalibrate_batchnorm` averages over (enough for stable
+#: statistics, few enough that an epoch of a DEAP-sized fold barely notices).
+PRECISE_BN_WINDOWS = 256
+
+
+def recalibrate_batchnorm(model: nn.Module, kind: str, x: dict[str, torch.Tensor],
+                          batch_size: int, device: torch.device, amp: bool,
+                          max_windows: int = PRECISE_BN_WINDOWS) -> bool:
+    """Re-estimate every batch norm's running statistics with the current weights.
+
+    "Precise BN" (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", arXiv:2105.07576):
+    the running averages a network keeps during training mix statistics of many past weights
+    and, with dropout in front of a batch norm (EEG-Deformer's fine branch), of inputs whose
+    variance dropout inflated (Li et al. 2019, "Understanding the disharmony between dropout
+    and batch normalization"). Evaluated with those averages, a small-data network can put
+    every validation window in one class while it separates them in training mode; early
+    stopping then keeps near-initial weights. Here the statistics are recomputed as a plain
+    average over up to ``max_windows`` clean training windows, with dropout off, as the
+    network will see data in evaluation.
+
+    Returns
+    -------
+    bool
+        False when the network has no batch norm (nothing done).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats]
+    if not norms:
+        return False
+    n = len(next(iter(x.values())))
+    rows = torch.arange(n, device=device)
+    if n > max_windows:  # an evenly spread subset, the same every epoch
+        rows = torch.linspace(0, n - 1, max_windows, device=device).round().long()
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    model.eval()
+    for m in norms:
+        m.train()
+    with torch.no_grad(), _autocast(device, amp):
+        for i in range(0, len(rows), batch_size):
+            idx = rows[i:i + batch_size]
+            if len(idx) < 2:
+                continue
+            forward(model, kind, {k: v.index_select(0, idx) for k, v in x.items()})
+    for m, mom in zip(norms, momenta, strict=True):
+        m.momentum = mom
+    model.eval()
+    return True
+
+
 def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         train: tuple[dict[str, np.ndarray], np.ndarray],
         val: tuple[dict[str, np.ndarray], np.ndarray] | None,
         device: torch.device, state_path: Path | None = None,
         on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, list[dict], int]:
     """Train ``model`` with AdamW + cosine annealing, early stopping on validation loss.
+
+    Raw EEG training batches are augmented as ``cfg.optim.augment`` says (Fourier surrogates,
+    drawn from torch's global generator, whose state every epoch checkpoint keeps).
 
     The last history row carries ``stopped``: why training ended (all epochs run, or early
     stopping after ``patience`` epochs without a better validation loss).
@@ -211,6 +267,11 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         xv = _to_device(val[0], device)
         yv = torch.as_tensor(val[1], dtype=ydtype).to(device)
     n = len(yt)
+    # raw EEG training windows (batch, channels, samples) get Fourier surrogates; graph
+    # inputs (batch, sub-windows, channels, bands) are features and are left as they are
+    augment = cfg.optim.augment.startswith("ft_surrogate") and "eeg" in xt \
+        and xt["eeg"].ndim == 3
+    channel_independent = cfg.optim.augment == "ft_surrogate_channels"
     history: list[dict] = []
     best_loss, best_epoch, best_state, bad = math.inf, 0, None, 0
     start = 0
@@ -252,6 +313,9 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
             if len(idx) < 2 and n > 1:
                 continue  # a batch of one breaks batch norm
             batch = {k: v.index_select(0, idx) for k, v in xt.items()}
+            if augment:
+                batch["eeg"] = fourier_surrogate(batch["eeg"], cfg.optim.augment_prob,
+                                                 channel_independent=channel_independent)
             with _autocast(device, cfg.compute.amp):
                 out = forward(run_model, kind, batch)
             loss = loss_fn(out.float(), yt.index_select(0, idx))
@@ -264,6 +328,9 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         row = {"epoch": epoch + 1, "train_loss": total / max(count, 1),
                "lr": float(opt.param_groups[0]["lr"])}
         if xv is not None:
+            if cfg.optim.precise_bn:
+                recalibrate_batchnorm(model, kind, xt, cfg.optim.batch_size, device,
+                                      cfg.compute.amp)
             model.eval()
             with torch.no_grad(), _autocast(device, cfg.compute.amp):
                 outs = [forward(run_model, kind, {k: v[i:i + 512] for k, v in xv.items()}).float()
@@ -296,9 +363,11 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
             if _PAUSE_ENV in os.environ:  # testing/debugging: time to interrupt a tiny run
                 time.sleep(float(os.environ[_PAUSE_ENV]))
     if best_state is not None:
-        model.load_state_dict(best_state)
+        model.load_state_dict(best_state)  # its batch-norm statistics were recomputed
     else:
         best_epoch = len(history)
+        if cfg.optim.precise_bn and history:  # no validation: recompute them once, at the end
+            recalibrate_batchnorm(model, kind, xt, cfg.optim.batch_size, device, cfg.compute.amp)
     if history:
         history[-1]["stopped"] = stopped
         if on_epoch and stopped.startswith("early"):

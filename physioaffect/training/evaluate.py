@@ -50,11 +50,9 @@ def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path
     from physioaffect.datasets.base import DatasetError
     from physioaffect.datasets.labels import make_labels
     from physioaffect.training.checkpoint import (
-        build_inputs,
         check_compatible,
         find_checkpoints,
         load_checkpoint,
-        predict,
         read_contract,
     )
     from physioaffect.training.config import FaceSettings, WindowSettings
@@ -118,9 +116,9 @@ def evaluate(source: str | Path, dataset: str, root: str | Path, out: str | Path
                             data.peripheral, rows)
         if "face" in contract.modalities and data.face is not None:
             face_x = _in_order(contract.face_features, data.face_names, data.face, rows)
-        inputs = build_inputs(contract, data.raw[rows] if "eeg" in contract.modalities else None,
-                              per, face_x)
-        res = predict(model, contract, inputs)
+        eeg_x = data.raw[rows] if "eeg" in contract.modalities else None
+        res = _predict_subjects(model, contract, data.meta["subject"].astype(str).to_numpy()[rows],
+                                eeg_x, per, face_x)
         m = data.meta.iloc[rows]
         fold = str(contract.provenance.get("fold", ck.parent.name))
         df = pd.DataFrame({"checkpoint": fold, "model": contract.label or contract.model,
@@ -166,3 +164,29 @@ def _in_order(wanted, have: list[str], x: np.ndarray, rows: np.ndarray) -> np.nd
         if name in have:
             out[:, j] = x[rows, have.index(name)]
     return out
+
+
+def _predict_subjects(model, contract, subjects: np.ndarray, eeg: np.ndarray | None,
+                      peripheral: np.ndarray | None, face: np.ndarray | None) -> np.ndarray:
+    """Predictions for windows of several subjects: a checkpoint trained with per-subject
+    adaptation gets each subject adapted with statistics of its own (unlabelled) windows, as in
+    training; one without is scored in one pass."""
+    from physioaffect.training.checkpoint import (
+        adaptation_method,
+        build_inputs,
+        fit_adaptation,
+        predict,
+    )
+
+    if adaptation_method(contract) == "none":
+        return predict(model, contract, build_inputs(contract, eeg, peripheral, face))
+    res = None
+    for s in pd.unique(subjects):
+        idx = np.flatnonzero(subjects == s)
+        part = [None if a is None else a[idx] for a in (eeg, peripheral, face)]
+        adapter = fit_adaptation(contract, *part)
+        r = predict(model, contract, build_inputs(contract, *part, adaptation=adapter))
+        if res is None:
+            res = np.empty((len(subjects),) + r.shape[1:], dtype=r.dtype)
+        res[idx] = r
+    return res

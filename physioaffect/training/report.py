@@ -255,9 +255,11 @@ def write_report(run_dir: str | Path) -> Path:
         f"`{cfg.target}`; {labels.get('n_kept', '?')} of {labels.get('n_windows', '?')} windows "
         f"kept, dropped {labels.get('dropped_nan', 0)} NaN and {labels.get('dropped_by_rule', 0)} "
         f"by rule; class counts {labels.get('class_counts', labels.get('mean', ''))}",
-        f"- {status['n_folds']} folds; test subjects contribute nothing to training, "
-        "normalisation or early stopping; validation = held-out training subjects; models "
-        "re-initialised per fold; baselines fitted on the same training windows",
+        f"- {status['n_folds']} folds; test subjects contribute nothing to training, the "
+        "training normalisation or early stopping; validation = held-out training subjects; "
+        "models re-initialised per fold; baselines fitted on the same training windows",
+        _adaptation_line(cfg),
+        _recipe_line(cfg),
         "- `majority` = training-fold majority class (trivial; regression: training mean); "
         "`logreg`/`svm` (regression: ridge / linear SVR) = "
         f"differential entropy ({cfg.de_bands}) features"
@@ -291,6 +293,30 @@ def write_report(run_dir: str | Path) -> Path:
     path = d / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _adaptation_line(cfg) -> str:
+    """What the run did with each subject's own data (transductive or not), in one line."""
+    ad = cfg.adaptation
+    if ad.method in ("none", "auto"):
+        return ("- per-subject adaptation: none (inductive: nothing of a test subject is used "
+                "before it is scored)")
+    what = {"euclidean": "Euclidean alignment of raw EEG (He & Wu 2019), other inputs z-scored",
+            "subject_zscore": "z-score of every input"}.get(ad.method, ad.method)
+    return (f"- per-subject adaptation: `{ad.method}` ({what}) with statistics of each "
+            "subject's own unlabelled windows; **transductive**: test subjects' windows (never "
+            "their labels) are used for their own statistics, for the baselines too (a live "
+            f"decoder calibrates on the first {ad.calibration_s:g} s of a new subject)")
+
+
+def _recipe_line(cfg) -> str:
+    o = cfg.optim
+    aug = "none" if o.augment == "none" else f"{o.augment} (p = {o.augment_prob:g})"
+    bn = ("recomputed on training windows before each validation (precise BN)"
+          if o.precise_bn else "running averages of training batches")
+    return (f"- optimiser: AdamW lr {o.lr:g}, weight decay {o.weight_decay:g}, batch "
+            f"{o.batch_size}, cosine schedule; augmentation of raw EEG: {aug}; batch-norm "
+            f"statistics {bn}")
 
 
 #: Axis label of each metric (with its unit where it has one).

@@ -46,6 +46,7 @@ from physioaffect.training.config import PROTOCOL_ALIASES, TrainConfig, Training
 from physioaffect.training.data import (
     AxisNormaliser,
     PreparedData,
+    adapt_subjects,
     face_present,
     low_quality_windows,
     prepare_data,
@@ -250,7 +251,8 @@ def fold_contract(cfg: TrainConfig, data: PreparedData, fold: dict, info: dict,
         peripheral_features=tuple(data.peripheral_names), face_features=tuple(data.face_names),
         face_min_valid=float(cfg.face.min_valid), target_scaling=target_scaling,
         subject_adaptation={"method": cfg.adaptation.method,
-                            "transductive": cfg.adaptation.transductive},
+                            "transductive": bool(cfg.adaptation.transductive),
+                            "calibration_s": float(cfg.adaptation.calibration_s)},
         quality_gate={"threshold": cfg.quality.threshold, "action": cfg.quality.action},
         provenance={"dataset": cfg.dataset, "fold": fold["name"],
                     "train_subjects": fold["train_subjects"], "val_subjects": fold["val_subjects"],
@@ -654,6 +656,7 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
     # Data and folds first: a bad protocol or label rule fails without leaving a run folder.
     _say(console, f"preparing {cfg.dataset} windows from {cfg.root} ...")
     data = prepare_data(cfg, progress=progress)
+    data.info["adaptation"] = adapt_subjects(cfg, data)
     folds, y, label_report = plan_folds(cfg, data)
     searches: dict[str, dict] = {}
     if cfg.search.space:
