@@ -194,7 +194,7 @@ def test_mismatched_streams_are_refused_with_the_reason(sim_eeg, tmp_path):
     assert match_streams(loaded, [info]).picks == list(range(8))
 
 
-def _training_checkpoint(tmp_path, modalities, rec, n_times=256):
+def _training_checkpoint(tmp_path, modalities, rec, n_times=256, adaptation=None):
     """A checkpoint with a contract written the way ``physioaffect train`` writes one."""
     from physioaffect.features import peripheral as pf
     from physioaffect.models import CheckpointContract, MultimodalFusion, save_checkpoint
@@ -233,7 +233,8 @@ def _training_checkpoint(tmp_path, modalities, rec, n_times=256):
         model=name_of(model), modalities=tuple(modalities), task="classification",
         target="arousal", class_names=("low", "high"), channels=tuple(labels), sfreq=FS,
         pipeline=DEMO_PIPELINE, window_s=n_times / FS, step_s=1.0, n_times=n_times,
-        input_kind="raw", normalisation=norms, label_rule="gt5", **kw)
+        input_kind="raw", normalisation=norms, label_rule="gt5",
+        subject_adaptation=adaptation or {}, **kw)
     return save_checkpoint(model.eval(), tmp_path / "fold0" / "checkpoint", contract)
 
 
@@ -312,3 +313,50 @@ def test_fusion_checkpoint_uses_a_live_face_stream_and_masks_frames_without_a_fa
     assert results["face"][0] == ("eeg", "face")
     np.testing.assert_allclose(results["no_face"][1], results["none"][1], atol=1e-6)
     assert not np.allclose(results["face"][1], results["none"][1])  # the face branch is used
+
+
+def test_adapted_checkpoint_calibrates_on_the_subject_before_its_first_prediction(sim_eeg,
+                                                                                  tmp_path):
+    """A checkpoint trained with Euclidean alignment: no prediction during the calibration
+    period; then predictions equal the training scorer's with the alignment fitted on exactly
+    the calibration windows (no labels anywhere)."""
+    from physioaffect.training.checkpoint import (
+        build_inputs,
+        fit_adaptation,
+        load_checkpoint,
+        predict,
+    )
+    from physioaffect.training.config import TrainingError
+
+    info, ts, x = sim_eeg
+    rec = simulate_subject(CFG, 0, duration=12)
+    path = _training_checkpoint(tmp_path, ["eeg"], rec, adaptation={
+        "method": "euclidean", "transductive": True, "calibration_s": 4.0})
+    bundle = load_bundle(path)
+    hub = _hub(info)
+    status, windows, got = [], [], []
+    dec = OnlineDecoder(hub, bundle, rate=2.0, warmup_s=0.0, on_status=status.append,
+                        on_prediction=lambda p: got.append((p, dec.window(
+                            dec._count - int(np.searchsorted(ts, p.time)) - 1)[0])))
+    calibrate = dec.calibrate
+
+    def spy(w, t_end):  # the windows the decoder calibrates on, as it sees them
+        windows.append(w.copy())
+        return calibrate(w, t_end)
+
+    dec.calibrate = spy
+    assert dec.calibrating
+    _feed(hub, dec, info, ts, x)
+    assert not dec.calibrating and got
+    # 2 s windows every 0.5 s: 4 s of signal after 5 windows (first one counts its whole length)
+    assert len(windows) == 5
+    assert "calibrating" in [s.state for s in status]
+    first = got[0][0].time
+    assert first - ts[0] >= 4.0  # nothing before the calibration period is over
+    model, contract = load_checkpoint(path)
+    adapter = fit_adaptation(contract, np.stack(windows))
+    for p, w in got[:4]:
+        ref = predict(model, contract, build_inputs(contract, w[None], adaptation=adapter))[0]
+        np.testing.assert_allclose(p.values, ref, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TrainingError, match="per-subject adaptation 'euclidean'"):
+        build_inputs(contract, got[0][1][None])

@@ -70,6 +70,8 @@ def test_a_registered_model_trains_evaluates_and_decodes(toy_model, tmp_path: Pa
     stop = threading.Event()
     report = run_decoder(["sim?eeg_channels=14&rate=128&seed=5&speed=4"],
                          str(run / "folds" / "loso-01"), rate=4.0, duration=4.0, stop=stop,
-                         echo=got.append, name="toy-prediction")
+                         echo=got.append, name="toy-prediction", calibration_s=4.0)
+    # trained with Euclidean alignment (the default): 4 s of calibration, then predictions
+    assert any("calibrating" in line for line in got), got
     assert report.predictions > 0, got
     assert np.isfinite(report.latency_summary()["median_ms"])

@@ -33,6 +33,11 @@ def decode(
         help="Decode a checkpoint whose training preprocessing cannot run live (zero-phase "
              "filters, bad-channel detection, ICA) with its causal equivalent; the status "
              "line and the Prediction stream's metadata say so."),
+    calibration: float = typer.Option(
+        0.0, "--calibration",
+        help="Seconds of the new subject's signal a checkpoint trained with per-subject "
+             "adaptation calibrates on before its first prediction (0: the checkpoint's "
+             "own, 60 s by default)."),
 ) -> None:
     """Decode live streams with a trained model and publish an LSL 'Prediction' stream."""
     from physioaffect.realtime import run_decoder
@@ -46,7 +51,8 @@ def decode(
         report = run_decoder(source, str(checkpoint), rate=rate, smooth=smooth,
                              duration=duration or None, name=name, threads=threads,
                              echo=lambda m: typer.echo(m, err=True),
-                             allow_noncausal=allow_noncausal)
+                             allow_noncausal=allow_noncausal,
+                             calibration_s=calibration or None)
     except PhysioAffectError as err:
         _fail(err)
     except KeyboardInterrupt:

@@ -396,6 +396,7 @@ class OnlineDecoder:
         on_prediction: Callable[[Prediction], None] | None = None,
         on_status: Callable[[StatusEvent], None] | None = None,
         match: StreamMatch | None = None, allow_noncausal: bool = False,
+        calibration_s: float | None = None,
     ):
         if not rate > 0:
             raise DecoderError(f"decoding rate must be > 0 Hz, got {rate}")
@@ -440,6 +441,21 @@ class OnlineDecoder:
             self.face = FaceWindowFeatures(hub, self.match.face,
                                            list(self.contract.face_features), bundle.window_s,
                                            self.contract.face_min_valid)
+        from physioaffect.training.checkpoint import adaptation_method
+
+        # A checkpoint trained with per-subject adaptation first calibrates on the subject's
+        # own unlabelled signal (no predictions meanwhile), then decodes adapted windows.
+        self.adaptation_method = adaptation_method(self.contract)
+        self.adaptation = None
+        if calibration_s is None:
+            calibration_s = float((self.contract.subject_adaptation or {}).get(
+                "calibration_s", 60.0))
+        if not calibration_s > 0 and self.adaptation_method != "none":
+            raise DecoderError(f"calibration_s must be > 0 s for a checkpoint trained with "
+                               f"per-subject adaptation {self.adaptation_method!r}, got "
+                               f"{calibration_s}")
+        self.calibration_s = float(calibration_s) if self.adaptation_method != "none" else 0.0
+        self._calib: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float]] = []
         self.state = "starting"
         self.reason = ""
         self.predictions = 0
@@ -523,7 +539,12 @@ class OnlineDecoder:
             offset = self._count - end  # samples after the window's end in the buffer
             if offset + self.n_window > self._cap:
                 continue  # older than the buffer keeps
-            preds.append(self._decode(offset, arrived))
+            pred = self._decode(offset, arrived)
+            if pred is not None:
+                preds.append(pred)
+        if self.calibrating:
+            self._set_state("calibrating", self._calibration_note())
+            return preds
         used = "+".join(self.modalities_used)
         masked = [m for m in self.bundle.modalities if m not in self.modalities_used]
         note = "" if not self.contract.live_problems() else f"; {self.pipeline_note}"
@@ -562,6 +583,59 @@ class OnlineDecoder:
         scores, _, reasons = eeg_channel_quality(x, [self.eeg.labels[i] for i in self.picks])
         return float(scores[0]), reasons[0]
 
+    @property
+    def calibrating(self) -> bool:
+        """True while the per-subject adaptation is still collecting its calibration signal."""
+        return self.adaptation_method != "none" and self.adaptation is None
+
+    def _calibration_note(self) -> str:
+        return (f"calibrating per-subject adaptation ({self.adaptation_method}) on the "
+                f"subject's own signal: {self._calibrated_s():.0f} of {self.calibration_s:.0f} "
+                "s; no predictions until done")
+
+    def _calibrated_s(self) -> float:
+        if not self._calib:
+            return 0.0
+        return self._calib[-1][3] - self._calib[0][3] + self.bundle.window_s
+
+    def _inputs_now(self, t_end: float | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        per = self.peripheral.latest() if self.peripheral is not None else None
+        face = self.face.at(t_end) if self.face is not None and t_end is not None else None
+        return per, face
+
+    def calibrate(self, x: np.ndarray, t_end: float) -> bool:
+        """Add one preprocessed window ``(n_chans, n_times)`` ending at ``t_end`` (LSL s) to
+        the calibration; when ``calibration_s`` of signal is collected, fit the adaptation
+        (:func:`~physioaffect.training.checkpoint.fit_adaptation`, no labels).
+
+        Returns
+        -------
+        bool
+            True once the adaptation is fitted.
+        """
+        from physioaffect.training.checkpoint import fit_adaptation
+
+        per, face = self._inputs_now(t_end)
+        self._calib.append((x, per, face, float(t_end)))
+        if self._calibrated_s() < self.calibration_s:
+            return False
+
+        def stack(k: int, names) -> np.ndarray | None:
+            if not names:
+                return None
+            rows = [r[k] if r[k] is not None else np.full(len(names), np.nan, np.float32)
+                    for r in self._calib]
+            return np.stack(rows).astype(np.float32)
+
+        eeg = np.stack([r[0] for r in self._calib])
+        per = stack(1, list(self.contract.peripheral_features)
+                    if "peripheral" in self.contract.modalities else [])
+        face = stack(2, list(self.contract.face_features)
+                     if "face" in self.contract.modalities else [])
+        self.adaptation = fit_adaptation(self.contract, eeg, per, face)
+        self._calib = []
+        return True
+
     def infer(self, x: np.ndarray, t_end: float | None = None) -> np.ndarray:
         """Model output for one window ``(n_chans, n_times)`` ending at ``t_end`` (LSL s):
         probabilities or ratings.
@@ -574,13 +648,12 @@ class OnlineDecoder:
 
         from physioaffect.training.checkpoint import build_inputs, predict
 
-        per = self.peripheral.latest() if self.peripheral is not None else None
-        face = self.face.at(t_end) if self.face is not None and t_end is not None else None
+        per, face = self._inputs_now(t_end)
         absent = {"peripheral": per is None, "face": face is None}
         use = tuple(m for m in self.contract.modalities if not absent.get(m, False))
         contract = self.contract if use == self.contract.modalities else \
             dataclasses.replace(self.contract, modalities=use)
-        inputs = build_inputs(contract, x[None], per, face)
+        inputs = build_inputs(contract, x[None], per, face, adaptation=self.adaptation)
         self.modalities_used = use
         with torch.inference_mode():
             y = predict(self.model, contract, inputs)
@@ -591,10 +664,13 @@ class OnlineDecoder:
         if self.peripheral is not None:
             self.peripheral.stop()
 
-    def _decode(self, offset: int, arrived: float) -> Prediction:
+    def _decode(self, offset: int, arrived: float) -> Prediction | None:
         from physioaffect.features.quality import QUALITY_THRESHOLD
 
         x, t_end = self.window(offset)
+        if self.calibrating:
+            self.calibrate(x, t_end)
+            return None
         raw = self.infer(x, t_end)
         values = self.smoother(t_end, raw)
         quality, why = self.window_quality(offset)

@@ -51,7 +51,7 @@ def run_decoder(
     sources: Sequence[str], checkpoint: str | DecoderBundle, rate: float = 4.0,
     smooth: float = 0.0, duration: float | None = None, name: str = "physioaffect-prediction",
     stop: threading.Event | None = None, echo: Callable[[str], None] | None = None,
-    threads: int = 1, allow_noncausal: bool = False, *,
+    threads: int = 1, allow_noncausal: bool = False, calibration_s: float | None = None, *,
     verbose: bool | str | int | None = None,
 ) -> DecodeReport:
     """Decode live until ``duration`` s pass or ``stop`` is set; publish over LSL.
@@ -75,6 +75,10 @@ def run_decoder(
     allow_noncausal : bool
         Decode a checkpoint whose training pipeline cannot run live (zero-phase filters ...)
         with its causal equivalent; the status and the stream metadata say so.
+    calibration_s : float, optional
+        For a checkpoint trained with per-subject adaptation: seconds of the new subject's
+        signal to adapt on before the first prediction (None: the checkpoint's own,
+        ``contract.subject_adaptation["calibration_s"]``). Ignored for other checkpoints.
     echo : callable, optional
         Receives the progress lines instead of the package logger (the command line's).
     verbose : bool, str, int or None
@@ -116,12 +120,16 @@ def run_decoder(
             say(f"decoder {ev.state}: {ev.reason}")
 
         dec = OnlineDecoder(pump.hub, bundle, rate=rate, smooth=smooth, on_prediction=publish,
-                            on_status=on_status, match=match, allow_noncausal=allow_noncausal)
+                            on_status=on_status, match=match, allow_noncausal=allow_noncausal,
+                            calibration_s=calibration_s)
         say(f"decoding {match.eeg.name} ({len(bundle.ch_names)} ch, {dec.fs:g} Hz, "
             f"{bundle.window_s:g} s windows) -> LSL stream {name!r} (type Prediction, "
             f"{', '.join(bundle.output_labels())}) at {rate:g} Hz")
-        # warm the model up so the first window is not slower than the rest
-        dec.infer(np.zeros((len(bundle.ch_names), bundle.n_times), dtype=np.float32))
+        if dec.calibrating:
+            say(f"calibrating on the subject's first {dec.calibration_s:g} s "
+                f"({dec.adaptation_method} adaptation, as in training); predictions follow")
+        else:  # warm the model up so the first window is not slower than the rest
+            dec.infer(np.zeros((len(bundle.ch_names), bundle.n_times), dtype=np.float32))
         t_end = None if duration is None else time.monotonic() + duration
         next_report = time.monotonic() + 10.0
         try:
