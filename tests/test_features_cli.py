@@ -37,10 +37,11 @@ def test_features_command_on_the_simulator(tmp_path):
 
 def test_features_command_reports_a_bad_source_without_traceback(tmp_path):
     res = _run(str(tmp_path / "missing.edf"), "--out", str(tmp_path / "x"))
-    assert res.returncode == 1
+    assert res.returncode == 2  # an operator error, as for every other command
     assert "no such file" in res.stderr and "Traceback" not in res.stderr
+    assert res.stderr.startswith("physioaffect: error:")
     res = _run("sim?colour=red", "--out", str(tmp_path / "x"))
-    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "Traceback" not in res.stderr
 
 
 def test_single_channel_eeg_file(tmp_path):

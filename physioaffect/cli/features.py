@@ -289,8 +289,9 @@ def register(app: typer.Typer) -> None:
                                     units=data.get("peripheral_units"))
                     written.append(out / "peripheral.png")
         except (PhysioAffectError, OSError) as err:
-            console.print(f"[red]error:[/] {err}")
-            raise typer.Exit(1) from None
+            # one line on stderr and status 2, as every other command reports an operator error
+            typer.echo(f"physioaffect: error: {err}", err=True)
+            raise typer.Exit(2) from None
         typer.echo(f"{len(table)} windows x {table.shape[1] - 2} features")
         for path in written:
             typer.echo(f"wrote {path}")

@@ -91,7 +91,9 @@ BANDS: dict[str, list[Band]] = {
         ("beta", 14.0, 31.0),
         ("gamma", 31.0, 49.0),
     ],
-    # EmT (Ding et al. 2024) rPSD bands, as in its reference code.
+    # The 7 bands named in a comment of EmT's official code (Ding et al. 2024). Its
+    # ``bandpower`` computes others (SEED: 1-3, 4-8, 8-12, 12-16, 16-20, 20-28, 30-45 Hz, edges
+    # inclusive); EmT's graph inputs use those (physioaffect.features.graphs), not these.
     "emt7": [
         ("delta", 1.0, 4.0),
         ("theta", 4.0, 8.0),

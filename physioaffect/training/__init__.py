@@ -12,7 +12,12 @@ See ``docs/training.md``. The pieces:
   (``clone``, ``GridSearchCV`` with a subject splitter), trained by the same engine.
 """
 
-from physioaffect.training.checkpoint import build_inputs, load_checkpoint, predict
+from physioaffect.training.checkpoint import (
+    build_inputs,
+    fit_adaptation,
+    load_checkpoint,
+    predict,
+)
 from physioaffect.training.config import TrainConfig, TrainingError, load_config
 from physioaffect.training.estimator import DeepEEGClassifier
 from physioaffect.training.evaluate import evaluate
@@ -20,5 +25,5 @@ from physioaffect.training.report import compare_runs, write_report
 from physioaffect.training.runner import train
 
 __all__ = ["TrainConfig", "TrainingError", "load_config", "train", "evaluate",
-           "load_checkpoint", "build_inputs", "predict", "write_report", "compare_runs",
+           "load_checkpoint", "build_inputs", "fit_adaptation", "predict", "write_report", "compare_runs",
            "DeepEEGClassifier"]

@@ -132,8 +132,13 @@ class OptimSettings:
 
     Attributes
     ----------
-    epochs : int
-        Maximum epochs per fold.
+    epochs : int or None
+        Maximum epochs per fold; None (default): enough for ``min_steps`` optimiser steps, at
+        least 30 and at most 200 (:meth:`epochs_for`).
+    min_steps : int
+        With ``epochs`` None: optimiser steps a fold gets at least. A small dataset has few
+        batches per epoch (the README example: 7), and the convolutional networks
+        underfit in 30 epochs of them; a large one reaches this in its first epochs.
     batch_size : int
     lr, weight_decay : float
         AdamW learning rate and weight decay.
@@ -158,7 +163,8 @@ class OptimSettings:
         with running averages that dropout in front of a batch norm has inflated.
     """
 
-    epochs: int = 30
+    epochs: int | None = None
+    min_steps: int = 600
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -171,7 +177,9 @@ class OptimSettings:
     def validate(self) -> None:
         from physioaffect.training.augment import AUGMENTATIONS
 
-        _int("optim.epochs", self.epochs, 1)
+        if self.epochs is not None:
+            _int("optim.epochs", self.epochs, 1)
+        _int("optim.min_steps", self.min_steps, 0)
         _int("optim.batch_size", self.batch_size, 2)
         _finite("optim.lr", self.lr, 0, 10, strict_lo=True)
         _finite("optim.weight_decay", self.weight_decay, 0, 10)
@@ -184,6 +192,19 @@ class OptimSettings:
         if not isinstance(self.precise_bn, bool):
             raise TrainingError(f"optim.precise_bn: expected true or false, got "
                                 f"{self.precise_bn!r}")
+
+    #: Bounds of the automatic epoch budget (``epochs: null``).
+    AUTO_EPOCHS = (30, 200)
+
+    def epochs_for(self, n_train: int) -> int:
+        """Epoch budget of a fold with ``n_train`` training windows (early stopping may end
+        it sooner): ``epochs`` if set, else enough for ``min_steps`` steps within
+        :attr:`AUTO_EPOCHS`."""
+        if self.epochs is not None:
+            return int(self.epochs)
+        steps = max(1, math.ceil(max(int(n_train), 1) / self.batch_size))
+        lo, hi = self.AUTO_EPOCHS
+        return int(min(hi, max(lo, math.ceil(self.min_steps / steps))))
 
 
 @dataclass

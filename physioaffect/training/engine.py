@@ -258,7 +258,8 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
     model.to(device)
     run_model = torch.compile(model) if cfg.compute.compile else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.optim.epochs)
+    epochs = cfg.optim.epochs_for(len(train[1]))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     loss_fn = _loss_fn(task, cfg.optim.label_smoothing)
     xt = _to_device(train[0], device)
     yt = torch.as_tensor(train[1], dtype=ydtype).to(device)
@@ -297,8 +298,8 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         if device.type == "cuda" and "cuda_rng" in st:
             torch.cuda.set_rng_state(st["cuda_rng"])
         start = int(st["epoch"])
-    stopped = f"all {cfg.optim.epochs} epochs run"
-    for epoch in range(start, cfg.optim.epochs):
+    stopped = f"all {epochs} epochs run"
+    for epoch in range(start, epochs):
         if best_epoch and cfg.optim.patience and bad >= cfg.optim.patience:
             stopped = (f"early stopping: validation loss not better than epoch {best_epoch} "
                        f"for {bad} epochs")

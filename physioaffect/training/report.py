@@ -246,7 +246,7 @@ def write_report(run_dir: str | Path) -> Path:
     step = "" if cfg.windows.step_s is None else f", step {cfg.windows.step_s:g} s"
     lines += [
         f"- modalities: {', '.join(cfg.modalities)}; window {cfg.windows.window_s:g} s{step}; "
-        f"epochs ≤ {cfg.optim.epochs} (early stopping on validation subjects, patience "
+        f"epochs ≤ {_epoch_budget(cfg)} (early stopping on validation subjects, patience "
         f"{cfg.optim.patience}); seed {cfg.seed}",
         f"- preprocessing: {_pipeline_line(cfg.preprocessing)}",
         f"- executor: {_executor_line(cfg)}",
@@ -307,6 +307,14 @@ def _adaptation_line(cfg) -> str:
             "subject's own unlabelled windows; **transductive**: test subjects' windows (never "
             "their labels) are used for their own statistics, for the baselines too (a live "
             f"decoder calibrates on the first {ad.calibration_s:g} s of a new subject)")
+
+
+def _epoch_budget(cfg) -> str:
+    o = cfg.optim
+    if o.epochs is not None:
+        return str(o.epochs)
+    lo, hi = o.AUTO_EPOCHS
+    return f"max({lo}, {o.min_steps} optimiser steps), at most {hi},"
 
 
 def _recipe_line(cfg) -> str:

@@ -763,9 +763,10 @@ def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console,
                 f"{len(f['train_subjects'])} subjects, validating on "
                 f"{', '.join(f['val_subjects']) or 'none'}, testing {', '.join(f['test_subjects'])}")
 
-            def on_epoch(row: dict, name: str = f["name"]) -> None:
+            def on_epoch(row: dict, name: str = f["name"],
+                         budget: int = cfg.optim.epochs_for(len(f["train"]))) -> None:
                 if not row.get("final"):
-                    say(_epoch_line(name, row, cfg.optim.epochs))
+                    say(_epoch_line(name, row, budget))
 
             s = one(f, on_epoch, lambda t: say(_trial_line(t)))
             if s.get("search"):
@@ -781,7 +782,8 @@ def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console,
                   console=console, transient=False) as bar:
         t_folds = bar.add_task("folds", total=len(folds), info="")
         for f in folds:
-            t_ep = bar.add_task(f"  {f['name']} epochs", total=cfg.optim.epochs, info="")
+            t_ep = bar.add_task(f"  {f['name']} epochs",
+                                total=cfg.optim.epochs_for(len(f["train"])), info="")
 
             def on_epoch(row: dict, t_ep: int = t_ep) -> None:
                 info = f"train {row['train_loss']:.3f}"
