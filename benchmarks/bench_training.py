@@ -1,23 +1,32 @@
-"""Training benchmark: floors on a simulated 12-subject dataset, DEAP-sized GPU run, CPU memory.
+"""Training benchmark: the recipe's floors (README example, an independent DEAP-format
+generator, 12 simulated subjects), per-epoch cost, CPU memory, a DEAP-sized GPU run.
 
 Modes
 -----
-``floors`` (default)
-    Writes a 12-subject simulator dataset (14 EEG channels at 128 Hz, 16 trials of 30 s), runs
-    LOSO on arousal (rule gt5, balanced by design) for EmT, EEG-Deformer, EmT fused with
-    peripheral features, and peripheral features alone, each with the trivial and classical
-    baselines on the same folds, and prints the table. Floors: EmT and EEG-Deformer >= trivial +
-    15 points (mean over test subjects); fused > EEG-only.
-``deap-gpu``
-    A DEAP-sized fixture (32 subjects x 40 trials x 60 s, 32 channels, 4 s windows) and a full
-    LOSO of EEG-Deformer (reference size) on CUDA: wall time per fold and GPU utilisation
-    sampled every 0.5 s during training (``torch.cuda.utilization``). Needs a GPU.
-``memory``
-    Peak resident memory of a DEAP-format run on CPU (data preparation + one fold), on a
-    fixture of ``--subjects`` subjects; reported with the per-subject growth to extrapolate to 32.
+``readme`` (default)
+    The README's research example as a new user runs it: ``datasets fake deap --subjects 4
+    --seconds 20``, then LOSO arousal with **default options** for every deep model
+    (``eeg_deformer``, ``emt``, ``eegnet``, ``shallow_convnet``, ``fusion`` on EEG +
+    peripheral), each with the trivial and classical baselines of the same run. Floors: every
+    deep model >= 0.85 accuracy and >= majority + 25 points (mean over test subjects).
+``independent``
+    The same on a DEAP-format folder written by ``gen_deap_independent.py`` (none of the
+    package's code: band-limited rhythms, subject gains, mixing and alpha frequency, blinks,
+    line noise, imbalanced ratings), so the recipe is not tuned to the package's fixture.
+``sim12``
+    12 simulated subjects (14 EEG channels at 128 Hz, 16 trials of 30 s), LOSO arousal (rule
+    gt5), default options: EEG-Deformer and EmT >= 0.80 and >= the best classical baseline of
+    the same run; EmT fused with peripheral features above EEG-only.
+``epoch-time``
+    CPU seconds per training epoch of EEG-Deformer and EmT on one README-example fold at batch
+    64: the recipe (augmentation + precise batch norm) against the same loop with both off
+    (the loop as it was before the recipe), alternating, 3 epochs per repetition.
+``face``, ``memory``, ``deap-gpu``
+    Face as a modality on simulated subjects; peak CPU memory of a DEAP-format run; a
+    DEAP-sized LOSO of EEG-Deformer on CUDA with GPU utilisation (needs a GPU).
 
-Run: ``.venv/bin/python benchmarks/bench_training.py [--mode floors|deap-gpu|memory]``.
-Results go to ``benchmarks/results/training.json`` (merged per mode).
+Run: ``.venv/bin/python benchmarks/bench_training.py --mode readme`` (see README_training.md for
+times). Results go to ``benchmarks/results/training.json`` (merged per mode).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import threading
 import time
@@ -32,6 +42,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "training.json"
+DEEP_MODELS = ("eeg_deformer", "emt", "eegnet", "shallow_convnet", "fusion")
+BASELINES = ("majority", "logreg", "svm")
+#: torch threads per training (--threads; 1 lets two benchmarks share 2 cores without the
+#: slowdown of oversubscribed thread pools)
+THREADS = 0
 
 
 def _save(key: str, value: dict) -> None:
@@ -41,93 +56,180 @@ def _save(key: str, value: dict) -> None:
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def _sim_study(work: Path, epochs: int, runs: dict, *, face: bool, tag: str) -> dict:
-    """Train every run of ``runs`` (name -> TrainConfig fields) on 12 simulated subjects (LOSO
-    arousal, the shared settings below) and collect their accuracies over test subjects."""
-    from physioaffect.datasets.sessions import write_sim_sessions
+def _run(run_dir: Path, cfg: dict) -> dict:
+    """Train one config (``TrainConfig`` fields) and return accuracy over test subjects per model,
+    with wall and CPU seconds."""
     from physioaffect.training import TrainConfig, train
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    train(TrainConfig(**cfg), out=run_dir, resume=run_dir.exists(), progress=False)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    summ = json.loads((run_dir / "summary.json").read_text())["over_subjects"]
+    folds = [json.loads(p.read_text()) for p in sorted((run_dir / "folds").glob("*/fold.json"))]
+    res = {m: {"accuracy": summ[m]["accuracy"]["mean"], "accuracy_std": summ[m]["accuracy"]["std"],
+               "balanced_accuracy": summ[m]["balanced_accuracy"]["mean"]} for m in summ}
+    return {"wall_s": wall, "cpu_s": cpu, "models": res,
+            "kept_epochs": [f.get("best_epoch") for f in folds]}
+
+
+def _table(results: dict, floor_acc: float, margin: float, vs_classical: bool) -> dict:
+    """Print network vs baselines per run and check the floors."""
+    print(f"\n{'run':24s} {'network':>14s} {'majority':>9s} {'logreg':>8s} {'svm':>8s}  floor")
+    floors = {}
+    for name, r in results.items():
+        m = r["models"]
+        net = next(k for k in m if k not in BASELINES)
+        acc = m[net]["accuracy"]
+        best_classical = max(m[b]["accuracy"] for b in ("logreg", "svm") if b in m)
+        ok = acc >= floor_acc and acc >= m["majority"]["accuracy"] + margin
+        if vs_classical:
+            ok = ok and acc >= best_classical
+        floors[name] = {"accuracy": acc, "majority": m["majority"]["accuracy"],
+                        "best_classical": best_classical, "met": bool(ok)}
+        print(f"{name:24s} {acc:6.3f} ± {m[net]['accuracy_std']:.3f} "
+              f"{m['majority']['accuracy']:9.3f} {m['logreg']['accuracy']:8.3f} "
+              f"{m['svm']['accuracy']:8.3f}  {'met' if ok else 'NOT MET'}", flush=True)
+    return floors
+
+
+def _deap_study(work: Path, root: Path, tag: str, models: tuple[str, ...]) -> dict:
+    out: dict = {"root": str(root), "settings": "default options: LOSO arousal, "
+                 "physioaffect train --dataset deap --root ROOT --model M --protocol loso "
+                 "--target arousal (fusion: --modalities eeg,peripheral)", "results": {}}
+    for m in models:
+        cfg = dict(dataset="deap", root=str(root), model=m, protocol="loso", target="arousal",
+                   cache_dir=str(work / f"cache-{tag}"), compute={"threads": THREADS})
+        if m == "fusion":
+            cfg["modalities"] = ["eeg", "peripheral"]
+        r = _run(work / f"runs-{tag}" / m, cfg)
+        out["results"][m] = r
+        print(f"{tag} {m}: {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU, "
+              f"{m} {r['models'][m]['accuracy']:.3f}, majority "
+              f"{r['models']['majority']['accuracy']:.3f}, logreg "
+              f"{r['models']['logreg']['accuracy']:.3f}", flush=True)
+    out["floors"] = _table(out["results"], 0.85, 0.25, vs_classical=False)
+    return out
+
+
+def readme(work: Path, models: tuple[str, ...]) -> dict:
+    root = work / "deap-fake"
+    if not root.exists():
+        subprocess.run([sys.executable, "-m", "physioaffect.cli.main", "datasets", "fake", "deap",
+                        str(root), "--subjects", "4", "--seconds", "20"], check=True)
+    return _deap_study(work, root, "readme", models)
+
+
+def independent(work: Path, models: tuple[str, ...], subjects: int) -> dict:
+    root = work / f"deap-independent-{subjects}"
+    if not root.exists():
+        subprocess.run([sys.executable, str(HERE / "gen_deap_independent.py"), str(root),
+                        "--subjects", str(subjects), "--seconds", "20"], check=True)
+    return _deap_study(work, root, f"independent{subjects}", models)
+
+
+def _sim_study(work: Path, runs: dict, *, face: bool, tag: str, epochs: int | None = None
+               ) -> dict:
+    """Train every run of ``runs`` (name -> TrainConfig fields) on 12 simulated subjects (LOSO
+    arousal) with default options, and collect accuracies over test subjects."""
+    from physioaffect.datasets.sessions import write_sim_sessions
 
     root = work / f"sim12{tag}"
     if not root.exists():
         write_sim_sessions(root, n_subjects=12, seconds=30.0, n_trials=16, rate=128,
                            eeg_channels=14, seed=0, face=face)
     common = dict(dataset="sim", root=str(root), protocol="loso", target="arousal",
-                  label_rule="gt5", window_s=4.0, epochs=epochs, patience=4, batch_size=64,
-                  seed=0, cache_dir=str(work / f"cache{tag}"), graph_sub_window_s=2.0,
-                  graph_sub_overlap=0.5, lr=1e-3, weight_decay=1e-4)
+                  label_rule="gt5", seed=0, cache_dir=str(work / f"cache{tag}"),
+                  compute={"threads": THREADS})
+    if epochs:
+        common["optim"] = {"epochs": epochs}
     out: dict = {"settings": {**common, "subjects": 12, "trials": 16, "trial_seconds": 30,
                               "channels": 14, "rate_hz": 128, "runs": runs}, "results": {}}
     for name, kw in runs.items():
         run_dir = work / f"runs{tag}" / name.replace("[", "_").replace("]", "").replace("+", "_")
-        t0 = time.perf_counter()
-        train(TrainConfig(**common, **kw), out=run_dir, resume=run_dir.exists(), progress=False)
-        wall = time.perf_counter() - t0
-        summ = json.loads((run_dir / "summary.json").read_text())["over_subjects"]
-        data = json.loads((run_dir / "data.json").read_text())
-        res = {m: {"accuracy": summ[m]["accuracy"]["mean"],
-                   "accuracy_std": summ[m]["accuracy"]["std"],
-                   "balanced_accuracy": summ[m]["balanced_accuracy"]["mean"],
-                   "auc": summ[m]["auc"]["mean"]} for m in summ}
-        out["results"][name] = {"wall_s": wall, "models": res, "windows": data["n_windows"],
-                                "face_windows": data.get("face_windows")}
-        print(f"{name}: {wall:.0f} s", flush=True)
-        for m, r in res.items():
-            print(f"   {m:24s} acc {r['accuracy']:.3f} ± {r['accuracy_std']:.3f}  "
-                  f"bacc {r['balanced_accuracy']:.3f}  auc {r['auc']:.3f}", flush=True)
+        r = _run(run_dir, {**common, **kw})
+        out["results"][name] = r
+        print(f"{name}: {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU", flush=True)
     return out
 
 
-def floors(work: Path, epochs: int) -> dict:
-    emt_kw = {"n_layers": 2, "K": 3, "heads": 4, "dim_head": 16, "dropout": 0.25}
+def sim12(work: Path) -> dict:
     runs = {
-        "emt": dict(model="emt", model_kwargs=emt_kw),
-        "eeg_deformer": dict(model="eeg_deformer", model_kwargs={
-            "depth": 2, "heads": 4, "dim_head": 8, "mlp_dim": 16, "n_kernels": 32,
-            "dropout": 0.5}),
-        "emt[eeg+peripheral]": dict(model="emt", modalities=["eeg", "peripheral"],
-                                    model_kwargs={**emt_kw, "fusion": {"modality_dropout": 0.2}}),
-        "emt[peripheral]": dict(model="emt", modalities=["peripheral"],
-                                model_kwargs={"fusion": {"modality_dropout": 0.0}}),
+        "eeg_deformer": dict(model="eeg_deformer"),
+        "emt": dict(model="emt"),
+        "emt[eeg+peripheral]": dict(model="emt", modalities=["eeg", "peripheral"]),
     }
-    out = _sim_study(work, epochs, runs, face=False, tag="")
-    triv = out["results"]["emt"]["models"]["majority"]["accuracy"]
-    acc = {n: r["models"][n]["accuracy"] for n, r in out["results"].items()}
-    floors_ = {
-        "trivial_accuracy": triv,
-        "emt_minus_trivial": acc["emt"] - triv,
-        "deformer_minus_trivial": acc["eeg_deformer"] - triv,
-        "fused_minus_eeg_only": acc["emt[eeg+peripheral]"] - acc["emt"],
-        "emt_floor_met": acc["emt"] - triv >= 0.15,
-        "deformer_floor_met": acc["eeg_deformer"] - triv >= 0.15,
-        "fusion_floor_met": acc["emt[eeg+peripheral]"] > acc["emt"],
-    }
-    out["floors"] = floors_
-    print("\nLOSO arousal accuracy, mean over 12 test subjects")
-    print(f"{'network':24s} {'network':>8s} {'trivial':>8s} {'logreg':>8s} {'svm':>8s}")
-    for n, r in out["results"].items():
-        m = r["models"]
-        print(f"{n:24s} {m[n]['accuracy']:8.3f} {m['majority']['accuracy']:8.3f} "
-              f"{m['logreg']['accuracy']:8.3f} {m['svm']['accuracy']:8.3f}")
-    print(json.dumps(floors_, indent=2))
+    out = _sim_study(work, runs, face=False, tag="")
+    out["floors"] = _table(out["results"], 0.80, 0.0, vs_classical=True)
+    fused = out["results"]["emt[eeg+peripheral]"]["models"]["emt"]["accuracy"]
+    eeg = out["results"]["emt"]["models"]["emt"]["accuracy"]
+    out["floors"]["fused_above_eeg_only"] = {"fused": fused, "eeg_only": eeg,
+                                            "met": bool(fused > eeg)}
+    out["floors"].pop("emt[eeg+peripheral]")
+    print(f"fused {fused:.3f} vs EEG-only {eeg:.3f}: "
+          f"{'met' if fused > eeg else 'NOT MET'}")
     return out
 
 
-def face(work: Path, epochs: int) -> dict:
+def epoch_time(work: Path, reps: int) -> dict:
+    """CPU s per epoch with the recipe against the same loop with augmentation and precise
+    batch norm off, alternating, on one README-example fold at batch 64."""
+    import dataclasses
+
+    import torch
+
+    from physioaffect.training import TrainConfig
+    from physioaffect.training.data import adapt_subjects, prepare_data
+    from physioaffect.training.runner import plan_folds
+
+    torch.set_num_threads(1)
+    root = work / "deap-fake"
+    if not root.exists():
+        subprocess.run([sys.executable, "-m", "physioaffect.cli.main", "datasets", "fake", "deap",
+                        str(root), "--subjects", "4", "--seconds", "20"], check=True)
+    out: dict = {"settings": "one LOSO fold of the README example (2 training subjects, 1 "
+                 "validation subject), batch 64, 3 epochs per repetition, patience off, "
+                 "1 torch thread, CPU time of the process", "models": {}}
+    import numpy as np
+
+    from physioaffect.training.runner import _fit_network
+
+    for model in ("eeg_deformer", "emt"):
+        cfg = TrainConfig(dataset="deap", root=str(root), model=model, protocol="loso",
+                          target="arousal", cache_dir=str(work / "cache-readme"),
+                          optim={"epochs": 3, "patience": 0}).resolve()
+        data = prepare_data(cfg)
+        adapt_subjects(cfg, data)
+        folds, y, _ = plan_folds(cfg, data)
+        tr, va, te = (np.asarray(folds[0][k], dtype=int) for k in ("train", "val", "test"))
+        times: dict[str, list[float]] = {"recipe": [], "before": []}
+        for rep in range(reps):
+            for variant in ("recipe", "before") if rep % 2 == 0 else ("before", "recipe"):
+                c = cfg if variant == "recipe" else dataclasses.replace(
+                    cfg, optim=dataclasses.replace(cfg.optim, augment="none", precise_bn=False))
+                c0 = time.process_time()
+                res = _fit_network(c, data, y, tr, va, te, seed=rep)
+                times[variant].append((time.process_time() - c0) / len(res["history"]))
+        med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+        out["models"][model] = {"cpu_s_per_epoch": times, "median": med,
+                                "ratio_recipe_over_before": med["recipe"] / med["before"]}
+        print(f"{model}: recipe {med['recipe']:.2f} s/epoch, before {med['before']:.2f} "
+              f"s/epoch, ratio {med['recipe'] / med['before']:.2f}", flush=True)
+    return out
+
+
+def face(work: Path, epochs: int | None) -> dict:
     """EEG-only, face-only and fused EEG + face on simulated subjects with simulated faces.
 
-    The same settings as ``floors`` (12 subjects x 16 trials x 30 s, LOSO arousal), with the
+    The same settings as ``sim12`` (12 subjects x 16 trials x 30 s, LOSO arousal), with the
     simulator's Face stream recorded. Facial measures leak into EEG in real recordings; here the
     comparison shows what each modality carries and that fusion is judged against face-only.
     """
-    emt_kw = {"n_layers": 2, "K": 3, "heads": 4, "dim_head": 16, "dropout": 0.25}
     runs = {
-        "emt": dict(model="emt", model_kwargs=emt_kw),
-        "emt[face]": dict(model="emt", modalities=["face"],
-                          model_kwargs={"fusion": {"modality_dropout": 0.0}}),
-        "emt[eeg+face]": dict(model="emt", modalities=["eeg", "face"],
-                              model_kwargs={**emt_kw, "fusion": {"modality_dropout": 0.2}}),
+        "emt": dict(model="emt"),
+        "emt[face]": dict(model="emt", modalities=["face"]),
+        "emt[eeg+face]": dict(model="emt", modalities=["eeg", "face"]),
     }
-    out = _sim_study(work, epochs, runs, face=True, tag="-face")
+    out = _sim_study(work, runs, face=True, tag="-face", epochs=epochs)
     out["settings"]["face_fps"] = 30
     return out
 
@@ -146,7 +248,7 @@ def memory(work: Path, subjects: int) -> dict:
         write_deap(root, n_subjects=subjects, seconds=60.0, n_trials=40, seed=0)
     base = _rss_mb()
     cfg = TrainConfig(dataset="deap", root=str(root), model="eeg_deformer", protocol="loso",
-                      target="arousal", window_s=4.0, cache_dir=str(work / "cache"),
+                      target="arousal", windows={"window_s": 4.0}, cache_dir=str(work / "cache"),
                       baselines=["majority", "logreg"]).resolve()
     t0 = time.perf_counter()
     data = prepare_data(cfg)
@@ -158,7 +260,8 @@ def memory(work: Path, subjects: int) -> dict:
 
     from physioaffect.training.runner import plan_folds, run_fold
 
-    cfg1 = dataclasses.replace(cfg, model="eegnet", epochs=1)
+    cfg1 = dataclasses.replace(cfg, model="eegnet",
+                               optim=dataclasses.replace(cfg.optim, epochs=1))
     folds, y, _ = plan_folds(cfg1, data)
     t1 = time.perf_counter()
     import shutil
@@ -218,8 +321,9 @@ def deap_gpu(work: Path, epochs: int) -> dict:
     run_dir = work / "runs" / "deap-deformer-gpu"
     t0 = time.perf_counter()
     train(TrainConfig(dataset="deap", root=str(root), model="eeg_deformer", protocol="loso",
-                      target="arousal", window_s=4.0, epochs=epochs, patience=0,
-                      batch_size=64, device="cuda", amp=True, cache_dir=str(work / "cache"),
+                      target="arousal", windows={"window_s": 4.0},
+                      optim={"epochs": epochs, "patience": 0, "batch_size": 64},
+                      compute={"device": "cuda", "amp": True}, cache_dir=str(work / "cache"),
                       baselines=["majority"]), out=run_dir, progress=False)
     wall = time.perf_counter() - t0
     stop.set()
@@ -236,24 +340,44 @@ def deap_gpu(work: Path, epochs: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", default="floors", choices=["floors", "face", "deap-gpu", "memory"])
+    ap.add_argument("--mode", default="readme", choices=["readme", "independent", "sim12",
+                                                          "epoch-time", "face", "deap-gpu",
+                                                          "memory"])
     ap.add_argument("--work", default="/tmp/physioaffect-bench-training")
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--subjects", type=int, default=4, help="memory mode: DEAP subjects")
+    ap.add_argument("--models", default=",".join(DEEP_MODELS),
+                    help="readme/independent: deep models to run")
+    ap.add_argument("--epochs", type=int, default=0, help="face/deap-gpu: epochs (0: default)")
+    ap.add_argument("--reps", type=int, default=4, help="epoch-time: repetitions per variant")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--subjects", type=int, default=4,
+                    help="independent: subjects; memory: DEAP subjects")
     a = ap.parse_args()
+    global THREADS
+    THREADS = a.threads
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
-    if a.mode == "floors":
-        res = floors(work, a.epochs)
+    models = tuple(m for m in a.models.split(",") if m)
+    key = a.mode
+    if a.mode == "readme":
+        res = readme(work, models)
+    elif a.mode == "independent":
+        res = independent(work, models, a.subjects)
+        key = f"independent{a.subjects}"
+    elif a.mode == "sim12":
+        res = sim12(work)
+    elif a.mode == "epoch-time":
+        res = epoch_time(work, a.reps)
     elif a.mode == "face":
-        res = face(work, a.epochs)
+        res = face(work, a.epochs or None)
     elif a.mode == "memory":
         res = memory(work, a.subjects)
     else:
-        res = deap_gpu(work, a.epochs)
-    res["machine"] = {"python": sys.version.split()[0], "note": "2 shared vCPU, no GPU, under "
-                      "load from other sessions unless stated"}
-    _save(a.mode, res)
+        res = deap_gpu(work, a.epochs or 20)
+    res["machine"] = {"python": sys.version.split()[0], "cpu": "2 shared vCPU, no GPU",
+                      "torch_threads": a.threads or "default",
+                      "when": time.strftime("%Y-%m-%d %H:%M")}
+    _save(key, res)
+    print(f"results: {RESULTS} [{key}]")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,9 @@ def _subject(index: int) -> dict[str, np.ndarray]:
         data[k, 36] += 100 + 10 * arousal[k] * gain  # GSR: arousal, scaled per subject
     return {"labels": labels, "data": data}
 
+#: EEGNet learns slowly (its official training runs hundreds of epochs); fast on CPU
+EPOCHS = {"eegnet": 30}
+
 
 @pytest.fixture(scope="module")
 def deap(tmp_path_factory) -> Path:
@@ -79,7 +82,8 @@ def test_each_deep_model_beats_the_trivial_baseline_across_subjects(deap: Path, 
         dataset="deap", root=str(deap / "data"), model=model, protocol="loso",
         target="arousal", channels=CHANNELS, model_kwargs=MODELS[model],
         modalities=["eeg", "peripheral"] if model == "fusion" else ["eeg"],
-        windows={"window_s": 4.0, "step_s": 2.0}, optim={"epochs": 8, "batch_size": 16},
+        windows={"window_s": 4.0, "step_s": 2.0},
+        optim={"epochs": EPOCHS.get(model, 8), "batch_size": 16},
         inputs={"graphs": {"sub_window_s": 2.0, "sub_overlap": 0.5}},
         baselines=["majority"], compute={"threads": 1}, seed=0,
         cache_dir=str(deap / "cache"))
