@@ -49,6 +49,11 @@ def test_euclidean_alignment_makes_each_subjects_mean_covariance_the_identity():
     assert np.abs(np.mean([np.cov(win, bias=True) for win in raw], axis=0) - np.eye(4)).max() > 1
     with pytest.raises(AdaptationError, match="no matrix for subject"):
         ea.transform(x[:2], ["s9", "s9"])
+    # in place (training's way of keeping one copy of a DEAP-sized array) gives the same
+    x32 = x.astype(np.float32)
+    same = ea.transform(x32, g, chunk=7, out=x32)
+    assert same is x32
+    np.testing.assert_allclose(x32, ea.transform(x.astype(np.float32), g), rtol=1e-5, atol=1e-5)
 
 
 def test_subject_zscore_equals_numpy_per_subject_and_channel():

@@ -45,6 +45,16 @@ def _groups(groups: Iterable | None, n: int) -> np.ndarray:
     return g
 
 
+def _output(X: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """The array a transform writes into (each chunk is read before it is overwritten)."""
+    if out is None:
+        return np.empty(X.shape, dtype=np.float32)
+    if out.shape != X.shape or out.dtype != np.float32:
+        raise AdaptationError(f"out: expected float32 of shape {X.shape}, got {out.dtype} "
+                              f"{out.shape}")
+    return out
+
+
 class SubjectStandardiser:
     """Z-score every subject's windows with that subject's own statistics.
 
@@ -101,11 +111,12 @@ class SubjectStandardiser:
         return self
 
     def transform(self, X: np.ndarray, groups: Iterable | None = None,
-                  chunk: int = 1024) -> np.ndarray:
-        """float32 copy of ``X`` with each group's statistics applied."""
+                  chunk: int = 1024, out: np.ndarray | None = None) -> np.ndarray:
+        """float32 copy of ``X`` with each group's statistics applied (into ``out`` if given:
+        float32 of ``X``'s shape, which may be ``X`` itself)."""
         g = _groups(groups, len(X))
         self._check(g)
-        out = np.empty(X.shape, dtype=np.float32)
+        out = _output(X, out)
         shape = [1] * X.ndim
         for a in self.keep:
             shape[a] = X.shape[a]
@@ -185,8 +196,9 @@ class EuclideanAlignment:
         return self
 
     def transform(self, X: np.ndarray, groups: Iterable | None = None,
-                  chunk: int = 512) -> np.ndarray:
-        """float32 ``R^-1/2 X`` of each window with its group's matrix."""
+                  chunk: int = 512, out: np.ndarray | None = None) -> np.ndarray:
+        """float32 ``R^-1/2 X`` of each window with its group's matrix (into ``out`` if given:
+        float32 of ``X``'s shape, which may be ``X`` itself: a DEAP-sized run keeps one copy)."""
         g = _groups(groups, len(X))
         if not hasattr(self, "matrices_"):
             raise AdaptationError("euclidean alignment: transform before fit")
@@ -194,7 +206,7 @@ class EuclideanAlignment:
         if unseen:
             raise AdaptationError(f"euclidean alignment: no matrix for subject(s) "
                                   f"{', '.join(map(str, unseen))} (fit on their windows first)")
-        out = np.empty(X.shape, dtype=np.float32)
+        out = _output(X, out)
         for name in np.unique(g):
             m = self.matrices_[str(name)]
             rows = np.flatnonzero(g == name)
@@ -280,13 +292,19 @@ class SubjectAdaptation:
             self.adapters_[name] = self._make(name).fit(x, groups=groups)
         return self
 
-    def transform(self, arrays: dict[str, np.ndarray | None], groups: Iterable | None = None
-                  ) -> dict[str, np.ndarray | None]:
-        """Adapted float32 copies (inputs without a fitted adapter pass unchanged)."""
+    def transform(self, arrays: dict[str, np.ndarray | None], groups: Iterable | None = None,
+                  in_place: bool = False) -> dict[str, np.ndarray | None]:
+        """Adapted float32 copies (inputs without a fitted adapter pass unchanged); with
+        ``in_place``, writable float32 arrays are overwritten instead of copied."""
         out = {}
         for name, x in arrays.items():
             a = self.adapters_.get(name)
-            out[name] = x if a is None or x is None else a.transform(x, groups)
+            if a is None or x is None:
+                out[name] = x
+                continue
+            here = in_place and isinstance(x, np.ndarray) and x.dtype == np.float32 \
+                and x.flags.writeable
+            out[name] = a.transform(x, groups, out=x if here else None)
         return out
 
     @property

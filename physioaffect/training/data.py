@@ -475,7 +475,7 @@ def adapt_subjects(cfg: TrainConfig, data: PreparedData) -> dict:
               "face": data.face}
     try:
         adapter = SubjectAdaptation(method, data.eeg_kind).fit(arrays, groups)
-        out = adapter.transform(arrays, groups)
+        out = adapter.transform(arrays, groups, in_place=True)  # one copy of DEAP-sized data
     except AdaptationError as err:
         raise TrainingError(f"adaptation: {err}") from None
     if data.eeg_input is not None and data.eeg_input is data.raw:
