@@ -69,7 +69,9 @@ def _run(run_dir: Path, cfg: dict) -> dict:
     res = {m: {"accuracy": summ[m]["accuracy"]["mean"], "accuracy_std": summ[m]["accuracy"]["std"],
                "balanced_accuracy": summ[m]["balanced_accuracy"]["mean"]} for m in summ}
     return {"wall_s": wall, "cpu_s": cpu, "models": res,
-            "kept_epochs": [f.get("best_epoch") for f in folds]}
+            "fold_wall_s": sum(f.get("seconds", 0.0) for f in folds),
+            "kept_epochs": [f.get("best_epoch") for f in folds],
+            "epochs_run": [f.get("epochs_run") for f in folds]}
 
 
 def _table(results: dict, floor_acc: float, margin: float, vs_classical: bool) -> dict:
@@ -103,8 +105,9 @@ def _deap_study(work: Path, root: Path, tag: str, models: tuple[str, ...]) -> di
             cfg["modalities"] = ["eeg", "peripheral"]
         r = _run(work / f"runs-{tag}" / m, cfg)
         out["results"][m] = r
+        net = next(k for k in r["models"] if k not in BASELINES)  # fusion[eeg+peripheral]
         print(f"{tag} {m}: {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU, "
-              f"{m} {r['models'][m]['accuracy']:.3f}, majority "
+              f"{net} {r['models'][net]['accuracy']:.3f}, majority "
               f"{r['models']['majority']['accuracy']:.3f}, logreg "
               f"{r['models']['logreg']['accuracy']:.3f}", flush=True)
     out["floors"] = _table(out["results"], 0.85, 0.25, vs_classical=False)
@@ -160,8 +163,11 @@ def sim12(work: Path) -> dict:
     }
     out = _sim_study(work, runs, face=False, tag="")
     out["floors"] = _table(out["results"], 0.80, 0.0, vs_classical=True)
-    fused = out["results"]["emt[eeg+peripheral]"]["models"]["emt"]["accuracy"]
-    eeg = out["results"]["emt"]["models"]["emt"]["accuracy"]
+    def network(name: str) -> float:
+        m = out["results"][name]["models"]
+        return m[next(k for k in m if k not in BASELINES)]["accuracy"]
+
+    fused, eeg = network("emt[eeg+peripheral]"), network("emt")
     out["floors"]["fused_above_eeg_only"] = {"fused": fused, "eeg_only": eeg,
                                             "met": bool(fused > eeg)}
     out["floors"].pop("emt[eeg+peripheral]")
@@ -338,11 +344,44 @@ def deap_gpu(work: Path, epochs: int) -> dict:
     return res
 
 
+def markdown() -> None:
+    """Print the README_training.md tables from results/training.json."""
+    data = json.loads(RESULTS.read_text())
+    for key in [k for k in data if k == "readme" or k.startswith("independent") or k == "sim12"]:
+        res = data[key]
+        print(f"\n### {key}\n")
+        print("| run | network | majority | logreg | linear SVM | kept epoch / epochs run "
+              "per fold | wall of the folds | floor |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, r in res["results"].items():
+            m = r["models"]
+            net = next(k for k in m if k not in BASELINES)
+            fl = res.get("floors", {}).get(name, {})
+            met = "" if not fl else ("met" if fl["met"] else "**not met**")
+            pairs = zip(r["kept_epochs"], r["epochs_run"], strict=True)
+            epochs = ", ".join(f"{k}/{n}" for k, n in pairs)
+            print(f"| {name} | **{m[net]['accuracy']:.3f}** ± {m[net]['accuracy_std']:.3f} | "
+                  f"{m['majority']['accuracy']:.3f} | {m['logreg']['accuracy']:.3f} | "
+                  f"{m['svm']['accuracy']:.3f} | {epochs} | {r['fold_wall_s'] / 60:.0f} min | "
+                  f"{met} |")
+        extra = res.get("floors", {}).get("fused_above_eeg_only")
+        if extra:
+            print(f"\nfused {extra['fused']:.3f} vs EEG-only {extra['eeg_only']:.3f}: "
+                  f"{'met' if extra['met'] else 'not met'}")
+    if "epoch-time" in data:
+        print("\n### epoch-time\n")
+        for model, r in data["epoch-time"]["models"].items():
+            print(f"- {model}: recipe {r['median']['recipe']:.2f} s, before "
+                  f"{r['median']['before']:.2f} s CPU per epoch (median of "
+                  f"{len(r['cpu_s_per_epoch']['recipe'])}), ratio "
+                  f"{r['ratio_recipe_over_before']:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mode", default="readme", choices=["readme", "independent", "sim12",
                                                           "epoch-time", "face", "deap-gpu",
-                                                          "memory"])
+                                                          "memory", "markdown"])
     ap.add_argument("--work", default="/tmp/physioaffect-bench-training")
     ap.add_argument("--models", default=",".join(DEEP_MODELS),
                     help="readme/independent: deep models to run")
@@ -357,6 +396,9 @@ def main() -> None:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     models = tuple(m for m in a.models.split(",") if m)
+    if a.mode == "markdown":
+        markdown()
+        return
     key = a.mode
     if a.mode == "readme":
         res = readme(work, models)
