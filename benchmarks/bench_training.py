@@ -176,7 +176,7 @@ def sim12(work: Path) -> dict:
     return out
 
 
-def epoch_time(work: Path, reps: int) -> dict:
+def epoch_time(work: Path, reps: int, subjects: int = 4) -> dict:
     """CPU s per epoch with the recipe against the same loop with augmentation and precise
     batch norm off, alternating, on one README-example fold at batch 64."""
     import dataclasses
@@ -188,20 +188,21 @@ def epoch_time(work: Path, reps: int) -> dict:
     from physioaffect.training.runner import plan_folds
 
     torch.set_num_threads(1)
-    root = work / "deap-fake"
+    root = work / ("deap-fake" if subjects == 4 else f"deap-fake-{subjects}")
     if not root.exists():
         subprocess.run([sys.executable, "-m", "physioaffect.cli.main", "datasets", "fake", "deap",
-                        str(root), "--subjects", "4", "--seconds", "20"], check=True)
-    out: dict = {"settings": "one LOSO fold of the README example (2 training subjects, 1 "
-                 "validation subject), batch 64, 3 epochs per repetition, patience off, "
-                 "1 torch thread, CPU time of the process", "models": {}}
+                        str(root), "--subjects", str(subjects), "--seconds", "20"], check=True)
+    out: dict = {"settings": f"one LOSO fold of fake DEAP with {subjects} subjects x 40 trials "
+                 f"x 20 s ({subjects - 2} training subjects, 1 validation subject), batch 64, "
+                 "3 epochs per repetition, patience off, 1 torch thread, CPU time of the "
+                 "process", "models": {}}
     import numpy as np
 
     from physioaffect.training.runner import _fit_network
 
     for model in ("eeg_deformer", "emt"):
         cfg = TrainConfig(dataset="deap", root=str(root), model=model, protocol="loso",
-                          target="arousal", cache_dir=str(work / "cache-readme"),
+                          target="arousal", cache_dir=str(work / f"cache-{root.name}"),
                           optim={"epochs": 3, "patience": 0}).resolve()
         data = prepare_data(cfg)
         adapt_subjects(cfg, data)
@@ -217,6 +218,7 @@ def epoch_time(work: Path, reps: int) -> dict:
                 times[variant].append((time.process_time() - c0) / len(res["history"]))
         med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
         out["models"][model] = {"cpu_s_per_epoch": times, "median": med,
+                                "training_windows": int(len(tr)),
                                 "ratio_recipe_over_before": med["recipe"] / med["before"]}
         print(f"{model}: recipe {med['recipe']:.2f} s/epoch, before {med['before']:.2f} "
               f"s/epoch, ratio {med['recipe'] / med['before']:.2f}", flush=True)
@@ -368,9 +370,9 @@ def markdown() -> None:
         if extra:
             print(f"\nfused {extra['fused']:.3f} vs EEG-only {extra['eeg_only']:.3f}: "
                   f"{'met' if extra['met'] else 'not met'}")
-    if "epoch-time" in data:
-        print("\n### epoch-time\n")
-        for model, r in data["epoch-time"]["models"].items():
+    for key in [k for k in data if k.startswith("epoch-time")]:
+        print(f"\n### {key}\n")
+        for model, r in data[key]["models"].items():
             print(f"- {model}: recipe {r['median']['recipe']:.2f} s, before "
                   f"{r['median']['before']:.2f} s CPU per epoch (median of "
                   f"{len(r['cpu_s_per_epoch']['recipe'])}), ratio "
@@ -389,7 +391,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=4, help="epoch-time: repetitions per variant")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--subjects", type=int, default=4,
-                    help="independent: subjects; memory: DEAP subjects")
+                    help="independent, epoch-time: subjects; memory: DEAP subjects")
     a = ap.parse_args()
     global THREADS
     THREADS = a.threads
@@ -408,7 +410,8 @@ def main() -> None:
     elif a.mode == "sim12":
         res = sim12(work)
     elif a.mode == "epoch-time":
-        res = epoch_time(work, a.reps)
+        res = epoch_time(work, a.reps, a.subjects)
+        key = "epoch-time" if a.subjects == 4 else f"epoch-time-{a.subjects}"
     elif a.mode == "face":
         res = face(work, a.epochs or None)
     elif a.mode == "memory":
