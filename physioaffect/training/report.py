@@ -246,7 +246,7 @@ def write_report(run_dir: str | Path) -> Path:
     step = "" if cfg.windows.step_s is None else f", step {cfg.windows.step_s:g} s"
     lines += [
         f"- modalities: {', '.join(cfg.modalities)}; window {cfg.windows.window_s:g} s{step}; "
-        f"epochs ≤ {_epoch_budget(cfg)} (early stopping on validation subjects, patience "
+        f"epochs: {_epoch_budget(cfg)} (early stopping on validation subjects, patience "
         f"{cfg.optim.patience}); seed {cfg.seed}",
         f"- preprocessing: {_pipeline_line(cfg.preprocessing)}",
         f"- executor: {_executor_line(cfg)}",
@@ -312,9 +312,9 @@ def _adaptation_line(cfg) -> str:
 def _epoch_budget(cfg) -> str:
     o = cfg.optim
     if o.epochs is not None:
-        return str(o.epochs)
+        return f"at most {o.epochs}"
     lo, hi = o.AUTO_EPOCHS
-    return f"max({lo}, {o.min_steps} optimiser steps), at most {hi},"
+    return f"at most enough for {o.min_steps} optimiser steps, {lo}-{hi}"
 
 
 def _recipe_line(cfg) -> str:
