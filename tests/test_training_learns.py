@@ -8,7 +8,7 @@ channel mixing per subject (which per-subject adaptation must undo). Default tra
 (per-subject adaptation, Fourier-surrogate augmentation, precise batch norm, AdamW + cosine,
 early stopping on validation subjects); only the data are small (4 subjects x 12 trials x
 12 s, 8 channels, 4 s windows every 2 s) and the networks are their small configurations, so
-that the file runs in about a minute on 2 cores. The full-size networks on the README example
+that the file runs in about two minutes on 2 cores. The full-size networks on the README example
 are measured by ``benchmarks/bench_training.py``.
 """
 
