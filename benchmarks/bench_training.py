@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import threading
@@ -216,7 +217,7 @@ def epoch_time(work: Path, reps: int, subjects: int = 4) -> dict:
                 c0 = time.process_time()
                 res = _fit_network(c, data, y, tr, va, te, seed=rep)
                 times[variant].append((time.process_time() - c0) / len(res["history"]))
-        med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+        med = {k: statistics.median(v) for k, v in times.items()}
         out["models"][model] = {"cpu_s_per_epoch": times, "median": med,
                                 "training_windows": int(len(tr)),
                                 "ratio_recipe_over_before": med["recipe"] / med["before"]}

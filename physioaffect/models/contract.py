@@ -32,6 +32,7 @@ import numpy as np
 from physioaffect.models._base import ModelConfigError
 from physioaffect.models.inputs import INPUT_KINDS, input_kind
 from physioaffect.models.io import ModelFileError, load_model, read_config, save_model
+from physioaffect.preprocessing.alignment import ADAPTATION_METHODS
 from physioaffect.preprocessing.pipeline import PipelineConfig, decimation_factor, live_problems
 
 __all__ = ["CheckpointContract", "ContractError", "Standardisation", "CONTRACT_VERSION",
@@ -434,7 +435,7 @@ class CheckpointContract:
         if "subject_adaptation" in d:
             ad = c.mapping("subject_adaptation", d["subject_adaptation"])
             method = c.text("subject_adaptation.method", ad.get("method", "none"),
-                            choices=("none", "subject_zscore", "euclidean"))
+                            choices=ADAPTATION_METHODS)
             kw["subject_adaptation"] = {**ad, "method": method,
                                         "transductive": method != "none"}
             if "calibration_s" in ad:

@@ -28,7 +28,7 @@ import numpy as np
 from physioaffect.errors import PhysioAffectError
 
 __all__ = ["AdaptationError", "SubjectStandardiser", "EuclideanAlignment", "make_adapter",
-           "ADAPTATION_METHODS"]
+           "ADAPTATION_METHODS", "axis_sums"]
 
 
 class AdaptationError(PhysioAffectError, ValueError):
@@ -55,7 +55,53 @@ def _output(X: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return out
 
 
-class SubjectStandardiser:
+def axis_sums(X: np.ndarray, rows: np.ndarray, keep: tuple[int, ...], chunk: int = 1024,
+              prepare=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum, sum of squares and count of the finite values of ``X[rows]`` per ``keep`` axes.
+
+    Read ``chunk`` rows at a time (a large array is never copied whole), in float64, after
+    ``prepare`` (e.g. a logarithm) if given. NaN and inf are left out. The z-scores of
+    :class:`SubjectStandardiser` and of training's ``AxisNormaliser`` are built on it.
+    """
+    reduce = tuple(a for a in range(X.ndim) if a not in keep)
+    s = s2 = cnt = 0.0
+    for i in range(0, rows.size, chunk):
+        b = X[rows[i:i + chunk]]
+        b = prepare(b) if prepare is not None else np.asarray(b, dtype=np.float64)
+        ok = np.isfinite(b)
+        b = np.where(ok, b, 0.0)
+        s = s + b.sum(axis=reduce)
+        s2 = s2 + (b * b).sum(axis=reduce)
+        cnt = cnt + ok.sum(axis=reduce)
+    return s, s2, cnt
+
+
+class _PerSubject:
+    """What the per-subject adapters share: scikit-learn's ``fit_transform`` and the refusal of
+    subjects that were never fitted."""
+
+    _name = "adapter"
+    _kept = "statistics"  # what fit keeps per subject (named in the refusal)
+
+    def _fitted(self) -> dict:
+        raise NotImplementedError
+
+    def fit_transform(self, X: np.ndarray, y: np.ndarray | None = None, *,
+                      groups: Iterable | None = None) -> np.ndarray:
+        return self.fit(X, groups=groups).transform(X, groups)
+
+    def _check(self, g: np.ndarray) -> dict:
+        fitted = self._fitted()
+        if fitted is None:
+            raise AdaptationError(f"{self._name}: transform before fit")
+        unseen = sorted(set(np.unique(g).tolist()) - set(fitted))
+        if unseen:
+            raise AdaptationError(f"{self._name}: no {self._kept} for subject(s) "
+                                  f"{', '.join(map(str, unseen))} (fit on their windows first)")
+        return fitted
+
+
+class SubjectStandardiser(_PerSubject):
     """Z-score every subject's windows with that subject's own statistics.
 
     Parameters
@@ -92,18 +138,10 @@ class SubjectStandardiser:
             groups: Iterable | None = None, chunk: int = 1024) -> SubjectStandardiser:
         """Statistics of each group's windows (``y`` is ignored: labels are never used)."""
         g = _groups(groups, len(X))
-        reduce = tuple(a for a in range(X.ndim) if a not in self.keep)
         self.stats_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in np.unique(g):
-            rows = np.flatnonzero(g == name)
-            s = s2 = cnt = 0.0
-            for i in range(0, rows.size, chunk):
-                b = self._prepare(X[rows[i:i + chunk]])
-                ok = np.isfinite(b)
-                b = np.where(ok, b, 0.0)
-                s = s + b.sum(axis=reduce)
-                s2 = s2 + (b * b).sum(axis=reduce)
-                cnt = cnt + ok.sum(axis=reduce)
+            s, s2, cnt = axis_sums(X, np.flatnonzero(g == name), self.keep, chunk,
+                                   self._prepare)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
                 var = np.maximum(s2 / np.maximum(cnt, 1) - np.nan_to_num(mean) ** 2, 0.0)
@@ -129,20 +167,13 @@ class SubjectStandardiser:
                 out[r] = (self._prepare(X[r]) - mean) / scale
         return out
 
-    def fit_transform(self, X: np.ndarray, y: np.ndarray | None = None, *,
-                      groups: Iterable | None = None) -> np.ndarray:
-        return self.fit(X, groups=groups).transform(X, groups)
+    _name = "subject standardiser"
 
-    def _check(self, g: np.ndarray) -> None:
-        if not hasattr(self, "stats_"):
-            raise AdaptationError("subject standardiser: transform before fit")
-        unseen = sorted(set(np.unique(g).tolist()) - set(self.stats_))
-        if unseen:
-            raise AdaptationError(f"subject standardiser: no statistics for subject(s) "
-                                  f"{', '.join(map(str, unseen))} (fit on their windows first)")
+    def _fitted(self) -> dict | None:
+        return getattr(self, "stats_", None)
 
 
-class EuclideanAlignment:
+class EuclideanAlignment(_PerSubject):
     """Euclidean alignment (He & Wu 2019) of raw EEG windows ``(n, C, T)`` per subject.
 
     ``R_s`` is the mean of the spatial covariances ``X X^T / T`` of subject ``s``'s windows
@@ -200,24 +231,21 @@ class EuclideanAlignment:
         """float32 ``R^-1/2 X`` of each window with its group's matrix (into ``out`` if given:
         float32 of ``X``'s shape, which may be ``X`` itself: a DEAP-sized run keeps one copy)."""
         g = _groups(groups, len(X))
-        if not hasattr(self, "matrices_"):
-            raise AdaptationError("euclidean alignment: transform before fit")
-        unseen = sorted(set(np.unique(g).tolist()) - set(self.matrices_))
-        if unseen:
-            raise AdaptationError(f"euclidean alignment: no matrix for subject(s) "
-                                  f"{', '.join(map(str, unseen))} (fit on their windows first)")
+        matrices = self._check(g)
         out = _output(X, out)
         for name in np.unique(g):
-            m = self.matrices_[str(name)]
+            m = matrices[str(name)]
             rows = np.flatnonzero(g == name)
             for i in range(0, rows.size, chunk):
                 r = rows[i:i + chunk]
                 out[r] = np.einsum("cd,ndt->nct", m, np.asarray(X[r], dtype=np.float64))
         return out
 
-    def fit_transform(self, X: np.ndarray, y: np.ndarray | None = None, *,
-                      groups: Iterable | None = None) -> np.ndarray:
-        return self.fit(X, groups=groups).transform(X, groups)
+    _name = "euclidean alignment"
+    _kept = "matrix"
+
+    def _fitted(self) -> dict | None:
+        return getattr(self, "matrices_", None)
 
 
 #: Adaptation methods by name (``none`` leaves the windows as they are).

@@ -53,7 +53,8 @@ def fourier_surrogate(x: torch.Tensor, prob: float = 0.5, magnitude: float = 1.0
     pick = torch.rand(n, device=x.device, generator=generator) < prob
     if not bool(pick.any()):
         return x
-    sel = x[pick].float()
+    every = bool(pick.all())  # the default (prob 1): no gather, no scatter, no copy of x
+    sel = x.float() if every else x[pick].float()
     spec = torch.fft.rfft(sel, dim=-1)
     phase = torch.rand((sel.shape[0], sel.shape[1] if channel_independent else 1,
                         spec.shape[-1]), device=x.device,
@@ -61,7 +62,10 @@ def fourier_surrogate(x: torch.Tensor, prob: float = 0.5, magnitude: float = 1.0
     phase[..., 0] = 0.0
     if t % 2 == 0:
         phase[..., -1] = 0.0  # the Nyquist bin of an even length is real too
+    new = torch.fft.irfft(spec * torch.polar(torch.ones_like(phase), phase), n=t,
+                          dim=-1).to(x.dtype)
+    if every:
+        return new
     out = x.clone()
-    out[pick] = torch.fft.irfft(spec * torch.polar(torch.ones_like(phase), phase), n=t,
-                                dim=-1).to(x.dtype)
+    out[pick] = new
     return out

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from physioaffect.errors import PhysioAffectError
+from physioaffect.preprocessing.alignment import ADAPTATION_METHODS
 from physioaffect.preprocessing.pipeline import PipelineConfig
 from physioaffect.sources.sim.model import SimConfig
 
@@ -240,7 +241,8 @@ class AdaptationSettings:
     transductive: bool | None = None
     calibration_s: float = 60.0
 
-    METHODS = ("auto", "none", "subject_zscore", "euclidean")
+    #: ``auto`` and the methods of :mod:`physioaffect.preprocessing.alignment`.
+    METHODS = ("auto", *ADAPTATION_METHODS)
 
     @property
     def uses_test_subject(self) -> bool:

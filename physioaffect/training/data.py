@@ -564,16 +564,9 @@ class AxisNormaliser:
         rows = np.arange(len(X)) if rows is None else np.asarray(rows)
         if rows.size == 0:
             raise TrainingError("normaliser: no training windows")
-        keep = tuple(self.keep)
-        reduce = tuple(a for a in range(X.ndim) if a not in keep)
-        s = s2 = cnt = 0.0
-        for i in range(0, rows.size, chunk):
-            b = np.asarray(X[rows[i:i + chunk]], dtype=np.float64)
-            ok = np.isfinite(b)
-            b = np.where(ok, b, 0.0)
-            s = s + b.sum(axis=reduce)
-            s2 = s2 + (b * b).sum(axis=reduce)
-            cnt = cnt + ok.sum(axis=reduce)
+        from physioaffect.preprocessing.alignment import axis_sums
+
+        s, s2, cnt = axis_sums(X, rows, tuple(self.keep), chunk)
         cnt = np.maximum(cnt, 1)
         self.mean_ = s / cnt
         self.scale_ = np.sqrt(np.maximum(s2 / cnt - self.mean_ ** 2, 0.0)) + self.eps
