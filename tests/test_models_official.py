@@ -65,6 +65,24 @@ def test_imported_regressor_gives_the_official_outputs() -> None:
         torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-6)
 
 
+def test_regressor_saved_with_the_token_mixer_name_loads(tmp_path) -> None:
+    """The official regression code's top-level EmT_Reg.py calls its GRU ``token_mixer``
+    (``transformer.layers.N.0.fn.token_mixer.weight_ih_l0`` ...): such a file imports and gives
+    the official outputs."""
+    torch.manual_seed(3)
+    ref = reference_models().RefEmTRegressor().eval()
+    state = {k.replace(".fn.lstm.", ".fn.token_mixer."): v for k, v in ref.state_dict().items()}
+    assert any(".fn.token_mixer.weight_ih_l0" in k for k in state)
+    assert not any(".fn.lstm." in k for k in state)
+    path = tmp_path / "official_regression.pth"
+    torch.save(state, path)
+    out = import_official(path, "emt_mahnob_regression", tmp_path / "model")
+    ours = M.load_model(out)
+    x = torch.rand(2, 72, 32, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-6)
+
+
 def test_shape_mismatch_is_refused_by_name(tmp_path) -> None:
     torch.manual_seed(0)
     ref = reference_models().RefEmT(num_chan=32, layers_transformer=4, K=4)  # K 4, the preset has K 3

@@ -379,8 +379,9 @@ def official_key_map(model: EmT) -> dict[str, str]:
     (``regression/model/EmT.py``) name their parts ``GE1``/``GE2`` (``encoder.<i>.filter_weight``,
     ``filter_bias``, ``tokenizer``), ``adjs``, ``transformer.layers.<i>.0`` (``PreNorm``:
     ``norm``, ``fn.to_qkv``, ``fn.STA.1`` with the old ``torch.nn.utils.weight_norm`` keys
-    ``weight_g``/``weight_v``, ``fn.to_out.0``; the regressor: ``fn.to_qkv``, ``fn.lstm``,
-    ``fn.to_out.0``), ``transformer.layers.<i>.1`` (``norm``, ``fn.net.0``, ``fn.net.3``),
+    ``weight_g``/``weight_v``, ``fn.to_out.0``; the regressor: ``fn.to_qkv``, the GRU
+    ``fn.lstm`` in ``regression/model/EmT.py``, ``fn.token_mixer`` in ``EmT_Reg.py`` (read as
+    ``fn.lstm``), ``fn.to_out.0``), ``transformer.layers.<i>.1`` (``norm``, ``fn.net.0``, ``fn.net.3``),
     ``to_GNN_out`` and ``MLP.0``. Ours keep the weight norm as a parametrization
     (``parametrizations.weight.original0`` = g, ``original1`` = v).
     """

@@ -203,6 +203,9 @@ def load_official_state_dict(model: EEGModel, state: dict[str, torch.Tensor],
 def _official_alias(key: str) -> str:
     if key.startswith("module."):
         key = key[len("module."):]
+    # The official regression code names its GRU token mixer ``token_mixer`` (EmT_Reg.py at
+    # the repository's top) or ``lstm`` (regression/model/EmT.py): one tensor, two names.
+    key = key.replace(".fn.token_mixer.", ".fn.lstm.")
     # An official model built with the newer parametrized weight_norm saves these names.
     return (key.replace("STA.1.parametrizations.weight.original0", "STA.1.weight_g")
                .replace("STA.1.parametrizations.weight.original1", "STA.1.weight_v"))
