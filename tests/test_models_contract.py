@@ -13,8 +13,8 @@ import torch
 import physioaffect.models as M
 from physioaffect.models.contract import CheckpointContract, ContractError, Standardisation
 from physioaffect.preprocessing import PipelineConfig
+from physioaffect.preprocessing.standardise import Standardiser
 from physioaffect.training.checkpoint import build_inputs, predict
-from physioaffect.training.data import AxisNormaliser
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -54,12 +54,12 @@ def _checkpoint(name: str, tmp_path):
     torch.manual_seed(0)
     model = M.create(name, n_chans=len(CHANNELS), n_outputs=n_out, n_times=512, sfreq=FS,
                      **{**kind.model_kwargs(params, built), **kwargs}).eval()
-    norms = {"eeg": AxisNormaliser(kind.norm_axes).fit(built).standardisation()}
+    norms = {"eeg": Standardiser(kind.norm_axes).fit(built).standardisation()}
     extra = {}
     per = None
     if name == "fusion":
         per = np.random.default_rng(1).standard_normal((len(x), 3)).astype(np.float32)
-        norms["peripheral"] = AxisNormaliser((1,)).fit(per).standardisation()
+        norms["peripheral"] = Standardiser((1,)).fit(per).standardisation()
         extra = {"peripheral_features": ("a", "b", "c"), "peripheral_signals": ("ECG",)}
     contract = CheckpointContract(
         model=name, modalities=("eeg", "peripheral") if name == "fusion" else ("eeg",),

@@ -139,11 +139,12 @@ def test_adaptation_on_test_subjects_must_be_allowed_and_is_named_transductive()
         TrainConfig(dataset="sim", root="unused", model="eeg_deformer",
                     adaptation={"method": "euclidean", "transductive": False}).resolve()
     cfg = TrainConfig(dataset="sim", root="unused", model="eeg_deformer").resolve()
-    assert cfg.adaptation.method == "euclidean" and cfg.adaptation.transductive is True
-    cfg = TrainConfig(dataset="sim", root="unused", model="emt").resolve()
-    assert cfg.adaptation.method == "subject_zscore" and cfg.adaptation.transductive is True
+    # auto: chosen per fold on validation subjects among none and the input's method
+    assert cfg.adaptation.method == "auto"
+    assert cfg.adaptation.candidate("raw") == "euclidean"
+    assert cfg.adaptation.candidate("graphs") == "subject_zscore"
     cfg = TrainConfig(dataset="sim", root="unused", model="eeg_deformer",
                       adaptation={"transductive": False}).resolve()
-    assert cfg.adaptation.method == "none" and cfg.adaptation.transductive is False
+    assert cfg.adaptation.method == "none"
     with pytest.raises(TrainingError, match="euclidean aligns raw EEG"):
         TrainConfig(dataset="sim", root="unused", model="emt", adaptation={"method": "euclidean"}).resolve()

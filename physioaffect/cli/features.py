@@ -22,25 +22,18 @@ import numpy as np
 import typer
 
 from physioaffect.errors import PhysioAffectError
+from physioaffect.streams.signals import PERIPHERAL_SIGNALS, SIGNAL_ALIASES, canonical_signal
 
-_PERIPHERAL_TYPES = {
-    "ECG": "ECG",
-    "GSR": "EDA",
-    "EDA": "EDA",
-    "PPG": "PPG",
-    "RESP": "RESP",
-    "RSP": "RESP",
-    "TEMP": "TEMP",
-}
-_UV = {
-    "microvolts": 1.0,
-    "uv": 1.0,
-    "µv": 1.0,
-    "volts": 1e6,
-    "v": 1e6,
-    "millivolts": 1e3,
-    "mv": 1e3,
-}
+
+def _to_uv(unit: str) -> float:
+    """Factor from an EEG stream's unit to microvolts (an unknown or missing unit: taken as
+    microvolts, the package's EEG unit)."""
+    from physioaffect.streams.units import UnitError, conversion_factor
+
+    try:
+        return conversion_factor(unit, "µV")
+    except UnitError:
+        return 1.0
 
 
 class FeaturesInputError(PhysioAffectError, ValueError):
@@ -105,20 +98,20 @@ def load_source(source: str, duration: float | None = None) -> dict[str, Any]:
             keep = ts < ts[0] + duration
             ts, samples = ts[keep], samples[keep]
         if kind == "EEG":
-            scale = _UV.get(str(info.channels[0].unit).lower(), 1.0) if info.channels else 1.0
+            scale = _to_uv(str(info.channels[0].unit)) if info.channels else 1.0
             out.update(
                 eeg=np.asarray(samples, dtype=float).T * scale,
                 eeg_ts=ts,
                 sfreq=float(info.nominal_srate),
                 ch_names=[c.label for c in info.channels],
             )
-        elif kind in _PERIPHERAL_TYPES:
-            out["peripherals"][_PERIPHERAL_TYPES[kind]] = (
+        elif canonical_signal(kind):
+            out["peripherals"][canonical_signal(kind)] = (
                 np.asarray(samples[:, 0], dtype=float),
                 float(info.nominal_srate),
                 ts,
             )
-            out["peripheral_units"][_PERIPHERAL_TYPES[kind]] = (
+            out["peripheral_units"][canonical_signal(kind)] = (
                 str(info.channels[0].unit) if info.channels else "")
     if out["eeg"] is None and not out["peripherals"]:
         raise FeaturesInputError(
@@ -153,7 +146,8 @@ def _load_mne(path: Path, duration: float | None) -> dict[str, Any]:
             name = raw.ch_names[i].upper()
             mod, scale, unit = by_type.get(kind, (None, 1.0, None))
             if mod is None:
-                mod = next((v for k, v in _PERIPHERAL_TYPES.items() if k in name), None)
+                mod = next((canonical_signal(k) for k in (*PERIPHERAL_SIGNALS, *SIGNAL_ALIASES)
+                            if k in name), None)
                 scale, unit = (1e3, "mV") if mod == "ECG" else (1.0, None)
             if mod and mod not in per:
                 per[mod] = (raw.get_data(picks=[i])[0] * scale, fs, raw.times)

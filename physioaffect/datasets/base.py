@@ -45,6 +45,13 @@ class UnsafePickleError(DatasetError):
     """A pickle asked for a global the restricted unpickler does not admit."""
 
 
+def natural_key(s: object) -> tuple:
+    """Sort key that orders numbers inside names by value (``s2`` before ``s10``)."""
+    import re
+
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(s)))
+
+
 def numbered_subjects(found: dict[int, str], folder: Path, file_name: Callable[[int], str],
                       first: int = 1, last: int | None = None) -> list[str]:
     """Subject ids of numbered files, in number order; gaps from ``first`` to ``last`` are errors.

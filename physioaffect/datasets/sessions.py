@@ -28,7 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from physioaffect.datasets.base import DatasetError, DatasetReader, Signal, SubjectRecording, Trial
+from physioaffect.datasets.base import (
+    DatasetError,
+    DatasetReader,
+    Signal,
+    SubjectRecording,
+    Trial,
+    natural_key,
+)
 from physioaffect.log import progress_enabled, verbose
 
 SUFFIX = "_physio.h5"
@@ -80,7 +87,7 @@ class SessionsReader(DatasetReader):
                 raise DatasetError(f"{p}: no stimulus_onset markers (JSON markers "
                                    '{"event": "stimulus_onset", "trial": ...} delimit trials)')
         self._files = {k: [p for _, p in sorted(v)] for k, v in by_subject.items()}
-        return sorted(self._files, key=_natural)
+        return sorted(self._files, key=natural_key)
 
     def files(self) -> list[Path]:
         return [p for s in self.subjects for p in self._files[s]]
@@ -192,12 +199,6 @@ def _marker_trials(markers: list, path: Path) -> list[dict]:
         t["ratings"] = r
         t["trial"] = i
     return out
-
-
-def _natural(s: str) -> tuple:
-    import re
-
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
 
 
 @verbose

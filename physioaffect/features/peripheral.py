@@ -44,6 +44,7 @@ from physioaffect.preprocessing.quality import (
     signal_problems,
     warn_quality,
 )
+from physioaffect.streams.signals import SIGNAL_ALIASES, canonical_signal
 
 __all__ = [
     "MODALITIES",
@@ -444,14 +445,12 @@ MODALITIES: dict[str, _Spec] = {
         _temp_summarise, _temp_quality,
     ),
 }
-_ALIASES = {"GSR": "EDA", "RSP": "RESP", "SKT": "TEMP", "BVP": "PPG"}
-
-
 def _spec(modality: str) -> tuple[str, _Spec]:
-    key = _ALIASES.get(modality.upper(), modality.upper())
+    key = canonical_signal(modality)
     if key not in MODALITIES:
         raise SignalInputError(
-            f"modality: expected one of {sorted(MODALITIES)} (or {sorted(_ALIASES)}), got {modality!r}"
+            f"modality: expected one of {sorted(MODALITIES)} (or {sorted(SIGNAL_ALIASES)}), "
+            f"got {modality!r}"
         )
     return key, MODALITIES[key]
 

@@ -17,6 +17,18 @@ Both follow scikit-learn's ``fit/transform`` with the subject of each window pas
 ``groups``; :meth:`transform` of a group never seen in :meth:`fit` raises. Fitting on a *test*
 subject's windows uses that subject's data (not its labels): a protocol that does so is
 transductive, and training says so in its config and report.
+
+A live decoder cannot fit on a session it has not seen yet. :class:`OnlineAdaptation` is the
+same adaptation with a *recursive reference*: after a calibration period it keeps updating as
+windows arrive (a running mean of spatial covariances for Euclidean alignment, as in the
+incremental alignment of Wu's group; running moments for the z-scores), each window adapted
+with the reference of everything up to and including itself. The forgetting rule: a window that
+ended ``d`` seconds ago weighs ``2 ** (-d / half_life_s)``; with ``half_life_s=None`` (the
+default) every window since the start weighs the same, so the reference converges to the
+whole-session one and a session that starts with one kind of stimulus recovers as the others
+come. Keep a half-life well above a stimulus' length: a reference that follows the current
+emotional state removes the very differences the decoder is to detect. The live decoder and the
+trainer's live-protocol score both run this class, window by window, so they give equal outputs.
 """
 
 from __future__ import annotations
@@ -25,13 +37,20 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from physioaffect.errors import PhysioAffectError
+from physioaffect.preprocessing.standardise import (
+    NormalisationError,
+    RunningMoments,
+    Standardiser,
+    axis_sums,
+    decay,
+)
 
 __all__ = ["AdaptationError", "SubjectStandardiser", "EuclideanAlignment", "make_adapter",
-           "ADAPTATION_METHODS", "axis_sums"]
+           "ADAPTATION_METHODS", "axis_sums", "SubjectAdaptation", "OnlineAdaptation",
+           "RunningCovariance"]
 
 
-class AdaptationError(PhysioAffectError, ValueError):
+class AdaptationError(NormalisationError):
     """Per-subject adaptation cannot be fitted or applied (one-line message)."""
 
 
@@ -45,63 +64,7 @@ def _groups(groups: Iterable | None, n: int) -> np.ndarray:
     return g
 
 
-def _output(X: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """The array a transform writes into (each chunk is read before it is overwritten)."""
-    if out is None:
-        return np.empty(X.shape, dtype=np.float32)
-    if out.shape != X.shape or out.dtype != np.float32:
-        raise AdaptationError(f"out: expected float32 of shape {X.shape}, got {out.dtype} "
-                              f"{out.shape}")
-    return out
-
-
-def axis_sums(X: np.ndarray, rows: np.ndarray, keep: tuple[int, ...], chunk: int = 1024,
-              prepare=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sum, sum of squares and count of the finite values of ``X[rows]`` per ``keep`` axes.
-
-    Read ``chunk`` rows at a time (a large array is never copied whole), in float64, after
-    ``prepare`` (e.g. a logarithm) if given. NaN and inf are left out. The z-scores of
-    :class:`SubjectStandardiser` and of training's ``AxisNormaliser`` are built on it.
-    """
-    reduce = tuple(a for a in range(X.ndim) if a not in keep)
-    s = s2 = cnt = 0.0
-    for i in range(0, rows.size, chunk):
-        b = X[rows[i:i + chunk]]
-        b = prepare(b) if prepare is not None else np.asarray(b, dtype=np.float64)
-        ok = np.isfinite(b)
-        b = np.where(ok, b, 0.0)
-        s = s + b.sum(axis=reduce)
-        s2 = s2 + (b * b).sum(axis=reduce)
-        cnt = cnt + ok.sum(axis=reduce)
-    return s, s2, cnt
-
-
-class _PerSubject:
-    """What the per-subject adapters share: scikit-learn's ``fit_transform`` and the refusal of
-    subjects that were never fitted."""
-
-    _name = "adapter"
-    _kept = "statistics"  # what fit keeps per subject (named in the refusal)
-
-    def _fitted(self) -> dict:
-        raise NotImplementedError
-
-    def fit_transform(self, X: np.ndarray, y: np.ndarray | None = None, *,
-                      groups: Iterable | None = None) -> np.ndarray:
-        return self.fit(X, groups=groups).transform(X, groups)
-
-    def _check(self, g: np.ndarray) -> dict:
-        fitted = self._fitted()
-        if fitted is None:
-            raise AdaptationError(f"{self._name}: transform before fit")
-        unseen = sorted(set(np.unique(g).tolist()) - set(fitted))
-        if unseen:
-            raise AdaptationError(f"{self._name}: no {self._kept} for subject(s) "
-                                  f"{', '.join(map(str, unseen))} (fit on their windows first)")
-        return fitted
-
-
-class SubjectStandardiser(_PerSubject):
+class SubjectStandardiser(Standardiser):
     """Z-score every subject's windows with that subject's own statistics.
 
     Parameters
@@ -122,58 +85,43 @@ class SubjectStandardiser(_PerSubject):
     feature are all NaN keeps NaN there (the training normaliser turns it into the mean).
     """
 
-    def __init__(self, keep: tuple[int, ...] = (1,), log: bool = False, eps: float = 1e-6) -> None:
-        self.keep = tuple(keep)
-        self.log = log
-        self.eps = eps
-
-    def _prepare(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if self.log:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                x = np.where(x > 0, np.log(np.where(x > 0, x, 1.0)), np.nan)
-        return x
-
-    def fit(self, X: np.ndarray, y: np.ndarray | None = None, *,
-            groups: Iterable | None = None, chunk: int = 1024) -> SubjectStandardiser:
-        """Statistics of each group's windows (``y`` is ignored: labels are never used)."""
-        g = _groups(groups, len(X))
-        self.stats_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for name in np.unique(g):
-            s, s2, cnt = axis_sums(X, np.flatnonzero(g == name), self.keep, chunk,
-                                   self._prepare)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
-                var = np.maximum(s2 / np.maximum(cnt, 1) - np.nan_to_num(mean) ** 2, 0.0)
-            self.stats_[str(name)] = (mean, np.sqrt(var) + self.eps)
-        return self
-
-    def transform(self, X: np.ndarray, groups: Iterable | None = None,
-                  chunk: int = 1024, out: np.ndarray | None = None) -> np.ndarray:
-        """float32 copy of ``X`` with each group's statistics applied (into ``out`` if given:
-        float32 of ``X``'s shape, which may be ``X`` itself)."""
-        g = _groups(groups, len(X))
-        self._check(g)
-        out = _output(X, out)
-        shape = [1] * X.ndim
-        for a in self.keep:
-            shape[a] = X.shape[a]
-        for name in np.unique(g):
-            mean, scale = self.stats_[str(name)]
-            mean, scale = mean.reshape(shape), scale.reshape(shape)
-            rows = np.flatnonzero(g == name)
-            for i in range(0, rows.size, chunk):
-                r = rows[i:i + chunk]
-                out[r] = (self._prepare(X[r]) - mean) / scale
-        return out
-
     _name = "subject standardiser"
 
-    def _fitted(self) -> dict | None:
-        return getattr(self, "stats_", None)
+    def __init__(self, keep: tuple[int, ...] = (1,), log: bool = False,
+                 eps: float = 1e-6) -> None:
+        super().__init__(keep, log=log, eps=eps, fill=None)
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None, *, rows: np.ndarray | None = None,
+            groups: Iterable | None = None, chunk: int = 1024) -> SubjectStandardiser:
+        """Statistics of each group's windows among ``rows`` (all by default; ``y`` is
+        ignored: labels are never used)."""
+        super().fit(X, rows=rows, groups=_groups(groups, len(X)), chunk=chunk)
+        return self
 
 
-class EuclideanAlignment(_PerSubject):
+def window_covariances(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spatial covariances ``X X^T / T`` of windows ``(n, C, T)`` (channel means removed), in
+    float64, and which windows are usable (every sample finite)."""
+    b = np.asarray(X, dtype=np.float64)
+    ok = np.isfinite(b).all(axis=(1, 2))
+    b = np.where(ok[:, None, None], b, 0.0)
+    b = b - b.mean(axis=2, keepdims=True)
+    return np.einsum("nct,ndt->ncd", b, b) / max(b.shape[2], 1), ok
+
+
+def inverse_sqrt(r: np.ndarray, shrinkage: float, who: str = "subject") -> np.ndarray:
+    """``R^-1/2`` of a mean covariance after shrinkage towards ``trace(R)/C * I``."""
+    n_ch = r.shape[0]
+    tr = np.trace(r) / n_ch
+    if not tr > 0:
+        raise AdaptationError(f"euclidean alignment: {who}'s EEG is flat")
+    r = (1 - shrinkage) * r + shrinkage * tr * np.eye(n_ch)
+    w, v = np.linalg.eigh(r)
+    w = np.maximum(w, tr * 1e-10)
+    return (v * (1.0 / np.sqrt(w))) @ v.T
+
+
+class EuclideanAlignment:
     """Euclidean alignment (He & Wu 2019) of raw EEG windows ``(n, C, T)`` per subject.
 
     ``R_s`` is the mean of the spatial covariances ``X X^T / T`` of subject ``s``'s windows
@@ -189,42 +137,46 @@ class EuclideanAlignment(_PerSubject):
         well conditioned for rank-deficient data (average reference, few windows).
     """
 
+    _name = "euclidean alignment"
+
     def __init__(self, shrinkage: float = 1e-3) -> None:
         self.shrinkage = shrinkage
 
-    def fit(self, X: np.ndarray, y: np.ndarray | None = None, *,
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None, *, rows: np.ndarray | None = None,
             groups: Iterable | None = None, chunk: int = 512) -> EuclideanAlignment:
-        """Mean covariance and its inverse square root per group (``y`` ignored)."""
+        """Mean covariance and its inverse square root per group, from the windows among
+        ``rows`` (all by default; ``y`` ignored)."""
         if np.ndim(X) != 3:
             raise AdaptationError(f"euclidean alignment: expected windows (n, channels, "
                                   f"samples), got shape {np.shape(X)}")
         g = _groups(groups, len(X))
+        use = np.arange(len(X)) if rows is None else np.asarray(rows, dtype=int)
         self.matrices_: dict[str, np.ndarray] = {}
         n_ch = X.shape[1]
-        for name in np.unique(g):
-            rows = np.flatnonzero(g == name)
+        for name in np.unique(g[use]):
+            rows = use[g[use] == name]
             acc = np.zeros((n_ch, n_ch))
             used = 0
             for i in range(0, rows.size, chunk):
-                b = np.asarray(X[rows[i:i + chunk]], dtype=np.float64)
-                b = b[np.isfinite(b).all(axis=(1, 2))]
-                if not len(b):
-                    continue
-                b = b - b.mean(axis=2, keepdims=True)
-                acc += np.einsum("nct,ndt->cd", b, b) / b.shape[2]
-                used += len(b)
+                cov, ok = window_covariances(X[rows[i:i + chunk]])
+                acc += cov[ok].sum(axis=0)
+                used += int(ok.sum())
             if used == 0:
                 raise AdaptationError(f"euclidean alignment: subject {name} has no window "
                                       "without missing samples")
-            r = acc / used
-            tr = np.trace(r) / n_ch
-            if not tr > 0:
-                raise AdaptationError(f"euclidean alignment: subject {name}'s EEG is flat")
-            r = (1 - self.shrinkage) * r + self.shrinkage * tr * np.eye(n_ch)
-            w, v = np.linalg.eigh(r)
-            w = np.maximum(w, tr * 1e-10)
-            self.matrices_[str(name)] = (v * (1.0 / np.sqrt(w))) @ v.T
+            self.matrices_[str(name)] = inverse_sqrt(acc / used, self.shrinkage,
+                                                     f"subject {name}")
         return self
+
+    def _check(self, g: np.ndarray) -> dict:
+        fitted = getattr(self, "matrices_", None)
+        if fitted is None:
+            raise AdaptationError(f"{self._name}: transform before fit")
+        unseen = sorted(set(np.unique(g).tolist()) - set(fitted))
+        if unseen:
+            raise AdaptationError(f"{self._name}: no matrix for subject(s) "
+                                  f"{', '.join(map(str, unseen))} (fit on their windows first)")
+        return fitted
 
     def transform(self, X: np.ndarray, groups: Iterable | None = None,
                   chunk: int = 512, out: np.ndarray | None = None) -> np.ndarray:
@@ -234,18 +186,72 @@ class EuclideanAlignment(_PerSubject):
         matrices = self._check(g)
         out = _output(X, out)
         for name in np.unique(g):
-            m = matrices[str(name)]
             rows = np.flatnonzero(g == name)
             for i in range(0, rows.size, chunk):
                 r = rows[i:i + chunk]
-                out[r] = np.einsum("cd,ndt->nct", m, np.asarray(X[r], dtype=np.float64))
+                out[r] = align(matrices[str(name)], X[r])
         return out
 
-    _name = "euclidean alignment"
-    _kept = "matrix"
+    def fit_transform(self, X: np.ndarray, y: np.ndarray | None = None, *,
+                      groups: Iterable | None = None) -> np.ndarray:
+        return self.fit(X, groups=groups).transform(X, groups)
 
-    def _fitted(self) -> dict | None:
-        return getattr(self, "matrices_", None)
+
+def align(matrix: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``matrix @ x`` for every window ``x`` of ``X`` ``(n, C, T)``, computed in float64."""
+    return np.einsum("cd,ndt->nct", matrix, np.asarray(X, dtype=np.float64))
+
+
+def _output(X: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """The array a transform writes into (each chunk is read before it is overwritten)."""
+    if out is None:
+        return np.empty(np.shape(X), dtype=np.float32)
+    if out.shape != np.shape(X) or out.dtype != np.float32:
+        raise AdaptationError(f"out: expected float32 of shape {np.shape(X)}, got {out.dtype} "
+                              f"{out.shape}")
+    return out
+
+
+class RunningCovariance:
+    """Recursive reference of Euclidean alignment: a running mean of window covariances.
+
+    Parameters
+    ----------
+    shrinkage : float
+        As in :class:`EuclideanAlignment`.
+    half_life_s : float or None
+        Forgetting (see the module docstring); None: every window weighs the same.
+    """
+
+    def __init__(self, shrinkage: float = 1e-3, half_life_s: float | None = None) -> None:
+        self.shrinkage = shrinkage
+        self.half_life_s = half_life_s
+        self._acc: np.ndarray | None = None
+        self._w = 0.0
+        self._t: float | None = None
+        self._matrix: np.ndarray | None = None
+        self.n_windows = 0
+
+    def update(self, x: np.ndarray, t_end: float) -> None:
+        """Add one window ``(C, T)`` ending at ``t_end`` (s); a window with missing samples is
+        left out, as in :meth:`EuclideanAlignment.fit`."""
+        cov, ok = window_covariances(np.asarray(x)[None])
+        if not ok[0]:
+            return
+        w = decay(self._t, t_end, self.half_life_s)
+        self._acc = cov[0] if self._acc is None else w * self._acc + cov[0]
+        self._w = w * self._w + 1.0
+        self._t = float(t_end)
+        self._matrix = None
+        self.n_windows += 1
+
+    def matrix(self) -> np.ndarray:
+        """``R^-1/2`` of the current reference."""
+        if self._acc is None:
+            raise AdaptationError("euclidean alignment: no complete window yet")
+        if self._matrix is None:
+            self._matrix = inverse_sqrt(self._acc / self._w, self.shrinkage, "the subject")
+        return self._matrix
 
 
 #: Adaptation methods by name (``none`` leaves the windows as they are).
@@ -264,12 +270,25 @@ def make_adapter(method: str, keep: tuple[int, ...] = (1,), log: bool = False):
                           f"got {method!r}")
 
 
+def _check_method(method: str, eeg_kind: str | None) -> None:
+    if method not in ADAPTATION_METHODS:
+        raise AdaptationError(f"adaptation method: expected one of "
+                              f"{', '.join(ADAPTATION_METHODS)}, got {method!r}")
+    if method == "euclidean" and eeg_kind not in ("raw", None):
+        raise AdaptationError(f"adaptation method euclidean aligns raw EEG; this network "
+                              f"takes {eeg_kind} inputs (use subject_zscore)")
+
+
+#: Axes with their own statistics per input (besides raw EEG, which depends on the method).
+_KEEP = {"graphs": (2, 3), "de": (1, 2), "peripheral": (1,), "face": (1,)}
+
+
 class SubjectAdaptation:
     """Per-subject adaptation of every input of a network or baseline, by one method.
 
     One object serves training (fitted on all subjects' windows, each subject with its own
-    statistics), evaluation on new subjects and the live decoder (fitted on a calibration
-    period of the new subject). What each input gets:
+    statistics) and evaluation on new subjects' whole sessions; the live decoder uses
+    :class:`OnlineAdaptation`. What each input gets:
 
     ============  =========================  ===========================================
     input         ``subject_zscore``         ``euclidean``
@@ -287,16 +306,10 @@ class SubjectAdaptation:
         Input kind of the network's EEG branch (what ``eeg`` arrays hold).
     """
 
-    #: Axes with their own statistics per input (besides raw EEG, which depends on the method).
-    KEEP = {"graphs": (2, 3), "de": (1, 2), "peripheral": (1,), "face": (1,)}
+    KEEP = _KEEP
 
     def __init__(self, method: str, eeg_kind: str | None = "raw") -> None:
-        if method not in ADAPTATION_METHODS:
-            raise AdaptationError(f"adaptation method: expected one of "
-                                  f"{', '.join(ADAPTATION_METHODS)}, got {method!r}")
-        if method == "euclidean" and eeg_kind not in ("raw", None):
-            raise AdaptationError(f"adaptation method euclidean aligns raw EEG; this network "
-                                  f"takes {eeg_kind} inputs (use subject_zscore)")
+        _check_method(method, eeg_kind)
         self.method = method
         self.eeg_kind = eeg_kind
         self.adapters_: dict[str, object] = {}
@@ -338,3 +351,108 @@ class SubjectAdaptation:
     @property
     def fitted(self) -> bool:
         return self.method == "none" or bool(self.adapters_)
+
+
+class OnlineAdaptation:
+    """One subject's adaptation with a recursive reference, updated window by window.
+
+    The live decoder's adaptation, and the trainer's emulation of it (both call :meth:`step`
+    on the same windows in recording order, so they give equal outputs). Same inputs and
+    statistics as :class:`SubjectAdaptation`; see the module docstring for the forgetting rule.
+
+    Parameters
+    ----------
+    method : {"none", "subject_zscore", "euclidean"}
+    eeg_kind : {"raw", "graphs"} or None
+    half_life_s : float or None
+        Seconds after which a window counts half in the reference (None: no forgetting).
+    online : bool
+        Whether the reference keeps updating after :meth:`end_calibration` (False: it is
+        frozen there, the calibrate-then-freeze variant).
+    """
+
+    KEEP = _KEEP
+
+    def __init__(self, method: str, eeg_kind: str | None = "raw",
+                 half_life_s: float | None = None, online: bool = True) -> None:
+        _check_method(method, eeg_kind)
+        if half_life_s is not None and not half_life_s > 0:
+            raise AdaptationError(f"half_life_s must be > 0 s or None, got {half_life_s}")
+        self.method = method
+        self.eeg_kind = eeg_kind
+        self.half_life_s = half_life_s
+        self.online = bool(online)
+        self.frozen = False
+        self.refs_: dict[str, RunningCovariance | RunningMoments] = {}
+        self.n_windows = 0
+        self.first_t: float | None = None
+        self.last_t: float | None = None
+
+    def _make(self, name: str, ndim: int):
+        h = self.half_life_s
+        if name == "eeg" and self.eeg_kind == "graphs":
+            return RunningMoments(self.KEEP["graphs"], log=True, half_life_s=h)
+        if name == "eeg" and self.method == "euclidean":
+            return RunningCovariance(half_life_s=h)
+        if name == "eeg":
+            return RunningMoments((1,), half_life_s=h)
+        return RunningMoments(self.KEEP.get(name, (1,)), half_life_s=h)
+
+    def update(self, window: dict[str, np.ndarray | None], t_end: float) -> None:
+        """Add one window (each input without its window axis) that ends at ``t_end`` (s)."""
+        if self.method == "none" or self.frozen:
+            return
+        for name, x in window.items():
+            if x is None:
+                continue
+            ref = self.refs_.get(name)
+            if ref is None:
+                ref = self.refs_[name] = self._make(name, np.ndim(x) + 1)
+            ref.update(x, t_end)
+        self.n_windows += 1
+        self.first_t = float(t_end) if self.first_t is None else self.first_t
+        self.last_t = float(t_end)
+
+    def transform(self, arrays: dict[str, np.ndarray | None]) -> dict[str, np.ndarray | None]:
+        """Batched inputs adapted with the current reference (float32)."""
+        out = {}
+        for name, x in arrays.items():
+            ref = self.refs_.get(name)
+            if ref is None or x is None:
+                out[name] = x
+            elif isinstance(ref, RunningCovariance):
+                out[name] = align(ref.matrix(), x).astype(np.float32)
+            else:
+                out[name] = ref.standardisation().transform(x, fill=None)
+        return out
+
+    def step(self, window: dict[str, np.ndarray | None], t_end: float
+             ) -> dict[str, np.ndarray | None]:
+        """Update with one window (unless frozen), then return it adapted (window axis of 1)."""
+        self.update(window, t_end)
+        return self.transform({k: None if v is None else np.asarray(v)[None]
+                               for k, v in window.items()})
+
+    def stream(self, arrays: dict[str, np.ndarray | None], times: np.ndarray
+               ) -> dict[str, np.ndarray | None]:
+        """:meth:`step` over batched windows in order (``times``: each window's end, s)."""
+        n = len(times)
+        outs: dict[str, list] = {k: [] for k in arrays}
+        for i in range(n):
+            res = self.step({k: None if v is None else v[i] for k, v in arrays.items()},
+                            float(times[i]))
+            for k, v in res.items():
+                outs[k].append(v)
+        return {k: (None if arrays[k] is None else
+                    (np.concatenate(v) if v else np.zeros((0,) + np.shape(arrays[k])[1:],
+                                                          np.float32)))
+                for k, v in outs.items()}
+
+    def end_calibration(self) -> OnlineAdaptation:
+        """The calibration period is over: the reference freezes unless :attr:`online`."""
+        self.frozen = not self.online
+        return self
+
+    @property
+    def fitted(self) -> bool:
+        return self.method == "none" or bool(self.refs_)

@@ -8,7 +8,8 @@ agree.
 
 from __future__ import annotations
 
-__all__ = ["UNIT_SYMBOLS", "unit_symbol"]
+__all__ = ["UNIT_SYMBOLS", "unit_symbol", "SI_POWERS", "si_factor", "conversion_factor",
+           "UnitError"]
 
 #: Symbol (SI where there is one) per lower-case unit spelling found in streams.
 UNIT_SYMBOLS: dict[str, str] = {
@@ -41,3 +42,45 @@ def unit_symbol(unit: str | None, unknown: str | None = "a.u.") -> str | None:
     if text.lower() in _ARBITRARY:
         return unknown
     return UNIT_SYMBOLS.get(text.lower(), text)
+
+
+class UnitError(ValueError):
+    """A unit that cannot be converted (unknown, or of another quantity)."""
+
+
+#: Quantity and power of ten to the SI unit of each symbol: ``value_SI = value * 10**p``. The
+#: one table of unit factors in the package (MNE export, feature transformers, the decoder).
+SI_POWERS: dict[str, tuple[str, int]] = {
+    "V": ("V", 0), "mV": ("V", -3), "µV": ("V", -6), "nV": ("V", -9),
+    "S": ("S", 0), "mS": ("S", -3), "µS": ("S", -6), "°C": ("°C", 0),
+}
+UNIT_SYMBOLS.update({"nanovolts": "nV", "nanovolt": "nV", "nv": "nV", "ms": "mS",
+                     "millisiemens": "mS"})
+
+
+def si_factor(unit: str | None) -> tuple[str, float] | None:
+    """``(SI unit, factor)`` of a stream's unit (``"microvolts"`` -> ``("V", 1e-6)``), or None
+    when the unit is not a known physical one (``a.u.``, missing, unknown)."""
+    sym = unit_symbol(unit, None)
+    found = None if sym is None else SI_POWERS.get(sym)
+    return None if found is None else (found[0], 10.0 ** found[1])
+
+
+def conversion_factor(unit: str | None, to: str) -> float:
+    """Factor that turns values in ``unit`` into values in ``to`` (``"V"`` -> ``"µV"``: 1e6).
+
+    Raises
+    ------
+    UnitError
+        Either unit is unknown or missing, or they measure different quantities.
+    """
+    src, dst = (SI_POWERS.get(unit_symbol(u, None) or "") for u in (unit, to))
+    if dst is None:
+        raise UnitError(f"unknown target unit {to!r}")
+    if src is None:
+        known = ", ".join(k for k, v in SI_POWERS.items() if v[0] == dst[0])
+        what = "missing" if not (unit or "").strip() else "unknown"
+        raise UnitError(f"unit {unit!r} is {what} (expected one of {known})")
+    if src[0] != dst[0]:
+        raise UnitError(f"unit {unit!r} is not a unit of {dst[0]}")
+    return 10.0 ** (src[1] - dst[1])

@@ -216,4 +216,6 @@ class MetricsWorker:
 
 def periph_key(kind: str) -> str:
     """The feature stage's modality name of a stream type (``GSR`` is ``EDA``)."""
-    return {"GSR": "EDA", "RSP": "RESP"}.get(kind.upper(), kind.upper())
+    from physioaffect.streams.signals import canonical_signal
+
+    return canonical_signal(kind) or kind.upper()

@@ -612,9 +612,9 @@ class SubjectModel:
 
     @staticmethod
     def _template(label: str) -> np.ndarray:
-        from physioaffect.streams.montage import _template_positions
+        from physioaffect.streams.montage import template_positions
 
-        return _template_positions()[label.lower()]
+        return template_positions([label])[label]
 
     # -- scenario ----------------------------------------------------------
     def trials_of_cycle(self, cycle: int) -> list[Trial]:
