@@ -198,19 +198,19 @@ def _training_checkpoint(tmp_path, modalities, rec, n_times=256, adaptation=None
     """A checkpoint with a contract written the way ``physioaffect train`` writes one."""
     from physioaffect.features import peripheral as pf
     from physioaffect.models import CheckpointContract, MultimodalFusion, save_checkpoint
-    from physioaffect.training.data import AxisNormaliser
+    from physioaffect.preprocessing.standardise import Standardiser
 
     info, ts, x = rec.signals["EEG"]
     labels = info.labels
     torch.manual_seed(0)
     X = np.stack([filter_array(x[i:i + n_times].T, FS, DEMO_PIPELINE)
                   for i in range(0, 1024, 128)])
-    norms = {"eeg": AxisNormaliser((1,)).fit(X).standardisation()}
+    norms = {"eeg": Standardiser((1,)).fit(X).standardisation()}
     kw = {}
     rng = np.random.default_rng(0)
     if "peripheral" in modalities:
         names = list(pf.feature_names("ECG")) + list(pf.feature_names("EDA"))
-        norms["peripheral"] = AxisNormaliser((1,)).fit(
+        norms["peripheral"] = Standardiser((1,)).fit(
             rng.standard_normal((20, len(names)))).standardisation()
         kw = {"peripheral_signals": ("ECG", "GSR"), "peripheral_features": tuple(names)}
         model = MultimodalFusion(8, 2, n_times, FS, eeg_encoder="deformer",
@@ -220,7 +220,7 @@ def _training_checkpoint(tmp_path, modalities, rec, n_times=256, adaptation=None
         from physioaffect.streams.face_layout import FEATURE_LABELS
 
         names = face_feature_names(FEATURE_LABELS)
-        norms["face"] = AxisNormaliser((1,)).fit(
+        norms["face"] = Standardiser((1,)).fit(
             rng.standard_normal((20, len(names)))).standardisation()
         kw = {"face_features": tuple(names), "face_min_valid": 0.5}
         model = MultimodalFusion(8, 2, n_times, FS, eeg_encoder="deformer",
@@ -320,13 +320,13 @@ def test_adapted_checkpoint_calibrates_on_the_subject_before_its_first_predictio
     """A checkpoint trained with Euclidean alignment: no prediction during the calibration
     period; then predictions equal the training scorer's with the alignment fitted on exactly
     the calibration windows (no labels anywhere)."""
+    from physioaffect.models.feeding import InputMismatchError
     from physioaffect.training.checkpoint import (
         build_inputs,
         fit_adaptation,
         load_checkpoint,
         predict,
     )
-    from physioaffect.training.config import TrainingError
 
     info, ts, x = sim_eeg
     rec = simulate_subject(CFG, 0, duration=12)
@@ -358,5 +358,82 @@ def test_adapted_checkpoint_calibrates_on_the_subject_before_its_first_predictio
     for p, w in got[:4]:
         ref = predict(model, contract, build_inputs(contract, w[None], adaptation=adapter))[0]
         np.testing.assert_allclose(p.values, ref, rtol=1e-5, atol=1e-6)
-    with pytest.raises(TrainingError, match="per-subject adaptation 'euclidean'"):
+    with pytest.raises(InputMismatchError, match="per-subject adaptation 'euclidean'"):
         build_inputs(contract, got[0][1][None])
+
+
+def test_online_adaptation_equals_the_trainers_stream_order_evaluation(sim_eeg, tmp_path):
+    """A checkpoint with online Euclidean alignment: the decoder's predictions, window for
+    window, equal training's live-protocol procedure (:func:`stream_adapted`: calibrate on the
+    first windows, then update with each window before scoring it) run on the same windows and
+    end times."""
+    from physioaffect.models.feeding import model_arrays, normalise, predict, start_adaptation
+    from physioaffect.training.checkpoint import load_checkpoint
+    from physioaffect.training.live import calibration_count, stream_adapted
+
+    info, ts, x = sim_eeg
+    rec = simulate_subject(CFG, 0, duration=12)
+    path = _training_checkpoint(tmp_path, ["eeg"], rec, adaptation={
+        "method": "euclidean", "calibration_s": 4.0, "online": True})
+    bundle = load_bundle(path)
+    hub = _hub(info)
+    calib, got = [], []
+    dec = OnlineDecoder(hub, bundle, rate=2.0, warmup_s=0.0,
+                        on_prediction=lambda p: got.append((p, dec.window(
+                            dec._count - int(np.searchsorted(ts, p.time)) - 1)[0])))
+    calibrate = dec.calibrate
+
+    def spy(w, t_end):
+        calib.append((w.copy(), t_end))
+        return calibrate(w, t_end)
+
+    dec.calibrate = spy
+    _feed(hub, dec, info, ts, x)
+    assert dec.adaptation.online and not dec.adaptation.frozen and len(got) > 8
+    # every decoded window follows the previous one by one hop: a stream without gaps
+    times = np.array([t for _, t in calib] + [p.time for p, _ in got])
+    assert np.allclose(np.diff(times), 0.5, atol=1.5 / FS)
+    windows = np.stack([w for w, _ in calib] + [w for _, w in got])
+    assert calibration_count(times, bundle.window_s, 4.0) == len(calib)
+
+    model, contract = load_checkpoint(path)
+    arrays = model_arrays(contract, windows)
+    adapted = stream_adapted(start_adaptation(contract), arrays, times, len(calib))
+    ref = predict(model, contract, normalise(contract, adapted))
+    live = np.stack([p.values for p, _ in got])
+    np.testing.assert_allclose(live, ref, rtol=1e-5, atol=1e-6)
+    # and it is not the frozen reference: later windows see a reference that moved on
+    frozen = stream_adapted(start_adaptation(contract, online=False), arrays, times,
+                            len(calib))
+    assert not np.allclose(adapted["eeg"][-1], frozen["eeg"][-1], atol=1e-3)
+
+
+def test_a_stream_in_volts_decodes_as_the_same_stream_in_microvolts(sim_eeg):
+    """Units on the live path: an EEG stream that says volts is converted (the network sees
+    microvolts); one in an unknown unit, or without a unit, is refused with one line naming
+    the stream and channel, unless the operator declares the unit."""
+    import dataclasses
+
+    info, ts, x = sim_eeg
+    assert {c.unit for c in info.channels} == {"microvolts"}
+    bundle = _bundle()
+
+    def run(stream_info, samples, **kw):
+        hub = StreamHub([stream_info], seconds=30)
+        dec = OnlineDecoder(hub, bundle, rate=2.0, warmup_s=0.0, **kw)
+        return np.stack([p.values for p in _feed(hub, dec, stream_info, ts, samples)])
+
+    def with_unit(unit: str):
+        return dataclasses.replace(info, channels=tuple(dataclasses.replace(c, unit=unit)
+                                                        for c in info.channels))
+
+    ref = run(info, x)
+    volts = run(with_unit("V"), x * 1e-6)
+    np.testing.assert_allclose(volts, ref, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(run(with_unit("uV"), x * 1e-6), ref, atol=1e-3)  # the positive control
+    with pytest.raises(CheckpointMismatchError, match=r"channel .*'furlongs' is unknown"):
+        run(with_unit("furlongs"), x)
+    with pytest.raises(CheckpointMismatchError, match="declare it with --eeg-unit"):
+        run(with_unit(""), x)
+    np.testing.assert_allclose(run(with_unit(""), x * 1e-3, eeg_unit="mV"), ref, rtol=1e-4,
+                               atol=1e-5)

@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from physioaffect.models._base import ModelConfigError
 from physioaffect.models.inputs import INPUT_KINDS, input_kind
 from physioaffect.models.io import ModelFileError, load_model, read_config, save_model
 from physioaffect.preprocessing.alignment import ADAPTATION_METHODS
 from physioaffect.preprocessing.pipeline import PipelineConfig, decimation_factor, live_problems
+from physioaffect.preprocessing.standardise import NormalisationError, Standardisation
 
 __all__ = ["CheckpointContract", "ContractError", "Standardisation", "CONTRACT_VERSION",
            "CONTRACT_NAME", "save_checkpoint", "load_checkpoint", "read_contract",
@@ -112,65 +111,11 @@ class _Check:
             raise self.fail(name, "an object", v)
         return dict(v)
 
-
-@dataclass(frozen=True, eq=False)
-class Standardisation:
-    """Fitted z-score statistics of one network input.
-
-    ``transform(x) = (x - mean) / scale`` with ``mean`` and ``scale`` broadcast along the
-    ``keep`` axes of the batched input; NaN inputs become 0 (the training mean).
-
-    Attributes
-    ----------
-    keep : tuple of int
-        Axes of the batched input with their own statistics (e.g. ``(1,)``: per channel).
-    mean, scale : ndarray
-        Shape = the sizes of the ``keep`` axes; ``scale > 0``.
-    """
-
-    keep: tuple[int, ...]
-    mean: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def identity(cls, keep: tuple[int, ...], shape: tuple[int, ...]) -> Standardisation:
-        return cls(tuple(keep), np.zeros(shape), np.ones(shape))
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """Normalised float32 copy of ``x`` (batched, axes as in training)."""
-        shape = [1] * np.ndim(x)
-        for a, n in zip(self.keep, np.shape(self.mean), strict=True):
-            shape[a] = n
-        # In place on one float32 copy: a DEAP-sized fold is ~1 GB, temporaries would double it.
-        out = np.array(x, dtype=np.float32, copy=True)
-        out -= self.mean.reshape(shape).astype(np.float32)
-        out /= self.scale.reshape(shape).astype(np.float32)
-        return np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"keep": list(self.keep), "mean": np.asarray(self.mean).tolist(),
-                "scale": np.asarray(self.scale).tolist()}
-
-    @classmethod
-    def from_dict(cls, d: Any, check: _Check, name: str) -> Standardisation:
-        d = check.mapping(name, d)
-        keep = d.get("keep")
-        if not isinstance(keep, list | tuple) or not keep or \
-                not all(isinstance(a, int) and not isinstance(a, bool) and a >= 1 for a in keep):
-            raise check.fail(f"{name}.keep", "a non-empty list of axes >= 1", keep)
+    def standardisation(self, name: str, v: Any) -> Standardisation:
         try:
-            mean = np.asarray(d.get("mean"), dtype=np.float64)
-            scale = np.asarray(d.get("scale"), dtype=np.float64)
-        except (TypeError, ValueError):
-            raise check.fail(f"{name}.mean", "nested lists of numbers", d.get("mean")) from None
-        if mean.ndim != len(keep) or mean.shape != scale.shape:
-            raise check.fail(f"{name}.scale", f"an array of the shape of 'mean' {mean.shape} "
-                             f"with {len(keep)} axes", scale.shape)
-        if not np.isfinite(mean).all():
-            raise check.fail(f"{name}.mean", "finite numbers", "non-finite values")
-        if not (np.isfinite(scale).all() and (scale > 0).all()):
-            raise check.fail(f"{name}.scale", "finite numbers > 0", float(np.min(scale)))
-        return cls(tuple(int(a) for a in keep), mean, scale)
+            return Standardisation.from_dict(dict(self.mapping(name, v)), name)
+        except NormalisationError as err:
+            raise ContractError(f"{self.where}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -226,10 +171,11 @@ class CheckpointContract:
         Regression targets were standardised with these (rating scale).
     subject_adaptation : dict
         How each subject's data were adapted before the network
-        (:class:`~physioaffect.preprocessing.alignment.SubjectAdaptation`): ``method``,
-        ``transductive`` (whether the test subject's own unlabelled data were used) and
-        ``calibration_s`` (seconds of a new subject's data the live decoder adapts on before
-        its first decision).
+        (:mod:`physioaffect.preprocessing.alignment`): ``method``, ``transductive`` (whether
+        the test subject's own unlabelled data were used), ``calibration_s`` (seconds of a new
+        subject's data the live decoder adapts on before its first decision), ``online``
+        (whether the decoder's reference keeps updating after the calibration) and
+        ``half_life_s`` (its forgetting; None: none). ``chosen`` says how the run chose it.
     quality_gate : dict
         ``threshold`` and ``action`` of the training's signal-quality settings (the live
         decoder gates peripheral features the same way).
@@ -264,7 +210,8 @@ class CheckpointContract:
     trained_as: str = ""
     label: str = ""
     subject_adaptation: Mapping[str, Any] = field(
-        default_factory=lambda: {"method": "none", "transductive": False})
+        default_factory=lambda: {"method": "none", "transductive": False, "online": False,
+                                 "half_life_s": None})
     quality_gate: Mapping[str, Any] = field(
         default_factory=lambda: {"threshold": 0.5, "action": "mask"})
     provenance: Mapping[str, Any] = field(default_factory=dict)
@@ -378,7 +325,7 @@ class CheckpointContract:
         if unknown_norm:
             raise c.fail("normalisation", f"statistics of the modalities {list(modalities)} only",
                          unknown_norm)
-        norms = {k: Standardisation.from_dict(v, c, f"normalisation.{k}")
+        norms = {k: c.standardisation(f"normalisation.{k}", v)
                  for k, v in norms_raw.items()}
         for m in modalities:
             if m not in norms:
@@ -441,6 +388,13 @@ class CheckpointContract:
             if "calibration_s" in ad:
                 kw["subject_adaptation"]["calibration_s"] = c.number(
                     "subject_adaptation.calibration_s", ad["calibration_s"])
+            online = ad.get("online", False)
+            if not isinstance(online, bool):
+                raise c.fail("subject_adaptation.online", "true or false", online)
+            kw["subject_adaptation"]["online"] = online
+            half = ad.get("half_life_s")
+            kw["subject_adaptation"]["half_life_s"] = None if half is None else c.number(
+                "subject_adaptation.half_life_s", half)
         if "quality_gate" in d:
             gate = c.mapping("quality_gate", d["quality_gate"])
             kw["quality_gate"] = {

@@ -49,6 +49,11 @@ class ModelSpec:
     input_for : callable or None
         ``input_for(kwargs) -> InputKind or None`` for models whose input depends on their
         hyper-parameters (the fusion network: its EEG encoder's input, None without EEG).
+    named_inputs : bool
+        The network takes named modalities (``model(eeg=, peripheral=, face=, mask=)``) rather
+        than one EEG tensor; it can mask a modality that is missing in a window.
+    tasks : tuple of str
+        The tasks it can be trained for (``classification``, ``regression``).
     """
 
     name: str
@@ -59,6 +64,8 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     fusion_encoder: str | None = None
     input_for: Callable[[dict[str, Any]], InputKind | None] | None = None
+    named_inputs: bool = False
+    tasks: tuple[str, ...] = ("classification", "regression")
 
     def eeg_input(self, kwargs: dict[str, Any] | None = None) -> InputKind | None:
         """The input kind of this model built with ``kwargs``."""
@@ -109,7 +116,8 @@ register_model(ModelSpec(
 register_model(ModelSpec(
     "emt_regression", EmTRegressor,
     "EmT regression variant: GRU token mixer, one prediction per sub-window",
-    "(batch, n_sub_windows, n_chans, n_features) -> (batch, n_sub_windows, n_outputs)", GRAPHS))
+    "(batch, n_sub_windows, n_chans, n_features) -> (batch, n_sub_windows, n_outputs)", GRAPHS,
+    tasks=("regression",)))
 register_model(ModelSpec(
     "eegnet", EEGNet, "EEGNet (Lawhern et al. 2018), braindecode layout",
     "(batch, n_chans, n_times) raw EEG", RAW))
@@ -122,7 +130,7 @@ register_model(ModelSpec(
     "EEG + peripheral + face token fusion with modality mask and modality dropout",
     "eeg (as backbone) + peripheral (batch, T, F_p) + face (batch, T, F_f), each optional",
     None, defaults={"n_peripheral_features": 16, "n_face_features": 17},
-    input_for=_fusion_input))
+    input_for=_fusion_input, named_inputs=True))
 
 
 # Published reference configurations (2 classes). Values from the papers' public code.

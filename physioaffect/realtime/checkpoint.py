@@ -39,6 +39,7 @@ __all__ = [
     "bundle_for_model",
     "load_bundle",
     "match_streams",
+    "channel_scale",
     "save_bundle",
 ]
 
@@ -187,17 +188,48 @@ class StreamMatch:
     peripheral : dict
         Stream type -> StreamInfo for ECG, GSR, PPG, RESP streams present.
     face : StreamInfo or None
+    scale : list of float or None
+        Factor from each picked channel's unit to the checkpoint's EEG unit (``V`` -> ``uV``:
+        1e6); None without EEG.
     """
 
     eeg: StreamInfo | None
     picks: list[int]
     peripheral: dict[str, StreamInfo] = field(default_factory=dict)
     face: StreamInfo | None = None
+    scale: list[float] | None = None
+
+
+def channel_scale(stream: StreamInfo, picks: Sequence[int], unit: str,
+                  assume: str | None = None) -> list[float]:
+    """Factors that turn the picked channels of ``stream`` into ``unit``.
+
+    A channel that declares no unit takes ``assume`` (e.g. from ``decode --eeg-unit``); without
+    it, or with a unit that is unknown or not a voltage, the stream is refused with one line
+    naming it, the channel and the unit.
+    """
+    from physioaffect.streams.units import UnitError, conversion_factor
+
+    out = []
+    for i in picks:
+        ch = stream.channels[i] if i < len(stream.channels) else None
+        declared = (ch.unit if ch is not None else "") or ""
+        given = declared if declared.strip() else assume
+        try:
+            out.append(conversion_factor(given, unit))
+        except UnitError as err:
+            label = ch.label if ch is not None else str(i)
+            hint = ("; declare it with --eeg-unit (e.g. uV)" if not declared.strip()
+                    else "")
+            raise CheckpointMismatchError(
+                f"stream {stream.name!r} channel {label}: {err}; the checkpoint takes EEG in "
+                f"{unit}{hint}") from None
+    return out
 
 
 def match_streams(bundle: DecoderBundle, streams: Sequence[StreamInfo],
-                  rate_tolerance: float = 0.01) -> StreamMatch:
-    """Check the live streams against the checkpoint; map channels by label.
+                  rate_tolerance: float = 0.01, eeg_unit: str | None = None) -> StreamMatch:
+    """Check the live streams against the checkpoint; map channels by label and units.
 
     Parameters
     ----------
@@ -206,15 +238,19 @@ def match_streams(bundle: DecoderBundle, streams: Sequence[StreamInfo],
         What the source offers.
     rate_tolerance : float
         Relative difference of nominal rates still accepted.
+    eeg_unit : str, optional
+        Unit of EEG channels that declare none.
 
     Raises
     ------
     CheckpointMismatchError
-        No EEG stream, a checkpoint channel missing from it, or a different rate.
+        No EEG stream, a checkpoint channel missing from it, a different rate, or a channel
+        whose unit is missing, unknown or not a voltage.
     """
     eegs = [s for s in streams if s.type.upper() == "EEG"]
-    peripheral = {s.type.upper(): s for s in streams
-                  if s.type.upper() in ("ECG", "GSR", "EDA", "PPG", "RESP")}
+    from physioaffect.streams.signals import canonical_signal
+
+    peripheral = {s.type.upper(): s for s in streams if canonical_signal(s.type)}
     face = next((s for s in streams if s.type == "Face"), None)
     if "eeg" not in bundle.modalities:
         return StreamMatch(None, [], peripheral, face)
@@ -239,5 +275,6 @@ def match_streams(bundle: DecoderBundle, streams: Sequence[StreamInfo],
                           f"expects {bundle.sfreq:g} Hz")
             continue
         picks = [labels.index(c.lower()) for c in bundle.ch_names]
-        return StreamMatch(eeg, picks, peripheral, face)
+        scale = channel_scale(eeg, picks, bundle.contract.eeg_unit, eeg_unit)
+        return StreamMatch(eeg, picks, peripheral, face, scale)
     raise CheckpointMismatchError(f"{where}: " + "; ".join(errors))

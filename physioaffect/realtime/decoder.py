@@ -34,6 +34,7 @@ time) of new data is in. Nothing is interpolated or repeated.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -229,7 +230,7 @@ class PeripheralFeatures:
 
         from physioaffect.features.peripheral import quality_columns
         from physioaffect.features.windows import peripheral_table
-        from physioaffect.training.data import PERIPHERAL_MODALITIES  # the training mapping
+        from physioaffect.streams.signals import canonical_signal  # the training mapping
 
         row = np.full(len(self.names), np.nan, dtype=np.float32)
         col = {n: i for i, n in enumerate(self.names)}
@@ -237,7 +238,7 @@ class PeripheralFeatures:
         why: list[str] = []
         now = time.monotonic()
         for kind, info in self.streams.items():
-            mod = PERIPHERAL_MODALITIES.get(kind.upper())
+            mod = canonical_signal(kind)
             buf = self.hub.buffers.get(info.name)
             if mod is None or buf is None:
                 continue
@@ -388,6 +389,23 @@ class OnlineDecoder:
         Called (on the decoder's thread) with each :class:`Prediction` / :class:`StatusEvent`.
     match : StreamMatch, optional
         Precomputed stream mapping (else :func:`match_streams` on the hub's streams).
+    allow_noncausal : bool
+        Decode a checkpoint whose pipeline cannot run live with its causal equivalent.
+    calibration_s : float, optional
+        Seconds of the new subject's signal a per-subject-adapted checkpoint calibrates on
+        before its first prediction (default: the checkpoint's).
+    online : bool, optional
+        Whether that adaptation keeps updating after the calibration (default: the
+        checkpoint's, which the training chose on validation subjects).
+    eeg_unit : str, optional
+        Unit of the EEG stream when the stream does not declare one (refused otherwise).
+
+    Adaptation
+    ----------
+    The calibration and the online updates run
+    :class:`~physioaffect.preprocessing.alignment.OnlineAdaptation` on exactly the windows the
+    decoder decodes (one per ``1 / rate`` s), the same code as training's live-protocol score
+    (:mod:`physioaffect.training.live`), so the two give equal outputs for equal windows.
     """
 
     def __init__(
@@ -396,7 +414,8 @@ class OnlineDecoder:
         on_prediction: Callable[[Prediction], None] | None = None,
         on_status: Callable[[StatusEvent], None] | None = None,
         match: StreamMatch | None = None, allow_noncausal: bool = False,
-        calibration_s: float | None = None,
+        calibration_s: float | None = None, online: bool | None = None,
+        eeg_unit: str | None = None,
     ):
         if not rate > 0:
             raise DecoderError(f"decoding rate must be > 0 Hz, got {rate}")
@@ -405,7 +424,7 @@ class OnlineDecoder:
         self.contract = bundle.contract
         self.pipeline_config = live_pipeline(bundle, allow_noncausal)
         self.pipeline_note = pipeline_note(bundle)
-        self.match = match or match_streams(bundle, list(hub.infos.values()))
+        self.match = match or match_streams(bundle, list(hub.infos.values()), eeg_unit=eeg_unit)
         if self.match.eeg is None:
             raise DecoderError(f"{bundle.path}: the live decoder needs an EEG branch")
         self.eeg = self.match.eeg
@@ -416,6 +435,9 @@ class OnlineDecoder:
         self.on_prediction = on_prediction
         self.on_status = on_status
         self.picks = np.asarray(self.match.picks, dtype=int)
+        # the stream's units -> the contract's (a stream in volts reaches the network in uV)
+        self.scale = np.asarray(self.match.scale, dtype=np.float64) \
+            if self.match.scale is not None else None
         ch = [self.eeg.labels[i] for i in self.picks]
         self._pipeline = StreamingPipeline(self.pipeline_config, self.fs, ch)
         self.model_fs = self._pipeline.sfreq_out
@@ -441,12 +463,11 @@ class OnlineDecoder:
             self.face = FaceWindowFeatures(hub, self.match.face,
                                            list(self.contract.face_features), bundle.window_s,
                                            self.contract.face_min_valid)
-        from physioaffect.training.checkpoint import adaptation_method
+        from physioaffect.models.feeding import adaptation_method, start_adaptation
 
         # A checkpoint trained with per-subject adaptation first calibrates on the subject's
         # own unlabelled signal (no predictions meanwhile), then decodes adapted windows.
         self.adaptation_method = adaptation_method(self.contract)
-        self.adaptation = None
         if calibration_s is None:
             calibration_s = float((self.contract.subject_adaptation or {}).get(
                 "calibration_s", 60.0))
@@ -455,7 +476,8 @@ class OnlineDecoder:
                                f"per-subject adaptation {self.adaptation_method!r}, got "
                                f"{calibration_s}")
         self.calibration_s = float(calibration_s) if self.adaptation_method != "none" else 0.0
-        self._calib: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float]] = []
+        self.adaptation = start_adaptation(self.contract, online=online)
+        self.calibrated = self.adaptation is None
         self.state = "starting"
         self.reason = ""
         self.predictions = 0
@@ -498,6 +520,8 @@ class OnlineDecoder:
         arrived = local_clock()
         self._last_data_wall = now_wall
         ts, x = res.timestamps, res.samples[:, self.picks]
+        if self.scale is not None:
+            x = x * self.scale
         finite = np.isfinite(x).all(axis=1)
         if not finite.all():  # NaN/inf from a device: a gap, never fed to the filter
             keep = np.flatnonzero(finite)
@@ -586,7 +610,7 @@ class OnlineDecoder:
     @property
     def calibrating(self) -> bool:
         """True while the per-subject adaptation is still collecting its calibration signal."""
-        return self.adaptation_method != "none" and self.adaptation is None
+        return not self.calibrated
 
     def _calibration_note(self) -> str:
         return (f"calibrating per-subject adaptation ({self.adaptation_method}) on the "
@@ -594,69 +618,75 @@ class OnlineDecoder:
                 "s; no predictions until done")
 
     def _calibrated_s(self) -> float:
-        if not self._calib:
+        a = self.adaptation
+        if a is None or a.first_t is None:
             return 0.0
-        return self._calib[-1][3] - self._calib[0][3] + self.bundle.window_s
+        return a.last_t - a.first_t + self.bundle.window_s
 
     def _inputs_now(self, t_end: float | None) -> tuple[np.ndarray | None, np.ndarray | None]:
         per = self.peripheral.latest() if self.peripheral is not None else None
         face = self.face.at(t_end) if self.face is not None and t_end is not None else None
         return per, face
 
+    def _arrays(self, x: np.ndarray, t_end: float | None, fill: bool
+                ) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+        """Model arrays of one window and the modalities they hold (``fill``: a missing
+        peripheral or face row is NaN, as in training, instead of leaving its branch out)."""
+        from physioaffect.models.feeding import model_arrays
+
+        per, face = self._inputs_now(t_end)
+        c = self.contract
+        if fill:
+            if per is None and "peripheral" in c.modalities:
+                per = np.full((1, len(c.peripheral_features)), np.nan, np.float32)
+            if face is None and "face" in c.modalities:
+                face = np.full((1, len(c.face_features)), np.nan, np.float32)
+        absent = {"peripheral": per is None, "face": face is None}
+        use = tuple(m for m in c.modalities if not absent.get(m, False))
+        contract = c if use == c.modalities else dataclasses.replace(c, modalities=use)
+        return model_arrays(contract, x[None], per, face, "live window"), use
+
     def calibrate(self, x: np.ndarray, t_end: float) -> bool:
         """Add one preprocessed window ``(n_chans, n_times)`` ending at ``t_end`` (LSL s) to
-        the calibration; when ``calibration_s`` of signal is collected, fit the adaptation
-        (:func:`~physioaffect.training.checkpoint.fit_adaptation`, no labels).
+        the calibration; when ``calibration_s`` of signal is collected the calibration ends
+        (the reference then freezes, or keeps updating when the adaptation is online).
 
         Returns
         -------
         bool
-            True once the adaptation is fitted.
+            True once calibrated.
         """
-        from physioaffect.training.checkpoint import fit_adaptation
-
-        per, face = self._inputs_now(t_end)
-        self._calib.append((x, per, face, float(t_end)))
-        if self._calibrated_s() < self.calibration_s:
-            return False
-
-        def stack(k: int, names) -> np.ndarray | None:
-            if not names:
-                return None
-            rows = [r[k] if r[k] is not None else np.full(len(names), np.nan, np.float32)
-                    for r in self._calib]
-            return np.stack(rows).astype(np.float32)
-
-        eeg = np.stack([r[0] for r in self._calib])
-        per = stack(1, list(self.contract.peripheral_features)
-                    if "peripheral" in self.contract.modalities else [])
-        face = stack(2, list(self.contract.face_features)
-                     if "face" in self.contract.modalities else [])
-        self.adaptation = fit_adaptation(self.contract, eeg, per, face)
-        self._calib = []
-        return True
+        if self.calibrated:
+            return True
+        arrays, _ = self._arrays(x, t_end, fill=True)
+        self.adaptation.update({k: v[0] for k, v in arrays.items()}, float(t_end))
+        if self._calibrated_s() >= self.calibration_s - 1e-9:
+            self.adaptation.end_calibration()
+            self.calibrated = True
+        return self.calibrated
 
     def infer(self, x: np.ndarray, t_end: float | None = None) -> np.ndarray:
         """Model output for one window ``(n_chans, n_times)`` ending at ``t_end`` (LSL s):
         probabilities or ratings.
 
-        Inputs are built by the training stage's own :func:`build_inputs` and scored by its
-        :func:`predict` (the contract's input kind, normalisation and target scaling); a fusion
-        model without usable peripheral or face features runs with that branch masked.
+        The window is fed as training fed it (:mod:`physioaffect.models.feeding`: the
+        contract's input kind, the subject's adaptation, which an online adaptation first
+        updates with this window, the training normalisation); a fusion model without usable
+        peripheral or face features runs with that branch masked.
         """
-        import dataclasses
+        from physioaffect.models.feeding import normalise, predict
 
-        from physioaffect.training.checkpoint import build_inputs, predict
-
-        per, face = self._inputs_now(t_end)
-        absent = {"peripheral": per is None, "face": face is None}
-        use = tuple(m for m in self.contract.modalities if not absent.get(m, False))
+        arrays, use = self._arrays(x, t_end, fill=False)
         contract = self.contract if use == self.contract.modalities else \
             dataclasses.replace(self.contract, modalities=use)
-        inputs = build_inputs(contract, x[None], per, face, adaptation=self.adaptation)
+        if self.adaptation is not None:
+            if not self.calibrated:
+                raise DecoderError("infer: the per-subject adaptation is not calibrated yet")
+            window = {k: v[0] for k, v in arrays.items()}
+            arrays = self.adaptation.step(window, float(t_end if t_end is not None else 0.0))
         self.modalities_used = use
         with torch.inference_mode():
-            y = predict(self.model, contract, inputs)
+            y = predict(self.model, contract, normalise(contract, arrays))
         return np.atleast_1d(np.asarray(y[0], dtype=np.float64))
 
     def close(self) -> None:
