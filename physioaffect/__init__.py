@@ -10,7 +10,12 @@ Messages go through one logger, ``logging.getLogger("physioaffect")``; set its l
 
 from importlib.metadata import PackageNotFoundError, version
 
+from physioaffect.compute import passive_wait
 from physioaffect.log import set_log_level
+
+# OpenMP threads that spin while they wait slow every other process on the machine (and
+# themselves) down; set before torch is loaded (OMP_WAIT_POLICY in the environment wins).
+passive_wait()
 
 try:
     __version__ = version("physioaffect")

@@ -97,7 +97,8 @@ def test_checkpoint_reproduces_fused_predictions_with_and_without_face(deap: dic
         inputs = build_inputs(contract, data.raw[rows], face=data.face[rows], adaptation=adapt)
         assert bool(inputs["face_present"].all()) is has_face
         prob = predict(model, contract, inputs)
-        saved = pred[(pred.model == contract.label) & (pred.subject == subject)]
+        saved = pred[(pred.model == contract.label) & (pred.subject == subject)
+                     & (pred.protocol == "session")]  # each subject adapted on all its windows
         saved = saved.sort_values(["trial", "onset_s"])
         order = np.lexsort((data.meta["onset_s"].to_numpy()[rows],
                             data.meta["trial"].to_numpy()[rows]))
@@ -160,16 +161,19 @@ def test_evaluate_face_checkpoint_with_and_without_the_face_folder(deap: dict,
              for f in json.loads((fused_run / "folds.json").read_text())}
     ckpt = fused_run / "folds" / folds["s01"]
     saved = pd.read_csv(fused_run / "predictions.csv", dtype={"subject": str})
-    saved = saved[(saved.model == "emt[eeg+face]") & (saved.subject == "s01")]
+    saved = saved[(saved.model == "emt[eeg+face]") & (saved.subject == "s01")
+                  & (saved.protocol == "session")]
     key = ["trial", "onset_s"]
     cache = str(deap["root"] / "cache")
     with_face = evaluate(ckpt, "deap", deap["data"], deap["root"] / "ev_face", cache_dir=cache,
                          face=deap["face"])
     got = pd.read_csv(with_face / "predictions.csv", dtype={"subject": str})
-    got = got[got.subject == "s01"].merge(saved, on=key, suffixes=("", "_run"))
+    got = got[(got.subject == "s01") & (got.model == "emt[eeg+face]")
+              & (got.protocol == "session")].merge(saved, on=key, suffixes=("", "_run"))
     assert len(got) == len(saved) > 0
     assert np.allclose(got["score_1"], got["score_1_run"], atol=1e-5)  # same inputs, same output
     masked = evaluate(ckpt, "deap", deap["data"], deap["root"] / "ev_noface", cache_dir=cache)
     other = pd.read_csv(masked / "predictions.csv", dtype={"subject": str})
-    other = other[other.subject == "s01"].merge(saved, on=key, suffixes=("", "_run"))
+    other = other[(other.subject == "s01") & (other.model == "emt[eeg+face]")
+                  & (other.protocol == "session")].merge(saved, on=key, suffixes=("", "_run"))
     assert not np.allclose(other["score_1"], other["score_1_run"], atol=1e-4)

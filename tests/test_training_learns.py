@@ -5,8 +5,9 @@ random weights cannot reach.
 The folder is written here with numpy and pickle (not the package's fixtures): 1/f background,
 band-limited 16-24 Hz activity whose amplitude rises with arousal, and a different gain and
 channel mixing per subject (which per-subject adaptation must undo). Default training options
-(per-subject adaptation, Fourier-surrogate augmentation, precise batch norm, AdamW + cosine,
-early stopping on validation subjects); only the data are small (4 subjects x 12 trials x
+(Fourier-surrogate augmentation, precise batch norm, AdamW + cosine, early stopping on
+validation subjects) with the input's per-subject adaptation, scored with the live protocol
+(each test subject calibrated on its first 40 s); only the data are small (4 subjects x 12 trials x
 12 s, 8 channels, 4 s windows every 2 s) and the networks are their small configurations, so
 that the file runs in about two minutes on 2 cores. The full-size networks on the README example
 are measured by ``benchmarks/bench_training.py``.
@@ -86,14 +87,24 @@ def test_each_deep_model_beats_the_trivial_baseline_across_subjects(deap: Path, 
         optim={"epochs": EPOCHS.get(model, 8), "batch_size": 16},
         inputs={"graphs": {"sub_window_s": 2.0, "sub_overlap": 0.5}},
         baselines=["majority"], compute={"threads": 1}, seed=0,
+        # the subjects differ in gain and mixing: the input's adaptation (the candidate that
+        # adaptation "auto" tries beside none; one network per fold keeps the test short),
+        # calibrated on each test subject's first 40 s as the live decoder would be
+        adaptation={"method": "subject_zscore" if model == "emt" else "euclidean",
+                    "calibration_s": 40.0},
         cache_dir=str(deap / "cache"))
     run = train(cfg, out=deap / model, progress=False)
-    pred = pd.read_csv(run / "predictions.csv")
+    every = pd.read_csv(run / "predictions.csv")
+    session = every[every.protocol == "session"]
+    assert int((session.model == "majority").sum()) == 4 * N_TRIALS * 5
+    # the score a live user gets: windows after each test subject's first 40 s (9 of 12
+    # trials), the adaptation fitted on those 40 s only
+    pred = every[every.protocol == "live"]
     acc = {m: float((g.y_true == g.y_pred).mean()) for m, g in pred.groupby("model")}
     n = int((pred.model == "majority").sum())
-    # 4 test subjects x 12 trials x 5 windows, balanced: a random classifier scores 0.5 with a
-    # standard deviation of 0.5 / sqrt(48 trials) = 0.07, so 0.8 is out of its reach
-    assert n == 4 * N_TRIALS * 5
-    assert acc["majority"] <= 0.55
+    # 4 test subjects x ~9 trials x 5 windows, balanced: a random classifier scores 0.5 with a
+    # standard deviation of 0.5 / sqrt(36 trials) = 0.08, so 0.8 is out of its reach
+    assert n >= 4 * 8 * 5
+    assert acc["majority"] <= 0.6
     network = next(m for m in acc if m != "majority")  # fusion: "fusion[eeg+peripheral]"
     assert network.startswith(model) and acc[network] >= 0.8, acc

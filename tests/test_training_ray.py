@@ -324,7 +324,8 @@ def test_a_resumed_fold_reuses_its_finished_search_trials(cfg: TrainConfig, work
     follows them (here made-up scores that favour the third setting), and the fold's epoch
     checkpoint continues the setting they chose."""
     from physioaffect.training.data import prepare_data
-    from physioaffect.training.runner import TRIALS_NAME, plan_folds, run_fold, store_trial
+    from physioaffect.training.rundir import TRIALS_NAME, store_trial
+    from physioaffect.training.runner import plan_folds, run_fold
     from physioaffect.training.search import plan_search
 
     searched = dataclasses.replace(cfg, search=SearchSettings(

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
+from physioaffect.errors import PhysioAffectError
 from physioaffect.sources.sim import SimConfig
 from physioaffect.training import TrainConfig, TrainingError, compare_runs, train
 from physioaffect.training.config import (
@@ -35,6 +36,8 @@ TINY = dict(sim=SimConfig(subjects=4, n_trials=8, stimulus_seconds=12.0, eeg_cha
             inputs={"graphs": {"sub_window_s": 2.0, "sub_overlap": 0.5}},
             optim=OptimSettings(batch_size=16, epochs=2, patience=0),
             compute=ComputeSettings(threads=1), seed=3,
+            # one network per fold (auto trains two); offline or online chosen per fold
+            adaptation={"method": "subject_zscore"},
             model_kwargs={"n_layers": 1, "K": 2, "heads": 2, "dim_head": 8})
 
 
@@ -74,12 +77,21 @@ def test_report_numbers_recomputed_from_predictions(serial_run: Path) -> None:
                  "figures/learning_curves.png"):
         assert (d / name).is_file(), name
     assert json.loads((d / "status.json").read_text())["status"] == "complete"
-    pred = pd.read_csv(d / "predictions.csv", dtype={"subject": str})
-    assert set(pred["model"]) == {"emt", "majority", "logreg", "svm"}
-    # 4 subjects x 8 trials x 3 windows of 4 s in 12 s, every window tested exactly once per model
-    assert (pred.groupby("model").size() == 96).all()
+    every = pd.read_csv(d / "predictions.csv", dtype={"subject": str})
+    assert set(every["model"]) == {"emt", "majority", "logreg", "svm"}
+    # whole session: 4 subjects x 8 trials x 3 windows of 4 s in 12 s, every window tested
+    # exactly once per model
+    session = every[every.protocol == "session"]
+    assert (session.groupby("model").size() == 96).all()
+    # live: the windows after each subject's first 60 s (5 of 8 trials of 12 s: 60 s end at
+    # the 15th window, which calibrates) -> 9 windows per subject
+    pred = every[every.protocol == "live"]
+    assert (pred.groupby("model").size() == 4 * 9).all()
+    assert (pred.groupby(["model", "subject"]).size() == 9).all()
     subj = pd.read_csv(d / "metrics_subjects.csv", dtype={"subject": str})
+    subj = subj[subj.protocol == "live"]
     summary = json.loads((d / "summary.json").read_text())
+    assert summary["headline_protocol"] == "live"
     for model, g in pred.groupby("model"):
         accs = []
         for s, gs in g.groupby("subject"):
@@ -131,16 +143,17 @@ def test_checkpoint_reproduces_saved_predictions(serial_run: Path, cfg: TrainCon
     data = prepare_data(cfg.resolve())
     test_subject = contract.provenance["test_subjects"][0]
     rows = np.flatnonzero(data.meta["subject"].astype(str) == test_subject)
-    # trained with per-subject adaptation (the default, transductive): the subject's own
-    # unlabelled windows give its statistics, as in training; without them it is refused
+    # trained with per-subject adaptation: the subject's own unlabelled windows give its
+    # statistics, as in training (the whole-session score); without them it is refused
     assert contract.subject_adaptation["method"] == "subject_zscore"
     assert contract.subject_adaptation["transductive"] is True
-    with pytest.raises(TrainingError, match="fit_adaptation"):
+    assert contract.subject_adaptation["chosen"]["variant"] in ("offline", "online")
+    with pytest.raises(PhysioAffectError, match="fit_adaptation"):
         build_inputs(contract, data.raw[rows])
     adaptation = fit_adaptation(contract, data.raw[rows])
     prob = predict(model, contract, build_inputs(contract, data.raw[rows], adaptation=adaptation))
     saved = pd.read_csv(serial_run / "folds" / "loso-02" / "predictions.csv")
-    saved = saved[saved.model == "emt"]
+    saved = saved[(saved.model == "emt") & (saved.protocol == "session")]
     np.testing.assert_allclose(prob[:, 1], saved["score_1"].to_numpy(), atol=1e-5)
 
 
@@ -223,8 +236,14 @@ def test_evaluate_transfer_and_incompatible_rate(serial_run: Path, work: Path) -
     ev = json.loads((work / "eval" / "evaluation.json").read_text())
     assert ev["label_rule"] == "gt3" and len(ev["checkpoints"]) == 4
     pred = pd.read_csv(work / "eval" / "predictions.csv")
-    g = pred[pred.checkpoint == "loso-01"]
-    assert ev["checkpoints"]["loso-01"]["overall"]["accuracy"] == pytest.approx(
+    one = ev["checkpoints"]["loso-01"]
+    # DREAMER's fixture sessions (4 x 8 s) are shorter than the 60 s calibration: nothing is
+    # left for the live protocol, and the headline says it is the whole-session score
+    assert one["headline_protocol"] == "session"
+    assert set(pred["model"]) == {"emt", "majority", "logreg"}
+    g = pred[(pred.checkpoint == "loso-01") & (pred.model == "emt")
+             & (pred.protocol == "session")]
+    assert one["overall"]["accuracy"] == pytest.approx(
         accuracy_score(g.y_true, g.y_pred))
     # SEED is 62 channels at 200 Hz: refused before any window is prepared.
     write_seed(work / "seed", n_subjects=1, seconds=2.0, n_sessions=1, n_trials=15)
@@ -232,6 +251,37 @@ def test_evaluate_transfer_and_incompatible_rate(serial_run: Path, work: Path) -
              "--out", str(work / "eval2"), "--target", "emotion", "--label-rule", "seed3")
     assert r.returncode == 2 and "200 Hz" in r.stderr and "128 Hz" in r.stderr
     assert not (work / "eval2").exists()
+
+
+def test_evaluate_names_the_subjects_a_checkpoint_was_trained_on(serial_run: Path,
+                                                                 cfg: TrainConfig,
+                                                                 work: Path) -> None:
+    """Evaluating a run on its own training folder: every fold's training and validation
+    subjects are named (in evaluation.json, the report and a warning), its own test subject is
+    not; the report states the adaptation, the live and the whole-session scores and the
+    baselines."""
+    from physioaffect.training import evaluate
+
+    out = evaluate(serial_run, "sim", cfg.root, work / "eval_same", cache_dir=cfg.cache_dir)
+    ev = json.loads((out / "evaluation.json").read_text())
+    folds = {f["name"]: f for f in json.loads((serial_run / "folds.json").read_text())}
+    for name, f in folds.items():
+        named = ev["trained_on_evaluated_subjects"][name]
+        assert sorted(named) == sorted(f["train_subjects"] + f["val_subjects"])
+        assert not set(named) & set(f["test_subjects"])
+    report = (out / "report.md").read_text()
+    assert "WARNING" in report and "not cross-subject" in report
+    assert "subject_zscore" in report and "transductive" in report
+    pred = pd.read_csv(out / "predictions.csv")
+    assert {"majority", "logreg", "emt"} <= set(pred["model"])
+    assert {"live", "session"} <= set(pred["protocol"])
+    # the whole-session score is the one the run's own fold gives its test subject
+    own = pd.read_csv(serial_run / "folds" / "loso-02" / "predictions.csv")
+    own = own[(own.model == "emt") & (own.protocol == "session")]
+    test = folds["loso-02"]["test_subjects"][0]
+    mine = pred[(pred.checkpoint == "loso-02") & (pred.model == "emt")
+                & (pred.protocol == "session") & (pred.subject.astype(str) == test)]
+    np.testing.assert_allclose(np.sort(mine["score_1"]), np.sort(own["score_1"]), atol=1e-5)
 
 
 def test_output_to_a_log_file_is_one_line_per_epoch(cfg: TrainConfig, work: Path) -> None:
@@ -246,7 +296,8 @@ def test_output_to_a_log_file_is_one_line_per_epoch(cfg: TrainConfig, work: Path
                         r"val_accuracy [\d.]+, [\d.]+ s$", r.stdout, flags=re.M)
     assert epochs == [(f"loso-0{i}", str(e)) for i in range(1, 5) for e in (1, 2)]
     done = re.findall(r"^fold (loso-0\d) done: kept epoch (\d) of 2 \(all 2 epochs run\); "
-                      r"test accuracy: .*emt [\d.]+", r.stdout, flags=re.M)
+                      r"adaptation (offline|online); live test accuracy: .*emt [\d.]+",
+                      r.stdout, flags=re.M)
     assert [d[0] for d in done] == [f"loso-0{i}" for i in range(1, 5)], r.stdout
     report = (work / "logged" / "report.md").read_text()
     assert "## Training (network)" in report and "all 2 epochs run" in report
@@ -278,7 +329,7 @@ def test_report_figures_name_what_they_show(serial_run: Path) -> None:
     ax = figs["confusion_emt.png"].axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["low", "high"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["low", "high"]
-    g = pred[pred.model == "emt"]
+    g = pred[(pred.model == "emt") & (pred.protocol == "live")]  # the headline's windows
     cm = confusion_matrix(g.y_true, g.y_pred, labels=[0, 1])
     cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
     assert {k: int(t.get_text().split()[0]) for k, t in cells.items()} == \

@@ -5,9 +5,9 @@ How a run uses the cluster:
 - **The driver alone writes the run folder.** A fold task gets its windows through Ray's object
   store (or, with ``executor.data: shared_path``, memory-maps a read-only copy the driver wrote
   once into ``cache_dir``, a folder every node reads at the same path), trains in its own
-  temporary folder and *returns* a :class:`~physioaffect.training.runner.FoldResult`
+  temporary folder and *returns* a :class:`~physioaffect.training.fold.FoldResult`
   (metrics, predictions, learning curve, the checkpoint's files as bytes); the driver writes it
-  with :func:`~physioaffect.training.runner.write_fold`, as the serial executor does. Workers
+  with :func:`~physioaffect.training.rundir.write_fold`, as the serial executor does. Workers
   need no shared disk and no path of the driver (the task's config carries none in
   ``object_store`` mode).
 - **Windows per fold where that is smaller.** When the folds together use no more windows than
@@ -45,17 +45,10 @@ import numpy as np
 
 from physioaffect.errors import PhysioAffectError
 from physioaffect.training.config import TrainConfig, TrainingError
-from physioaffect.training.data import PreparedData, _cache_dir
-from physioaffect.training.runner import (
-    _choice_line,
-    _fold_line,
-    _trial_line,
-    _write_bytes,
-    compute_fold,
-    store_trial,
-    stored_trials,
-    write_fold,
-)
+from physioaffect.training.data import PreparedData, cache_dir_of
+from physioaffect.training.fold import compute_fold
+from physioaffect.training.progress import choice_line, fold_line, trial_line
+from physioaffect.training.rundir import store_trial, stored_trials, write_bytes, write_fold
 
 __all__ = ["RayExecutor", "accept_result", "connect", "check_address", "probe_nodes",
            "fold_resources", "EpochStates", "FoldInputs", "fold_task", "trial_task",
@@ -507,7 +500,7 @@ def _task_config(cfg_dict: dict) -> dict:
 def fold_task(cfg_dict: dict, fold: dict, data: PreparedData | None, y: np.ndarray,
               states: Any, search: dict | None, *trials: dict):
     """One fold as a Ray task: continue from the newest epoch checkpoint, send each epoch's,
-    return the :class:`~physioaffect.training.runner.FoldResult` (nothing is written outside
+    return the :class:`~physioaffect.training.fold.FoldResult` (nothing is written outside
     this task's temporary folder)."""
     import ray
 
@@ -664,7 +657,7 @@ class RayExecutor:
             worker_cfg = _worker_config(cfg_dict)
             digest = {"windows_digest": windows_digest(data)}
             if cfg.executor.data == "shared_path":
-                digest["shared_windows"] = str(write_shared_windows(data, _cache_dir(cfg)))
+                digest["shared_windows"] = str(write_shared_windows(data, cache_dir_of(cfg)))
             n_trials = 0
             for f in todo:
                 data_ref, y_ref, remap = inputs.for_fold(f)
@@ -702,14 +695,14 @@ class RayExecutor:
                     if kind == "trial":
                         if name not in summaries:
                             store_trial(run_dir / "folds" / name, value)
-                        _say(console, _trial_line(value))
+                        _say(console, trial_line(value))
                         continue
                     if not accept_result(run_dir, value, summaries, console):
                         continue
                     states.forget.remote(name)
                     if value.summary.get("search"):
-                        _say(console, _choice_line(value.summary))
-                    _say(console, _fold_line(cfg, value.summary)
+                        _say(console, choice_line(value.summary))
+                    _say(console, fold_line(cfg, value.summary)
                          + _attempts_note(value.summary) + f" ({len(summaries)}/{len(folds)})")
             return [summaries[f["name"]] for f in folds]
         finally:
@@ -754,6 +747,6 @@ def _drain(ray, states: Any, run_dir: Path, summaries: dict, console: Any) -> No
             continue  # the fold is written; a late checkpoint must not come back
         fold_dir = run_dir / "folds" / name
         fold_dir.mkdir(parents=True, exist_ok=True)
-        _write_bytes(fold_dir / "train_state.pt", blob)
+        write_bytes(fold_dir / "train_state.pt", blob)
         _say(console, f"fold {name}: epoch {epoch} checkpoint at the driver (node {node}, "
                       f"attempt {attempt})")

@@ -214,10 +214,11 @@ class AdaptationSettings:
 
     Between subjects, EEG differs more in amplitude and spatial covariance than between a
     subject's emotional states; the methods remove those differences with statistics of each
-    subject's *own unlabelled* windows (:mod:`physioaffect.preprocessing.alignment`). For a
-    test subject that is transductive: its windows (never its labels) are used, as a live
-    decoder uses a calibration period of the new subject (``calibration_s``). Reports and
-    checkpoints say so.
+    subject's *own unlabelled* windows (:mod:`physioaffect.preprocessing.alignment`). A live
+    decoder fits them on the new subject's first ``calibration_s`` and, when ``online``, keeps
+    updating them as the session goes on; every report scores test subjects that way (the live
+    protocol, :mod:`physioaffect.training.live`), with the whole-session (transductive) score
+    beside it.
 
     Attributes
     ----------
@@ -226,18 +227,29 @@ class AdaptationSettings:
         ``subject_zscore``: each subject's inputs z-scored with its own statistics (per channel
         of raw EEG, per channel and band of log band power for graph inputs, per feature for
         DE, peripheral and face features). ``euclidean``: raw EEG Euclidean-aligned per subject
-        (He & Wu 2019), features z-scored per subject. ``auto``: ``euclidean`` for networks on
-        raw EEG, ``subject_zscore`` otherwise.
+        (He & Wu 2019), features z-scored per subject. ``auto``: chosen per fold by evidence:
+        a network trained without adaptation and one trained with the input's method
+        (``euclidean`` for raw EEG, ``subject_zscore`` otherwise) are scored with the live
+        protocol on the fold's validation subjects (never its test subjects), offline and
+        online, and the best is kept (the simpler on ties); without validation subjects,
+        ``none``.
+    online : bool or None
+        Whether the live reference keeps updating after the calibration. None: chosen on the
+        validation subjects (online where there are none).
+    half_life_s : float or None
+        Forgetting of the online reference: a window ``d`` s old weighs ``2 ** (-d /
+        half_life_s)``. None: every window since the start weighs the same.
     transductive : bool or None
-        What the run may do with test-subject data: ``True`` allows fitting on the test
-        subject's unlabelled windows, ``False`` forbids it (a method that needs it is refused);
-        None: as the method needs (stated in the report). Labels of test subjects are never used.
+        ``False`` forbids using a test subject's data at all (only ``none`` is allowed);
+        ``True`` or None allow the methods above. Labels of test subjects are never used.
     calibration_s : float
         Seconds of a new subject's stream the live decoder collects (and adapts on) before its
-        first decision.
+        first decision; the live protocol scores the windows after it.
     """
 
     method: str = "auto"
+    online: bool | None = None
+    half_life_s: float | None = None
     transductive: bool | None = None
     calibration_s: float = 60.0
 
@@ -246,35 +258,42 @@ class AdaptationSettings:
 
     @property
     def uses_test_subject(self) -> bool:
-        """Whether the test subject's own (unlabelled) data are used."""
-        return self.method not in ("none", "auto")
+        """Whether the test subject's own (unlabelled) data may be used."""
+        return self.method != "none"
 
     def validate(self) -> None:
         if self.method not in self.METHODS:
             raise TrainingError(f"adaptation.method: expected one of {', '.join(self.METHODS)}, "
                                 f"got {self.method!r}")
-        if self.transductive not in (None, True, False):
-            raise TrainingError(f"adaptation.transductive: expected true, false or null, got "
-                                f"{self.transductive!r}")
-        if self.transductive is False and self.uses_test_subject:
+        for name in ("transductive", "online"):
+            if getattr(self, name) not in (None, True, False):
+                raise TrainingError(f"adaptation.{name}: expected true, false or null, got "
+                                    f"{getattr(self, name)!r}")
+        if self.transductive is False and self.method not in ("none", "auto"):
             raise TrainingError(
                 f"adaptation.method: {self.method} fits on each test subject's own unlabelled "
                 "windows, which adaptation.transductive: false forbids; use method none, or "
                 "allow it with transductive: true")
         _finite("adaptation.calibration_s", self.calibration_s, 0, strict_lo=True)
+        if self.half_life_s is not None:
+            _finite("adaptation.half_life_s", self.half_life_s, 0, strict_lo=True)
 
     def resolved(self, input_kind: str | None) -> AdaptationSettings:
-        """``auto`` made concrete for a network whose EEG input is ``input_kind``."""
+        """Checked against a network whose EEG input is ``input_kind``; ``auto`` under
+        ``transductive: false`` is ``none``."""
         method = self.method
-        if method == "auto":
-            method = "none" if self.transductive is False else (
-                "euclidean" if input_kind == "raw" else "subject_zscore")
+        if method == "auto" and self.transductive is False:
+            method = "none"
         if method == "euclidean" and input_kind not in ("raw", None):
             raise TrainingError(f"adaptation.method: euclidean aligns raw EEG windows, but this "
                                 f"network takes {input_kind} inputs (use subject_zscore)")
-        out = dataclasses.replace(self, method=method)
-        out.transductive = out.uses_test_subject
-        return out
+        return dataclasses.replace(self, method=method)
+
+    def candidate(self, input_kind: str | None) -> str:
+        """The adaptation method tried (or used) for a network taking ``input_kind``."""
+        if self.method not in ("auto", "none"):
+            return self.method
+        return "euclidean" if input_kind == "raw" else "subject_zscore"
 
 
 @dataclass
@@ -321,8 +340,10 @@ class ComputeSettings:
     compile : bool
         ``torch.compile`` the network (slow to start).
     threads : int
-        Torch intra-op threads per fold (0: torch's default). Serial and Ray runs with the same
-        value give the same numbers.
+        Torch intra-op threads per fold. 0: as many as cores are free of other processes'
+        work, checked every epoch (:mod:`physioaffect.compute`), so that training
+        shares a busy machine in proportion. A number > 0 is used as given: serial and Ray
+        runs with the same number give the same numbers.
     """
 
     device: str = "auto"
@@ -740,7 +761,7 @@ class TrainConfig:
 
     def _resolved_inputs(self) -> dict[str, dict]:
         """Settings of every input kind, defaults filled; unknown kinds or keys refused."""
-        from physioaffect.models._base import ModelConfigError
+        from physioaffect.models import ModelConfigError
         from physioaffect.models.inputs import INPUT_KINDS
 
         if not isinstance(self.inputs, dict):

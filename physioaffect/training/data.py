@@ -15,8 +15,9 @@ nothing):
   inside the same time span as the EEG window;
 - ``face``: mean and spread of every face feature per window ``(n, F_f)``, same span.
 
-Normalisation statistics are *not* computed here: :class:`AxisNormaliser` is fitted per fold on
-training windows only.
+Normalisation statistics are *not* computed here: a
+:class:`~physioaffect.preprocessing.standardise.Standardiser` is fitted per fold on training
+windows only, and per-subject adaptation (:func:`fit_subject_adaptation`) per fold too.
 """
 
 from __future__ import annotations
@@ -30,14 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from physioaffect.streams.signals import PERIPHERAL_SIGNALS, SIGNAL_ALIASES, canonical_signal
 from physioaffect.training.config import TrainConfig, TrainingError
 
-__all__ = ["PreparedData", "prepare_data", "adapt_subjects", "de_features", "AxisNormaliser",
-           "open_reader", "PERIPHERAL_MODALITIES", "face_present"]
-
-#: Dataset signal names -> NeuroKit2 wrapper modality (physioaffect.features.peripheral).
-PERIPHERAL_MODALITIES = {"ECG": "ECG", "GSR": "EDA", "EDA": "EDA", "PPG": "PPG", "BVP": "PPG",
-                         "RESP": "RESP", "RSP": "RESP", "TEMP": "TEMP", "SKT": "TEMP"}
+__all__ = ["PreparedData", "prepare_data", "fit_subject_adaptation", "de_features",
+           "open_reader"]
 DERIVED_VERSION = 3
 
 
@@ -205,7 +203,7 @@ def open_reader(cfg: TrainConfig):
     return reader
 
 
-def _cache_dir(cfg: TrainConfig) -> Path:
+def cache_dir_of(cfg: TrainConfig) -> Path:
     if cfg.cache_dir:
         return Path(cfg.cache_dir)
     root = Path(cfg.root).resolve()
@@ -262,7 +260,7 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
                 feats: dict[str, np.ndarray] = {}
                 quality: dict[str, np.ndarray] = {}
                 for name in sorted(tr.peripheral):
-                    mod = PERIPHERAL_MODALITIES.get(name.upper())
+                    mod = canonical_signal(name)
                     if mod is None:
                         continue
                     if name not in signals:
@@ -308,8 +306,9 @@ def _window_features(reader, subjects: list[str], cfg: TrainConfig, meta: pd.Dat
     if peripheral:
         if not signals:
             raise TrainingError(f"modalities: {cfg.dataset} has no peripheral signal the feature "
-                                f"extractors know ({', '.join(sorted(PERIPHERAL_MODALITIES))})")
-        names = [n for sig in sorted({PERIPHERAL_MODALITIES[s.upper()] for s in signals})
+                                f"extractors know ({', '.join(PERIPHERAL_SIGNALS)} or "
+                                f"{', '.join(SIGNAL_ALIASES)})")
+        names = [n for sig in sorted({canonical_signal(s) for s in signals})
                  for n in pf.feature_names(sig)]
         result.update(peripheral=aligned(per_rows, names), peripheral_names=np.array(names),
                       peripheral_signals=np.array(signals),
@@ -348,7 +347,7 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
                         extra={"pipeline": pipe.config_hash(), "channels": cfg.channels,
                                "consumer": "training", "preprocess": 3})
     proxy = _PipelineReader(reader, pipe, cfg.channels)
-    cache = _cache_dir(cfg)
+    cache = cache_dir_of(cfg)
     try:
         path = prepare(proxy, wcfg, cache, subjects=reader.subjects, progress=progress)
         ws = load_windows(path, reader.subjects)
@@ -386,7 +385,7 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
             store = {k: z[k] for k in z.files}
     changed = False
     needs_input = kind is not None and kind.name != "raw"
-    from physioaffect.models._base import ModelConfigError
+    from physioaffect.models import ModelConfigError
     from physioaffect.preprocessing.quality import SignalInputError
 
     at = f"(windows at {data.sfreq:g} Hz after preprocessing)"
@@ -445,46 +444,39 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         data.face = store["face"]
         data.face_names = [str(s) for s in store["face_names"]]
         data.info["face_trials"] = int(store["face_trials"])
+        from physioaffect.models.feeding import face_present
+
         data.info["face_windows"] = int(face_present(data.face).sum())
     return data
 
 
-def adapt_subjects(cfg: TrainConfig, data: PreparedData) -> dict:
-    """Apply the run's per-subject adaptation to every input of ``data`` (in place).
+def fit_subject_adaptation(cfg: TrainConfig, data: PreparedData, rows: np.ndarray,
+                           method: str):
+    """Each subject's whole-session adaptation statistics, fitted on its windows among
+    ``rows`` (all of them, labelled or not; labels are never used).
 
-    Each subject's windows are adapted with statistics of that subject's own windows (no
-    labels; :class:`~physioaffect.preprocessing.alignment.SubjectAdaptation`): a label-free
-    per-subject transform, so computing it once before the folds leaks nothing between
-    subjects. For the test subjects of a fold it uses their unlabelled windows, which is why
-    the run is marked transductive.
-
-    Returns
-    -------
-    dict
-        ``method``, ``transductive``, ``inputs`` (which arrays were adapted), ``fitted_on``
-        (what the statistics come from).
+    One :class:`~physioaffect.preprocessing.alignment.SubjectAdaptation` for every input a
+    run can use: the network's EEG input, DE, peripheral and face features. Fitting it on a
+    test subject is transductive (the session protocol); the live protocol fits its own on
+    the calibration period instead.
     """
-    from physioaffect.preprocessing.alignment import AdaptationError, SubjectAdaptation
+    from physioaffect.preprocessing.alignment import SubjectAdaptation
+    from physioaffect.preprocessing.standardise import NormalisationError
 
-    method = cfg.adaptation.method
-    info = {"method": method, "transductive": bool(cfg.adaptation.transductive), "inputs": []}
-    if method == "none":
-        return info
+    rows = np.asarray(rows, dtype=int)
     groups = data.meta["subject"].astype(str).to_numpy()
     arrays = {"eeg": data.eeg_input, "de": data.de, "peripheral": data.peripheral,
               "face": data.face}
+    adapter = SubjectAdaptation(method, data.eeg_kind)
+    adapter.adapters_ = {}
     try:
-        adapter = SubjectAdaptation(method, data.eeg_kind).fit(arrays, groups)
-        out = adapter.transform(arrays, groups, in_place=True)  # one copy of DEAP-sized data
-    except AdaptationError as err:
+        for name, x in arrays.items():
+            if x is not None:
+                sub = SubjectAdaptation(method, data.eeg_kind)._make(name)
+                adapter.adapters_[name] = sub.fit(x, rows=rows, groups=groups)
+    except NormalisationError as err:
         raise TrainingError(f"adaptation: {err}") from None
-    if data.eeg_input is not None and data.eeg_input is data.raw:
-        data.raw = out["eeg"]  # raw input: the network's input is the (aligned) windows
-    data.eeg_input, data.de = out["eeg"], out["de"]
-    data.peripheral, data.face = out["peripheral"], out["face"]
-    info["inputs"] = [k for k, v in arrays.items() if v is not None]
-    info["fitted_on"] = "each subject's own windows, unlabelled (test subjects included)"
-    return info
+    return adapter
 
 
 def eeg_window_quality(raw: np.ndarray, ch_names: list[str], chunk: int = 1024) -> np.ndarray:
@@ -503,7 +495,7 @@ def _mask_low_quality(data: PreparedData, threshold: float) -> None:
     from physioaffect.features import peripheral as pf
 
     for sig in data.peripheral_signals:
-        mod = PERIPHERAL_MODALITIES[sig.upper()]
+        mod = canonical_signal(sig)
         cols = [data.peripheral_names.index(n) for n in pf.feature_names(mod)
                 if n in data.peripheral_names]
         low = ~(data.quality[sig] >= threshold)  # NaN quality (no data) counts as low
@@ -526,60 +518,3 @@ def eeg_input_kind(cfg: TrainConfig):
     if "eeg" not in cfg.modalities:
         return None
     return get_spec(cfg.model).eeg_input(dict(cfg.model_kwargs))
-
-
-def face_present(face: np.ndarray) -> np.ndarray:
-    """Boolean ``(n,)``: windows with face features (any finite value but the valid fraction,
-    which is the last column and always set)."""
-    return np.isfinite(np.asarray(face)[:, :-1]).any(axis=1)
-
-
-# ----------------------------------------------------------------------------- normaliser
-class AxisNormaliser:
-    """Z-score with statistics of training windows only, per ``keep`` axes (scikit-learn style).
-
-    ``keep`` chooses the axes with their own statistics: ``(1,)`` gives per-channel statistics
-    of raw EEG ``(n, C, T)``, ``(2, 3)`` per channel and band of graph sequences
-    ``(n, S, C, F)``, ``(1,)`` per feature of peripheral ``(n, F)`` (the model's input kind
-    says which). NaN values are ignored in the statistics and become 0 (the training mean)
-    after :meth:`transform`. The fitted statistics are a
-    :class:`~physioaffect.models.Standardisation`, stored in the checkpoint contract.
-
-    Parameters
-    ----------
-    keep : tuple of int
-        Axes (of the batched array) that keep their own statistics.
-    eps : float
-        Added to every standard deviation (a constant feature is not divided by zero).
-    """
-
-    def __init__(self, keep: tuple[int, ...] = (1,), eps: float = 1e-6) -> None:
-        self.keep = keep
-        self.eps = eps
-
-    def fit(self, X: np.ndarray, y: np.ndarray | None = None, *, rows: np.ndarray | None = None,
-            chunk: int = 2048) -> AxisNormaliser:
-        """Fit on ``X`` (or on its ``rows`` only: training windows of a fold, read chunk by
-        chunk so that a large array is never copied whole). ``y`` is ignored."""
-        rows = np.arange(len(X)) if rows is None else np.asarray(rows)
-        if rows.size == 0:
-            raise TrainingError("normaliser: no training windows")
-        from physioaffect.preprocessing.alignment import axis_sums
-
-        s, s2, cnt = axis_sums(X, rows, tuple(self.keep), chunk)
-        cnt = np.maximum(cnt, 1)
-        self.mean_ = s / cnt
-        self.scale_ = np.sqrt(np.maximum(s2 / cnt - self.mean_ ** 2, 0.0)) + self.eps
-        self.n_samples_fit_ = int(rows.size)
-        return self
-
-    def standardisation(self):
-        """The fitted statistics as a :class:`~physioaffect.models.Standardisation`."""
-        from physioaffect.models.contract import Standardisation
-
-        return Standardisation(tuple(self.keep), np.asarray(self.mean_, dtype=np.float64),
-                               np.asarray(self.scale_, dtype=np.float64))
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Normalised float32 copy of ``X`` (batched, same layout as in :meth:`fit`)."""
-        return self.standardisation().transform(X)

@@ -19,11 +19,13 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from physioaffect.models.feeding import forward as feed_forward
 from physioaffect.training.augment import fourier_surrogate
 from physioaffect.training.config import TrainConfig, TrainingError
 
@@ -69,8 +71,7 @@ def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float,
         ``network`` (registry name of the built class), ``input`` (input kind of the EEG branch,
         None without EEG), ``fusion`` (the network takes named modalities), ``modalities``.
     """
-    from physioaffect.models import create
-    from physioaffect.models._base import ModelConfigError
+    from physioaffect.models import ModelConfigError, create
     from physioaffect.models.registry import get_spec
     from physioaffect.training.data import eeg_input_kind
 
@@ -105,38 +106,9 @@ def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float,
 
 
 def forward(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Network output for a batch of named inputs.
-
-    ``eeg``, ``peripheral`` and ``face`` are the modalities; ``face_present`` and
-    ``peripheral_present`` (1/0 per window) mask the branch of windows without that data, as
-    long as the window has another modality present (where none is left, e.g. a face-only
-    network, the window's inputs are used as they are: the training mean).
-    """
-    if kind == "fusion":
-        per, face = batch.get("peripheral"), batch.get("face")
-        if per is not None and per.ndim == 2:
-            per = per.unsqueeze(1)  # one feature step per window: (B, 1, F_p)
-        if face is not None and face.ndim == 2:
-            face = face.unsqueeze(1)
-        present = {}
-        for name, x in (("peripheral", per), ("face", face)):
-            flag = batch.get(f"{name}_present")
-            if flag is not None and x is not None:
-                present[name] = flag > 0.5
-        mask = None
-        if present:
-            if batch.get("eeg") is None:  # every window needs one present modality
-                given = {"peripheral": per, "face": face}
-                some = torch.stack([present.get(n, torch.ones_like(next(iter(present.values()))))
-                                    for n, x in given.items() if x is not None]).any(dim=0)
-                present = {n: p | ~some for n, p in present.items()}
-            mask = present
-        out = model(eeg=batch.get("eeg"), peripheral=per, face=face, mask=mask)
-    else:
-        out = model(batch["eeg"])
-    if out.ndim == 3:  # EmT regression: one value per sub-window -> window mean
-        out = out.mean(dim=1)
-    return out
+    """Network output for a batch: :func:`physioaffect.models.feeding.forward` (``kind``
+    ``"fusion"``: the network takes named modalities)."""
+    return feed_forward(model, batch, kind == "fusion")
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -230,7 +202,8 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         train: tuple[dict[str, np.ndarray], np.ndarray],
         val: tuple[dict[str, np.ndarray], np.ndarray] | None,
         device: torch.device, state_path: Path | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, list[dict], int]:
+        on_epoch: Callable[[dict], None] | None = None,
+        threads: Any = None) -> tuple[nn.Module, list[dict], int]:
     """Train ``model`` with AdamW + cosine annealing, early stopping on validation loss.
 
     Raw EEG training batches are augmented as ``cfg.optim.augment`` says (Fourier surrogates,
@@ -248,6 +221,9 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
         Epoch checkpoint (written after every epoch, resumed from if present).
     on_epoch : callable(dict)
         Called with each epoch's history row (progress display).
+    threads : ThreadPolicy or None
+        Asked before every epoch how many threads are free
+        (:class:`~physioaffect.compute.ThreadPolicy`).
 
     Returns
     -------
@@ -304,6 +280,8 @@ def fit(model: nn.Module, kind: str, cfg: TrainConfig, seed: int,
             stopped = (f"early stopping: validation loss not better than epoch {best_epoch} "
                        f"for {bad} epochs")
             break
+        if threads is not None and device.type == "cpu":
+            threads.adjust()
         t0 = time.perf_counter()
         model.train()
         gen = torch.Generator().manual_seed(seed * 100003 + epoch)

@@ -91,7 +91,7 @@ class DeepEEGClassifier(ClassifierMixin, BaseEstimator):
         The trained network (weights of the kept epoch).
     classes_ : ndarray
         Class labels, in the order of the columns of :meth:`predict_proba`.
-    normaliser_ : AxisNormaliser
+    normaliser_ : Standardiser
         Standardisation of the network input fitted on the training windows.
     input_kind_ : str
         How the network input is built from windows (``raw``, ``graphs``).
@@ -265,7 +265,7 @@ class DeepEEGClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X: Any, y: Any, groups: Any) -> DeepEEGClassifier:
         from physioaffect.models import ModelConfigError, get_spec
-        from physioaffect.training.data import AxisNormaliser
+        from physioaffect.preprocessing.standardise import Standardiser
         from physioaffect.training.engine import (
             build_network,
             fit,
@@ -305,7 +305,7 @@ class DeepEEGClassifier(ClassifierMixin, BaseEstimator):
                                 "sampling rate; give sfreq (Hz)")
         train_rows, val_rows, val_subjects = self._validation_rows(groups, n)
         built = kind.build(X, self.sfreq, params)
-        normaliser = AxisNormaliser(kind.norm_axes).fit(built, rows=train_rows)
+        normaliser = Standardiser(kind.norm_axes).fit(built, rows=train_rows)
         cfg = self._config(kind.name, params, chs_info)
         seed = int(self.random_state)
         seed_everything(seed)

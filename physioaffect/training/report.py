@@ -2,10 +2,13 @@
 
 Every number in ``report.md`` comes from ``predictions.csv`` through
 :func:`physioaffect.training.metrics.metrics_of`: per fold (``metrics_folds.csv``), per test
-subject (``metrics_subjects.csv``, all of a subject's test windows pooled), and summarised as
-mean +- standard deviation over subjects and over folds (``summary.json``). The trivial
-baseline (training-fold majority) and the classical baselines stand beside the network.
-:func:`compare_runs` puts several runs side by side.
+subject (``metrics_subjects.csv``, all of a subject's test windows pooled), per protocol
+(:mod:`physioaffect.training.live`), and summarised as mean +- standard deviation over subjects
+and over folds (``summary.json``). The headline is the **live protocol**, the score a live user
+gets (calibration on the first seconds of the session, recording order); the whole-session
+(transductive) score stands beside it, named as such. The trivial baseline (training-fold
+majority) and the classical baselines stand beside the network. :func:`compare_runs` puts
+several runs side by side.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from physioaffect.datasets.base import natural_key
 from physioaffect.training.config import TrainingError
+from physioaffect.training.live import LIVE, SESSION, protocol_name
 from physioaffect.training.metrics import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -41,42 +46,50 @@ def run_status(run_dir: str | Path) -> dict:
 
 
 def load_predictions(run_dir: str | Path) -> pd.DataFrame:
-    """Predictions of every finished fold, concatenated."""
+    """Predictions of every finished fold, concatenated (column ``protocol``: runs written
+    before the live protocol existed hold whole-session scores only, named ``session``)."""
     d = Path(run_dir)
     parts = [pd.read_csv(p, dtype={"subject": str, "stimulus": str})
              for p in sorted((d / "folds").glob("*/predictions.csv"))
              if (p.parent / "fold.json").exists()]
     if not parts:
         raise TrainingError(f"{d}: no finished fold has predictions")
-    return pd.concat(parts, ignore_index=True)
+    pred = pd.concat(parts, ignore_index=True)
+    if "protocol" not in pred.columns:
+        pred.insert(2, "protocol", SESSION)
+    return pred
 
 
-def _natural(s: str) -> tuple:
-    import re
-
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(s)))
+def headline_protocol(pred: pd.DataFrame) -> str:
+    """The protocol a report leads with: ``live`` where the run has it."""
+    return LIVE if (pred["protocol"] == LIVE).any() else SESSION
 
 
 def _tables(pred: pd.DataFrame, task: str, n_classes: int):
     names = list(REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS)
     rows_f, rows_s = [], []
-    for (fold, model), g in pred.groupby(["fold", "model"], sort=False):
-        rows_f.append({"fold": fold, "model": model, "n": len(g),
+    for (fold, model, proto), g in pred.groupby(["fold", "model", "protocol"], sort=False):
+        rows_f.append({"fold": fold, "model": model, "protocol": proto, "n": len(g),
                        **metrics_of(g, task, n_classes)})
-    for (subj, model), g in pred.groupby(["subject", "model"], sort=False):
-        rows_s.append({"subject": subj, "model": model, "n": len(g),
+    for (subj, model, proto), g in pred.groupby(["subject", "model", "protocol"], sort=False):
+        rows_s.append({"subject": subj, "model": model, "protocol": proto, "n": len(g),
                        **metrics_of(g, task, n_classes)})
     folds = pd.DataFrame(rows_f)
     subjects = pd.DataFrame(rows_s)
     subjects = subjects.iloc[sorted(range(len(subjects)),
-                                    key=lambda i: _natural(subjects["subject"].iloc[i]))]
+                                    key=lambda i: natural_key(subjects["subject"].iloc[i]))]
     return names, folds, subjects.reset_index(drop=True)
 
 
-def _summary(table: pd.DataFrame, names: list[str], models: list[str]) -> dict:
+def _summary(table: pd.DataFrame, names: list[str], models: list[str],
+             protocol: str | None = None) -> dict:
+    if protocol is not None:
+        table = table[table["protocol"] == protocol]
     out = {}
     for m in models:
         t = table[table["model"] == m]
+        if t.empty:
+            continue
         out[m] = {k: {"mean": float(np.nanmean(t[k])) if t[k].notna().any() else float("nan"),
                       "std": float(np.nanstd(t[k])) if t[k].notna().any() else float("nan"),
                       "n": int(t[k].notna().sum())} for k in names}
@@ -182,7 +195,7 @@ def _fold_summaries(d: Path) -> list[dict]:
     if not (d / "folds").is_dir():
         return []
     out = [json.loads(f.read_text()) for f in (d / "folds").glob("*/fold.json")]
-    return sorted(out, key=lambda s: (s.get("index", 0), _natural(s.get("name", ""))))
+    return sorted(out, key=lambda s: (s.get("index", 0), natural_key(s.get("name", ""))))
 
 
 def _search_lines(d: Path) -> list[str]:
@@ -225,19 +238,28 @@ def write_report(run_dir: str | Path) -> Path:
     labels = json.loads((d / "labels.json").read_text()) if (d / "labels.json").exists() else {}
     task = cfg.task
     pred = load_predictions(d)
+    head = headline_protocol(pred)
     n_classes = len([c for c in pred.columns if c.startswith("score_")]) or 0
     names, folds, subjects = _tables(pred, task, n_classes)
     models = list(dict.fromkeys(pred["model"]))
     deep = [m for m in models if m not in ("majority", "logreg", "svm")]
+    protocols = list(dict.fromkeys(pred["protocol"]))
     pred.to_csv(d / "predictions.csv", index=False)
     folds.to_csv(d / "metrics_folds.csv", index=False)
     subjects.to_csv(d / "metrics_subjects.csv", index=False)
     summary = {"status": status["status"], "folds_done": len(status["done"]),
                "n_folds": status["n_folds"], "task": task, "models": models,
-               "over_subjects": _summary(subjects, names, models),
-               "over_folds": _summary(folds, names, models), "labels": labels}
+               "headline_protocol": head,
+               "over_subjects": _summary(subjects, names, models, head),
+               "over_folds": _summary(folds, names, models, head),
+               "protocols": {p: {"over_subjects": _summary(subjects, names, models, p),
+                                 "over_folds": _summary(folds, names, models, p)}
+                             for p in protocols},
+               "adaptation": _adaptation_choices(d), "labels": labels}
     (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    figs = _figures(d, pred, subjects, folds, names[0], models, deep, task, n_classes)
+    head_subjects = subjects[subjects["protocol"] == head]
+    head_pred = pred[pred["protocol"] == head]
+    figs = _figures(d, head_pred, head_subjects, folds, names[0], models, deep, task, n_classes)
     complete = len(status["done"]) == status["n_folds"] and status["n_folds"] > 0
     lines = [f"# {cfg.dataset} · {cfg.model} · {cfg.protocol} · {cfg.target}", ""]
     if not complete:
@@ -256,28 +278,39 @@ def write_report(run_dir: str | Path) -> Path:
         f"kept, dropped {labels.get('dropped_nan', 0)} NaN and {labels.get('dropped_by_rule', 0)} "
         f"by rule; class counts {labels.get('class_counts', labels.get('mean', ''))}",
         f"- {status['n_folds']} folds; test subjects contribute nothing to training, the "
-        "training normalisation or early stopping; validation = held-out training subjects; "
-        "models re-initialised per fold; baselines fitted on the same training windows",
-        _adaptation_line(cfg),
-        _recipe_line(cfg),
+        "training normalisation, early stopping or the choice of adaptation; validation = "
+        "held-out training subjects; models re-initialised per fold; baselines fitted on the "
+        "same training windows",
+        _adaptation_line(cfg, summary["adaptation"]),
+        _recipe_line(cfg, summary["adaptation"]),
         "- `majority` = training-fold majority class (trivial; regression: training mean); "
         "`logreg`/`svm` (regression: ridge / linear SVR) = "
         f"differential entropy ({cfg.de_bands}) features"
-        f"{' + peripheral features' if 'peripheral' in cfg.modalities else ''}",
-        "", "## Mean ± std over test subjects", "",
-        "| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for m in models:
-        lines.append(f"| {m} | " + " | ".join(_fmt(summary['over_subjects'][m][k])
-                                             for k in names) + " |")
-    lines += ["", "## Mean ± std over folds", "",
-              "| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for m in models:
-        lines.append(f"| {m} | " + " | ".join(_fmt(summary['over_folds'][m][k])
-                                             for k in names) + " |")
+        f"{' + peripheral features' if 'peripheral' in cfg.modalities else ''}", ""]
+    cal = cfg.adaptation.calibration_s
+    if head == LIVE:
+        lines += ["## The score a live user gets (live protocol, mean ± std over test "
+                  "subjects)", "",
+                  f"Each test subject's session in recording order (stimuli laid end to end); "
+                  f"the per-subject adaptation fitted on its first {cal:g} s only, as the live "
+                  "decoder does (`physioaffect decode`), and updated online where the fold "
+                  f"chose so; scored on the windows after those {cal:g} s.", ""]
+    else:
+        lines += ["## Mean ± std over test subjects (whole session)", ""]
+    lines += _metric_table(summary["over_subjects"], models, names)
+    if head == LIVE and SESSION in protocols:
+        lines += ["", "## Whole-session score (transductive; not what a live user gets)", "",
+                  "Each test subject's adaptation fitted on **all** of its windows, later ones "
+                  "included, every window scored. Mean ± std over test subjects.", ""]
+        lines += _metric_table(summary["protocols"][SESSION]["over_subjects"], models, names)
+    lines += _calibration_lines(summary, deep, names[0], cal, cfg)
+    lines += _choice_lines(summary["adaptation"], task)
+    lines += ["", f"## Mean ± std over folds ({head})", ""]
+    lines += _metric_table(summary["over_folds"], models, names)
     key = names[0]
-    lines += ["", f"## Per subject ({key})", "", "| subject | n | " + " | ".join(models) + " |",
-              "|---" * (len(models) + 2) + "|"]
-    for subj, g in subjects.groupby("subject", sort=False):
+    lines += ["", f"## Per subject ({key}, {head})", "",
+              "| subject | n | " + " | ".join(models) + " |", "|---" * (len(models) + 2) + "|"]
+    for subj, g in head_subjects.groupby("subject", sort=False):
         vals = {r["model"]: r[key] for _, r in g.iterrows()}
         lines.append(f"| {subj} | {int(g['n'].iloc[0])} | "
                      + " | ".join(f"{vals.get(m, float('nan')):.3f}" for m in models) + " |")
@@ -286,27 +319,98 @@ def write_report(run_dir: str | Path) -> Path:
     lines += _search_lines(d)
     lines += _retry_lines(d)
     lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figs]
-    lines += ["", "Files: `predictions.csv` (every test window), `metrics_folds.csv`, "
-              "`metrics_subjects.csv`, `summary.json`, `config.yaml` (rerun with "
-              "`physioaffect train --config config.yaml`), `folds/*/checkpoint` (load with "
-              "`physioaffect.training.load_checkpoint`)."]
+    lines += ["", "Files: `predictions.csv` (every test window under every protocol, column "
+              "`protocol`), `metrics_folds.csv`, `metrics_subjects.csv`, `summary.json`, "
+              "`config.yaml` (rerun with `physioaffect train --config config.yaml`), "
+              "`folds/*/checkpoint` (load with `physioaffect.training.load_checkpoint`)."]
     path = d / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def _adaptation_line(cfg) -> str:
-    """What the run did with each subject's own data (transductive or not), in one line."""
+def _metric_table(stats: dict, models: list[str], names: list[str]) -> list[str]:
+    rows = ["| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for m in models:
+        if m in stats:
+            rows.append(f"| {m} | " + " | ".join(_fmt(stats[m][k]) for k in names) + " |")
+    return rows
+
+
+def _calibration_lines(summary: dict, deep: list[str], key: str, cal: float, cfg) -> list[str]:
+    """The network's live score against calibration length and under one-sided starts."""
+    protos = summary["protocols"]
+    curve = [c for c in (30.0, 60.0, 120.0, 300.0) if protocol_name(c, cal) in protos]
+    one_sided = [p for p in protos if "_onesided_" in p]
+    if not curve and not one_sided:
+        return []
+    cols = [f"{c:g} s" for c in curve] + [p.split("_onesided_")[1] + " first"
+                                          for p in one_sided]
+    out = ["", f"## Live {key} against calibration length and a one-sided start", "",
+           "Calibration on the first N s of each test subject's session (recording order); "
+           f"one-sided: the session starts with stimuli of one class only (as many as fill "
+           f"{cal:g} s), the others following. Mean ± std over test subjects.", "",
+           "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for m in deep:
+        cells = []
+        for p in [protocol_name(c, cal) for c in curve] + one_sided:
+            st = protos.get(p, {}).get("over_subjects", {}).get(m, {}).get(key)
+            cells.append(_fmt(st) if st else "n/a")
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _adaptation_choices(d: Path) -> list[dict]:
+    """Per fold: the adaptation it chose, among which, and why (``fold.json``)."""
+    out = []
+    for s in _fold_summaries(d):
+        ad = s.get("adaptation")
+        if ad:
+            out.append({"fold": s["name"], "test_subjects": s.get("test_subjects", []), **ad})
+    return out
+
+
+def _choice_lines(choices: list[dict], task: str) -> list[str]:
+    if not choices:
+        return []
+    metric = "CCC" if task == "regression" else "accuracy"
+    out = ["", "## Per-subject adaptation chosen per fold", "",
+           "`none`: training statistics only; `offline`: the reference fitted on the "
+           "calibration period, then frozen; `online`: updated with every window after it. "
+           f"Chosen by the live-protocol {metric} on the fold's validation subjects.", "",
+           "| fold | test subjects | network | baselines | why |", "|---|---|---|---|---|"]
+    for c in choices:
+        base = ", ".join(f"{b}: {v['variant']}" for b, v in (c.get("baselines") or {}).items())
+        out.append(f"| {c['fold']} | {', '.join(c['test_subjects'])} | {c['variant']} "
+                   f"({c.get('method', '')}) | {base} | {c.get('reason', '')} |")
+    return out
+
+
+def _adaptation_line(cfg, choices: list[dict] | None = None) -> str:
+    """What the run did with each subject's own data, in one line."""
     ad = cfg.adaptation
-    if ad.method in ("none", "auto"):
+    what = {"euclidean": "Euclidean alignment of raw EEG (He & Wu 2019), other inputs "
+                         "z-scored", "subject_zscore": "z-score of every input"}
+    if ad.method == "none":
         return ("- per-subject adaptation: none (inductive: nothing of a test subject is used "
                 "before it is scored)")
-    what = {"euclidean": "Euclidean alignment of raw EEG (He & Wu 2019), other inputs z-scored",
-            "subject_zscore": "z-score of every input"}.get(ad.method, ad.method)
-    return (f"- per-subject adaptation: `{ad.method}` ({what}) with statistics of each "
-            "subject's own unlabelled windows; **transductive**: test subjects' windows (never "
-            "their labels) are used for their own statistics, for the baselines too (a live "
-            f"decoder calibrates on the first {ad.calibration_s:g} s of a new subject)")
+    used = sorted({c["variant"] for c in choices or []})
+    how = (f"chosen per fold among none / offline / online on validation subjects (used: "
+           f"{', '.join(used) or 'n/a'})" if ad.method == "auto" else f"`{ad.method}`")
+    from physioaffect.training.data import eeg_input_kind
+
+    kind = eeg_input_kind(cfg)
+    method = ad.candidate(None if kind is None else kind.name)
+    methods = sorted({c.get("method") for c in choices or [] if c.get("method") != "none"}) \
+        or [method]
+    forget = ("no forgetting" if ad.half_life_s is None
+              else f"half-life {ad.half_life_s:g} s")
+    return (f"- per-subject adaptation: {how}; "
+            + "; ".join(f"`{m}` = {what.get(m, m)}" for m in methods)
+            + f"; statistics of each subject's own unlabelled windows: training and validation "
+              f"subjects their whole sessions, test subjects their first "
+              f"{ad.calibration_s:g} s (live protocol; online: updated window by window, "
+              f"{forget}) or, in the whole-session score only, all of their windows "
+              "(**transductive**)")
 
 
 def _epoch_budget(cfg) -> str:
@@ -317,14 +421,23 @@ def _epoch_budget(cfg) -> str:
     return f"at most enough for {o.min_steps} optimiser steps, {lo}-{hi}"
 
 
-def _recipe_line(cfg) -> str:
+def _recipe_line(cfg, choices: list[dict] | None = None) -> str:
+    from physioaffect.training.data import eeg_input_kind
+
     o = cfg.optim
-    aug = "none" if o.augment == "none" else f"{o.augment} (p = {o.augment_prob:g})"
+    kind = eeg_input_kind(cfg)
+    if o.augment == "none":
+        aug = "augmentation: none"
+    elif kind is not None and kind.name == "raw":
+        aug = f"augmentation: {o.augment} (p = {o.augment_prob:g}) of raw EEG training windows"
+    else:
+        what = "no EEG" if kind is None else f"{kind.name} inputs"
+        aug = (f"augmentation: none ({o.augment} applies to raw EEG windows; this network "
+               f"takes {what})")
     bn = ("recomputed on training windows before each validation (precise BN)"
           if o.precise_bn else "running averages of training batches")
     return (f"- optimiser: AdamW lr {o.lr:g}, weight decay {o.weight_decay:g}, batch "
-            f"{o.batch_size}, cosine schedule; augmentation of raw EEG: {aug}; batch-norm "
-            f"statistics {bn}")
+            f"{o.batch_size}, cosine schedule; {aug}; batch-norm statistics {bn}")
 
 
 #: Axis label of each metric (with its unit where it has one).
@@ -532,6 +645,7 @@ def report_figures(run_dir: str | Path, pred: pd.DataFrame | None = None,
     task = cfg.task
     if pred is None:
         pred = load_predictions(d)
+        pred = pred[pred["protocol"] == headline_protocol(pred)]
     if n_classes is None:
         n_classes = len([c for c in pred.columns if c.startswith("score_")]) or 0
     if subjects is None or key is None:
@@ -551,7 +665,7 @@ def report_figures(run_dir: str | Path, pred: pd.DataFrame | None = None,
             figures[f"confusion_{_safe(m)}.png"] = confusion_figure(
                 g["y_true"].to_numpy(int), g["y_pred"].to_numpy(int), names, m)
     histories, best = {}, {}
-    for h in sorted((d / "folds").glob("*/history.csv"), key=lambda p: _natural(p.parent.name)):
+    for h in sorted((d / "folds").glob("*/history.csv"), key=lambda p: natural_key(p.parent.name)):
         t = pd.read_csv(h)
         if t.empty:
             continue

@@ -31,69 +31,37 @@ says so, and that is written after the last fold and the report.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from physioaffect.log import logger, verbose
 from physioaffect.training.config import PROTOCOL_ALIASES, TrainConfig, TrainingError
-from physioaffect.training.data import (
-    AxisNormaliser,
-    PreparedData,
-    adapt_subjects,
-    face_present,
-    low_quality_windows,
-    prepare_data,
+from physioaffect.training.data import PreparedData, low_quality_windows, prepare_data
+from physioaffect.training.fold import FoldResult, class_names, compute_fold, deep_label
+from physioaffect.training.progress import (
+    choice_line,
+    epoch_line,
+    fold_line,
+    headline_metrics,
+    trial_line,
+)
+from physioaffect.training.rundir import (
+    store_trial,
+    stored_trials,
+    write_fold,
+    write_json,
 )
 
 __all__ = ["train", "run_fold", "compute_fold", "write_fold", "FoldResult", "deep_label",
            "class_names", "plan_folds"]
 
-_CLASS_NAMES = {"seed3": ["negative", "neutral", "positive"], "posneg": ["negative", "positive"]}
 #: Config sections that may differ between a run and its resumption.
 _RESUME_FREE = ("executor",)
 
 
-def class_names(rule: str) -> list[str]:
-    from physioaffect.datasets.labels import RULES
-
-    if RULES[rule].n_classes is None:
-        return []
-    return _CLASS_NAMES.get(rule, ["low", "high"])
-
-
-def deep_label(cfg: TrainConfig) -> str:
-    """Name of the network in tables: ``emt``, or ``emt[eeg+peripheral]`` when fused."""
-    if cfg.modalities == ["eeg"] and cfg.model != "fusion":
-        return cfg.model
-    return f"{cfg.model}[{'+'.join(cfg.modalities)}]"
-
-
-def _json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
-    tmp.replace(path)
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, frozenset | set):
-        return sorted(o)
-    raise TypeError(type(o).__name__)
-
-
-# ---------------------------------------------------------------------------------- quality
 def quality_report(cfg: TrainConfig, data: PreparedData) -> dict:
     """Windows below the quality threshold, per subject and signal, and what was done."""
     subjects = data.meta["subject"].astype(str).to_numpy()
@@ -164,387 +132,6 @@ def plan_folds(cfg: TrainConfig, data: PreparedData) -> tuple[list[dict], np.nda
 
 
 # ------------------------------------------------------------------------------- one fold
-def _baseline(name: str, task: str, seed: int):
-    from physioaffect.models import make_linear_svm, make_logistic_regression, make_majority
-
-    if task == "regression":
-        from sklearn.dummy import DummyRegressor
-        from sklearn.linear_model import Ridge
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        from physioaffect.models import FlattenFeatures
-
-        # Regression: majority -> training mean, logreg -> ridge, svm -> linear SVR.
-        if name == "majority":
-            return DummyRegressor(strategy="mean")
-        if name == "logreg":
-            return make_pipeline(FlattenFeatures(), StandardScaler(), Ridge(alpha=1.0))
-        from sklearn.svm import LinearSVR
-
-        return make_pipeline(FlattenFeatures(), StandardScaler(),
-                             LinearSVR(random_state=seed, max_iter=10000))
-    if name == "majority":
-        return make_majority()
-    if name == "logreg":
-        return make_logistic_regression()
-    model = make_linear_svm()
-    model.set_params(clf__random_state=seed)
-    return model
-
-
-def _classical_features(cfg: TrainConfig, data: PreparedData, rows: np.ndarray,
-                        fit_rows: np.ndarray) -> np.ndarray:
-    """DE (and peripheral and face, when those modalities are used) features, NaN -> training
-    mean."""
-    parts = []
-    if "eeg" in cfg.modalities and data.de is not None:
-        parts.append(data.de[rows].reshape(len(rows), -1))
-    for name, x in (("peripheral", data.peripheral), ("face", data.face)):
-        if name not in cfg.modalities or x is None:
-            continue
-        p = x[rows].astype(np.float64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an all-NaN feature column: imputed with 0 below
-            mean = np.nanmean(x[fit_rows].astype(np.float64), axis=0)
-        mean = np.where(np.isfinite(mean), mean, 0.0)
-        parts.append(np.where(np.isfinite(p), p, mean))
-    if not parts:
-        return np.zeros((len(rows), 1))
-    x = np.concatenate(parts, axis=1).astype(np.float64)
-    return np.nan_to_num(x)
-
-
-def _pred_frame(cfg: TrainConfig, data: PreparedData, fold: dict, model: str, rows: np.ndarray,
-                y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None) -> pd.DataFrame:
-    m = data.meta.iloc[rows]
-    df = pd.DataFrame({"fold": fold["name"], "model": model,
-                       "subject": m["subject"].astype(str).to_numpy(),
-                       "session": m["session"].to_numpy(), "trial": m["trial"].to_numpy(),
-                       "stimulus": m["stimulus"].astype(str).to_numpy(),
-                       "onset_s": m["onset_s"].to_numpy(), "y_true": y_true, "y_pred": y_pred})
-    if scores is not None:
-        for k in range(scores.shape[1]):
-            df[f"score_{k}"] = scores[:, k]
-    return df
-
-
-def fold_contract(cfg: TrainConfig, data: PreparedData, fold: dict, info: dict,
-                  norms: dict[str, AxisNormaliser], target_scaling: tuple[float, float] | None,
-                  seed: int, best_epoch: int, epochs_run: int):
-    """The :class:`~physioaffect.models.CheckpointContract` of a trained fold."""
-    from physioaffect.models.contract import CheckpointContract
-
-    eeg = "eeg" in info["modalities"]
-    return CheckpointContract(
-        model=info["network"], trained_as=cfg.model, label=deep_label(cfg),
-        modalities=tuple(info["modalities"]), task=cfg.task, target=cfg.target,
-        label_rule=cfg.label_rule, class_names=tuple(class_names(cfg.label_rule)),
-        channels=tuple(data.ch_names) if eeg else (),
-        sfreq=float(data.info.get("source_sfreq", data.sfreq)) if eeg else 0.0,
-        pipeline=cfg.preprocessing, window_s=float(cfg.windows.window_s) if eeg else 0.0,
-        step_s=cfg.windows.step_s if eeg else None, n_times=data.n_times if eeg else 0,
-        input_kind=info["input"], input_params=dict(cfg.inputs.get(info["input"], {}))
-        if info["input"] else {},
-        normalisation={k: n.standardisation() for k, n in norms.items()},
-        peripheral_signals=tuple(data.peripheral_signals),
-        peripheral_features=tuple(data.peripheral_names), face_features=tuple(data.face_names),
-        face_min_valid=float(cfg.face.min_valid), target_scaling=target_scaling,
-        subject_adaptation={"method": cfg.adaptation.method,
-                            "transductive": bool(cfg.adaptation.transductive),
-                            "calibration_s": float(cfg.adaptation.calibration_s)},
-        quality_gate={"threshold": cfg.quality.threshold, "action": cfg.quality.action},
-        provenance={"dataset": cfg.dataset, "fold": fold["name"],
-                    "train_subjects": fold["train_subjects"], "val_subjects": fold["val_subjects"],
-                    "test_subjects": fold["test_subjects"], "seed": seed,
-                    "best_epoch": best_epoch, "epochs_run": epochs_run})
-
-
-@dataclass
-class FoldResult:
-    """What a finished fold produced, sent to the driver, which alone writes the run folder.
-
-    Attributes
-    ----------
-    name : str
-        Fold name (``folds/<name>/``).
-    summary : dict
-        ``fold.json``: metrics per model, epochs, subjects, device, seconds, search choice.
-    predictions : DataFrame
-        Test windows of the network and the baselines (``predictions.csv``).
-    history : list of dict
-        Learning curve, one row per epoch (``history.csv``).
-    checkpoint : dict of str -> bytes
-        The files of the checkpoint folder (``config.json``, ``model.safetensors``,
-        ``contract.json``: :func:`physioaffect.models.save_checkpoint`'s format), by name.
-    trials : list of dict
-        Trials of the nested model search (``search.csv``); empty without a search.
-    """
-
-    name: str
-    summary: dict
-    predictions: pd.DataFrame
-    history: list[dict]
-    checkpoint: dict[str, bytes]
-    trials: list[dict] = field(default_factory=list)
-
-
-def _fit_network(cfg: TrainConfig, data: PreparedData, y: np.ndarray, tr: np.ndarray,
-                 va: np.ndarray, te: np.ndarray, seed: int, state_path: Path | None = None,
-                 progress: Any = None) -> dict[str, Any]:
-    """Train a fresh network on rows ``tr`` with early stopping on rows ``va``; ``te`` are the
-    rows it will be tested on (a search trial: its validation rows), never trained on.
-
-    The training body of a fold, and of each trial of a model search (same code, so a
-    search scores exactly what a fold would train).
-
-    Returns
-    -------
-    dict
-        ``net`` (best validation state loaded), ``info`` (:func:`build_network`'s), ``norms``,
-        ``take`` (rows -> normalised inputs), ``kind``, ``device``, ``target_scaling``,
-        ``history``, ``best_epoch``.
-    """
-    from physioaffect.training.engine import build_network, fit, resolve_device, seed_everything
-
-    task = cfg.task
-    n_classes = len(class_names(cfg.label_rule))
-
-    # The network: fresh per fold, normalised with training-subject statistics only.
-    device = resolve_device(cfg)
-    seed_everything(seed)
-    net, info = build_network(
-        cfg, n_chans=len(data.ch_names), n_times=data.n_times, sfreq=data.sfreq,
-        n_outputs=1 if task == "regression" else n_classes,
-        eeg_input=None if data.eeg_input is None else data.eeg_input[:2],
-        n_peripheral=0 if data.peripheral is None else int(data.peripheral.shape[1]),
-        n_face=0 if data.face is None else int(data.face.shape[1]))
-    from physioaffect.models.inputs import input_kind
-
-    norms: dict[str, AxisNormaliser] = {}
-    arrays: dict[str, np.ndarray] = {}
-    if "eeg" in info["modalities"]:
-        arrays["eeg"] = data.eeg_input
-        norms["eeg"] = AxisNormaliser(input_kind(info["input"]).norm_axes).fit(
-            data.eeg_input, rows=tr)
-    if "peripheral" in info["modalities"]:
-        arrays["peripheral"] = data.peripheral
-        norms["peripheral"] = AxisNormaliser((1,)).fit(data.peripheral, rows=tr)
-        # windows without any usable peripheral feature: the branch is masked, not fed zeros
-        per_mask = np.isfinite(data.peripheral).any(axis=1).astype(np.float32)
-    if "face" in info["modalities"]:
-        arrays["face"] = data.face
-        norms["face"] = AxisNormaliser((1,)).fit(data.face, rows=tr)
-        face_mask = face_present(data.face).astype(np.float32)
-
-    def take(rows: np.ndarray) -> dict[str, np.ndarray]:
-        out = {k: norms[k].transform(v[rows]) for k, v in arrays.items()}
-        if "face" in arrays:
-            out["face_present"] = face_mask[rows]
-        if "peripheral" in arrays and info["fusion"]:
-            out["peripheral_present"] = per_mask[rows]
-        return out
-
-    target_scaling = None
-    if task == "regression":
-        target_scaling = (float(np.mean(y[tr])), float(np.std(y[tr]) or 1.0))
-
-        def ty(rows: np.ndarray) -> np.ndarray:
-            return ((y[rows] - target_scaling[0]) / target_scaling[1]).astype(np.float32)
-    else:
-        def ty(rows: np.ndarray) -> np.ndarray:
-            return y[rows].astype(np.int64)
-
-    kind = "fusion" if info["fusion"] else "single"
-    net, history, best_epoch = fit(
-        net, kind, cfg, seed, (take(tr), ty(tr)), (take(va), ty(va)) if va.size else None,
-        device, state_path=state_path, on_epoch=progress)
-    return {"net": net, "info": info, "norms": norms, "take": take, "kind": kind,
-            "device": device, "target_scaling": target_scaling, "history": history,
-            "best_epoch": best_epoch}
-
-
-def compute_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
-                 state_path: Path | None = None, progress: Any = None,
-                 search: dict | None = None) -> FoldResult:
-    """Train and test one fold; returns its :class:`FoldResult` and writes nothing outside the
-    process's temporary folder (and ``state_path``).
-
-    Parameters
-    ----------
-    cfg_dict : dict
-        :meth:`TrainConfig.to_dict` of the run (with a search's chosen setting applied).
-    fold : dict
-        A fold of :func:`plan_folds` (row indices into ``data``).
-    state_path : Path or None
-        Epoch checkpoint of the network's training: continued from if it exists, rewritten
-        after every epoch.
-    progress : callable(dict) or None
-        Called with each epoch's history row.
-    search : dict or None
-        The nested search behind ``cfg_dict`` (:func:`physioaffect.training.search.choose`):
-        stored in the summary, its trials in ``trials``.
-    """
-    import torch
-
-    from physioaffect.models.contract import save_checkpoint
-    from physioaffect.training.engine import predict_arrays
-    from physioaffect.training.metrics import metrics_of
-
-    cfg = TrainConfig.from_dict(cfg_dict)
-    if cfg.compute.threads:
-        torch.set_num_threads(cfg.compute.threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    t_start = time.perf_counter()
-    task = cfg.task
-    names = class_names(cfg.label_rule)
-    n_classes = len(names)
-    seed = cfg.seed + 1000 * fold["index"]
-    tr, va, te = (np.asarray(fold[k], dtype=int) for k in ("train", "val", "test"))
-    trva = np.concatenate([tr, va])
-    y_te = y[te] if task == "regression" else y[te].astype(int)
-    frames = []
-
-    # Baselines on the same folds (training + validation windows; no hyper-parameters chosen).
-    for b in cfg.baselines:
-        est = _baseline(b, task, seed)
-        xf = _classical_features(cfg, data, trva, trva)
-        xt = _classical_features(cfg, data, te, trva)
-        yb = y[trva] if task == "regression" else y[trva].astype(int)
-        est.fit(xf, yb)
-        pred = est.predict(xt)
-        scores = None
-        if task == "classification":
-            if hasattr(est, "predict_proba"):
-                scores = est.predict_proba(xt)
-            else:
-                d = est.decision_function(xt)
-                scores = np.stack([-d, d], axis=1) if d.ndim == 1 else d
-        frames.append(_pred_frame(cfg, data, fold, b, te, y_te, pred, scores))
-
-    first_epoch: list[int] = []  # a fold resumed from its epoch checkpoint starts after it
-
-    def on_epoch(row: dict) -> None:
-        if not first_epoch and not row.get("final"):
-            first_epoch.append(int(row["epoch"]))
-        if progress is not None:
-            progress(row)
-
-    fitted = _fit_network(cfg, data, y, tr, va, te, seed, state_path, on_epoch)
-    net, info, norms, kind, device = (fitted[k] for k in ("net", "info", "norms", "kind",
-                                                          "device"))
-    target_scaling, history, best_epoch = (fitted[k] for k in ("target_scaling", "history",
-                                                               "best_epoch"))
-    out = predict_arrays(net, kind, fitted["take"](te), device, cfg.compute.amp)
-    label = deep_label(cfg)
-    if task == "regression":
-        pred = out.reshape(len(out), -1)[:, 0] * target_scaling[1] + target_scaling[0]
-        frames.append(_pred_frame(cfg, data, fold, label, te, y_te, pred, None))
-    else:
-        prob = torch.softmax(torch.as_tensor(out), dim=1).numpy()
-        frames.append(_pred_frame(cfg, data, fold, label, te, y_te, prob.argmax(1), prob))
-
-    contract = fold_contract(cfg, data, fold, info, norms, target_scaling, seed, best_epoch,
-                             len(history))
-    with tempfile.TemporaryDirectory(prefix="physioaffect-checkpoint-") as tmp:
-        save_checkpoint(net.cpu(), tmp, contract)
-        checkpoint = {f.name: f.read_bytes() for f in sorted(Path(tmp).iterdir()) if f.is_file()}
-    preds = pd.concat(frames, ignore_index=True)
-    metrics = {m: metrics_of(g, task, n_classes) for m, g in preds.groupby("model", sort=False)}
-    summary = {"name": fold["name"], "index": fold["index"], "metrics": metrics,
-               "best_epoch": best_epoch, "epochs_run": len(history),
-               "stopped": history[-1].get("stopped", "") if history else "",
-               "resumed_from_epoch": first_epoch[0] - 1 if first_epoch else len(history),
-               "n_train": int(tr.size), "n_val": int(va.size), "n_test": int(te.size),
-               "train_subjects": fold["train_subjects"], "val_subjects": fold["val_subjects"],
-               "test_subjects": fold["test_subjects"], "device": str(device),
-               "seconds": time.perf_counter() - t_start}
-    trials: list[dict] = []
-    if search is not None:
-        summary["search"] = {k: v for k, v in search.items() if k != "trials"}
-        trials = list(search.get("trials", []))
-    return FoldResult(fold["name"], summary, preds, history, checkpoint, trials)
-
-
-def write_fold(run_dir: str | Path, result: FoldResult) -> bool:
-    """Write a finished fold into ``run_dir/folds/<name>/`` (only the driver calls this).
-
-    ``fold.json`` is written last and marks the fold finished; the fold's epoch checkpoint is
-    then deleted. A fold already written is left as it is (a second result of the same fold,
-    e.g. from an attempt whose node was declared dead, is dropped).
-
-    Returns
-    -------
-    bool
-        Whether this call wrote the fold.
-    """
-    fold_dir = Path(run_dir) / "folds" / result.name
-    done = fold_dir / "fold.json"
-    if done.exists():
-        return False
-    ckpt = fold_dir / "checkpoint"
-    ckpt.mkdir(parents=True, exist_ok=True)
-    for name, blob in result.checkpoint.items():
-        if Path(name).name != name or name.startswith("."):
-            raise TrainingError(f"fold {result.name}: checkpoint file name {name!r} is not a "
-                                "plain file name")
-        _write_bytes(ckpt / name, blob)
-    result.predictions.to_csv(fold_dir / "predictions.csv", index=False)
-    pd.DataFrame(result.history).to_csv(fold_dir / "history.csv", index=False)
-    if result.trials:
-        pd.DataFrame(_trial_table(result.trials)).to_csv(fold_dir / "search.csv", index=False)
-    _json(done, result.summary)
-    for name in ("train_state.pt", TRIALS_NAME):  # the fold's unfinished state, now done
-        if (fold_dir / name).exists():
-            (fold_dir / name).unlink()
-    return True
-
-
-#: Finished search trials of an unfinished fold (a resumed run does not run them again).
-TRIALS_NAME = "search_trials.json"
-
-
-def stored_trials(fold_dir: Path) -> dict[tuple[int, int], dict]:
-    """Search trials of ``fold_dir`` finished before the run was stopped, by (setting, inner)."""
-    path = Path(fold_dir) / TRIALS_NAME
-    if not path.is_file():
-        return {}
-    try:
-        rows = json.loads(path.read_text())
-        return {(int(t["setting"]), int(t["inner"])): t for t in rows}
-    except (ValueError, KeyError, TypeError):  # a damaged file: the trials run again
-        return {}
-
-
-def store_trial(fold_dir: Path, trial: dict) -> None:
-    """Keep a finished search trial of an unfinished fold (the driver only)."""
-    known = stored_trials(fold_dir)
-    known[(int(trial["setting"]), int(trial["inner"]))] = trial
-    Path(fold_dir).mkdir(parents=True, exist_ok=True)
-    _json(Path(fold_dir) / TRIALS_NAME, sorted(known.values(),
-                                               key=lambda t: (t["setting"], t["inner"])))
-
-
-def _trial_table(trials: list[dict]) -> list[dict]:
-    """Rows of ``search.csv``: one per trial (setting x inner fold), hyper-parameters as
-    columns."""
-    rows = []
-    for t in trials:
-        row = {"setting": t["setting"], "inner_fold": t["inner"]}
-        row.update(t["params"])
-        row.update({k: t[k] for k in ("metric", "score", "best_epoch", "epochs_run")})
-        row["train_subjects"] = " ".join(t["train_subjects"])
-        row["val_subjects"] = " ".join(t["val_subjects"])
-        rows.append(row)
-    return rows
-
-
-def _write_bytes(path: Path, blob: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(path)
-
-
 def run_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray, run_dir: str,
              progress: Any = None, search: dict | None = None,
              on_trial: Any = None) -> dict:
@@ -656,7 +243,6 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
     # Data and folds first: a bad protocol or label rule fails without leaving a run folder.
     _say(console, f"preparing {cfg.dataset} windows from {cfg.root} ...")
     data = prepare_data(cfg, progress=progress)
-    data.info["adaptation"] = adapt_subjects(cfg, data)
     folds, y, label_report = plan_folds(cfg, data)
     searches: dict[str, dict] = {}
     if cfg.search.space:
@@ -670,14 +256,14 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
         ray_executor = RayExecutor(cfg, console)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir)
-    _json(run_dir / "status.json", {"status": "running", "started": time.time()})
-    _json(run_dir / "labels.json", label_report)
-    _json(run_dir / "quality.json", quality_report(cfg, data))
-    _json(run_dir / "folds.json", [{k: f[k] for k in ("name", "train_subjects", "val_subjects",
+    write_json(run_dir / "status.json", {"status": "running", "started": time.time()})
+    write_json(run_dir / "labels.json", label_report)
+    write_json(run_dir / "quality.json", quality_report(cfg, data))
+    write_json(run_dir / "folds.json", [{k: f[k] for k in ("name", "train_subjects", "val_subjects",
                                                       "test_subjects")}
                                    | {"n_train": int(f["train"].size), "n_val": int(f["val"].size),
                                       "n_test": int(f["test"].size)} for f in folds])
-    _json(run_dir / "data.json", {"n_windows": len(data.meta), "channels": data.ch_names,
+    write_json(run_dir / "data.json", {"n_windows": len(data.meta), "channels": data.ch_names,
                                   "sfreq": data.sfreq, "n_times": data.n_times,
                                   "subjects": sorted(data.meta["subject"].astype(str).unique()),
                                   "peripheral_features": data.peripheral_names,
@@ -692,7 +278,7 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
     from physioaffect.training.report import write_report
 
     write_report(run_dir)
-    _json(run_dir / "status.json", {"status": "complete", "folds": len(summaries),
+    write_json(run_dir / "status.json", {"status": "complete", "folds": len(summaries),
                                     "seconds": time.perf_counter() - t0,
                                     "finished": time.time()})
     return run_dir
@@ -704,44 +290,6 @@ def _say(console: Any, msg: str) -> None:
         console.print(msg)
     else:
         logger.info(msg)
-
-
-def _epoch_line(fold: str, row: dict, epochs: int) -> str:
-    """One plain line per epoch: fold, epoch, losses, validation metric."""
-    parts = [f"fold {fold} epoch {row['epoch']}/{epochs}", f"train_loss {row['train_loss']:.4f}"]
-    if "val_loss" in row:
-        parts.append(f"val_loss {row['val_loss']:.4f}")
-    if "val_accuracy" in row:
-        parts.append(f"val_accuracy {row['val_accuracy']:.3f}")
-    parts.append(f"{row.get('seconds', 0.0):.1f} s")
-    return ", ".join(parts)
-
-
-def _fold_line(cfg: TrainConfig, s: dict) -> str:
-    """One plain line when a fold ends: kept epoch, why it stopped, test metric vs baselines."""
-    label = deep_label(cfg)
-    key = "accuracy" if cfg.task == "classification" else "ccc"
-    scores = ", ".join(f"{m} {v.get(key, float('nan')):.3f}" for m, v in s["metrics"].items())
-    return (f"fold {s['name']} done: kept epoch {s['best_epoch']} of {s['epochs_run']} "
-            f"({s.get('stopped', '')}); test {key}: {scores}"
-            if label in s["metrics"] else f"fold {s['name']} done")
-
-
-def _trial_line(t: dict) -> str:
-    """One plain line per finished search trial."""
-    params = ", ".join(f"{k}={v}" for k, v in t["params"].items())
-    return (f"fold {t['fold']} search: setting {t['setting'] + 1} ({params}), inner fold "
-            f"{t['inner'] + 1}: {t['metric']} {t['score']:.4f}")
-
-
-def _choice_line(s: dict) -> str:
-    """One plain line with a fold's chosen search setting."""
-    c = s.get("search")
-    if not c:
-        return ""
-    params = ", ".join(f"{k}={v}" for k, v in c["chosen"].items())
-    return (f"fold {s['name']} search chose {params} (mean {c['metric']} "
-            f"{c['scores'][c['chosen_setting']]:.4f} on validation subjects)")
 
 
 def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console,
@@ -766,12 +314,12 @@ def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console,
             def on_epoch(row: dict, name: str = f["name"],
                          budget: int = cfg.optim.epochs_for(len(f["train"]))) -> None:
                 if not row.get("final"):
-                    say(_epoch_line(name, row, budget))
+                    say(epoch_line(name, row, budget))
 
-            s = one(f, on_epoch, lambda t: say(_trial_line(t)))
+            s = one(f, on_epoch, lambda t: say(trial_line(t)))
             if s.get("search"):
-                say(_choice_line(s))
-            say(_fold_line(cfg, s))
+                say(choice_line(s))
+            say(fold_line(cfg, s))
             out.append(s)
         return out
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -793,13 +341,13 @@ def _run_serial(cfg, cfg_dict, folds, data, y, run_dir, progress, console,
                     info += f" acc {row['val_accuracy']:.2f}"
                 bar.update(t_ep, completed=row["epoch"], info=info)
 
-            s = one(f, on_epoch, lambda t: bar.console.print(_trial_line(t)))
+            s = one(f, on_epoch, lambda t: bar.console.print(trial_line(t)))
             if s.get("search"):
-                bar.console.print(_choice_line(s))
+                bar.console.print(choice_line(s))
             # the bar ends at the epochs actually run, and says why
             bar.update(t_ep, total=s["epochs_run"], completed=s["epochs_run"],
                        info=f"kept epoch {s['best_epoch']}; {s.get('stopped', '')}")
-            m = s["metrics"].get(deep_label(cfg), {})
+            m = headline_metrics(s).get(deep_label(cfg), {})
             key = "accuracy" if "accuracy" in m else "ccc"
             bar.update(t_folds, advance=1,
                        info=f"last {f['name']}: {key} {m.get(key, float('nan')):.3f}")

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from physioaffect.datasets.base import natural_key
 from physioaffect.training.config import TrainConfig, TrainingError, apply_setting
 from physioaffect.training.data import PreparedData
-from physioaffect.training.report import _natural
 
 __all__ = ["plan_search", "run_trial", "choose"]
 
@@ -38,7 +38,7 @@ __all__ = ["plan_search", "run_trial", "choose"]
 def _check_settings(cfg: TrainConfig, data: PreparedData, settings: list[dict]) -> None:
     """Build the network of every setting once (a bad value fails here, before any fold)."""
     from physioaffect.training.engine import build_network
-    from physioaffect.training.runner import class_names
+    from physioaffect.training.fold import class_names
 
     n_classes = len(class_names(cfg.label_rule))
     base = cfg.to_dict()
@@ -59,7 +59,7 @@ def _check_settings(cfg: TrainConfig, data: PreparedData, settings: list[dict]) 
 def _inner_splits(cfg: TrainConfig, data: PreparedData, fold: dict,
                   y: np.ndarray) -> list[dict]:
     """Inner training / validation rows of an outer fold (its test rows never enter)."""
-    from physioaffect.training.runner import class_names
+    from physioaffect.training.fold import class_names
 
     k = cfg.search.inner_folds
     tr, va = (np.asarray(fold[key], dtype=int) for key in ("train", "val"))
@@ -73,7 +73,7 @@ def _inner_splits(cfg: TrainConfig, data: PreparedData, fold: dict,
     else:
         rows = np.sort(np.concatenate([tr, va]))
         subject = data.meta["subject"].astype(str).to_numpy()[rows]
-        subjects = sorted(set(subject), key=_natural)
+        subjects = sorted(set(subject), key=natural_key)
         if k > len(subjects) - 1:
             raise TrainingError(f"search.inner_folds: {k} inner folds need at least {k + 1} "
                                 f"subjects besides the test subjects; fold {fold['name']} has "
@@ -140,16 +140,24 @@ def run_trial(cfg_dict: dict, trial: dict, data: PreparedData, y: np.ndarray) ->
     """
     import torch
 
-    from physioaffect.training.runner import _fit_network
+    from physioaffect.compute import ThreadPolicy
+    from physioaffect.training.data import fit_subject_adaptation
+    from physioaffect.training.fold import fit_network
 
     cfg = TrainConfig.from_dict(apply_setting(cfg_dict, trial["params"]))
-    if cfg.compute.threads:
-        torch.set_num_threads(cfg.compute.threads)
+    threads = ThreadPolicy(cfg.compute.threads)
+    threads.adjust()
     torch.use_deterministic_algorithms(True, warn_only=True)
     tr, va = (np.asarray(trial[k], dtype=int) for k in ("train", "val"))
     # the same seed for every setting of an inner fold: settings differ only in themselves
     seed = cfg.seed + 1000 * trial["fold_index"] + 100 * (trial["inner"] + 1)
-    fitted = _fit_network(cfg, data, y, tr, va, va, seed)
+    # a configured adaptation is searched with; under ``auto`` settings are compared without
+    # one (the fold then chooses its adaptation on its validation subjects)
+    adaptation = None
+    if cfg.adaptation.method not in ("none", "auto"):
+        adaptation = fit_subject_adaptation(cfg, data, np.concatenate([tr, va]),
+                                            cfg.adaptation.method)
+    fitted = fit_network(cfg, data, y, tr, va, seed, adaptation=adaptation, threads=threads)
     best = fitted["best_epoch"]
     row = next((r for r in fitted["history"] if r["epoch"] == best), {})
     score = float(row.get(trial["metric"], math.nan))
@@ -157,7 +165,7 @@ def run_trial(cfg_dict: dict, trial: dict, data: PreparedData, y: np.ndarray) ->
     return {**{k: trial[k] for k in ("fold", "setting", "params", "inner", "metric",
                                      "train_subjects", "val_subjects")},
             "score": score if math.isfinite(score) else math.nan, "best_epoch": best,
-            "epochs_run": len(fitted["history"]), "subjects_used": sorted(set(used), key=_natural)}
+            "epochs_run": len(fitted["history"]), "subjects_used": sorted(set(used), key=natural_key)}
 
 
 def choose(cfg_dict: dict, search: dict, trials: list[dict]) -> tuple[dict, dict]:
@@ -183,7 +191,7 @@ def choose(cfg_dict: dict, search: dict, trials: list[dict]) -> tuple[dict, dict
                             "on the validation subjects")
     sign = -1.0 if metric == "val_accuracy" else 1.0  # accuracy: higher is better
     best = min(finite, key=lambda i: (sign * scores[i], i))
-    used = sorted({s for t in trials for s in t.get("subjects_used", [])}, key=_natural)
+    used = sorted({s for t in trials for s in t.get("subjects_used", [])}, key=natural_key)
     chosen = {"metric": metric, "inner_folds": search["inner_folds"], "chosen_setting": best,
               "chosen": settings[best], "scores": scores, "subjects_used": used,
               "trials": trials}
