@@ -19,6 +19,7 @@ from conftest import write_truth_session
 from physioaffect.datasets import open_dataset, to_epochs
 from physioaffect.datasets.fixtures import write_deap, write_seed
 from physioaffect.recording import SessionWriter, export_bids, export_edf, to_raw
+from physioaffect.recording.raw import events_and_metadata
 from physioaffect.sources.sim import SimConfig, simulate_subject
 from physioaffect.streams import Chunk, StreamInfo
 
@@ -180,16 +181,33 @@ def test_bids_export_electrodes_typed_events_no_padding(session, tmp_path):
     got = np.array([raw.info["chs"][raw.ch_names.index(c)]["loc"][:3] for c in labels])
     np.testing.assert_allclose(got, _template_positions(labels), atol=1e-5)
     assert list(root.rglob("*_electrodes.tsv")) and list(root.rglob("*_coordsystem.json"))
-    # typed events: the event name as trial_type, the marker's fields as columns
-    markers = [json.loads(m) for _, m in truth.markers]
-    assert list(raw.annotations.description) == [m["event"] for m in markers]
-    for extra, m in zip(raw.annotations.extras, markers, strict=True):
+    # typed events: one per stimulus with its duration (the recording stopped during the last
+    # one: it keeps its onset marker's name and no duration), the marker's fields as columns
+    markers = [(t, json.loads(m)) for t, m in truth.markers]
+    offsets = {m["trial"]: t for t, m in markers if m["event"] == "stimulus_offset"}
+    expected = [("stimulus" if m["trial"] in offsets else "stimulus_onset", t - T0,
+                 offsets.get(m["trial"], t) - t, m) for t, m in markers
+                if m["event"] == "stimulus_onset"]
+    assert expected[-1][0] == "stimulus_onset"  # the fixture's 10.5 s cut the last trial
+    ann = raw.annotations
+    assert list(ann.description) == [e[0] for e in expected]
+    np.testing.assert_allclose(ann.onset, [e[1] for e in expected], atol=1e-3)
+    np.testing.assert_allclose(ann.duration, [e[2] for e in expected], atol=1e-3)
+    for extra, (_, _, _, m) in zip(ann.extras, expected, strict=True):
         assert int(extra["trial"]) == m["trial"] and str(extra["stimulus"]) == str(m["stimulus"])
         assert float(extra["valence"]) == pytest.approx(m["valence"])
         assert float(extra["arousal"]) == pytest.approx(m["arousal"])
     events_json = json.loads(next(root.rglob("*_events.json")).read_text())
     assert {"trial", "stimulus", "valence", "arousal"} <= set(events_json)
-    assert set(events_json["trial_type"]["Levels"]) == {"stimulus_onset", "stimulus_offset"}
+    assert set(events_json["trial_type"]["Levels"]) == {"stimulus", "stimulus_onset"}
+    # Epochs from the read-back annotations: one event id per kind, the fields as metadata
+    events, event_id, metadata = events_and_metadata(raw, "stimulus")
+    ep = mne.Epochs(raw, events, event_id, tmin=0.0, tmax=1.0, baseline=None,
+                    metadata=metadata, preload=True, verbose="error")
+    assert ep.event_id == {"stimulus": 1} and len(ep) == len(truth.trials)
+    assert list(ep.metadata["trial"].astype(int)) == [t["trial"] for t in truth.trials]
+    np.testing.assert_allclose(ep.metadata["valence"].astype(float),
+                               [t["valence"] for t in truth.trials])
     sidecar = json.loads(next(root.rglob("*_eeg.json")).read_text())
     assert sidecar["Manufacturer"] == truth.signals["EEG"][0].device["manufacturer"]
     physio = [p for p in written["physio"] if p.suffix == ".json"]
