@@ -1,18 +1,29 @@
 """scikit-learn: the protocols as CV splitters inside cross_val_score / GridSearchCV (and still
-leak-free), and the band-feature transformers as estimators (clone, Pipeline, fitted checks)."""
+leak-free), with metadata routing on and off and scikit-learn's splitter contract (split counts,
+disjoint parts, groups requested); the band-feature transformers as estimators (clone, Pipeline,
+fitted checks, MNE objects and declared units); DeepEEGClassifier's estimator contract (clone,
+get/set_params, pickling)."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 import pickle
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
+import sklearn
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.model_selection import (
+    BaseCrossValidator,
+    GridSearchCV,
+    KFold,
+    LeaveOneGroupOut,
+    cross_val_score,
+)
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -20,7 +31,9 @@ from sklearn.preprocessing import StandardScaler
 from physioaffect.datasets import DatasetError
 from physioaffect.datasets.protocols import (
     LOSO,
+    LeaveKSubjectsOut,
     LeaveStimuliOut,
+    SeedWithinSubject,
     SubjectKFold,
     WithinSubjectKFold,
     get_protocol,
@@ -78,6 +91,100 @@ def test_leave_stimuli_out_and_within_subject_take_the_metadata_frame():
         next(LOSO().split(X, y))
     with pytest.raises(DatasetError, match="rows"):
         next(LOSO().split(X[:-1], y[:-1], groups=meta["subject"]))
+
+
+class _GroupsSeen(ClassifierMixin, BaseEstimator):
+    """Nearest-subject-mean classifier that records the groups its fit received (routing)."""
+
+    def fit(self, X, y, groups=None):
+        self.groups_seen_ = None if groups is None else np.asarray(groups)
+        self.classes_ = np.unique(y)
+        self.means_ = np.array([X[y == c].mean(axis=0) for c in self.classes_])
+        return self
+
+    def predict(self, X):
+        d = ((np.asarray(X)[:, None, :] - self.means_[None]) ** 2).sum(axis=2)
+        return self.classes_[np.argmin(d, axis=1)]
+
+
+SPLITTERS = [LOSO(), LOSO(n_val_subjects=0), LeaveKSubjectsOut(k=3), SubjectKFold(4),
+             LeaveStimuliOut(n_splits=3, n_subject_splits=4), WithinSubjectKFold(3),
+             SeedWithinSubject(n_train_trials=3)]
+
+
+@pytest.mark.parametrize("cv", SPLITTERS, ids=repr)
+def test_splitters_follow_the_scikit_learn_contract(cv):
+    """What scikit-learn's own splitters guarantee: a BaseCrossValidator, get_n_splits equal to
+    the folds split yields, integer indices without overlap inside a fold, deterministic, the
+    same after pickling, groups requested for split under metadata routing."""
+    X, y, meta = _subject_table()
+    meta = meta.assign(session=1)
+    assert isinstance(cv, BaseCrossValidator)
+    assert cv.get_metadata_routing().split.requests == {"groups": True}
+    splits = list(cv.split(X, y, groups=meta))
+    assert len(splits) == cv.get_n_splits(X, y, meta) == cv.get_n_splits(groups=meta)
+    tested = np.zeros(len(X), dtype=int)
+    for train, test in splits:
+        assert train.dtype.kind == test.dtype.kind == "i"
+        assert len(test) and len(train) and not set(train) & set(test)
+        assert len(np.unique(train)) == len(train) and len(np.unique(test)) == len(test)
+        tested[test] += 1
+    assert tested.max() == 1  # no window is tested twice
+    if cv.kind == "cross_subject" and not isinstance(cv, LeaveStimuliOut):
+        assert (tested == 1).all()  # subject protocols test every window once
+        for train, test in splits:  # and train on every other one (validation joins train)
+            assert len(train) + len(test) == len(X)
+    again = list(pickle.loads(pickle.dumps(copy.deepcopy(cv))).split(X, y, groups=meta))
+    for (a, b), (c, d) in zip(splits, again, strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    assert eval(repr(cv)).get_n_splits(groups=meta) == len(splits)  # noqa: S307
+
+
+@pytest.mark.parametrize("routing", [False, True], ids=["routing-off", "routing-on"])
+def test_protocols_with_metadata_routing_on_and_off(routing):
+    """``groups=`` without routing, ``params={"groups": ...}`` with it: the same folds and
+    scores as scikit-learn's LeaveOneGroupOut; under routing the estimator gets the groups
+    only when it asks for them."""
+    X, y, meta = _subject_table()
+    subjects = meta["subject"].to_numpy()
+    with sklearn.config_context(enable_metadata_routing=routing):
+        est = KNeighborsClassifier(n_neighbors=3)
+        kw = {"params": {"groups": subjects}} if routing else {"groups": subjects}
+        ours = cross_val_score(est, X, y, cv=LOSO(), **kw)
+        ref = cross_val_score(est, X, y, cv=LeaveOneGroupOut(), **kw)
+        np.testing.assert_array_equal(ours, ref)
+        splits = [(tuple(a), tuple(b)) for a, b in LOSO().split(X, y, subjects)]
+        assert splits == [(tuple(a), tuple(b))
+                          for a, b in LeaveOneGroupOut().split(X, y, subjects)]
+        search = GridSearchCV(est, {"n_neighbors": [1, 3]}, cv=LeaveKSubjectsOut(3))
+        assert search.fit(X, y, groups=subjects).n_splits_ == 3
+        if routing:  # the estimator asked for groups: both the splitter and fit get them
+            est = _GroupsSeen().set_fit_request(groups=True)
+            search = GridSearchCV(est, {}, cv=LOSO()).fit(X, y, groups=subjects)
+            assert set(search.best_estimator_.groups_seen_) == set(subjects)
+            with pytest.raises(DatasetError, match="groups"):  # no groups given: refused
+                cross_val_score(est, X, y, cv=LOSO())
+        else:  # without routing groups go to the splitter only (why routing exists)
+            search = GridSearchCV(_GroupsSeen(), {}, cv=LOSO()).fit(X, y, groups=subjects)
+            assert search.best_estimator_.groups_seen_ is None and search.n_splits_ == 8
+
+
+def test_leave_k_subjects_out_keeps_training_subjects_before_validation():
+    """LeaveKSubjectsOut(2) on 3 subjects: the pair's fold keeps the one remaining subject for
+    training (no validation subject); the single's fold holds one of the two out."""
+    X, y, meta = _subject_table(n_subj=3)
+    meta = meta.assign(session=1)
+    folds = LeaveKSubjectsOut(k=2).folds(meta)
+    assert sorted(len(f.subjects("test")) for f in folds) == [1, 2]
+    for f in folds:
+        assert len(f.subjects("train")) >= 1
+        n_val = 0 if len(f.subjects("test")) == 2 else 1
+        assert len(f.subjects("val")) == n_val == len(f.info["val_subjects"])
+    assert len(list(LeaveKSubjectsOut(k=2).split(X, y, meta["subject"]))) == 2
+    assert len(list(LOSO(n_val_subjects=5).split(X, y, meta["subject"]))) == 3
+    with pytest.raises(DatasetError, match="leave none for training"):
+        LeaveKSubjectsOut(k=3).folds(meta)
 
 
 def _windows(n=48, n_ch=3, fs=128.0, seconds=2.0, seed=1):
