@@ -17,6 +17,7 @@ import pytest
 from conftest import write_truth_session
 
 from physioaffect.datasets import open_dataset, to_epochs
+from physioaffect.datasets.base import TrialsDroppedWarning
 from physioaffect.datasets.fixtures import write_deap, write_seed
 from physioaffect.recording import SessionWriter, export_bids, export_edf, to_raw
 from physioaffect.recording.raw import events_and_metadata
@@ -279,3 +280,94 @@ def test_to_epochs_faced_and_thu_ep_through_the_generic_reader(tmp_path):
         np.testing.assert_allclose(ep.metadata["valence"], [t.ratings["valence"] for t in trials])
         pos = np.array([ch["loc"][:3] for ch in ep.info["chs"]])
         assert np.isfinite(pos).all()  # every FACED/THU-EP label has a template position
+
+
+# A session stopped early: ECG/EDA/PPG/RESP at 32 Hz, stimuli of 3.5 s every 5.5 s, so a stop at
+# a whole second lands before, inside and after stimuli (offsets at x.5 s).
+CUT_CFG = SimConfig(eeg_channels=4, rate=64, periph_rate=32, seed=5, n_trials=12,
+                    baseline_seconds=2, stimulus_seconds=3.5, rest_seconds=2)
+CUT_T0 = 100.0
+EEG_LAG = 0.6  # s: the EEG's last chunk never arrived (stopped between chunks)
+
+
+def _write_cut(path, truth, stop, start=0.0, subject="01"):
+    """``truth`` as the recorder would have left it when stopped ``stop`` s (and started
+    ``start`` s) into the scenario: markers before the stop, EEG until ``EEG_LAG`` s earlier."""
+    from physioaffect.recording import SessionWriter
+
+    w = SessionWriter(path, subject=subject, task="cut", journal=False)
+    for kind, (info, ts, x) in truth.signals.items():
+        end = CUT_T0 + stop - (EEG_LAG if kind == "EEG" else 0.0)
+        keep = (ts >= CUT_T0 + start) & (ts < end)
+        w.add_stream(info)
+        w.append(Chunk(info.name, ts[keep], x[keep]))
+    mk = StreamInfo.from_labels("sim-Markers", "Markers", ["Marker"], 0.0, "",
+                                channel_format="string")
+    w.add_stream(mk)
+    marks = [(t, m) for t, m in truth.markers if CUT_T0 + start <= t < CUT_T0 + stop]
+    w.append(Chunk(mk.name, [t for t, _ in marks], np.array([[m] for _, m in marks],
+                                                          dtype=object)))
+    w.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def cut_truth():
+    return simulate_subject(CUT_CFG, 0, duration=60.0, t0=CUT_T0)
+
+
+def test_to_epochs_of_recordings_stopped_at_every_second_from_10_to_60(cut_truth, tmp_path):
+    """Stopped at any whole second from 10 to 60 s: Epochs of every completed trial, the
+    markers' own (0-based) trial numbers and fields as metadata, one warning naming each
+    trial the stop cut."""
+    truth = cut_truth
+    # every stimulus the scenario started (its onset marker), 3.5 s long by design
+    started = [{**json.loads(m), "onset": t, "offset": t + CUT_CFG.stimulus_seconds}
+               for t, m in truth.markers if json.loads(m)["event"] == "stimulus_onset"]
+    for stop in range(10, 61):
+        _write_cut(tmp_path / f"sub-{stop}_task-cut_physio.h5", truth, stop, subject=str(stop))
+    with pytest.warns(TrialsDroppedWarning) as caught:
+        ep = to_epochs("sessions", tmp_path, tmin=-1.0)
+    assert len([w for w in caught if w.category is TrialsDroppedWarning]) == 1
+    named = caught[0].message.trials
+    md = ep.metadata
+    for stop in range(10, 61):
+        done = [t for t in started if t["offset"] - CUT_T0 < stop - EEG_LAG]
+        cut = [t for t in started
+               if t["onset"] - CUT_T0 < stop and t["offset"] - CUT_T0 >= stop - EEG_LAG]
+        rows = md[md["subject"] == str(stop)]
+        assert list(rows["trial"]) == [t["trial"] for t in done], stop
+        assert list(rows["stimulus"]) == [str(t["stimulus"]) for t in done]
+        np.testing.assert_allclose(rows["valence"], [t["valence"] for t in done])
+        np.testing.assert_allclose(rows["arousal"], [t["arousal"] for t in done])
+        assert sorted(n for n in named if f"subject {stop} " in n) == sorted(
+            f"sessions subject {stop} session 1 trial {t['trial']} "
+            + ("(no stimulus_offset marker: the recording stopped during it)"
+               if t["offset"] - CUT_T0 >= stop else "(the EEG does not cover the stimulus)")
+            for t in cut)
+    assert md["trial"].min() == 0  # the simulator's markers count from 0
+    # every epoch is 1 s of baseline and the whole 3.5 s stimulus, in volts
+    assert ep.times[0] == pytest.approx(-1.0) and ep.times[-1] == pytest.approx(3.5 - 1 / 64)
+    eeg_info, eeg_ts, eeg_x = truth.signals["EEG"]
+    first = truth.trials[0]
+    i0 = int(np.searchsorted(eeg_ts, first["onset"])) - 64
+    np.testing.assert_allclose(ep.get_data()[0], eeg_x[i0:i0 + len(ep.times)].T * 1e-6,
+                               rtol=1e-6)
+
+
+def test_to_epochs_leaves_out_a_trial_short_of_baseline_and_a_cut_one_with_one_warning(
+        cut_truth, tmp_path):
+    truth = cut_truth
+    # started 1.5 s into the scenario (0.5 s before the first onset), stopped during trial 3
+    _write_cut(tmp_path / "sub-01_task-cut_physio.h5", truth, stop=20.0, start=1.5)
+    with pytest.warns(TrialsDroppedWarning) as caught:
+        ep = to_epochs("sessions", tmp_path, tmin=-1.0)
+    assert len(caught) == 1
+    assert caught[0].message.trials == [
+        "sessions subject 01 session 1 trial 3 (no stimulus_offset marker: the recording "
+        "stopped during it)",
+        "sessions subject 01 session 1 trial 0 (0 s of baseline for tmin=-1 s)"]
+    assert list(ep.metadata["trial"]) == [1, 2]
+    # without a baseline every completed trial is kept, still with one warning (the cut one)
+    with pytest.warns(TrialsDroppedWarning, match="1 trial"):
+        assert list(to_epochs("sessions", tmp_path).metadata["trial"]) == [0, 1, 2]

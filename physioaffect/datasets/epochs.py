@@ -17,7 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from physioaffect.datasets.base import DatasetError, DatasetReader, SubjectRecording, Trial
+from physioaffect.datasets.base import (
+    DatasetError,
+    DatasetReader,
+    SubjectRecording,
+    Trial,
+    TrialsDroppedWarning,
+    trial_name,
+)
 
 __all__ = ["to_epochs"]
 
@@ -50,8 +57,9 @@ def _recordings(dataset: str | DatasetReader | Iterable[SubjectRecording],
 
 
 def _segments(tr: Trial, tmin: float, tmax: float | None, window_s: float | None,
-              step_s: float | None) -> list[tuple[float, np.ndarray]]:
-    """(onset s after the stimulus onset, EEG (n_chans, n_times) uV) pieces of one trial."""
+              step_s: float | None) -> tuple[list[tuple[float, np.ndarray]], str]:
+    """(onset s after the stimulus onset, EEG (n_chans, n_times) uV) pieces of one trial, and
+    why there are none (empty when there are)."""
     fs = tr.sfreq
     if window_s is not None:
         n = int(round(window_s * fs))
@@ -60,22 +68,39 @@ def _segments(tr: Trial, tmin: float, tmax: float | None, window_s: float | None
             raise DatasetError(f"to_epochs: window_s={window_s} s / step_s={step_s} s give no "
                                f"sample at {fs:g} Hz")
         starts = range(0, tr.eeg.shape[1] - n + 1, hop)
-        return [(k / fs, tr.eeg[:, k:k + n]) for k in starts]
+        pieces = [(k / fs, tr.eeg[:, k:k + n]) for k in starts]
+        return pieces, "" if pieces else f"shorter than window_s={window_s:g} s"
     n_pre = int(round(-tmin * fs))
     x = tr.eeg
     if n_pre > 0:
         base = tr.baseline
         if base is None or base.shape[1] < n_pre:
             have = 0.0 if base is None else base.shape[1] / fs
-            raise DatasetError(
-                f"to_epochs: tmin={tmin:g} s needs {-tmin:g} s of pre-stimulus baseline; "
-                f"{tr.dataset} subject {tr.subject} session {tr.session} trial {tr.trial} has "
-                f"{have:g} s")
+            return [], f"{have:g} s of baseline for tmin={tmin:g} s"
         x = np.concatenate([base[:, base.shape[1] - n_pre:], x], axis=1)
     n_post = x.shape[1] - n_pre if tmax is None else int(round(tmax * fs)) + 1
     if x.shape[1] < n_pre + n_post:
-        return []
-    return [(tmin, x[:, :n_pre + n_post])]
+        return [], f"{(x.shape[1] - n_pre) / fs:g} s long, shorter than tmax={tmax:g} s"
+    return [(tmin, x[:, :n_pre + n_post])], ""
+
+
+def _read_all(recordings: Iterable[SubjectRecording], dropped: list[str]
+              ) -> Iterable[SubjectRecording]:
+    """The recordings, with the readers' TrialsDroppedWarning names moved into ``dropped`` (to
+    be said once, with to_epochs' own); every other warning passes on."""
+    it = iter(recordings)
+    while True:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TrialsDroppedWarning)
+            rec = next(it, None)
+        for w in caught:
+            if isinstance(w.message, TrialsDroppedWarning):
+                dropped += w.message.trials
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if rec is None:
+            return
+        yield rec
 
 
 def to_epochs(
@@ -104,10 +129,12 @@ def to_epochs(
         Subject ids (default: every subject, read one at a time).
     tmin : float
         Start of each trial epoch in s relative to the stimulus onset; negative values take
-        that much of the trial's pre-stimulus baseline (DEAP 3 s, DREAMER 61 s).
+        that much of the trial's pre-stimulus baseline (DEAP 3 s, DREAMER 61 s; own sessions
+        opened by name read ``baseline_s=-tmin`` s unless ``baseline_s`` is given). Trials
+        with less baseline are left out.
     tmax : float, optional
         End in s after the stimulus onset (default: the shortest trial, so every trial fits;
-        trials shorter than ``tmax`` are left out with a warning).
+        trials shorter than ``tmax`` are left out).
     window_s, step_s : float, optional
         Instead of one epoch per trial, consecutive windows of ``window_s`` s every ``step_s``
         s (default ``window_s``) from the stimulus onset, as the window cache cuts them
@@ -142,11 +169,19 @@ def to_epochs(
                            "stimulus onset (give either window_s or tmin)")
     if tmax is not None and tmax <= tmin:
         raise DatasetError(f"to_epochs: tmax={tmax} s must be after tmin={tmin} s")
+    if (isinstance(dataset, str) and dataset == "sessions" and tmin < 0
+            and "baseline_s" not in reader_options):
+        reader_options["baseline_s"] = -tmin  # each trial's baseline: just what tmin asks for
     pieces: list[tuple[Trial, float, np.ndarray]] = []
     ch_names: list[str] | None = None
     sfreq: float | None = None
-    skipped = 0
-    for rec in _recordings(dataset, root, subjects, reader_options):
+    dropped: list[str] = []
+
+    def drop(tr: Trial, why: str) -> None:
+        dropped.append(trial_name(tr.dataset, tr.subject, tr.session, tr.trial, why))
+
+    kept: list[Trial] = []
+    for rec in _read_all(_recordings(dataset, root, subjects, reader_options), dropped):
         for tr in rec.trials:
             if ch_names is None:
                 ch_names, sfreq = list(tr.ch_names), float(tr.sfreq)
@@ -156,22 +191,28 @@ def to_epochs(
                     f"{len(tr.ch_names)} channels at {tr.sfreq:g} Hz, the first trial "
                     f"{len(ch_names)} at {sfreq:g} Hz (epochs need one channel set and rate)")
             if window_s is None and tmax is None:
-                pieces.append((tr, tmin, tr))  # cut once the shortest trial is known
+                # cut once the shortest trial is known; a trial without the baseline tmin asks
+                # for must not set it
+                segs, why = _segments(tr, tmin, None, None, None)
+                if segs:
+                    kept.append(tr)
+                else:
+                    drop(tr, why)
                 continue
-            segs = _segments(tr, tmin, tmax, window_s, step_s)
-            skipped += not segs
+            segs, why = _segments(tr, tmin, tmax, window_s, step_s)
+            if not segs:
+                drop(tr, why)
             pieces += [(tr, onset, x) for onset, x in segs]
+    if window_s is None and tmax is None and kept and sfreq is not None:
+        shortest = min(tr.eeg.shape[1] for tr in kept)
+        tmax = (shortest - 1) / sfreq
+        pieces = [(tr, onset, x) for tr in kept
+                  for onset, x in _segments(tr, tmin, tmax, None, None)[0]]
+    if dropped:
+        warnings.warn(TrialsDroppedWarning("to_epochs", dropped), stacklevel=2)
     if not pieces or ch_names is None or sfreq is None:
         raise DatasetError("to_epochs: no trials to make epochs of"
-                           + (f" ({skipped} shorter than tmax={tmax} s)" if skipped else ""))
-    if window_s is None and tmax is None:
-        shortest = min(tr.eeg.shape[1] for tr, _, _ in pieces)
-        tmax = (shortest - 1) / sfreq
-        pieces = [(tr, onset, x) for tr, _, _ in pieces
-                  for onset, x in _segments(tr, tmin, tmax, None, None)]
-    if skipped:
-        warnings.warn(f"to_epochs: {skipped} trial(s) shorter than tmax={tmax} s left out",
-                      stacklevel=2)
+                           + (f" ({len(dropped)} left out: {dropped[0]} ...)" if dropped else ""))
     n_times = pieces[0][2].shape[1]
     data = np.empty((len(pieces), len(ch_names), n_times))
     for i, (_, _, x) in enumerate(pieces):
