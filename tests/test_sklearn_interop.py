@@ -235,3 +235,63 @@ def test_transformers_clone_pipeline_and_fitted_checks():
     search = GridSearchCV(pipe, {"differentialentropy__bands": ["torcheeg4", "seed5"]},
                           cv=LOSO(n_val_subjects=0)).fit(X, y, groups=subjects)
     assert search.n_splits_ == 4 and search.best_score_ > 0.9  # alpha is easy to find
+
+
+def _epochs_of(X_uv, fs=128.0, names=("C3", "Cz", "C4")):
+    """An MNE EpochsArray of microvolt windows (in volts, as MNE holds them) with an extra ECG
+    channel that the EEG picks must leave out."""
+    import mne
+
+    ecg = np.random.default_rng(3).normal(0, 1e-3, (len(X_uv), 1, X_uv.shape[2]))
+    info = mne.create_info([*names, "ECG"], fs, ["eeg"] * len(names) + ["ecg"])
+    return mne.EpochsArray(np.concatenate([X_uv * 1e-6, ecg], axis=1), info, verbose="error")
+
+
+@pytest.mark.parametrize("cls", [DifferentialEntropy, BandPower])
+def test_volts_in_give_the_same_features_as_microvolts_in(cls):
+    """An mne.Epochs (volts), volts or millivolts declared with unit=, and the microvolt array
+    (the default for arrays) give the same features; MNE's channel names and rate are used."""
+    X, _ = _windows()
+    ref = cls(sfreq=128.0).fit_transform(X)
+    assert np.isfinite(ref).all()
+    epochs = _epochs_of(X)
+    est = cls(sfreq=128.0).fit(epochs)
+    np.testing.assert_allclose(est.transform(epochs), ref, rtol=1e-9)
+    assert list(est.get_feature_names_out())[0].startswith("C3_")
+    np.testing.assert_allclose(cls(sfreq=128.0, unit="V").fit_transform(X * 1e-6), ref,
+                               rtol=1e-9)
+    np.testing.assert_allclose(cls(sfreq=128.0, unit="millivolts").fit_transform(X * 1e-3),
+                               ref, rtol=1e-9)
+    with pytest.raises(SignalInputError, match="sampled at 128 Hz, sfreq is 256"):
+        cls(sfreq=256.0).fit(epochs)
+    with pytest.raises(SignalInputError, match="cannot convert unit 'uS'"):
+        cls(unit="uS").fit(X)
+    with pytest.raises(SignalInputError, match="no channel"):
+        cls(picks="eog").fit(epochs)
+
+
+def test_deep_classifier_contract_clone_params_pickle_and_epochs(one_torch_thread):
+    """scikit-learn's estimator checks that need no data, then a fitted classifier pickled and
+    fed an mne.Epochs in volts: the same probabilities as the microvolt array."""
+    from sklearn.utils.estimator_checks import (
+        check_get_params_invariance,
+        check_no_attributes_set_in_init,
+        check_parameters_default_constructible,
+        check_set_params,
+    )
+
+    from physioaffect.training.estimator import DeepEEGClassifier
+
+    est = DeepEEGClassifier("eegnet", sfreq=128.0, epochs=1, batch_size=16, verbose=False,
+                            device="cpu")
+    for check in (check_no_attributes_set_in_init, check_get_params_invariance,
+                  check_set_params, check_parameters_default_constructible):
+        check("DeepEEGClassifier", est)
+    twin = clone(est).set_params(module__F1=4, lr=5e-4)
+    assert twin.get_params()["module__F1"] == 4 and est.model_kwargs is None
+    X, y = _windows(n=32)
+    est.fit(X, y)
+    again = pickle.loads(pickle.dumps(est))
+    proba = est.predict_proba(X)
+    np.testing.assert_allclose(again.predict_proba(X), proba, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(est.predict_proba(_epochs_of(X)), proba, rtol=1e-5, atol=1e-6)
