@@ -13,7 +13,12 @@ and checks, for two input sizes each:
    ``strict=True`` and gives the same outputs;
 3. the state dicts that ``tests/test_models_braindecode.py`` writes by hand load into
    braindecode with ``strict=True``, and the test's functional reference forward equals
-   braindecode's forward (so the test checks what braindecode computes).
+   braindecode's forward (so the test checks what braindecode computes);
+4. windows of ``to_epochs`` output (a DEAP-format fixture) through
+   ``physioaffect.datasets.braindecode_windows`` make braindecode ``WindowsDataset``s whose
+   ``BaseConcatDataset.get_metadata()`` keeps subject and ratings and whose items are the
+   epochs' samples, where braindecode's own ``create_from_mne_epochs`` keeps only its window
+   columns.
 
 Setup (once; none of it goes into the project's environment)::
 
@@ -50,7 +55,7 @@ def load_braindecode(src: Path) -> tuple[type, type]:
         for name in ("fftconvolve", "filtfilt", "lfilter"):  # imported, unused by both models
             setattr(m, name, lambda *a, **k: None)
         sys.modules.setdefault(f"torchaudio.{sub}", m)
-    for pkg in ("braindecode", "braindecode.models"):
+    for pkg in ("braindecode", "braindecode.models", "braindecode.datasets"):
         m = types.ModuleType(pkg)
         m.__path__ = [str(src / pkg.replace(".", "/"))]
         sys.modules[pkg] = m
@@ -123,10 +128,46 @@ def main() -> None:
                 "keys_equal": sorted(bd.state_dict()) == sorted(braindecode_state_dict(ours)),
             })
             print(rows[-1])
+    windows = check_windows()
+    print(windows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"braindecode": "1.8.1", "torch": torch.__version__,
-                                    "checks": rows}, indent=2) + "\n")
+                                    "checks": rows, "windows": windows}, indent=2) + "\n")
     print(f"wrote {args.out}")
+
+
+def check_windows() -> dict:
+    """braindecode_windows output in braindecode's WindowsDataset / BaseConcatDataset."""
+    import tempfile
+
+    import numpy as np
+    from braindecode.datasets.base import BaseConcatDataset, WindowsDataset
+    from braindecode.datasets.mne import create_from_mne_epochs
+
+    from physioaffect.datasets import braindecode_windows, to_epochs
+    from physioaffect.datasets.fixtures import write_deap
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = write_deap(Path(tmp) / "deap", n_subjects=2, seconds=4, n_trials=4)
+        ep = to_epochs("deap", root)
+    ours = BaseConcatDataset([WindowsDataset(w, description=d)
+                              for w, d in braindecode_windows(ep, 128, 96, target="valence")])
+    meta = ours.get_metadata()
+    # braindecode at its best: one description for the list item (per-trial fields are lost)
+    theirs = create_from_mne_epochs([ep], 128, 96, drop_last_window=False,
+                                    descriptions=[{"dataset": "deap"}])
+    X, y, crop = ours[5]
+    trial, start = divmod(5, 5)  # 5 windows per 4 s (512-sample) trial: 0, 96, ..., 384
+    expected = ep.get_data()[trial, :, [0, 96, 192, 288, 384][start]:][:, :128]
+    return {
+        "n_windows": len(ours), "n_windows_create_from_mne_epochs": len(theirs),
+        "columns": sorted(map(str, meta.columns)),
+        "columns_create_from_mne_epochs": sorted(map(str, theirs.get_metadata().columns)),
+        "subjects": sorted(set(meta["subject"])),
+        "valence_kept": bool(np.allclose(meta["valence"], meta["target"])),
+        "item_equals_epoch_slice": bool(np.allclose(X, expected, rtol=1e-6)),
+        "item_target": float(y), "item_crop_inds": [int(c) for c in crop],
+    }
 
 
 if __name__ == "__main__":

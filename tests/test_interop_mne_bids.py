@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import write_truth_session
 
-from physioaffect.datasets import open_dataset, to_epochs
+from physioaffect.datasets import DatasetError, braindecode_windows, open_dataset, to_epochs
 from physioaffect.datasets.base import TrialsDroppedWarning
 from physioaffect.datasets.fixtures import write_deap, write_seed
 from physioaffect.recording import SessionWriter, export_bids, export_edf, to_raw
@@ -371,3 +371,41 @@ def test_to_epochs_leaves_out_a_trial_short_of_baseline_and_a_cut_one_with_one_w
     # without a baseline every completed trial is kept, still with one warning (the cut one)
     with pytest.warns(TrialsDroppedWarning, match="1 trial"):
         assert list(to_epochs("sessions", tmp_path).metadata["trial"]) == [0, 1, 2]
+
+
+def test_braindecode_windows_keep_ratings_and_subject(deap):
+    """Windows cut as braindecode's create_from_mne_epochs cuts them (size, stride, a last
+    window ending at the epoch's end), with its four window columns, and the ratings, trial
+    and subject it would drop; one description per recording. The WindowsDataset contract
+    (crop indices, targets) is read back the way braindecode 1.8.1 reads it."""
+    ep = to_epochs("deap", deap)
+    n, size, stride = len(ep.times), 128, 96
+    starts = list(range(0, n - size + 1, stride))
+    starts += [n - size] if starts[-1] < n - size else []
+    out = braindecode_windows(ep, size, stride, target="valence")
+    assert [d for _, d in out] == [{"dataset": "deap", "subject": s, "session": 1}
+                                   for s in ("s01", "s02")]
+    x = ep.get_data()
+    for windows, desc in out:
+        md = windows.metadata
+        rows = np.flatnonzero(ep.metadata["subject"] == desc["subject"])
+        assert len(windows) == len(rows) * len(starts)
+        # what braindecode's WindowsDataset reads: crop indices and the targets
+        crop = md.loc[:, ["i_window_in_trial", "i_start_in_trial", "i_stop_in_trial"]]
+        assert list(crop["i_window_in_trial"]) == list(range(len(starts))) * len(rows)
+        assert list(crop["i_stop_in_trial"] - crop["i_start_in_trial"]) == [size] * len(md)
+        np.testing.assert_allclose(md["target"], np.repeat(ep.metadata["valence"].iloc[rows],
+                                                           len(starts)))
+        # the epoch's metadata rides along: ratings, trial, subject
+        assert set(md["subject"]) == {desc["subject"]}
+        np.testing.assert_allclose(md["arousal"], np.repeat(ep.metadata["arousal"].iloc[rows],
+                                                            len(starts)))
+        got = windows.get_data()
+        for k, (r, s) in enumerate((r, s) for r in rows for s in starts):
+            np.testing.assert_array_equal(got[k], x[r, :, s:s + size])
+    # one window per trial by default, the event code as target (create_from_mne_epochs)
+    whole = braindecode_windows(ep)
+    assert sum(len(w) for w, _ in whole) == len(ep)
+    assert list(whole[0][0].metadata["target"]) == list(ep.events[:4, 2])
+    with pytest.raises(DatasetError, match="not a metadata column"):
+        braindecode_windows(ep, target="nope")

@@ -6,6 +6,10 @@ volts (the readers hold microvolts), channel positions from the 10-05 template (
 labels, SEED's ``CB1``/``CB2`` at ``I1``/``I2``), one event id per stimulus, and the provenance
 and ratings of every epoch as ``epochs.metadata`` (pandas), so ``epochs["valence > 5"]`` and
 ``epochs.metadata.groupby("subject")`` work as MNE users expect.
+
+:func:`braindecode_windows` cuts such epochs into windows shaped for braindecode's
+``WindowsDataset`` (its window columns and a ``description`` per recording) without losing the
+ratings and the subject, as braindecode's ``create_from_mne_epochs`` does.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from physioaffect.datasets.base import (
     trial_name,
 )
 
-__all__ = ["to_epochs"]
+__all__ = ["braindecode_windows", "to_epochs"]
 
 #: Readers hold EEG in microvolts; MNE holds volts.
 UV_TO_V = 1e-6
@@ -244,3 +248,103 @@ def to_epochs(
         epochs.info["description"] = (f"physioaffect.datasets.to_epochs: {', '.join(datasets)}, "
                                       f"{metadata['subject'].nunique()} subject(s)")
     return epochs
+
+
+#: Columns braindecode's ``WindowsDataset`` reads from each window's metadata.
+BRAINDECODE_WINDOW_COLUMNS = ("i_window_in_trial", "i_start_in_trial", "i_stop_in_trial",
+                              "target")
+#: Metadata columns that identify one recording: they go to braindecode's ``description``.
+BRAINDECODE_DESCRIPTION = ("dataset", "subject", "session", "run")
+
+
+def braindecode_windows(epochs, window_size_samples: int | None = None,
+                        window_stride_samples: int | None = None,
+                        drop_last_window: bool = False, target: str = "event",
+                        description: Sequence[str] = BRAINDECODE_DESCRIPTION,
+                        ) -> list[tuple[object, dict]]:
+    """Windows of ``epochs`` shaped for braindecode's datasets, keeping ratings and subject.
+
+    braindecode's ``create_from_mne_epochs`` cuts each epoch into windows the same way but
+    replaces ``epochs.metadata`` by its four window columns (the ratings and the subject are
+    lost). This gives, per recording (the ``description`` columns of ``epochs.metadata``: one
+    ``dataset``/``subject``/``session``), the windows as an ``mne.EpochsArray`` whose metadata has
+    braindecode's ``i_window_in_trial``, ``i_start_in_trial``, ``i_stop_in_trial`` and
+    ``target`` plus every column of the epoch's metadata (``trial``, ``stimulus``, ``valence``,
+    ``arousal`` ...), and the recording's description::
+
+        from braindecode.datasets import BaseConcatDataset, WindowsDataset
+        ds = BaseConcatDataset([WindowsDataset(w, description=d)
+                                for w, d in braindecode_windows(epochs, 256, 128,
+                                                                target="valence")])
+        ds.get_metadata()          # windows x (window columns, ratings, subject, session ...)
+        ds.split("subject")        # by subject, as for braindecode's own datasets
+
+    Parameters
+    ----------
+    epochs : mne.Epochs
+        With metadata (:func:`to_epochs` gives it).
+    window_size_samples, window_stride_samples : int, optional
+        Window length and step in samples (default: the whole epoch, one window per trial).
+    drop_last_window : bool
+        As braindecode: without it a last window ending at the epoch's end is added when the
+        stride does not reach it.
+    target : str
+        ``"event"`` (the epoch's event code, as ``create_from_mne_epochs`` without a mapping)
+        or a metadata column (``"valence"``, ``"arousal"``).
+    description : sequence of str
+        Metadata columns that identify a recording (those present are used).
+
+    Returns
+    -------
+    list of (mne.EpochsArray, dict)
+        One pair per recording, in order of first appearance.
+    """
+    import mne
+    import pandas as pd
+
+    md = epochs.metadata
+    if md is None:
+        raise DatasetError("braindecode_windows: epochs have no metadata (make them with "
+                           "to_epochs, or set epochs.metadata)")
+    if target != "event" and target not in md.columns:
+        raise DatasetError(f"braindecode_windows: target {target!r} is not a metadata column "
+                           f"(columns: {', '.join(map(str, md.columns))}) nor 'event'")
+    n_times = len(epochs.times)
+    size = n_times if window_size_samples is None else int(window_size_samples)
+    stride = size if window_stride_samples is None else int(window_stride_samples)
+    if not 1 <= size <= n_times or stride < 1:
+        raise DatasetError(f"braindecode_windows: window_size_samples={size} and "
+                           f"window_stride_samples={stride} must be 1..{n_times} and >= 1")
+    stop = n_times - size
+    starts = np.arange(0, stop + 1, stride)
+    if not drop_last_window and starts[-1] < stop:
+        starts = np.append(starts, stop)
+    keys = [c for c in description if c in md.columns]
+    groups = md.groupby(keys, sort=False).indices if keys else {(): np.arange(len(md))}
+    data = epochs.get_data()
+    out = []
+    for key, rows in groups.items():
+        key = key if isinstance(key, tuple) else (key,)
+        meta, chunks = [], []
+        for r in rows:
+            tgt = epochs.events[r, 2] if target == "event" else md[target].iloc[r]
+            first = int(epochs.events[r, 0])
+            for i, s in enumerate(starts):
+                chunks.append(data[r, :, s:s + size])
+                meta.append({"i_window_in_trial": i, "i_start_in_trial": first + int(s),
+                             "i_stop_in_trial": first + int(s) + size, "target": tgt,
+                             **md.iloc[r].to_dict()})
+        wmeta = pd.DataFrame(meta)
+        codes = wmeta["target"].to_numpy()
+        codes = codes.astype(int) if np.issubdtype(codes.dtype, np.integer) \
+            else np.ones(len(wmeta), dtype=int)
+        # events on a virtual time line (window starts of different trials may coincide)
+        events = np.column_stack([np.arange(len(wmeta)) * (size + 1),
+                                  np.zeros(len(wmeta), dtype=int), codes]).astype(int)
+        windows = mne.EpochsArray(np.stack(chunks), epochs.info, events=events,
+                                  tmin=0.0, metadata=wmeta,
+                                  baseline=None, verbose="error")
+        desc = {k: (v.item() if hasattr(v, "item") else v) for k, v in zip(keys, key,
+                                                                            strict=True)}
+        out.append((windows, desc))
+    return out
