@@ -299,8 +299,9 @@ def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLi
 
     from physioaffect.recording.bids_physio import write_physio
 
-    metadata = dict(metadata or {})
-    unknown = sorted(set(metadata) - set(BIDS_METADATA_SECTIONS))
+    metadata = {} if metadata is None else metadata
+    unknown = sorted(set(metadata) - set(BIDS_METADATA_SECTIONS)) \
+        if isinstance(metadata, dict) else ["<not an object>"]
     if unknown or not all(isinstance(v, dict) for v in metadata.values()):
         raise RecordingError(f"export_bids: metadata must map sidecars "
                              f"({', '.join(BIDS_METADATA_SECTIONS)}) to dicts of fields, got "
