@@ -22,6 +22,7 @@ from physioaffect.recording.export import (
     to_raw,
     window_data,
 )
+from physioaffect.recording.raw import events_and_metadata
 from physioaffect.sources.sim import SimConfig, simulate_subject
 from physioaffect.streams import StreamInfo
 
@@ -75,6 +76,15 @@ def test_to_raw_units_types_time_base_and_annotations(sim_session):
     assert [e["trial"] for e in ann.extras] == [t["trial"] for t in truth.trials]
     events, event_id = mne.events_from_annotations(raw, verbose="error")
     assert event_id == {"stimulus": 1} and len(events) == len(truth.trials)
+    # events at the stimulus onsets, their fields as Epochs metadata
+    events, event_id, meta = events_and_metadata(raw, "stimulus")
+    assert list(events[:, 0]) == [round((t["onset"] - T0) * 256) for t in truth.trials]
+    ep = mne.Epochs(raw, events, event_id, tmin=0, tmax=1, baseline=None, metadata=meta,
+                    preload=True, verbose="error")
+    assert list(ep.metadata["trial"]) == [t["trial"] for t in truth.trials]
+    np.testing.assert_allclose(ep.metadata["arousal"], [t["arousal"] for t in truth.trials])
+    np.testing.assert_allclose(ep.metadata["duration"],
+                               [t["offset"] - t["onset"] for t in truth.trials], atol=1e-6)
     # the recorded text on request
     texts = [t for _, t in truth.markers]
     ann = [(a["onset"], a["description"]) for a in to_raw(path, markers="text").annotations]
