@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 from conftest import write_truth_session
 
-from physioaffect.datasets import open_dataset, to_epochs
+from physioaffect.datasets import DatasetError, braindecode_windows, open_dataset, to_epochs
+from physioaffect.datasets.base import TrialsDroppedWarning
 from physioaffect.datasets.fixtures import write_deap, write_seed
 from physioaffect.recording import SessionWriter, export_bids, export_edf, to_raw
+from physioaffect.recording.raw import events_and_metadata
 from physioaffect.sources.sim import SimConfig, simulate_subject
 from physioaffect.streams import Chunk, StreamInfo
 
@@ -180,16 +182,33 @@ def test_bids_export_electrodes_typed_events_no_padding(session, tmp_path):
     got = np.array([raw.info["chs"][raw.ch_names.index(c)]["loc"][:3] for c in labels])
     np.testing.assert_allclose(got, _template_positions(labels), atol=1e-5)
     assert list(root.rglob("*_electrodes.tsv")) and list(root.rglob("*_coordsystem.json"))
-    # typed events: the event name as trial_type, the marker's fields as columns
-    markers = [json.loads(m) for _, m in truth.markers]
-    assert list(raw.annotations.description) == [m["event"] for m in markers]
-    for extra, m in zip(raw.annotations.extras, markers, strict=True):
+    # typed events: one per stimulus with its duration (the recording stopped during the last
+    # one: it keeps its onset marker's name and no duration), the marker's fields as columns
+    markers = [(t, json.loads(m)) for t, m in truth.markers]
+    offsets = {m["trial"]: t for t, m in markers if m["event"] == "stimulus_offset"}
+    expected = [("stimulus" if m["trial"] in offsets else "stimulus_onset", t - T0,
+                 offsets.get(m["trial"], t) - t, m) for t, m in markers
+                if m["event"] == "stimulus_onset"]
+    assert expected[-1][0] == "stimulus_onset"  # the fixture's 10.5 s cut the last trial
+    ann = raw.annotations
+    assert list(ann.description) == [e[0] for e in expected]
+    np.testing.assert_allclose(ann.onset, [e[1] for e in expected], atol=1e-3)
+    np.testing.assert_allclose(ann.duration, [e[2] for e in expected], atol=1e-3)
+    for extra, (_, _, _, m) in zip(ann.extras, expected, strict=True):
         assert int(extra["trial"]) == m["trial"] and str(extra["stimulus"]) == str(m["stimulus"])
         assert float(extra["valence"]) == pytest.approx(m["valence"])
         assert float(extra["arousal"]) == pytest.approx(m["arousal"])
     events_json = json.loads(next(root.rglob("*_events.json")).read_text())
     assert {"trial", "stimulus", "valence", "arousal"} <= set(events_json)
-    assert set(events_json["trial_type"]["Levels"]) == {"stimulus_onset", "stimulus_offset"}
+    assert set(events_json["trial_type"]["Levels"]) == {"stimulus", "stimulus_onset"}
+    # Epochs from the read-back annotations: one event id per kind, the fields as metadata
+    events, event_id, metadata = events_and_metadata(raw, "stimulus")
+    ep = mne.Epochs(raw, events, event_id, tmin=0.0, tmax=1.0, baseline=None,
+                    metadata=metadata, preload=True, verbose="error")
+    assert ep.event_id == {"stimulus": 1} and len(ep) == len(truth.trials)
+    assert list(ep.metadata["trial"].astype(int)) == [t["trial"] for t in truth.trials]
+    np.testing.assert_allclose(ep.metadata["valence"].astype(float),
+                               [t["valence"] for t in truth.trials])
     sidecar = json.loads(next(root.rglob("*_eeg.json")).read_text())
     assert sidecar["Manufacturer"] == truth.signals["EEG"][0].device["manufacturer"]
     physio = [p for p in written["physio"] if p.suffix == ".json"]
@@ -261,3 +280,132 @@ def test_to_epochs_faced_and_thu_ep_through_the_generic_reader(tmp_path):
         np.testing.assert_allclose(ep.metadata["valence"], [t.ratings["valence"] for t in trials])
         pos = np.array([ch["loc"][:3] for ch in ep.info["chs"]])
         assert np.isfinite(pos).all()  # every FACED/THU-EP label has a template position
+
+
+# A session stopped early: ECG/EDA/PPG/RESP at 32 Hz, stimuli of 3.5 s every 5.5 s, so a stop at
+# a whole second lands before, inside and after stimuli (offsets at x.5 s).
+CUT_CFG = SimConfig(eeg_channels=4, rate=64, periph_rate=32, seed=5, n_trials=12,
+                    baseline_seconds=2, stimulus_seconds=3.5, rest_seconds=2)
+CUT_T0 = 100.0
+EEG_LAG = 0.6  # s: the EEG's last chunk never arrived (stopped between chunks)
+
+
+def _write_cut(path, truth, stop, start=0.0, subject="01"):
+    """``truth`` as the recorder would have left it when stopped ``stop`` s (and started
+    ``start`` s) into the scenario: markers before the stop, EEG until ``EEG_LAG`` s earlier."""
+    from physioaffect.recording import SessionWriter
+
+    w = SessionWriter(path, subject=subject, task="cut", journal=False)
+    for kind, (info, ts, x) in truth.signals.items():
+        end = CUT_T0 + stop - (EEG_LAG if kind == "EEG" else 0.0)
+        keep = (ts >= CUT_T0 + start) & (ts < end)
+        w.add_stream(info)
+        w.append(Chunk(info.name, ts[keep], x[keep]))
+    mk = StreamInfo.from_labels("sim-Markers", "Markers", ["Marker"], 0.0, "",
+                                channel_format="string")
+    w.add_stream(mk)
+    marks = [(t, m) for t, m in truth.markers if CUT_T0 + start <= t < CUT_T0 + stop]
+    w.append(Chunk(mk.name, [t for t, _ in marks], np.array([[m] for _, m in marks],
+                                                          dtype=object)))
+    w.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def cut_truth():
+    return simulate_subject(CUT_CFG, 0, duration=60.0, t0=CUT_T0)
+
+
+def test_to_epochs_of_recordings_stopped_at_every_second_from_10_to_60(cut_truth, tmp_path):
+    """Stopped at any whole second from 10 to 60 s: Epochs of every completed trial, the
+    markers' own (0-based) trial numbers and fields as metadata, one warning naming each
+    trial the stop cut."""
+    truth = cut_truth
+    # every stimulus the scenario started (its onset marker), 3.5 s long by design
+    started = [{**json.loads(m), "onset": t, "offset": t + CUT_CFG.stimulus_seconds}
+               for t, m in truth.markers if json.loads(m)["event"] == "stimulus_onset"]
+    for stop in range(10, 61):
+        _write_cut(tmp_path / f"sub-{stop}_task-cut_physio.h5", truth, stop, subject=str(stop))
+    with pytest.warns(TrialsDroppedWarning) as caught:
+        ep = to_epochs("sessions", tmp_path, tmin=-1.0)
+    assert len([w for w in caught if w.category is TrialsDroppedWarning]) == 1
+    named = caught[0].message.trials
+    md = ep.metadata
+    for stop in range(10, 61):
+        done = [t for t in started if t["offset"] - CUT_T0 < stop - EEG_LAG]
+        cut = [t for t in started
+               if t["onset"] - CUT_T0 < stop and t["offset"] - CUT_T0 >= stop - EEG_LAG]
+        rows = md[md["subject"] == str(stop)]
+        assert list(rows["trial"]) == [t["trial"] for t in done], stop
+        assert list(rows["stimulus"]) == [str(t["stimulus"]) for t in done]
+        np.testing.assert_allclose(rows["valence"], [t["valence"] for t in done])
+        np.testing.assert_allclose(rows["arousal"], [t["arousal"] for t in done])
+        assert sorted(n for n in named if f"subject {stop} " in n) == sorted(
+            f"sessions subject {stop} session 1 trial {t['trial']} "
+            + ("(no stimulus_offset marker: the recording stopped during it)"
+               if t["offset"] - CUT_T0 >= stop else "(the EEG does not cover the stimulus)")
+            for t in cut)
+    assert md["trial"].min() == 0  # the simulator's markers count from 0
+    # every epoch is 1 s of baseline and the whole 3.5 s stimulus, in volts
+    assert ep.times[0] == pytest.approx(-1.0) and ep.times[-1] == pytest.approx(3.5 - 1 / 64)
+    eeg_info, eeg_ts, eeg_x = truth.signals["EEG"]
+    first = truth.trials[0]
+    i0 = int(np.searchsorted(eeg_ts, first["onset"])) - 64
+    np.testing.assert_allclose(ep.get_data()[0], eeg_x[i0:i0 + len(ep.times)].T * 1e-6,
+                               rtol=1e-6)
+
+
+def test_to_epochs_leaves_out_a_trial_short_of_baseline_and_a_cut_one_with_one_warning(
+        cut_truth, tmp_path):
+    truth = cut_truth
+    # started 1.5 s into the scenario (0.5 s before the first onset), stopped during trial 3
+    _write_cut(tmp_path / "sub-01_task-cut_physio.h5", truth, stop=20.0, start=1.5)
+    with pytest.warns(TrialsDroppedWarning) as caught:
+        ep = to_epochs("sessions", tmp_path, tmin=-1.0)
+    assert len(caught) == 1
+    assert caught[0].message.trials == [
+        "sessions subject 01 session 1 trial 3 (no stimulus_offset marker: the recording "
+        "stopped during it)",
+        "sessions subject 01 session 1 trial 0 (0 s of baseline for tmin=-1 s)"]
+    assert list(ep.metadata["trial"]) == [1, 2]
+    # without a baseline every completed trial is kept, still with one warning (the cut one)
+    with pytest.warns(TrialsDroppedWarning, match="1 trial"):
+        assert list(to_epochs("sessions", tmp_path).metadata["trial"]) == [0, 1, 2]
+
+
+def test_braindecode_windows_keep_ratings_and_subject(deap):
+    """Windows cut as braindecode's create_from_mne_epochs cuts them (size, stride, a last
+    window ending at the epoch's end), with its four window columns, and the ratings, trial
+    and subject it would drop; one description per recording. The WindowsDataset contract
+    (crop indices, targets) is read back the way braindecode 1.8.1 reads it."""
+    ep = to_epochs("deap", deap)
+    n, size, stride = len(ep.times), 128, 96
+    starts = list(range(0, n - size + 1, stride))
+    starts += [n - size] if starts[-1] < n - size else []
+    out = braindecode_windows(ep, size, stride, target="valence")
+    assert [d for _, d in out] == [{"dataset": "deap", "subject": s, "session": 1}
+                                   for s in ("s01", "s02")]
+    x = ep.get_data()
+    for windows, desc in out:
+        md = windows.metadata
+        rows = np.flatnonzero(ep.metadata["subject"] == desc["subject"])
+        assert len(windows) == len(rows) * len(starts)
+        # what braindecode's WindowsDataset reads: crop indices and the targets
+        crop = md.loc[:, ["i_window_in_trial", "i_start_in_trial", "i_stop_in_trial"]]
+        assert list(crop["i_window_in_trial"]) == list(range(len(starts))) * len(rows)
+        assert list(crop["i_stop_in_trial"] - crop["i_start_in_trial"]) == [size] * len(md)
+        np.testing.assert_allclose(md["target"], np.repeat(ep.metadata["valence"].iloc[rows],
+                                                           len(starts)))
+        # the epoch's metadata rides along: ratings, trial, subject
+        assert set(md["subject"]) == {desc["subject"]}
+        np.testing.assert_allclose(md["arousal"], np.repeat(ep.metadata["arousal"].iloc[rows],
+                                                            len(starts)))
+        got = windows.get_data()
+        for k, (r, s) in enumerate((r, s) for r in rows for s in starts):
+            np.testing.assert_array_equal(got[k], x[r, :, s:s + size])
+    # one window per trial by default, the event code as target (create_from_mne_epochs)
+    whole = braindecode_windows(ep)
+    assert sum(len(w) for w, _ in whole) == len(ep)
+    assert list(whole[0][0].metadata["target"]) == list(ep.events[:4, 2])
+    with pytest.raises(DatasetError, match="not a metadata column"):
+        braindecode_windows(ep, target="nope")

@@ -9,10 +9,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import write_truth_session
 
 from physioaffect.recording import read_session
+from physioaffect.recording.bids_physio import read_physio
 from physioaffect.recording.export import (
     export_bids,
     export_edf,
@@ -20,6 +22,7 @@ from physioaffect.recording.export import (
     to_raw,
     window_data,
 )
+from physioaffect.recording.raw import events_and_metadata
 from physioaffect.sources.sim import SimConfig, simulate_subject
 from physioaffect.streams import StreamInfo
 
@@ -38,11 +41,21 @@ def sim_session(tmp_path_factory):
 
 
 def test_to_raw_units_types_time_base_and_annotations(sim_session):
+    import mne
+    from mne.io.constants import FIFF
+
     path, truth = sim_session
     raw = to_raw(path)
     assert raw.info["sfreq"] == 256
     types = dict(zip(raw.ch_names, raw.get_channel_types(), strict=True))
-    assert [types[c] for c in ("ECG", "EDA", "PPG", "RESP")] == ["ecg", "gsr", "bio", "resp"]
+    # PPG and RESP in arbitrary units: never "volts" (MNE would draw 2 a.u. as 2 V)
+    assert [types[c] for c in ("ECG", "EDA", "PPG", "RESP")] == ["ecg", "gsr", "misc", "resp"]
+    units = {ch["ch_name"]: int(ch["unit"]) for ch in raw.info["chs"]}
+    assert [units[c] for c in ("Fp1", "ECG", "EDA", "PPG", "RESP")] == [
+        FIFF.FIFF_UNIT_V, FIFF.FIFF_UNIT_V, FIFF.FIFF_UNIT_S, FIFF.FIFF_UNIT_NONE,
+        FIFF.FIFF_UNIT_NONE]
+    ppg = raw.get_data(picks=["PPG"])[0]
+    np.testing.assert_allclose(ppg[::2][:1280], truth.signals["PPG"][2][:, 0], rtol=1e-6)
     eeg_labels = truth.signals["EEG"][0].labels
     assert all(types[c] == "eeg" for c in eeg_labels)
     # EEG in volts, exactly the recorded samples (same rate, same time base)
@@ -54,8 +67,27 @@ def test_to_raw_units_types_time_base_and_annotations(sim_session):
     np.testing.assert_allclose(ecg[::2][: ref.size], ref, rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(ecg[1:-1:2][: ref.size - 1], (ref[:-1] + ref[1:]) / 2,
                                rtol=1e-5, atol=1e-12)
+    # one annotation per stimulus, from its onset marker to its offset marker
+    ann = raw.annotations
+    assert list(ann.description) == ["stimulus"] * len(truth.trials)
+    np.testing.assert_allclose(ann.onset, [t["onset"] - T0 for t in truth.trials], atol=1e-6)
+    np.testing.assert_allclose(ann.duration, [t["offset"] - t["onset"] for t in truth.trials],
+                               atol=1e-6)
+    assert [e["trial"] for e in ann.extras] == [t["trial"] for t in truth.trials]
+    events, event_id = mne.events_from_annotations(raw, verbose="error")
+    assert event_id == {"stimulus": 1} and len(events) == len(truth.trials)
+    # events at the stimulus onsets, their fields as Epochs metadata
+    events, event_id, meta = events_and_metadata(raw, "stimulus")
+    assert list(events[:, 0]) == [round((t["onset"] - T0) * 256) for t in truth.trials]
+    ep = mne.Epochs(raw, events, event_id, tmin=0, tmax=1, baseline=None, metadata=meta,
+                    preload=True, verbose="error")
+    assert list(ep.metadata["trial"]) == [t["trial"] for t in truth.trials]
+    np.testing.assert_allclose(ep.metadata["arousal"], [t["arousal"] for t in truth.trials])
+    np.testing.assert_allclose(ep.metadata["duration"],
+                               [t["offset"] - t["onset"] for t in truth.trials], atol=1e-6)
+    # the recorded text on request
     texts = [t for _, t in truth.markers]
-    ann = [(a["onset"], a["description"]) for a in raw.annotations]
+    ann = [(a["onset"], a["description"]) for a in to_raw(path, markers="text").annotations]
     assert [d for _, d in ann] == texts
     np.testing.assert_allclose([o for o, _ in ann], [t - T0 for t, _ in truth.markers],
                                atol=1e-6)
@@ -105,7 +137,12 @@ def test_fif_and_cli_export(sim_session, tmp_path):
     raw = mne.io.read_raw_fif(out, preload=True, verbose="error")
     np.testing.assert_allclose(raw.get_data(picks=["Fp1"])[0],
                                truth.signals["EEG"][2][:, 0] * 1e-6, rtol=1e-6)
-    assert len(raw.annotations) == len(truth.markers)
+    # the stimulus events with durations and their fields survive the FIF file
+    ann = raw.annotations
+    assert list(ann.description) == ["stimulus"] * len(truth.trials)
+    np.testing.assert_allclose(ann.duration, [t["offset"] - t["onset"] for t in truth.trials],
+                               atol=1e-3)
+    assert [e["trial"] for e in ann.extras] == [t["trial"] for t in truth.trials]
 
 
 def test_bids_read_back_and_physio_files(sim_session, tmp_path):
@@ -119,20 +156,38 @@ def test_bids_read_back_and_physio_files(sim_session, tmp_path):
     raw = mne_bids.read_raw_bids(bp, verbose="error")
     assert raw.ch_names == truth.signals["EEG"][0].labels
     assert set(raw.get_channel_types()) == {"eeg"}
-    # JSON markers: their event is the trial_type, their fields are columns
-    assert [a["description"] for a in raw.annotations] == [json.loads(t)["event"]
-                                                           for _, t in truth.markers]
-    events = (bp.directory / f"{bp.basename}_events.tsv").read_text().splitlines()
-    assert len(events) == 1 + len(truth.markers)
+    # one row per stimulus: trial_type "stimulus", its duration, the marker fields as columns
+    assert [a["description"] for a in raw.annotations] == ["stimulus"] * len(truth.trials)
+    events = pd.read_csv(bp.directory / f"{bp.basename}_events.tsv", sep="\t")
+    assert list(events["trial_type"]) == ["stimulus"] * len(truth.trials)
+    np.testing.assert_allclose(events["onset"], [t["onset"] - T0 for t in truth.trials],
+                               atol=1e-3)
+    np.testing.assert_allclose(events["duration"],
+                               [t["offset"] - t["onset"] for t in truth.trials], atol=1e-3)
+    assert list(events["trial"]) == [t["trial"] for t in truth.trials]
+    np.testing.assert_allclose(events["arousal"], [t["arousal"] for t in truth.trials])
     # peripheral signals: one _physio pair at their own 128 Hz, values as recorded
     physio = [p for p in written["physio"] if p.name.endswith(".tsv.gz")]
     assert len(physio) == 1 and "_recording-128Hz_physio" in physio[0].name
     meta = json.loads(physio[0].with_name(physio[0].name.replace(".tsv.gz", ".json")).read_text())
     assert meta["SamplingFrequency"] == 128 and meta["Columns"] == ["ECG", "EDA", "PPG", "RESP"]
     assert meta["StartTime"] == pytest.approx(0.0) and meta["ECG"]["Units"] == "mV"
+    assert meta["PhysioType"] == "generic" and meta["TaskName"] == "emo"
     with gzip.open(physio[0], "rt") as fh:
         table = np.loadtxt(fh, delimiter="\t")
     np.testing.assert_allclose(table[:, 1], truth.signals["GSR"][2][:, 0], rtol=1e-6)
+    # reproducible gzip (RFC 1952 header): modification time 0, no file name stored
+    head = physio[0].read_bytes()[:10]
+    assert head[:3] == b"\x1f\x8b\x08" and head[4:8] == b"\0\0\0\0" and not head[3] & 0x08
+    # found by mne-bids, read back by our reader in SI units with MNE types
+    found = mne_bids.find_matching_paths(root, suffixes="physio", extensions=".tsv.gz")
+    assert [p.fpath for p in found] == physio and found[0].recording == "128Hz"
+    back = read_physio(physio[0])
+    assert back.ch_names == ["ECG", "EDA", "PPG", "RESP"] and back.info["sfreq"] == 128
+    assert back.get_channel_types() == ["ecg", "gsr", "misc", "resp"]
+    for name, kind, factor in (("ECG", "ECG", 1e-3), ("EDA", "GSR", 1e-6), ("PPG", "PPG", 1.0)):
+        np.testing.assert_allclose(back.get_data(picks=[name])[0],
+                                   truth.signals[kind][2][:, 0] * factor, rtol=1e-6)
 
 
 def test_marker_windows_match_the_simulated_trials(sim_session):

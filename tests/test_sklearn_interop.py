@@ -1,18 +1,29 @@
 """scikit-learn: the protocols as CV splitters inside cross_val_score / GridSearchCV (and still
-leak-free), and the band-feature transformers as estimators (clone, Pipeline, fitted checks)."""
+leak-free), with metadata routing on and off and scikit-learn's splitter contract (split counts,
+disjoint parts, groups requested); the band-feature transformers as estimators (clone, Pipeline,
+fitted checks, MNE objects and declared units); DeepEEGClassifier's estimator contract (clone,
+get/set_params, pickling)."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 import pickle
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
+import sklearn
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.model_selection import (
+    BaseCrossValidator,
+    GridSearchCV,
+    KFold,
+    LeaveOneGroupOut,
+    cross_val_score,
+)
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -20,7 +31,9 @@ from sklearn.preprocessing import StandardScaler
 from physioaffect.datasets import DatasetError
 from physioaffect.datasets.protocols import (
     LOSO,
+    LeaveKSubjectsOut,
     LeaveStimuliOut,
+    SeedWithinSubject,
     SubjectKFold,
     WithinSubjectKFold,
     get_protocol,
@@ -80,6 +93,100 @@ def test_leave_stimuli_out_and_within_subject_take_the_metadata_frame():
         next(LOSO().split(X[:-1], y[:-1], groups=meta["subject"]))
 
 
+class _GroupsSeen(ClassifierMixin, BaseEstimator):
+    """Nearest-subject-mean classifier that records the groups its fit received (routing)."""
+
+    def fit(self, X, y, groups=None):
+        self.groups_seen_ = None if groups is None else np.asarray(groups)
+        self.classes_ = np.unique(y)
+        self.means_ = np.array([X[y == c].mean(axis=0) for c in self.classes_])
+        return self
+
+    def predict(self, X):
+        d = ((np.asarray(X)[:, None, :] - self.means_[None]) ** 2).sum(axis=2)
+        return self.classes_[np.argmin(d, axis=1)]
+
+
+SPLITTERS = [LOSO(), LOSO(n_val_subjects=0), LeaveKSubjectsOut(k=3), SubjectKFold(4),
+             LeaveStimuliOut(n_splits=3, n_subject_splits=4), WithinSubjectKFold(3),
+             SeedWithinSubject(n_train_trials=3)]
+
+
+@pytest.mark.parametrize("cv", SPLITTERS, ids=repr)
+def test_splitters_follow_the_scikit_learn_contract(cv):
+    """What scikit-learn's own splitters guarantee: a BaseCrossValidator, get_n_splits equal to
+    the folds split yields, integer indices without overlap inside a fold, deterministic, the
+    same after pickling, groups requested for split under metadata routing."""
+    X, y, meta = _subject_table()
+    meta = meta.assign(session=1)
+    assert isinstance(cv, BaseCrossValidator)
+    assert cv.get_metadata_routing().split.requests == {"groups": True}
+    splits = list(cv.split(X, y, groups=meta))
+    assert len(splits) == cv.get_n_splits(X, y, meta) == cv.get_n_splits(groups=meta)
+    tested = np.zeros(len(X), dtype=int)
+    for train, test in splits:
+        assert train.dtype.kind == test.dtype.kind == "i"
+        assert len(test) and len(train) and not set(train) & set(test)
+        assert len(np.unique(train)) == len(train) and len(np.unique(test)) == len(test)
+        tested[test] += 1
+    assert tested.max() == 1  # no window is tested twice
+    if cv.kind == "cross_subject" and not isinstance(cv, LeaveStimuliOut):
+        assert (tested == 1).all()  # subject protocols test every window once
+        for train, test in splits:  # and train on every other one (validation joins train)
+            assert len(train) + len(test) == len(X)
+    again = list(pickle.loads(pickle.dumps(copy.deepcopy(cv))).split(X, y, groups=meta))
+    for (a, b), (c, d) in zip(splits, again, strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    assert eval(repr(cv)).get_n_splits(groups=meta) == len(splits)  # noqa: S307
+
+
+@pytest.mark.parametrize("routing", [False, True], ids=["routing-off", "routing-on"])
+def test_protocols_with_metadata_routing_on_and_off(routing):
+    """``groups=`` without routing, ``params={"groups": ...}`` with it: the same folds and
+    scores as scikit-learn's LeaveOneGroupOut; under routing the estimator gets the groups
+    only when it asks for them."""
+    X, y, meta = _subject_table()
+    subjects = meta["subject"].to_numpy()
+    with sklearn.config_context(enable_metadata_routing=routing):
+        est = KNeighborsClassifier(n_neighbors=3)
+        kw = {"params": {"groups": subjects}} if routing else {"groups": subjects}
+        ours = cross_val_score(est, X, y, cv=LOSO(), **kw)
+        ref = cross_val_score(est, X, y, cv=LeaveOneGroupOut(), **kw)
+        np.testing.assert_array_equal(ours, ref)
+        splits = [(tuple(a), tuple(b)) for a, b in LOSO().split(X, y, subjects)]
+        assert splits == [(tuple(a), tuple(b))
+                          for a, b in LeaveOneGroupOut().split(X, y, subjects)]
+        search = GridSearchCV(est, {"n_neighbors": [1, 3]}, cv=LeaveKSubjectsOut(3))
+        assert search.fit(X, y, groups=subjects).n_splits_ == 3
+        if routing:  # the estimator asked for groups: both the splitter and fit get them
+            est = _GroupsSeen().set_fit_request(groups=True)
+            search = GridSearchCV(est, {}, cv=LOSO()).fit(X, y, groups=subjects)
+            assert set(search.best_estimator_.groups_seen_) == set(subjects)
+            with pytest.raises(DatasetError, match="groups"):  # no groups given: refused
+                cross_val_score(est, X, y, cv=LOSO())
+        else:  # without routing groups go to the splitter only (why routing exists)
+            search = GridSearchCV(_GroupsSeen(), {}, cv=LOSO()).fit(X, y, groups=subjects)
+            assert search.best_estimator_.groups_seen_ is None and search.n_splits_ == 8
+
+
+def test_leave_k_subjects_out_keeps_training_subjects_before_validation():
+    """LeaveKSubjectsOut(2) on 3 subjects: the pair's fold keeps the one remaining subject for
+    training (no validation subject); the single's fold holds one of the two out."""
+    X, y, meta = _subject_table(n_subj=3)
+    meta = meta.assign(session=1)
+    folds = LeaveKSubjectsOut(k=2).folds(meta)
+    assert sorted(len(f.subjects("test")) for f in folds) == [1, 2]
+    for f in folds:
+        assert len(f.subjects("train")) >= 1
+        n_val = 0 if len(f.subjects("test")) == 2 else 1
+        assert len(f.subjects("val")) == n_val == len(f.info["val_subjects"])
+    assert len(list(LeaveKSubjectsOut(k=2).split(X, y, meta["subject"]))) == 2
+    assert len(list(LOSO(n_val_subjects=5).split(X, y, meta["subject"]))) == 3
+    with pytest.raises(DatasetError, match="leave none for training"):
+        LeaveKSubjectsOut(k=3).folds(meta)
+
+
 def _windows(n=48, n_ch=3, fs=128.0, seconds=2.0, seed=1):
     """Noise windows; class 1 carries a 10 Hz (alpha) rhythm on every channel."""
     rng = np.random.default_rng(seed)
@@ -128,3 +235,63 @@ def test_transformers_clone_pipeline_and_fitted_checks():
     search = GridSearchCV(pipe, {"differentialentropy__bands": ["torcheeg4", "seed5"]},
                           cv=LOSO(n_val_subjects=0)).fit(X, y, groups=subjects)
     assert search.n_splits_ == 4 and search.best_score_ > 0.9  # alpha is easy to find
+
+
+def _epochs_of(X_uv, fs=128.0, names=("C3", "Cz", "C4")):
+    """An MNE EpochsArray of microvolt windows (in volts, as MNE holds them) with an extra ECG
+    channel that the EEG picks must leave out."""
+    import mne
+
+    ecg = np.random.default_rng(3).normal(0, 1e-3, (len(X_uv), 1, X_uv.shape[2]))
+    info = mne.create_info([*names, "ECG"], fs, ["eeg"] * len(names) + ["ecg"])
+    return mne.EpochsArray(np.concatenate([X_uv * 1e-6, ecg], axis=1), info, verbose="error")
+
+
+@pytest.mark.parametrize("cls", [DifferentialEntropy, BandPower])
+def test_volts_in_give_the_same_features_as_microvolts_in(cls):
+    """An mne.Epochs (volts), volts or millivolts declared with unit=, and the microvolt array
+    (the default for arrays) give the same features; MNE's channel names and rate are used."""
+    X, _ = _windows()
+    ref = cls(sfreq=128.0).fit_transform(X)
+    assert np.isfinite(ref).all()
+    epochs = _epochs_of(X)
+    est = cls(sfreq=128.0).fit(epochs)
+    np.testing.assert_allclose(est.transform(epochs), ref, rtol=1e-9)
+    assert list(est.get_feature_names_out())[0].startswith("C3_")
+    np.testing.assert_allclose(cls(sfreq=128.0, unit="V").fit_transform(X * 1e-6), ref,
+                               rtol=1e-9)
+    np.testing.assert_allclose(cls(sfreq=128.0, unit="millivolts").fit_transform(X * 1e-3),
+                               ref, rtol=1e-9)
+    with pytest.raises(SignalInputError, match="sampled at 128 Hz, sfreq is 256"):
+        cls(sfreq=256.0).fit(epochs)
+    with pytest.raises(SignalInputError, match="cannot convert unit 'uS'"):
+        cls(unit="uS").fit(X)
+    with pytest.raises(SignalInputError, match="no channel"):
+        cls(picks="eog").fit(epochs)
+
+
+def test_deep_classifier_contract_clone_params_pickle_and_epochs(one_torch_thread):
+    """scikit-learn's estimator checks that need no data, then a fitted classifier pickled and
+    fed an mne.Epochs in volts: the same probabilities as the microvolt array."""
+    from sklearn.utils.estimator_checks import (
+        check_get_params_invariance,
+        check_no_attributes_set_in_init,
+        check_parameters_default_constructible,
+        check_set_params,
+    )
+
+    from physioaffect.training.estimator import DeepEEGClassifier
+
+    est = DeepEEGClassifier("eegnet", sfreq=128.0, epochs=1, batch_size=16, verbose=False,
+                            device="cpu")
+    for check in (check_no_attributes_set_in_init, check_get_params_invariance,
+                  check_set_params, check_parameters_default_constructible):
+        check("DeepEEGClassifier", est)
+    twin = clone(est).set_params(module__F1=4, lr=5e-4)
+    assert twin.get_params()["module__F1"] == 4 and est.model_kwargs is None
+    X, y = _windows(n=32)
+    est.fit(X, y)
+    again = pickle.loads(pickle.dumps(est))
+    proba = est.predict_proba(X)
+    np.testing.assert_allclose(again.predict_proba(X), proba, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(est.predict_proba(_epochs_of(X)), proba, rtol=1e-5, atol=1e-6)

@@ -28,10 +28,10 @@ from physioaffect.streams.signals import PERIPHERAL_SIGNALS, SIGNAL_ALIASES, can
 def _to_uv(unit: str) -> float:
     """Factor from an EEG stream's unit to microvolts (an unknown or missing unit: taken as
     microvolts, the package's EEG unit)."""
-    from physioaffect.streams.units import UnitError, conversion_factor
+    from physioaffect.streams.units import UnitError, unit_factor
 
     try:
-        return conversion_factor(unit, "µV")
+        return unit_factor(unit, "µV")
     except UnitError:
         return 1.0
 

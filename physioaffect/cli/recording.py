@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -278,6 +279,10 @@ def register(app: typer.Typer) -> None:
         to: str = typer.Option(..., "--to", help="edf, bdf, fif or bids."),
         out: Path = typer.Option(None, "--out", "-o", help="Output file (edf/bdf/fif) or BIDS root (bids)."),
         sfreq: float = typer.Option(None, "--sfreq", help="Common rate in Hz (default: the EEG rate)."),
+        bids_metadata: Path = typer.Option(
+            None, "--bids-metadata",
+            help="JSON file of BIDS fields a recording cannot know, per sidecar "
+                 '({"dataset_description": {"License": ...}, "eeg": {"InstitutionName": ...}}).'),
     ) -> None:
         """Export a session to EDF+, BDF+, FIF or BIDS (EEG + _physio.tsv.gz + _events.tsv)."""
         from physioaffect.recording import export as ex
@@ -299,7 +304,13 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"wrote {target}")
             else:
                 root = out or file.parent / "bids"
-                written = ex.export_bids(sess, root)
+                meta = None
+                if bids_metadata is not None:
+                    try:
+                        meta = json.loads(bids_metadata.read_text(encoding="utf-8"))
+                    except ValueError as err:
+                        raise RecordingError(f"{bids_metadata}: not valid JSON ({err})") from None
+                written = ex.export_bids(sess, root, metadata=meta)
                 for p in written["eeg"] + written["physio"]:
                     typer.echo(f"wrote {p}")
                 typer.echo(f"BIDS dataset: {Path(root).resolve()}")

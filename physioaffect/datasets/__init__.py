@@ -12,11 +12,13 @@ from physioaffect.datasets.base import (
     Signal,
     SubjectRecording,
     Trial,
+    TrialsDroppedWarning,
     UnsafePickleError,
 )
-from physioaffect.datasets.epochs import to_epochs
+from physioaffect.datasets.epochs import braindecode_windows, to_epochs
 
 __all__ = ["DatasetError", "DatasetReader", "Signal", "SubjectRecording", "Trial",
+           "TrialsDroppedWarning", "braindecode_windows",
            "UnsafePickleError", "open_dataset", "READERS", "to_epochs"]
 
 READERS = ("deap", "seed", "dreamer", "faced", "thu-ep", "sessions")

@@ -51,6 +51,25 @@ def natural_key(s: object) -> tuple:
 
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(s)))
 
+class TrialsDroppedWarning(UserWarning):
+    """Trials left out because they are incomplete (one warning naming them all).
+
+    Attributes
+    ----------
+    trials : list of str
+        One entry per trial: ``"<dataset> subject <s> session <k> trial <t> (<why>)"``.
+    """
+
+    def __init__(self, what: str, trials: list[str]) -> None:
+        self.trials = list(trials)
+        shown = "; ".join(self.trials[:10]) + (" ..." if len(self.trials) > 10 else "")
+        super().__init__(f"{what}: {len(self.trials)} trial(s) left out: {shown}")
+
+
+def trial_name(dataset: str, subject: str, session: object, trial: object, why: str) -> str:
+    """``"<dataset> subject <s> session <k> trial <t> (<why>)"`` for warnings."""
+    return f"{dataset} subject {subject} session {session} trial {trial} ({why})"
+
 
 def numbered_subjects(found: dict[int, str], folder: Path, file_name: Callable[[int], str],
                       first: int = 1, last: int | None = None) -> list[str]:
@@ -120,8 +139,10 @@ class Trial:
         Face features of the trial, one row per video frame (None: no face data).
     dataset, subject, session, trial, stimulus :
         Provenance. ``subject`` is a string id (``"s01"``, ``"1"``), ``session`` an int
-        (1-based), ``trial`` the 1-based trial number within the session and ``stimulus`` the id
-        of the stimulus shown (shared across subjects where all saw the same clips).
+        (1-based), ``trial`` the trial number within the session as the dataset numbers it
+        (1-based for the published datasets; own sessions: the markers' own ``trial``, which
+        the simulator counts from 0) and ``stimulus`` the id of the stimulus shown (shared
+        across subjects where all saw the same clips).
     """
 
     eeg: np.ndarray

@@ -1,7 +1,10 @@
 """Evaluation protocols as objects that yield leakage-free folds, and a checker for any fold list.
 
-Every protocol is also a scikit-learn CV splitter (``split(X, y, groups)``,
-``get_n_splits``): ``cross_val_score(est, X, y, groups=subjects, cv=LOSO())``.
+Every protocol is also a scikit-learn cross-validator (a ``BaseCrossValidator`` that requests
+``groups`` for ``split`` under metadata routing, as ``LeaveOneGroupOut`` does):
+``cross_val_score(est, X, y, groups=subjects, cv=LOSO())``, or with
+``sklearn.set_config(enable_metadata_routing=True)``
+``cross_val_score(est, X, y, params={"groups": subjects}, cv=LOSO())``.
 
 A :class:`Fold` holds three disjoint sets of *trial keys* (``"subject|session|trial"``):
 windows are assigned to train/val/test through the trial they come from, so the windows of one
@@ -16,6 +19,11 @@ trial can never straddle two parts. Protocols build folds by construction so tha
 :func:`check_folds` verifies these properties for *any* fold list (yours, a paper's, the
 training helper's) and raises :class:`LeakageError` listing what leaks.
 
+Validation parts are held-out *training* subjects (trials, stimuli): a protocol keeps
+``n_val_subjects`` of them only while at least one training subject remains; where fewer are
+left (``LeaveKSubjectsOut(2)`` on 3 subjects: one remains after the test pair) the fold has
+fewer or no validation subjects (``fold.info["val_subjects"]``), never no training subject.
+
 Protocols: :class:`LOSO`, :class:`LeaveKSubjectsOut` (``k`` test subjects per fold),
 :class:`SubjectKFold` (grouped k-fold over subjects, ``n_splits`` folds), :class:`LeaveStimuliOut`, :class:`SeedWithinSubject` (SEED's first 9 trials
 train / last 6 test, per subject and session), :class:`WithinSubjectKFold` (trial-grouped
@@ -29,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import BaseCrossValidator
 
 from physioaffect.datasets.base import DatasetError
 
@@ -97,7 +106,13 @@ def _trials_by_subject(meta: pd.DataFrame) -> dict[str, list[str]]:
     return dict(sorted(out.items(), key=lambda kv: _natural(kv[0])))
 
 
-class Protocol:
+def n_validation(requested: int, available: int) -> int:
+    """How many of ``available`` held-out candidates go to validation: up to ``requested``,
+    always leaving one for training (0 when only one is available)."""
+    return max(0, min(int(requested), available - 1))
+
+
+class Protocol(BaseCrossValidator):
     """Base of the protocols: leakage-free :class:`Fold` objects, and a scikit-learn splitter.
 
     Two faces of one split:
@@ -108,7 +123,11 @@ class Protocol:
       splitter interface, so ``cross_val_score(est, X, y, groups=subjects, cv=LOSO())`` and
       ``GridSearchCV(..., cv=LOSO())`` work. It yields ``(train, test)`` row indices of the same
       checked folds; the validation part (held-out *training* subjects or trials, never test
-      ones) joins the training indices, since scikit-learn knows only two parts.
+      ones) joins the training indices, since scikit-learn knows only two parts. Under
+      metadata routing (``sklearn.set_config(enable_metadata_routing=True)``) the splitter
+      requests ``groups`` (``params={"groups": subjects}``), like scikit-learn's group
+      splitters; the estimator gets them too only if it asks
+      (``est.set_fit_request(groups=True)``).
 
     ``groups`` says which window belongs to whom: a 1-D array of subject ids (one per row of
     ``X``), or a DataFrame with ``subject`` and, where a protocol needs them, ``session``,
@@ -120,6 +139,8 @@ class Protocol:
     kind = "cross_subject"
     #: Columns ``groups`` must carry besides ``subject`` (a subject array is not enough).
     requires: tuple[str, ...] = ()
+    # scikit-learn metadata routing: split consumes groups (as GroupsConsumerMixin declares it)
+    __metadata_request__split = {"groups": True}  # noqa: RUF012
 
     def iter_folds(self, meta: pd.DataFrame) -> Iterator[Fold]:
         """Yield the folds of ``meta`` (unchecked; :meth:`folds` checks them)."""
@@ -214,12 +235,11 @@ class _SubjectGroups(Protocol):
         rng = np.random.default_rng(self.seed)
         for i, test_subj in enumerate(groups):
             rest = [s for s in subjects if s not in test_subj]
-            if len(rest) <= self.n_val_subjects:
-                raise DatasetError(f"{self.name}: {len(subjects)} subjects leave none for training "
-                                   f"after {len(test_subj)} test and {self.n_val_subjects} "
-                                   "validation subjects")
-            val_subj = list(rng.choice(rest, self.n_val_subjects, replace=False)) \
-                if self.n_val_subjects else []
+            if not rest:
+                raise DatasetError(f"{self.name}: {len(subjects)} subject(s) leave none for "
+                                   f"training after {len(test_subj)} test subject(s)")
+            n_val = n_validation(self.n_val_subjects, len(rest))
+            val_subj = list(rng.choice(rest, n_val, replace=False)) if n_val else []
             train_subj = [s for s in rest if s not in val_subj]
             yield Fold(
                 name=f"{self.name}-{i + 1:02d}",
@@ -227,7 +247,8 @@ class _SubjectGroups(Protocol):
                 val=frozenset(k for s in val_subj for k in by_subj[s]),
                 test=frozenset(k for s in test_subj for k in by_subj[s]),
                 kind="cross_subject",
-                info={"test_subjects": list(test_subj), "val_subjects": sorted(val_subj, key=_natural)},
+                info={"test_subjects": [str(t) for t in test_subj],
+                      "val_subjects": sorted(map(str, val_subj), key=_natural)},
             )
 
 
@@ -318,12 +339,14 @@ class LeaveStimuliOut(Protocol):
             if self.cross_subject:
                 test_subj = subj_groups[i % len(subj_groups)]
                 rest = [s for s in subjects if s not in test_subj]
-                val_subj = list(rng.choice(rest, self.n_val_subjects, replace=False))
+                n_val = n_validation(self.n_val_subjects, len(rest))
+                val_subj = list(rng.choice(rest, n_val, replace=False)) if n_val else []
                 train_subj = [s for s in rest if s not in val_subj]
                 val_stim = train_stim
             else:
                 test_subj = train_subj = val_subj = subjects
-                val_stim = list(rng.choice(train_stim, self.n_val_stimuli, replace=False))
+                n_val = n_validation(self.n_val_stimuli, len(train_stim))
+                val_stim = list(rng.choice(train_stim, n_val, replace=False)) if n_val else []
                 train_stim = [s for s in train_stim if s not in val_stim]
 
             def pick(subs: list[str], stims: list[str]) -> frozenset:
@@ -398,8 +421,8 @@ class WithinSubjectKFold(Protocol):
             for s in by_subj:
                 te = parts[s][i]
                 rest = [k for j, p in enumerate(parts[s]) if j != i for k in p]
-                va = list(rng.choice(rest, self.n_val_trials, replace=False)) \
-                    if self.n_val_trials else []
+                n_val = n_validation(self.n_val_trials, len(rest))
+                va = list(rng.choice(rest, n_val, replace=False)) if n_val else []
                 test.update(te)
                 val.update(va)
                 train.update(k for k in rest if k not in va)

@@ -9,10 +9,18 @@ JSON text on a ``Markers`` stream::
     {"event": "stimulus_offset", "trial": 3, "stimulus": "clip07", ...}
     {"event": "rating", "trial": 3, "valence": 6.5, "arousal": 4}
 
-Every numeric field of the onset marker other than ``trial``/``stimulus`` (e.g. the built-in
+Markers are paired by :func:`physioaffect.recording.events.marker_events` (the same events
+``to_raw`` and the BIDS export show). A trial keeps the markers' own ``trial`` number (the
+simulator counts from 0; markers without an integer ``trial`` are numbered by onset order from
+0). Every numeric field of the onset marker other than ``trial``/``stimulus`` (e.g. the built-in
 simulator's nominal ``valence``/``arousal``) and of ``rating`` markers for that trial becomes a
 rating (later markers win). The EEG stream (type ``EEG``) is cut from onset to offset; every
 other regular stream (ECG, GSR, PPG, RESP ...) is cut at the same times on its own timestamps.
+
+A recording stopped during a stimulus (``record --duration``, Ctrl-C) ends with an onset marker
+and no offset, or with EEG that stops before the offset: such trials are left out with one
+:class:`~physioaffect.datasets.base.TrialsDroppedWarning` per subject naming them, and every
+completed trial is read.
 The ``baseline_s`` seconds before onset are the trial's baseline (if recorded). A recorded
 ``Face`` stream (``physioaffect face``, or the simulator's ``face=1``) becomes the trials' face
 features (from the baseline's start to the offset, times relative to the onset).
@@ -24,6 +32,7 @@ features (from the baseline's start to the offset, times relative to the onset).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +43,13 @@ from physioaffect.datasets.base import (
     Signal,
     SubjectRecording,
     Trial,
+    TrialsDroppedWarning,
     natural_key,
+    trial_name,
 )
 from physioaffect.log import progress_enabled, verbose
 
 SUFFIX = "_physio.h5"
-_UV = {"microvolts": 1.0, "uv": 1.0, "µv": 1.0, "millivolts": 1e3, "mv": 1e3, "volts": 1e6,
-       "v": 1e6}
 
 
 class SessionsReader(DatasetReader):
@@ -64,6 +73,7 @@ class SessionsReader(DatasetReader):
 
     def _discover(self) -> list[str]:
         from physioaffect.recording.errors import RecordingError
+        from physioaffect.recording.events import parse_marker
         from physioaffect.recording.reader import read_session
 
         paths = sorted(self.root.rglob(f"*{SUFFIX}"))
@@ -83,7 +93,7 @@ class SessionsReader(DatasetReader):
             by_subject.setdefault(subj, []).append((key, p))
             if not any(st.info.type == "EEG" for st in s.streams.values()):
                 raise DatasetError(f"{p}: no EEG stream (streams: {', '.join(s.streams)})")
-            if not any(_parse(m.text).get("event") == "stimulus_onset" for m in s.markers):
+            if not any(parse_marker(m.text).get("event") == "stimulus_onset" for m in s.markers):
                 raise DatasetError(f"{p}: no stimulus_onset markers (JSON markers "
                                    '{"event": "stimulus_onset", "trial": ...} delimit trials)')
         self._files = {k: [p for _, p in sorted(v)] for k, v in by_subject.items()}
@@ -104,18 +114,27 @@ class SessionsReader(DatasetReader):
 
         self._check_subject(subject)
         trials: list[Trial] = []
+        dropped: list[str] = []
         for sess, path in enumerate(self._files[subject], start=1):
             try:
                 s = read_session(path)
             except RecordingError as err:
                 raise DatasetError(str(err)) from None
             eeg = next(st for st in s.streams.values() if st.info.type == "EEG")
-            scale = _UV.get(str(eeg.info.channels[0].unit).lower(), 1.0)
+            scale = _microvolts(eeg.info.channels[0].unit)
+            fs = float(eeg.info.nominal_srate)
             faces = [st for st in s.signal_streams if st.info.type == "Face"]
             others = [st for st in s.signal_streams if st is not eeg and st not in faces]
-            for tr in _marker_trials(s.markers, path):
+            found, cut = _marker_trials(s.markers)
+            dropped += [trial_name("sessions", subject, sess, t, why) for t, why in cut]
+            for tr in found:
                 i0, i1 = np.searchsorted(eeg.timestamps, [tr["onset"], tr["offset"]])
-                if i1 - i0 < 2:
+                # EEG must cover the stimulus: a recording stopped just after the offset marker
+                # can miss the last EEG chunk (it would shorten every epoch of to_epochs)
+                if (i1 - i0 < 2 or eeg.timestamps[0] > tr["onset"] + 1.5 / fs
+                        or eeg.timestamps[-1] < tr["offset"] - 1.5 / fs):
+                    dropped.append(trial_name("sessions", subject, sess, tr["trial"],
+                                              "the EEG does not cover the stimulus"))
                     continue
                 x = eeg.samples[i0:i1].T.astype(np.float64) * scale
                 base = None
@@ -145,8 +164,12 @@ class SessionsReader(DatasetReader):
                     ratings=tr["ratings"], baseline=base, peripheral=per, peripheral_baseline=per_b,
                     face=face,
                 ))
+        if dropped:
+            warnings.warn(TrialsDroppedWarning(f"sessions subject {subject}", dropped),
+                          stacklevel=3)
         return SubjectRecording("sessions", subject, trials,
-                                {"files": [str(p) for p in self._files[subject]]})
+                                {"files": [str(p) for p in self._files[subject]],
+                                 "dropped_trials": dropped})
 
 
 def _face_track(stream, t0: float, t1: float, onset: float, path: Path):
@@ -160,45 +183,60 @@ def _face_track(stream, t0: float, t1: float, onset: float, path: Path):
                      source=f"{path}:{stream.info.name}")
 
 
-def _parse(text: str) -> dict:
+def _microvolts(unit: str) -> float:
+    """Factor from the EEG stream's unit to microvolts (1 where it states no voltage)."""
+    from physioaffect.streams.units import UnitError, si_unit, unit_factor
+
+    if si_unit(unit) is None:
+        return 1.0  # no unit stated: taken as microvolts, as every reader holds EEG
     try:
-        d = json.loads(text)
-    except (ValueError, TypeError):
-        return {}
-    return d if isinstance(d, dict) else {}
+        return unit_factor(unit, "uV")
+    except UnitError:
+        return 1.0  # a unit that is not a voltage (device counts): the values as recorded
 
 
-def _marker_trials(markers: list, path: Path) -> list[dict]:
-    """Pair onset/offset markers into trials (numbered 1.. in onset order)."""
-    onsets: dict = {}
-    out: list[dict] = []
+def _marker_trials(markers: list) -> tuple[list[dict], list[tuple[object, str]]]:
+    """Stimulus events as trials (onset, offset, trial, stimulus, ratings), in onset order,
+    and the (trial, why) of stimuli left out because their offset marker is missing."""
+    from physioaffect.recording.events import marker_events
+
+    events = marker_events(markers)
     ratings: dict = {}
-    for m in markers:
-        d = _parse(m.text)
-        ev = d.get("event")
-        tid = d.get("trial")
-        if ev == "stimulus_onset":
-            onsets[tid] = (m.time, d)
-        elif ev == "stimulus_offset" and tid in onsets:
-            t0, d0 = onsets.pop(tid)
-            out.append({"onset": t0, "offset": m.time, "id": tid,
-                        "stimulus": str(d0.get("stimulus", tid)), "fields": d0})
-        elif ev == "rating":
-            ratings.setdefault(tid, {}).update(
-                {k: float(v) for k, v in d.items() if k not in ("event", "trial", "stimulus")
-                 and isinstance(v, int | float)})
-    if onsets:
-        raise DatasetError(f"{path}: stimulus_onset marker(s) without offset for trial(s) "
-                           f"{sorted(map(str, onsets))}")
-    out.sort(key=lambda t: t["onset"])
-    for i, t in enumerate(out, start=1):
-        r = {k: float(v) for k, v in t.pop("fields").items()
-             if k not in ("event", "trial", "stimulus") and isinstance(v, int | float)
-             and not isinstance(v, bool)}
-        r.update(ratings.get(t["id"], {}))
-        t["ratings"] = r
-        t["trial"] = i
-    return out
+    for ev in events:
+        if ev.name == "rating":
+            ratings.setdefault(_trial_key(ev.trial), {}).update(_numeric(ev.fields))
+    out, cut = [], []
+    for order, ev in enumerate(e for e in events if e.name in ("stimulus", "stimulus_onset")):
+        number = _trial_number(ev.trial, order)
+        if not ev.complete:
+            cut.append((number, "no stimulus_offset marker: the recording stopped during it"))
+            continue
+        r = _numeric(ev.fields)
+        r.update(ratings.get(_trial_key(ev.trial), {}))
+        out.append({"onset": ev.onset, "offset": ev.onset + ev.duration, "trial": number,
+                    "stimulus": str(ev.fields.get("stimulus", number)), "ratings": r})
+    return out, cut
+
+
+def _numeric(fields: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in fields.items()
+            if k not in ("event", "trial", "stimulus") and isinstance(v, int | float)
+            and not isinstance(v, bool)}
+
+
+def _trial_key(tid: object) -> str:
+    return json.dumps(tid)
+
+
+def _trial_number(tid: object, order: int) -> int:
+    """The marker's trial number (an integer, or text of one), else the onset order."""
+    if isinstance(tid, int) and not isinstance(tid, bool):
+        return tid
+    if isinstance(tid, float) and tid.is_integer():
+        return int(tid)
+    if isinstance(tid, str) and tid.strip().lstrip("-").isdigit():
+        return int(tid)
+    return order
 
 
 @verbose

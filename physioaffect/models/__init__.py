@@ -32,6 +32,10 @@ from physioaffect.models.baselines import (
     make_logistic_regression,
     make_majority,
 )
+from physioaffect.models.braindecode_io import (
+    braindecode_state_dict,
+    load_braindecode_state_dict,
+)
 from physioaffect.models.contract import (
     CheckpointContract,
     ContractError,
@@ -65,6 +69,7 @@ __all__ = [
     "make_linear_svm", "MultimodalFusion", "MODALITIES", "create", "create_preset",
     "list_models", "name_of", "register_model", "ModelSpec", "REGISTRY", "PRESETS", "get_spec",
     "InputKind", "INPUT_KINDS", "RAW", "GRAPHS", "input_kind",
-    "save_model", "load_model", "read_config", "CheckpointContract", "ContractError",
+    "save_model", "load_model", "read_config", "braindecode_state_dict",
+    "load_braindecode_state_dict", "CheckpointContract", "ContractError",
     "Standardisation", "load_checkpoint", "read_contract", "save_checkpoint",
 ]

@@ -208,22 +208,22 @@ def channel_scale(stream: StreamInfo, picks: Sequence[int], unit: str,
     it, or with a unit that is unknown or not a voltage, the stream is refused with one line
     naming it, the channel and the unit.
     """
-    from physioaffect.streams.units import UnitError, conversion_factor
+    from physioaffect.streams.units import UnitError, si_unit, unit_factor
 
     out = []
     for i in picks:
         ch = stream.channels[i] if i < len(stream.channels) else None
         declared = (ch.unit if ch is not None else "") or ""
-        given = declared if declared.strip() else assume
-        try:
-            out.append(conversion_factor(given, unit))
-        except UnitError as err:
-            label = ch.label if ch is not None else str(i)
-            hint = ("; declare it with --eeg-unit (e.g. uV)" if not declared.strip()
-                    else "")
+        given = declared if si_unit(declared) is not None else assume
+        label = ch.label if ch is not None else str(i)
+        if si_unit(given) is None:
             raise CheckpointMismatchError(
-                f"stream {stream.name!r} channel {label}: {err}; the checkpoint takes EEG in "
-                f"{unit}{hint}") from None
+                f"stream {stream.name!r} channel {label} declares no unit ({declared!r}); the "
+                f"checkpoint takes EEG in {unit}: declare it with --eeg-unit (e.g. uV)")
+        try:
+            out.append(unit_factor(given, unit, f"stream {stream.name!r} channel {label}"))
+        except UnitError as err:
+            raise CheckpointMismatchError(f"{err}; the checkpoint takes EEG in {unit}") from None
     return out
 
 

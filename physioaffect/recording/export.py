@@ -8,16 +8,15 @@
   events, the peripheral signals as ``_physio.tsv.gz`` + ``_physio.json``, one pair per
   sampling rate).
 
-The streams are put on one grid by a :class:`_Plan` that knows the channels but not the
-samples; it resamples about 10 s at a time from memory or from the HDF5 file.
+The streams are put on one grid by a :class:`~physioaffect.recording.plan.Plan` that knows
+the channels but not the samples; it resamples about 10 s at a time from memory or from the
+HDF5 file.
 - :func:`marker_windows`: the stimulus intervals marked by onset/offset markers, and
   :func:`window_data` to cut every stream to one of them.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import gzip
 import json
 import os
 import re
@@ -29,237 +28,22 @@ from typing import Any
 import numpy as np
 
 from physioaffect.recording.errors import RecordingError
-from physioaffect.recording.reader import Session, StreamData, read_session
+from physioaffect.recording.events import parse_marker
+from physioaffect.recording.plan import (
+    BLOCK_S,
+    as_session,
+    make_plan,
+    meas_date,
+    unique_names,
+)
+from physioaffect.recording.reader import Session, StreamData
 from physioaffect.streams.units import unit_symbol
-
-#: MNE channel type per LSL/physioaffect type (lower-cased).
-MNE_TYPES = {
-    "eeg": "eeg", "ecg": "ecg", "gsr": "gsr", "eda": "gsr", "ppg": "bio", "bio": "bio",
-    "resp": "resp", "eog": "eog", "emg": "emg", "temp": "temperature",
-    "temperature": "temperature", "misc": "misc", "stim": "stim",
-}
-
-#: Factor to SI and the SI unit, per unit spelling found in streams.
-UNIT_SCALE = {
-    "microvolts": (1e-6, "V"), "microvolt": (1e-6, "V"), "uv": (1e-6, "V"), "µv": (1e-6, "V"),
-    "μv": (1e-6, "V"), "millivolts": (1e-3, "V"), "millivolt": (1e-3, "V"), "mv": (1e-3, "V"),
-    "volts": (1.0, "V"), "volt": (1.0, "V"), "v": (1.0, "V"),
-    "microsiemens": (1e-6, "S"), "us": (1e-6, "S"), "µs": (1e-6, "S"), "μs": (1e-6, "S"),
-    "siemens": (1.0, "S"), "s": (1.0, "S"),
-}
 
 
 def edf_unit(unit: str) -> str:
     """EDF ``physical dimension`` of a stream's unit (8 ASCII characters: ``uV``, ``degC``)."""
     sym = str(unit_symbol(unit, "au")).replace("µ", "u").replace("°C", "degC")
     return sym.encode("ascii", "replace").decode()[:8]
-
-
-def mne_type(channel_type: str, stream_type: str) -> str:
-    """MNE channel type for a channel (its own type first, then its stream's)."""
-    for t in (channel_type, stream_type):
-        key = (t or "").strip().lower()
-        if key in MNE_TYPES:
-            return MNE_TYPES[key]
-    return "misc"
-
-
-def _as_session(session: Session | str | os.PathLike[str], load_samples: bool = True) -> Session:
-    if isinstance(session, Session):
-        return session
-    return read_session(session, load_samples=load_samples)
-
-
-def _has_samples(s: StreamData) -> bool:
-    return s.samples.shape[0] == s.n_samples
-
-
-#: Seconds of signal resampled at once: bounds the memory of one block.
-_BLOCK_S = 10.0
-
-
-@dataclass
-class _Part:
-    """One stream's channels in a table (rows ``rows``), read in memory or from the file."""
-
-    name: str
-    timestamps: np.ndarray
-    srate: float
-    rows: slice
-    samples: np.ndarray | None  # in memory; None: read from group ``key`` of the file
-    key: str | None = None
-    sos: np.ndarray | None = None  # anti-alias low-pass for streams faster than the table
-    out_rate: float = 1.0  # Hz of the table
-
-    @property
-    def margin(self) -> int:
-        """Extra source samples read on each side of a block (filter settling, interpolation).
-
-        The order-8 low-pass at 0.45 x the table rate settles within a few dozen periods of
-        its cut-off; 40 of them leave block edges well below float32 resolution.
-        """
-        if self.sos is None:
-            return 2
-        return int(max(64, 40 * self.srate / (0.45 * self.out_rate)))
-
-
-@dataclass
-class _Plan:
-    """Channels of several streams on one time base, without their samples.
-
-    Sample ``k`` of the table is at LSL time ``t0 + k / sfreq``; every stream is put on that
-    grid by linear interpolation on its own timestamps (faster streams low-pass filtered first).
-    """
-
-    path: Path
-    t0: float
-    sfreq: float
-    n_times: int
-    parts: list[_Part]
-    names: list[str]
-    ch_types: list[str]  # MNE types
-    units: list[str]  # original unit strings
-    streams: list[str]  # stream of each channel
-    devices: list[dict[str, str]]  # device of each channel's stream
-    bad_spans: list[tuple[float, float, str]] = field(default_factory=list)  # LSL times
-
-    def read(self, start: int, stop: int, rows: np.ndarray | None = None,
-             out: np.ndarray | None = None) -> np.ndarray:
-        """Samples ``start:stop`` of the table in original units, ``(n_rows, stop - start)``.
-
-        ``rows`` picks channels (default all); only the streams they belong to are read.
-        """
-        rows = np.arange(len(self.names)) if rows is None else np.asarray(rows, dtype=int)
-        n = stop - start
-        if out is None:
-            out = np.empty((rows.size, n))
-        where = {int(r): i for i, r in enumerate(rows)}
-        wanted = [p for p in self.parts if any(r in where for r in range(p.rows.start, p.rows.stop))]
-        if not wanted or n <= 0:
-            return out
-        h5 = None
-        try:
-            if any(p.samples is None for p in wanted):
-                from physioaffect.recording.reader import open_session_h5
-
-                h5 = open_session_h5(self.path)
-            step = max(1, int(_BLOCK_S * self.sfreq))
-            for a in range(start, stop, step):
-                b = min(stop, a + step)
-                grid = self.t0 + np.arange(a, b) / self.sfreq
-                for p in wanted:
-                    block = _resample_part(p, grid, h5)
-                    for c, r in enumerate(range(p.rows.start, p.rows.stop)):
-                        if r in where:
-                            out[where[r], a - start:b - start] = block[:, c]
-        finally:
-            if h5 is not None:
-                h5.close()
-        return out
-
-
-def _resample_part(p: _Part, grid: np.ndarray, h5: Any) -> np.ndarray:
-    """Samples of one stream at the times ``grid`` (float64, ``(n_grid, n_ch)``)."""
-    ts = p.timestamps
-    n = ts.shape[0]
-    j0 = int(np.searchsorted(ts, grid[0], side="right")) - 1 - p.margin
-    j1 = int(np.searchsorted(ts, grid[-1], side="left")) + 1 + p.margin
-    j0, j1 = max(0, min(j0, n - 1)), min(n, max(j1, 1))
-    j1 = max(j1, j0 + 1)
-    if p.samples is not None:
-        x = np.asarray(p.samples[j0:j1], dtype=np.float64)
-    else:
-        try:
-            x = np.asarray(h5["streams"][p.key]["samples"][j0:j1], dtype=np.float64)
-        except (KeyError, OSError, ValueError) as err:
-            raise RecordingError(f"{h5.filename}: cannot read stream {p.name!r} "
-                                 f"({str(err).splitlines()[0]})") from None
-    if p.sos is not None and x.shape[0] > 3 * (2 * p.sos.shape[0] + 1):
-        from scipy.signal import sosfiltfilt
-
-        x = sosfiltfilt(p.sos, x, axis=0)
-    t = ts[j0:j1]
-    out = np.empty((grid.shape[0], x.shape[1]))
-    for c in range(x.shape[1]):
-        out[:, c] = np.interp(grid, t, x[:, c])
-    return out
-
-
-def _antialias(s: StreamData, sfreq: float) -> np.ndarray | None:
-    if s.info.nominal_srate > sfreq * 1.0001 and s.n_samples > 30:
-        from scipy.signal import butter
-
-        return butter(8, 0.45 * sfreq, fs=s.info.nominal_srate, output="sos")
-    return None
-
-
-def _unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        base = n
-        k = seen.get(base, 0)
-        while n in seen:
-            k += 1
-            n = f"{base}-{k}"
-        seen[base] = k
-        seen[n] = 0
-        out.append(n)
-    return out
-
-
-def _group_keys(path: Path) -> dict[str, str]:
-    """Stream name -> HDF5 group key under ``/streams``."""
-    from physioaffect.recording.reader import open_session_h5
-
-    with open_session_h5(path) as f:
-        return {str(_attr_str(f["streams"][k].attrs.get("name", k))): k for k in f["streams"]}
-
-
-def _attr_str(v: Any) -> str:
-    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
-
-
-def _plan(session: Session, sfreq: float | None, streams: Iterable[str] | None,
-          tmin: float | None = None, tmax: float | None = None) -> _Plan:
-    chosen = [s for s in session.signal_streams if s.n_samples > 1]
-    if streams is not None:
-        wanted = set(streams)
-        chosen = [s for s in chosen if s.name in wanted]
-    if not chosen:
-        raise RecordingError(f"{session.path}: no regular-rate stream with samples to export")
-    if sfreq is None:
-        eeg = [s.info.nominal_srate for s in chosen if s.info.type.upper() == "EEG"]
-        sfreq = max(eeg) if eeg else max(s.info.nominal_srate for s in chosen)
-    sfreq = float(sfreq)
-    t0 = min(float(s.timestamps[0]) for s in chosen) if tmin is None else tmin
-    t1 = max(float(s.timestamps[-1]) for s in chosen) if tmax is None else tmax
-    n = int(np.floor((t1 - t0) * sfreq + 1e-6)) + 1
-    keys = {} if all(_has_samples(s) for s in chosen) else _group_keys(session.path)
-    parts, names, types, units, owners, devices = [], [], [], [], [], []
-    bad: list[tuple[float, float, str]] = []
-    for s in chosen:
-        row0 = len(names)
-        for ch in s.info.channels:
-            names.append(ch.label)
-            types.append(mne_type(ch.type, s.info.type))
-            units.append(ch.unit)
-            owners.append(s.name)
-            devices.append(dict(s.info.device))
-        in_memory = _has_samples(s)
-        part = _Part(s.name, s.timestamps, float(s.info.nominal_srate), slice(row0, len(names)),
-                     s.samples if in_memory else None, None if in_memory else keys[s.name],
-                     _antialias(s, sfreq), sfreq)
-        parts.append(part)
-        first, last = float(s.timestamps[0]), float(s.timestamps[-1])
-        if first > t0 + 1.5 / sfreq:
-            bad.append((t0, first, f"BAD_no_data_{s.name}"))
-        if last < t1 - 1.5 / sfreq:
-            bad.append((last, t1, f"BAD_no_data_{s.name}"))
-        for g in s.gaps:
-            bad.append((float(g["start"]), float(g["end"]), f"BAD_gap_{s.name}"))
-    return _Plan(Path(session.path), t0, sfreq, n, parts, _unique_names(names), types, units,
-                 owners, devices, bad)
 
 
 @dataclass
@@ -278,17 +62,10 @@ class _Table:
 
 def _table(session: Session, sfreq: float | None, streams: Iterable[str] | None,
            tmin: float | None = None, tmax: float | None = None) -> _Table:
-    plan = _plan(session, sfreq, streams, tmin, tmax)
+    plan = make_plan(session, sfreq, streams, tmin, tmax)
     return _Table(plan.t0, plan.sfreq, plan.read(0, plan.n_times), plan.names, plan.ch_types,
                   plan.units, plan.streams, plan.bad_spans)
 
-
-def _meas_date(session: Session, t_lsl: float) -> _dt.datetime | None:
-    a = session.attrs
-    if "unix_to_lsl_offset" not in a:
-        return None
-    unix = t_lsl - float(a["unix_to_lsl_offset"])
-    return _dt.datetime.fromtimestamp(unix, tz=_dt.UTC)
 
 
 def to_raw(
@@ -311,10 +88,17 @@ def to_raw(
         Slower streams are interpolated linearly; faster ones are low-pass filtered first.
     streams : iterable of str, optional
         Stream names to include (default: all regular numeric streams).
-    markers : bool or {"text", "split"}
-        Add the markers as annotations (onset in s from the first sample, duration 0):
-        ``True``/``"text"`` with the marker text as description, ``"split"`` with a JSON
-        marker's ``event`` as description and its other fields in ``annotations.extras``.
+    markers : bool or {"events", "split", "text"}
+        Add the markers as annotations (onset in s from the first sample):
+        ``True``/``"events"`` (default) one annotation per event
+        (:func:`~physioaffect.recording.events.marker_events`): a stimulus is one annotation
+        ``stimulus`` from its onset marker with the duration to its offset marker, other JSON
+        markers are named by their ``event`` (``rating``), plain-text markers by their text;
+        each JSON marker's other fields (``trial``, ``stimulus``, ``valence`` ...) are
+        ``annotations.extras``, so ``mne.events_from_annotations(raw)`` gives one event id per
+        kind and ``mne.Epochs(raw, event_id={"stimulus": 1}, ...)`` gets them as
+        ``epochs.metadata``. ``"split"``: every marker on its own (duration 0, described by its
+        ``event``, fields in extras); ``"text"``: every marker described by its whole text.
     preload : bool
         Read every sample into memory now (default False, as MNE's readers).
     verbose : bool, str or None
@@ -325,7 +109,10 @@ def to_raw(
     physioaffect.recording.raw.SessionRaw
         An ``mne.io.BaseRaw``. Data in SI units (EEG/ECG/EOG/EMG in V, EDA in S; other
         units unchanged; ``raw._orig_units`` keeps the recorded ones). Channel types: eeg,
-        ecg, gsr, bio (PPG), resp, eog, emg, temperature, misc. EEG channels whose labels the
+        ecg, gsr, bio (PPG), resp, eog, emg, temperature, misc; a channel without a unit of its
+        type's quantity (a PPG or ECG in a.u.) is ``misc`` with FIFF unit "none", a RESP
+        without a unit ``resp`` with unit "none"
+        (:func:`~physioaffect.recording.raw.mne_channel`). EEG channels whose labels the
         stream's montage or MNE's 10-05 template knows have positions (``raw.get_montage()``).
         Gaps and spans without data of a stream are ``BAD_gap_<stream>`` /
         ``BAD_no_data_<stream>`` annotations. ``raw.info["meas_date"]`` is the UTC time of
@@ -335,29 +122,6 @@ def to_raw(
 
     return SessionRaw(session, sfreq=sfreq, streams=streams, markers=markers, preload=preload,
                       verbose=verbose)
-
-
-def marker_annotation_fields(text: str) -> tuple[str, dict[str, Any]]:
-    """Description and extra fields of one marker for MNE annotations / BIDS events.
-
-    A JSON object marker ``{"event": "stimulus_onset", "trial": 3, "valence": 6.5}`` gives
-    ``("stimulus_onset", {"trial": 3, "valence": 6.5})`` (nested values as JSON text); any
-    other text is its own description with no fields.
-    """
-    d = _parse_marker(text)
-    if set(d) == {"text"}:
-        return text, {}
-    desc = str(d.get("event", "marker"))
-    fields: dict[str, Any] = {}
-    for k, v in d.items():
-        if k == "event":
-            continue
-        if isinstance(v, bool):
-            v = int(v)
-        elif not isinstance(v, (int, float, str)) and v is not None:
-            v = json.dumps(v)
-        fields[str(k)] = v
-    return desc, fields
 
 
 # -- EDF+ / BDF+ -----------------------------------------------------------------------
@@ -395,7 +159,7 @@ def export_edf(
     """
     import edfio
 
-    session = _as_session(session, load_samples=False)  # samples are read once, into the table
+    session = as_session(session, load_samples=False)  # samples are read once, into the table
     out = Path(out)
     _refuse_existing(out)
     tab = _table(session, sfreq, streams)
@@ -408,7 +172,7 @@ def export_edf(
     n_pad = (-n) % per_record
     data = np.pad(tab.data, ((0, 0), (0, n_pad)), mode="edge") if n_pad else tab.data
     Signal = edfio.BdfSignal if bdf else edfio.EdfSignal
-    labels = _unique_names([_edf_label(nm, t) for nm, t in zip(tab.names, tab.ch_types, strict=False)])
+    labels = unique_names([_edf_label(nm, t) for nm, t in zip(tab.names, tab.ch_types, strict=False)])
     signals = []
     for row, label, unit in zip(data, labels, tab.units, strict=False):
         lo, hi = float(np.min(row)), float(np.max(row))
@@ -425,7 +189,7 @@ def export_edf(
         annotations.append(edfio.EdfAnnotation(n / tab.sfreq, n_pad / tab.sfreq, "BAD_ACQ_SKIP"))
     annotations += [edfio.EdfAnnotation(m.time - tab.t0, None, m.text[:200])
                     for m in session.markers if tab.t0 <= m.time <= tab.t0 + n / tab.sfreq]
-    meas = _meas_date(session, tab.t0)
+    meas = meas_date(session, tab.t0)
     a = session.attrs
     Container = edfio.Bdf if bdf else edfio.Edf
     kwargs: dict[str, Any] = {}
@@ -492,7 +256,8 @@ def _device_fields(device: dict[str, str]) -> dict[str, str]:
 
 def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLike[str],
                 eeg_format: str = "BrainVision",
-                line_freq: float | None = None) -> dict[str, list[Path]]:
+                line_freq: float | None = None,
+                metadata: dict[str, dict[str, Any]] | None = None) -> dict[str, list[Path]]:
     """Write the session into a BIDS dataset at ``root``.
 
     EEG streams go through :func:`mne_bids.write_raw_bids`: the data file (BrainVision
@@ -500,12 +265,15 @@ def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLi
     last data record to a whole second, which MNE marks ``BAD_ACQ_SKIP``), ``_channels.tsv``,
     ``_electrodes.tsv`` + ``_coordsystem.json`` (positions from the stream's montage or MNE's
     10-05 template), ``_eeg.json`` with ``Manufacturer``/``ManufacturersModelName`` from the
-    device profile, and ``_events.tsv`` + ``_events.json``: a JSON marker's ``event`` is the
-    ``trial_type`` and each of its other fields (``trial``, ``stimulus``, ``valence``,
-    ``arousal`` ...) a column. Every other regular stream goes to
+    device profile, and ``_events.tsv`` + ``_events.json`` with the events of
+    :func:`~physioaffect.recording.events.marker_events`: one row per stimulus with
+    ``trial_type`` ``stimulus`` and its ``duration`` (onset to offset marker), other JSON
+    markers as rows of their ``event``; each marker field (``trial``, ``stimulus``,
+    ``valence``, ``arousal`` ...) a column. Every other regular stream goes to
     ``_recording-<label>_physio.tsv.gz`` + ``_physio.json``, one pair per sampling rate at that
-    rate (no resampling), ``StartTime`` relative to the first EEG sample, units as BIDS
-    writes them (``mV``, ``µS``; ``n/a`` where the device states none).
+    rate (no resampling; :mod:`physioaffect.recording.bids_physio`: reproducible gzip,
+    ``PhysioType``, ``TaskName``, ``StartTime`` relative to the first EEG sample, units as BIDS
+    writes them: ``mV``, ``µS``; ``n/a`` where the device states none).
 
     Parameters
     ----------
@@ -515,6 +283,12 @@ def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLi
     eeg_format : {"BrainVision", "EDF", "BDF"}
     line_freq : float, optional
         Power line frequency in Hz (default: the session's configuration, else 50).
+    metadata : dict, optional
+        What the recording cannot know, per sidecar: ``{"dataset_description": {"License":
+        "CC0", "Authors": [...]}, "eeg": {"InstitutionName": ..., "CapManufacturer": ...,
+        "HeadCircumference": 56}, "events": {"StimulusPresentation": {...}},
+        "coordsystem": {...}, "physio": {...}}``; each section's fields are written into
+        that sidecar (``physio`` into every ``_physio.json``), over the exported values.
 
     Returns
     -------
@@ -523,7 +297,16 @@ def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLi
     """
     import mne_bids
 
-    session = _as_session(session, load_samples=False)
+    from physioaffect.recording.bids_physio import write_physio
+
+    metadata = {} if metadata is None else metadata
+    unknown = sorted(set(metadata) - set(BIDS_METADATA_SECTIONS)) \
+        if isinstance(metadata, dict) else ["<not an object>"]
+    if unknown or not all(isinstance(v, dict) for v in metadata.values()):
+        raise RecordingError(f"export_bids: metadata must map sidecars "
+                             f"({', '.join(BIDS_METADATA_SECTIONS)}) to dicts of fields, got "
+                             f"{unknown or list(metadata)}")
+    session = as_session(session, load_samples=False)
     a = session.attrs
     root = Path(root)
     sub, task = str(a.get("subject")), str(a.get("task"))
@@ -541,7 +324,7 @@ def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLi
         cfg = a.get("configuration")
         line_freq = float(cfg.get("line_freq", 50.0)) if isinstance(cfg, dict) else 50.0
     if eeg_streams:
-        raw = to_raw(session, streams=eeg_streams, markers="split", preload=True)
+        raw = to_raw(session, streams=eeg_streams, markers="events", preload=True)
         t_ref = float(min(session.streams[n].timestamps[0] for n in eeg_streams))
         raw.info["line_freq"] = float(line_freq)
         descriptions = sorted(set(raw.annotations.description))
@@ -569,18 +352,33 @@ def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLi
         fields = {**_device_fields(dict(device)),
                   "SoftwareVersions": f"physioaffect "
                                       f"{(a.get('software_versions') or {}).get('physioaffect', '')}"
-                                      .strip()}
+                                      .strip(),
+                  # BIDS's value for filters nobody recorded (the recording cannot know them)
+                  "HardwareFilters": "n/a",
+                  **metadata.get("eeg", {})}
         mne_bids.update_sidecar_json(sidecar, fields, verbose="error")
+        events_json = bp.copy().update(suffix="events", extension=".json")
         if descriptions:
-            events_json = bp.copy().update(suffix="events", extension=".json")
             levels = {d: _EVENT_LEVELS.get(d, f"marker {d!r}" if not d.startswith("BAD_")
                                            else "span without usable data (gap in a stream)")
                       for d in descriptions}
             mne_bids.update_sidecar_json(
                 events_json,
-                {"trial_type": {"Description": "The event: a JSON marker's 'event' field, "
-                                               "else the marker text.", "Levels": levels}},
+                {"trial_type": {"Description": "The event: 'stimulus' from a stimulus_onset "
+                                               "marker to its stimulus_offset marker (onset, "
+                                               "duration), else a JSON marker's 'event' field "
+                                               "or the marker text.", "Levels": levels},
+                 **metadata.get("events", {})},
                 verbose="error")
+        for c in coords if metadata.get("coordsystem") else ():
+            meta = json.loads(c.read_text(encoding="utf-8"))
+            meta.update(metadata["coordsystem"])
+            c.write_text(json.dumps(meta, indent=4, ensure_ascii=False), encoding="utf-8")
+        if metadata.get("dataset_description"):
+            desc = root / "dataset_description.json"
+            meta = json.loads(desc.read_text(encoding="utf-8"))
+            meta.update(metadata["dataset_description"])
+            desc.write_text(json.dumps(meta, indent=4, ensure_ascii=False), encoding="utf-8")
     else:
         t_ref = min(float(s.timestamps[0]) for s in session.signal_streams if s.n_samples)
     # peripheral streams, grouped by rate
@@ -599,7 +397,7 @@ def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLi
         while label in used:
             label += "x"
         used.add(label)
-        plan = _plan(session, rate, [s.name for s in members])
+        plan = make_plan(session, rate, [s.name for s in members])
         cols = plan.names
         units = {c: {"Units": bids_unit(u), "Description": f"{plan.ch_types[k]} channel from "
                                                            f"stream {plan.streams[k]}"}
@@ -609,25 +407,29 @@ def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLi
         for p in (tsv, side):
             if p.exists():
                 raise RecordingError(f"{p} already exists; never overwritten")
-        step = max(1, int(_BLOCK_S * rate))
-        with gzip.open(tsv, "wt", encoding="utf-8") as fh:
-            for k in range(0, plan.n_times, step):
-                np.savetxt(fh, plan.read(k, min(plan.n_times, k + step)).T, delimiter="\t",
-                           fmt="%.7g")
+        step = max(1, int(BLOCK_S * rate))
+        blocks = (plan.read(k, min(plan.n_times, k + step)).T
+                  for k in range(0, plan.n_times, step))
         meta = {"SamplingFrequency": rate, "StartTime": plan.t0 - t_ref, "Columns": cols,
+                "PhysioType": "generic", "TaskName": task,
                 **_device_fields(dict(members[0].info.device)),
-                "Sources": [s.name for s in members], **units}
-        side.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+                "Sources": [s.name for s in members], **units, **metadata.get("physio", {})}
+        write_physio(tsv, blocks, side, meta)
         written["physio"] += [tsv, side]
     return written
 
 
+#: Sections of ``export_bids(metadata=...)``: the sidecars their fields go to.
+BIDS_METADATA_SECTIONS = ("dataset_description", "eeg", "events", "coordsystem", "physio")
+
 _EVENT_LEVELS = {
-    "stimulus_onset": "A stimulus starts (its trial, stimulus and ratings in the other columns).",
-    "stimulus_offset": "The stimulus of that trial ends.",
+    "stimulus": "A stimulus, from its onset marker (onset) to its offset marker (onset + "
+                "duration); its trial, stimulus and ratings in the other columns.",
+    "stimulus_onset": "A stimulus whose offset marker was never recorded (the recording "
+                      "stopped during it); duration 0.",
+    "stimulus_offset": "An offset marker whose onset marker was not recorded.",
+    "baseline": "A resting baseline, from its onset marker to its offset marker.",
     "rating": "The subject's ratings of a trial.",
-    "baseline_onset": "A resting baseline starts.",
-    "baseline_offset": "The resting baseline ends.",
 }
 
 
@@ -657,14 +459,6 @@ class MarkerWindow:
         return self.end - self.start
 
 
-def _parse_marker(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except (ValueError, TypeError):
-        return {"text": text}
-    return value if isinstance(value, dict) else {"text": text}
-
-
 def _event_of(d: dict[str, Any]) -> str:
     return str(d.get("event", d.get("text", "")))
 
@@ -682,11 +476,11 @@ def marker_windows(
     is closed by the next offset with the same ``key`` value (JSON markers) or simply the
     next offset (plain text). Unclosed onsets are dropped.
     """
-    session = _as_session(session)
+    session = as_session(session)
     open_: dict[Any, tuple[float, dict[str, Any], str]] = {}
     out: list[MarkerWindow] = []
     for m in session.markers:
-        d = _parse_marker(m.text)
+        d = parse_marker(m.text)
         ev = _event_of(d)
         k = d.get(key) if key in d else None
         if ev.endswith(onset):

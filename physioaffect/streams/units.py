@@ -8,8 +8,9 @@ agree.
 
 from __future__ import annotations
 
-__all__ = ["UNIT_SYMBOLS", "unit_symbol", "SI_POWERS", "si_factor", "conversion_factor",
-           "UnitError"]
+from physioaffect.errors import PhysioAffectError
+
+__all__ = ["UNIT_SYMBOLS", "UnitError", "si_unit", "unit_factor", "unit_symbol"]
 
 #: Symbol (SI where there is one) per lower-case unit spelling found in streams.
 UNIT_SYMBOLS: dict[str, str] = {
@@ -17,6 +18,7 @@ UNIT_SYMBOLS: dict[str, str] = {
     "millivolts": "mV", "millivolt": "mV", "mv": "mV", "volts": "V", "volt": "V", "v": "V",
     "microsiemens": "µS", "us": "µS", "µs": "µS", "μs": "µS", "siemens": "S",
     "celsius": "°C", "degc": "°C", "°c": "°C", "bpm": "bpm", "g": "g",
+    "nanovolts": "nV", "nanovolt": "nV", "nv": "nV", "millisiemens": "mS",
 }
 
 #: Spellings that state no physical unit (arbitrary units, not given).
@@ -44,43 +46,55 @@ def unit_symbol(unit: str | None, unknown: str | None = "a.u.") -> str | None:
     return UNIT_SYMBOLS.get(text.lower(), text)
 
 
-class UnitError(ValueError):
-    """A unit that cannot be converted (unknown, or of another quantity)."""
+class UnitError(PhysioAffectError, ValueError):
+    """Values cannot be converted between two units (another quantity, or no unit stated)."""
 
 
-#: Quantity and power of ten to the SI unit of each symbol: ``value_SI = value * 10**p``. The
-#: one table of unit factors in the package (MNE export, feature transformers, the decoder).
-SI_POWERS: dict[str, tuple[str, int]] = {
-    "V": ("V", 0), "mV": ("V", -3), "µV": ("V", -6), "nV": ("V", -9),
-    "S": ("S", 0), "mS": ("S", -3), "µS": ("S", -6), "°C": ("°C", 0),
-}
-UNIT_SYMBOLS.update({"nanovolts": "nV", "nanovolt": "nV", "nv": "nV", "ms": "mS",
-                     "millisiemens": "mS"})
+#: SI prefixes (powers of ten) that the symbols of :data:`UNIT_SYMBOLS` carry (``µV``, ``mV``).
+_PREFIXES = {"n": -9, "µ": -6, "m": -3, "": 0}
+#: Symbols that the prefixes apply to (volts, siemens); other symbols stand for themselves.
+_PREFIXED = ("V", "S")
 
 
-def si_factor(unit: str | None) -> tuple[str, float] | None:
-    """``(SI unit, factor)`` of a stream's unit (``"microvolts"`` -> ``("V", 1e-6)``), or None
-    when the unit is not a known physical one (``a.u.``, missing, unknown)."""
+def si_unit(unit: str | None) -> tuple[float, str] | None:
+    """Factor to SI and the SI symbol of a stream's unit: ``"microvolts"`` -> ``(1e-6, "V")``.
+
+    Read from the symbol :func:`unit_symbol` gives (its prefix ``µ``/``m`` and its base
+    ``V``/``S``); symbols without a prefixed base (``°C``, ``bpm``, ``g``) are their own SI
+    unit with factor 1. Returns None where the unit states nothing (``""``, ``"a.u."``).
+    """
+    found = _si_power(unit)
+    return None if found is None else (10.0 ** found[0], found[1])
+
+
+def _si_power(unit: str | None) -> tuple[int, str] | None:
     sym = unit_symbol(unit, None)
-    found = None if sym is None else SI_POWERS.get(sym)
-    return None if found is None else (found[0], 10.0 ** found[1])
+    if sym is None:
+        return None
+    for base in _PREFIXED:
+        if sym.endswith(base) and sym[: -len(base)] in _PREFIXES:
+            return _PREFIXES[sym[: -len(base)]], base
+    return 0, sym
 
 
-def conversion_factor(unit: str | None, to: str) -> float:
-    """Factor that turns values in ``unit`` into values in ``to`` (``"V"`` -> ``"µV"``: 1e6).
+def unit_factor(unit: str | None, to: str, what: str = "values") -> float:
+    """The factor that turns values in ``unit`` into values in ``to``:
+    ``unit_factor("V", "uV") == 1e6``.
+
+    Parameters
+    ----------
+    unit, to : str
+        Any spelling :func:`unit_symbol` knows (``"uV"``, ``"µV"``, ``"microvolts"``, ``"V"``).
+    what : str
+        Names the values in the error message (``"X"``, ``"channel Fp1"``).
 
     Raises
     ------
     UnitError
-        Either unit is unknown or missing, or they measure different quantities.
+        One of the units states nothing, or they measure different quantities.
     """
-    src, dst = (SI_POWERS.get(unit_symbol(u, None) or "") for u in (unit, to))
-    if dst is None:
-        raise UnitError(f"unknown target unit {to!r}")
-    if src is None:
-        known = ", ".join(k for k, v in SI_POWERS.items() if v[0] == dst[0])
-        what = "missing" if not (unit or "").strip() else "unknown"
-        raise UnitError(f"unit {unit!r} is {what} (expected one of {known})")
-    if src[0] != dst[0]:
-        raise UnitError(f"unit {unit!r} is not a unit of {dst[0]}")
-    return 10.0 ** (src[1] - dst[1])
+    a, b = _si_power(unit), _si_power(to)
+    if a is None or b is None or a[1] != b[1]:
+        raise UnitError(f"{what}: cannot convert unit {unit!r} to {to!r} (expected a unit of "
+                        f"the same quantity, e.g. 'V', 'mV', 'uV')")
+    return 10.0 ** (a[0] - b[0])  # an exact power of ten, not a quotient of rounded ones

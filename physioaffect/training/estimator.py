@@ -2,7 +2,8 @@
 ``EEGClassifier``), trained by the same engine as ``physioaffect train``.
 
 :class:`DeepEEGClassifier` takes EEG windows ``X`` of shape ``(n_windows, n_channels,
-n_times)`` in microvolts and class labels ``y``. ``fit`` builds the network's input with the
+n_times)`` in microvolts (or an ``mne.Epochs``: its EEG channels, converted from MNE's volts)
+and class labels ``y``. ``fit`` builds the network's input with the
 model's own input kind (raw windows for EEG-Deformer, EEGNet, ShallowConvNet; EmT's band-power
 graph sequences for EmT), fits the per-channel (per channel and band) standardisation on the
 training windows, builds a fresh network through the model registry
@@ -159,9 +160,8 @@ class DeepEEGClassifier(ClassifierMixin, BaseEstimator):
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Parameters; with ``deep`` also ``module__<name>`` for each of ``model_kwargs``."""
         params = super().get_params(deep=deep)
-        if deep:
-            params.update({f"{_MODULE_PREFIX}{k}": v
-                           for k, v in (self.model_kwargs or {}).items()})
+        if deep and isinstance(self.model_kwargs, dict):  # any value is stored; fit checks it
+            params.update({f"{_MODULE_PREFIX}{k}": v for k, v in self.model_kwargs.items()})
         return params
 
     def set_params(self, **params: Any) -> DeepEEGClassifier:
@@ -170,7 +170,8 @@ class DeepEEGClassifier(ClassifierMixin, BaseEstimator):
                   if k.startswith(_MODULE_PREFIX)}
         super().set_params(**params)
         if module:
-            self.model_kwargs = {**(self.model_kwargs or {}), **module}
+            base = self.model_kwargs if isinstance(self.model_kwargs, dict) else {}
+            self.model_kwargs = {**base, **module}
         return self
 
     # ----------------------------------------------------------------------------- checks
@@ -178,7 +179,19 @@ class DeepEEGClassifier(ClassifierMixin, BaseEstimator):
         return f"DeepEEGClassifier({self.model})"
 
     def _windows(self, X: Any, fitted: bool) -> np.ndarray:
-        """``X`` as float32 ``(n, C, T)``; NaN allowed (standardised to 0), inf refused."""
+        """``X`` as float32 ``(n, C, T)`` microvolts; NaN allowed (standardised to 0), inf
+        refused. An ``mne.Epochs`` gives its EEG channels, converted from volts."""
+        from physioaffect.features.transformers import as_microvolt_windows
+        from physioaffect.preprocessing.quality import SignalInputError
+
+        if hasattr(X, "info") and hasattr(X, "get_data"):
+            try:
+                X, sfreq, _ = as_microvolt_windows(X, None, "eeg", self._name())
+            except SignalInputError as err:
+                raise TrainingError(str(err)) from None
+            if self.sfreq is not None and abs(float(self.sfreq) - sfreq) > 1e-9 * sfreq:
+                raise TrainingError(f"{self._name()}: X is sampled at {sfreq:g} Hz, sfreq is "
+                                    f"{self.sfreq:g} Hz")
         try:
             X = np.asarray(X, dtype=np.float32)
         except (TypeError, ValueError) as err:
@@ -251,8 +264,9 @@ class DeepEEGClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like, shape (n_windows, n_channels, n_times)
-            EEG windows in microvolts at ``sfreq`` Hz.
+        X : array-like, shape (n_windows, n_channels, n_times), or mne.Epochs
+            EEG windows in microvolts at ``sfreq`` Hz (an ``Epochs``: its EEG channels, in
+            volts as MNE holds them, converted to microvolts).
         y : array-like, shape (n_windows,)
             Class labels (any sortable values).
         groups : array-like, shape (n_windows,), optional
@@ -273,6 +287,9 @@ class DeepEEGClassifier(ClassifierMixin, BaseEstimator):
             seed_everything,
         )
 
+        if self.model_kwargs is not None and not isinstance(self.model_kwargs, dict):
+            raise TrainingError(f"{self._name()}: model_kwargs must be a dict of the network's "
+                                f"hyper-parameters or None, got {self.model_kwargs!r}")
         X = self._windows(X, fitted=False)
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
