@@ -31,7 +31,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from physioaffect.datasets.base import DatasetError, DatasetReader
+from physioaffect.datasets.base import DatasetError, DatasetReader, natural_key
 from physioaffect.datasets.windows import WindowConfig, WindowSet, subject_windows
 from physioaffect.log import progress_enabled, verbose
 
@@ -186,19 +186,13 @@ def load_windows(path: str | Path, subjects: Sequence[str] | None = None) -> Win
 def _subjects(h5: h5py.File, subjects: Sequence[str] | None, path: str | Path) -> list[str]:
     grp = h5["subjects"]
     done = [s for s in grp if grp[s].attrs.get("complete", False)]
-    done.sort(key=_natural)
+    done.sort(key=natural_key)
     if subjects is None:
         return done
     missing = [s for s in subjects if s not in done]
     if missing:
         raise DatasetError(f"{path}: subject(s) {', '.join(missing)} not in the cache")
     return list(subjects)
-
-
-def _natural(s: str) -> tuple:
-    import re
-
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
 
 
 class WindowDataset:

@@ -14,7 +14,6 @@ ratings and the subject, as braindecode's ``create_from_mne_epochs`` does.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from physioaffect.datasets.base import (
     SubjectRecording,
     Trial,
     TrialsDroppedWarning,
+    natural_key,
     trial_name,
 )
 
@@ -34,10 +34,6 @@ __all__ = ["braindecode_windows", "to_epochs"]
 
 #: Readers hold EEG in microvolts; MNE holds volts.
 UV_TO_V = 1e-6
-
-
-def _natural(s: str) -> tuple:
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(s)))
 
 
 def _recordings(dataset: str | DatasetReader | Iterable[SubjectRecording],
@@ -222,7 +218,7 @@ def to_epochs(
     for i, (_, _, x) in enumerate(pieces):
         data[i] = x
     data *= UV_TO_V
-    stimuli = sorted({str(tr.stimulus) for tr, _, _ in pieces}, key=_natural)
+    stimuli = sorted({str(tr.stimulus) for tr, _, _ in pieces}, key=natural_key)
     event_id = {s: k + 1 for k, s in enumerate(stimuli)}
     ratings = sorted({k for tr, _, _ in pieces for k in tr.ratings})
     rows = []

@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import BaseCrossValidator
 
-from physioaffect.datasets.base import DatasetError
+from physioaffect.datasets.base import DatasetError, natural_key
+from physioaffect.preprocessing.standardise import Standardiser
 
 
 class LeakageError(DatasetError):
@@ -83,7 +84,7 @@ class Fold:
     info: dict = field(default_factory=dict, compare=False)
 
     def subjects(self, part: str) -> list[str]:
-        return sorted({_subject_of(k) for k in getattr(self, part)}, key=_natural)
+        return sorted({_subject_of(k) for k in getattr(self, part)}, key=natural_key)
 
     def masks(self, meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boolean (train, val, test) masks over the windows of ``meta``."""
@@ -92,18 +93,12 @@ class Fold:
                 np.isin(keys, list(self.test)))
 
 
-def _natural(s: str) -> tuple:
-    import re
-
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(s)))
-
-
 def _trials_by_subject(meta: pd.DataFrame) -> dict[str, list[str]]:
     keys = pd.unique(trial_keys(meta))
     out: dict[str, list[str]] = {}
     for k in keys:
         out.setdefault(_subject_of(k), []).append(k)
-    return dict(sorted(out.items(), key=lambda kv: _natural(kv[0])))
+    return dict(sorted(out.items(), key=lambda kv: natural_key(kv[0])))
 
 
 def n_validation(requested: int, available: int) -> int:
@@ -248,7 +243,7 @@ class _SubjectGroups(Protocol):
                 test=frozenset(k for s in test_subj for k in by_subj[s]),
                 kind="cross_subject",
                 info={"test_subjects": [str(t) for t in test_subj],
-                      "val_subjects": sorted(map(str, val_subj), key=_natural)},
+                      "val_subjects": sorted(map(str, val_subj), key=natural_key)},
             )
 
 
@@ -277,7 +272,7 @@ class LeaveKSubjectsOut(_SubjectGroups):
 
     def _groups(self, subjects: list[str]) -> list[list[str]]:
         order = list(np.random.default_rng(self.seed + 1).permutation(subjects))
-        return [sorted(order[i:i + self.k], key=_natural) for i in range(0, len(order), self.k)]
+        return [sorted(order[i:i + self.k], key=natural_key) for i in range(0, len(order), self.k)]
 
 
 class SubjectKFold(_SubjectGroups):
@@ -295,7 +290,7 @@ class SubjectKFold(_SubjectGroups):
         if len(subjects) < self.n_splits:
             raise DatasetError(f"subject k-fold: {len(subjects)} subjects for {self.n_splits} folds")
         order = np.random.default_rng(self.seed + 1).permutation(subjects)
-        return [sorted(map(str, g), key=_natural) for g in np.array_split(order, self.n_splits)]
+        return [sorted(map(str, g), key=natural_key) for g in np.array_split(order, self.n_splits)]
 
 
 class LeaveStimuliOut(Protocol):
@@ -326,12 +321,12 @@ class LeaveStimuliOut(Protocol):
             raise DatasetError("leave-stimuli-out: meta needs a 'stimulus' column")
         keys = trial_keys(meta)
         stim_of = dict(zip(keys, meta["stimulus"].astype(str).to_numpy(), strict=False))
-        stimuli = sorted(set(stim_of.values()), key=_natural)
+        stimuli = sorted(set(stim_of.values()), key=natural_key)
         if len(stimuli) < self.n_splits:
             raise DatasetError(f"leave-stimuli-out: {len(stimuli)} stimuli for {self.n_splits} splits")
         rng = np.random.default_rng(self.seed)
         groups = [list(g) for g in np.array_split(rng.permutation(stimuli), self.n_splits)]
-        subjects = sorted({_subject_of(k) for k in keys}, key=_natural)
+        subjects = sorted({_subject_of(k) for k in keys}, key=natural_key)
         subj_groups = [list(g) for g in np.array_split(rng.permutation(subjects),
                                                        min(self.n_subject_splits, len(subjects)))]
         for i, test_stim in enumerate(groups):
@@ -356,8 +351,8 @@ class LeaveStimuliOut(Protocol):
             yield Fold(name=f"lso-{i + 1:02d}", train=pick(train_subj, train_stim),
                        val=pick(val_subj, val_stim), test=pick(test_subj, test_stim),
                        kind=self.kind, stimulus_disjoint=True,
-                       info={"test_stimuli": sorted(test_stim, key=_natural),
-                             "test_subjects": sorted(test_subj, key=_natural)})
+                       info={"test_stimuli": sorted(test_stim, key=natural_key),
+                             "test_subjects": sorted(test_subj, key=natural_key)})
 
 
 class SeedWithinSubject(Protocol):
@@ -377,7 +372,7 @@ class SeedWithinSubject(Protocol):
     def iter_folds(self, meta: pd.DataFrame) -> Iterator[Fold]:
         trials = meta[["subject", "session", "trial"]].drop_duplicates()
         for (subj, sess), g in sorted(trials.groupby(["subject", "session"]),
-                                      key=lambda kv: (_natural(kv[0][0]), kv[0][1])):
+                                      key=lambda kv: (natural_key(kv[0][0]), kv[0][1])):
             nums = sorted(g["trial"].astype(int))
             tr = [t for t in nums if t <= self.n_train_trials]
             te = [t for t in nums if t > self.n_train_trials]
@@ -525,7 +520,7 @@ def check_folds(folds: Sequence[Fold | dict], meta: pd.DataFrame,
                 if both:
                     what = ("validation subjects must be held-out training subjects"
                             if b == "val" else "the test subject contributes to " + a)
-                    problems.append(f"{tag}: subject(s) {sorted(both, key=_natural)} in both {a} "
+                    problems.append(f"{tag}: subject(s) {sorted(both, key=natural_key)} in both {a} "
                                     f"and {b} ({what})")
             tested |= subj["test"]
         else:
@@ -535,7 +530,7 @@ def check_folds(folds: Sequence[Fold | dict], meta: pd.DataFrame,
             for a in ("train", "val"):
                 both = st[a] & st["test"]
                 if both:
-                    problems.append(f"{tag}: stimulus/stimuli {sorted(both, key=_natural)[:5]} in "
+                    problems.append(f"{tag}: stimulus/stimuli {sorted(both, key=natural_key)[:5]} in "
                                     f"both {a} and test (leave-stimuli-out)")
         if norm_rows is not None:
             rows = np.asarray(norm_rows[i])
@@ -549,30 +544,42 @@ def check_folds(folds: Sequence[Fold | dict], meta: pd.DataFrame,
     if require_all_tested:
         never = set(by_subj) - tested
         if never:
-            problems.append(f"subject(s) {sorted(never, key=_natural)} never tested")
+            problems.append(f"subject(s) {sorted(never, key=natural_key)} never tested")
     if problems:
         raise LeakageError(f"{len(problems)} leakage problem(s): " + "; ".join(problems))
 
 
 # -------------------------------------------------------------------------------- normaliser
-class FoldNormaliser:
+class FoldNormaliser(Standardiser):
     """Standardise features with statistics of the training windows only (sklearn-style).
 
-    Statistics are per channel and per feature (every axis but the first, the window axis):
-    ``(x - mean) / std``. ``fit_fold`` remembers which rows it used so :func:`check_folds` can
-    verify them (``norm_rows=[n.fitted_rows_ for n in normalisers]``).
+    The package's :class:`~physioaffect.preprocessing.standardise.Standardiser` with statistics
+    per channel and per feature (every axis but the first, the window axis) and float64
+    output: ``(x - mean) / std``, NaN ignored in the statistics and kept in the output.
+    ``fit_fold`` remembers which rows it used so :func:`check_folds` can verify them
+    (``norm_rows=[n.fitted_rows_ for n in normalisers]``).
     """
 
+    _name = "FoldNormaliser"
+
     def __init__(self, eps: float = 1e-8) -> None:
-        self.eps = eps
+        super().__init__((1,), eps=eps, fill=None, dtype=np.float64)
 
     def fit(self, X: np.ndarray, y: object = None) -> FoldNormaliser:
         X = np.asarray(X, dtype=float)
         if X.shape[0] == 0:
             raise DatasetError("FoldNormaliser.fit: no training windows")
-        self.mean_ = np.nanmean(X, axis=0)
-        self.scale_ = np.nanstd(X, axis=0) + self.eps
+        self.keep = tuple(range(1, X.ndim))
+        super().fit(X)
         return self
+
+    @property
+    def mean_(self) -> np.ndarray:
+        return self.standardisation().mean
+
+    @property
+    def scale_(self) -> np.ndarray:
+        return self.standardisation().scale
 
     def fit_fold(self, X: np.ndarray, meta: pd.DataFrame, fold: Fold) -> FoldNormaliser:
         """Fit on the training windows of ``fold`` (rows of ``meta`` aligned with ``X``)."""
@@ -581,13 +588,10 @@ class FoldNormaliser:
         return self.fit(np.asarray(X)[train])
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "mean_"):
+        if not hasattr(self, "stats_"):
             raise DatasetError("FoldNormaliser: call fit before transform")
-        return (np.asarray(X, dtype=float) - self.mean_) / self.scale_
-
-    def fit_transform(self, X: np.ndarray, y: object = None) -> np.ndarray:
-        return self.fit(X).transform(X)
+        return super().transform(np.asarray(X, dtype=float))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         # One window (no window axis), for WindowDataset(transform=...).
-        return (np.asarray(x, dtype=float) - self.mean_) / self.scale_
+        return self.transform(np.asarray(x, dtype=float)[None])[0]

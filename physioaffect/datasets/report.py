@@ -27,9 +27,9 @@ def windows_figure(meta: pd.DataFrame, path: str | Path, y: np.ndarray | None = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from physioaffect.datasets.protocols import _natural
+    from physioaffect.datasets.base import natural_key
 
-    subjects = sorted(meta["subject"].astype(str).unique(), key=_natural)
+    subjects = sorted(meta["subject"].astype(str).unique(), key=natural_key)
     subj = meta["subject"].astype(str).to_numpy()
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(subjects) + 2), 3.5), dpi=100)
     x = np.arange(len(subjects))

@@ -33,7 +33,7 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from physioaffect.models._base import EEGModel, ModelConfigError
-from physioaffect.models.deformer import _max_norm_
+from physioaffect.models.deformer import max_norm_
 
 __all__ = [
     "EEGNet",
@@ -182,7 +182,7 @@ class EEGNet(EEGModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_outputs)`` for raw EEG ``(B, n_chans, n_times)``."""
         self._check_input(x, (None, self.n_chans, self.n_times), "(batch, n_chans, n_times)")
-        _max_norm_(self.conv_spatial.weight, 1.0)
+        max_norm_(self.conv_spatial.weight, 1.0)
         x = self.bnorm_temporal(self.conv_temporal(x.unsqueeze(1)))
         x = F.elu(self.bnorm_1(self.conv_spatial(x)))
         x = self.drop_1(F.avg_pool2d(x, (1, 4)))

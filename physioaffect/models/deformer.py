@@ -46,7 +46,7 @@ def deformer_temporal_kernel(sfreq: float) -> int:
     return 2 * math.floor(0.1 * sfreq / 2) + 1
 
 
-def _max_norm_(weight: torch.Tensor, max_norm: float) -> None:
+def max_norm_(weight: torch.Tensor, max_norm: float) -> None:
     """Rescale each output filter of ``weight`` to an L2 norm of at most ``max_norm``.
 
     Applied to ``.data`` as in the reference (a constraint, not part of the gradient).
@@ -212,8 +212,8 @@ class EEGDeformer(EEGModel):
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         """CNN encoder: ``(B, C, T)`` -> tokens ``(B, n_kernels, T // 2)``."""
-        _max_norm_(self.conv_time.weight, self.max_norm)
-        _max_norm_(self.conv_spat.weight, self.max_norm)
+        max_norm_(self.conv_time.weight, self.max_norm)
+        max_norm_(self.conv_spat.weight, self.max_norm)
         w_t = self.conv_time.weight[:, 0, 0, :]  # (F, k)
         w_s = self.conv_spat.weight[..., 0]  # (F_out, F_in, C)
         weight = torch.einsum("oic,ik->ock", w_s, w_t)  # (F_out, C, k)

@@ -102,8 +102,8 @@ class Standardisation:
         return shape
 
     def transform(self, x: np.ndarray, fill: float | None = 0.0,
-                  out: np.ndarray | None = None) -> np.ndarray:
-        """Normalised float32 copy of ``x`` (into ``out`` if given, which may be ``x``).
+                  out: np.ndarray | None = None, dtype=np.float32) -> np.ndarray:
+        """Normalised copy of ``x`` in ``dtype`` (into ``out`` if given, which may be ``x``).
 
         Parameters
         ----------
@@ -113,19 +113,18 @@ class Standardisation:
         shape = self._shape(np.ndim(x))
         if self.log:
             y = ((_log(x) - self.mean.reshape(shape)) / self.scale.reshape(shape))
-            out = _into(out, np.shape(x))
+            out = _into(out, np.shape(x), dtype)
             out[...] = y
         elif out is None:
-            # in place on one float32 copy: a DEAP-sized fold is ~1 GB, temporaries would
-            # double it
-            out = np.array(x, dtype=np.float32, copy=True)
+            # in place on one copy: a DEAP-sized fold is ~1 GB, temporaries would double it
+            out = np.array(x, dtype=dtype, copy=True)
         else:
-            out = _into(out, np.shape(x))
+            out = _into(out, np.shape(x), dtype)
             if out is not x:
                 out[...] = x
         if not self.log:
-            out -= self.mean.reshape(shape).astype(np.float32)
-            out /= self.scale.reshape(shape).astype(np.float32)
+            out -= self.mean.reshape(shape).astype(dtype)
+            out /= self.scale.reshape(shape).astype(dtype)
         if fill is not None:
             np.nan_to_num(out, copy=False, nan=fill, posinf=fill, neginf=fill)
         return out
@@ -169,12 +168,12 @@ class Standardisation:
         return cls(tuple(int(a) for a in keep), mean, scale, log)
 
 
-def _into(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+def _into(out: np.ndarray | None, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
     if out is None:
-        return np.empty(shape, dtype=np.float32)
-    if out.shape != tuple(shape) or out.dtype != np.float32:
-        raise NormalisationError(f"out: expected float32 of shape {tuple(shape)}, got "
-                                 f"{out.dtype} {out.shape}")
+        return np.empty(shape, dtype=dtype)
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise NormalisationError(f"out: expected {np.dtype(dtype).name} of shape "
+                                 f"{tuple(shape)}, got {out.dtype} {out.shape}")
     return out
 
 
@@ -205,6 +204,8 @@ class Standardiser:
         Added to each standard deviation (a constant feature is not divided by zero).
     fill : float or None
         What NaN becomes after :meth:`transform` (0: the mean); None keeps it NaN.
+    dtype : numpy dtype
+        Of what :meth:`transform` returns (float32 by default: network inputs).
 
     Attributes
     ----------
@@ -215,11 +216,12 @@ class Standardiser:
     _name = "standardiser"
 
     def __init__(self, keep: tuple[int, ...] = (1,), log: bool = False, eps: float = 1e-6,
-                 fill: float | None = 0.0) -> None:
+                 fill: float | None = 0.0, dtype=np.float32) -> None:
         self.keep = tuple(keep)
         self.log = log
         self.eps = eps
         self.fill = fill
+        self.dtype = dtype
 
     def _prepare(self, x: np.ndarray) -> np.ndarray:
         return _log(x) if self.log else np.asarray(x, dtype=np.float64)
@@ -236,7 +238,7 @@ class Standardiser:
         for name in np.unique(g):
             s, s2, cnt = axis_sums(X, rows[g == name], self.keep, chunk, self._prepare)
             mean, scale = _moments(s, s2, cnt, self.eps)
-            if groups is None:  # training statistics: an unseen feature is the mean
+            if self.fill is not None:  # an unseen feature is the mean (else it stays NaN)
                 mean = np.nan_to_num(mean)
             self.stats_[str(name)] = Standardisation(self.keep, mean, scale, self.log)
         self.n_samples_fit_ = int(rows.size)
@@ -262,16 +264,16 @@ class Standardiser:
         given: float32 of ``X``'s shape, which may be ``X`` itself)."""
         g = _group_labels(groups, len(X))
         stats = self._check(g)
-        out = _into(out, np.shape(X))
+        out = _into(out, np.shape(X), self.dtype)
         for name in np.unique(g):
             st = stats[str(name)]
             rows = np.flatnonzero(g == name)
             if not self.log and rows.size == len(X):  # one group: in place, no temporaries
-                st.transform(X, self.fill, out=out)
+                st.transform(X, self.fill, out=out, dtype=self.dtype)
                 continue
             for i in range(0, rows.size, chunk):
                 r = rows[i:i + chunk]
-                out[r] = st.transform(X[r], self.fill)
+                out[r] = st.transform(X[r], self.fill, dtype=self.dtype)
         return out
 
     def fit_transform(self, X: np.ndarray, y: np.ndarray | None = None, *,
