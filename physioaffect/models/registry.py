@@ -21,7 +21,7 @@ from physioaffect.models.emt import EmT, EmTRegressor
 from physioaffect.models.fusion import MultimodalFusion
 from physioaffect.models.inputs import GRAPHS, RAW, InputKind
 
-__all__ = ["ModelSpec", "REGISTRY", "PRESETS", "EMT_PRESET_BANDS", "create", "create_preset",
+__all__ = ["ModelSpec", "REGISTRY", "PRESETS", "MULTIMODAL", "EMT_PRESET_BANDS", "create", "create_preset",
            "list_models", "name_of", "register_model", "get_spec"]
 
 
@@ -131,6 +131,11 @@ register_model(ModelSpec(
     "eeg (as backbone) + peripheral (batch, T, F_p) + face (batch, T, F_f), each optional",
     None, defaults={"n_peripheral_features": 16, "n_face_features": 17},
     input_for=_fusion_input, named_inputs=True))
+
+
+#: The network that fuses named modalities around any registered EEG encoder (training builds
+#: it for a multimodal run of a model that is not one itself).
+MULTIMODAL = "fusion"
 
 
 # Published reference configurations (2 classes). Values from the papers' public code.

@@ -691,7 +691,7 @@ class TrainConfig:
                                 f"{', '.join(MODALITY_NAMES)}, got {c.modalities!r}")
         c.modalities = [m for m in MODALITY_NAMES if m in c.modalities]
         spec = REGISTRY[c.model]
-        if self.multimodal and c.model != "fusion" and spec.fusion_encoder is None:
+        if self.multimodal and not spec.named_inputs and spec.fusion_encoder is None:
             encoders = [s.name for s in REGISTRY.values() if s.fusion_encoder]
             raise TrainingError(f"model: {c.model} cannot be the EEG encoder of a multimodal "
                                 f"network (use {' or '.join(encoders)}, or model fusion)")
@@ -726,8 +726,11 @@ class TrainConfig:
         if c.label_rule not in RULES:
             raise TrainingError(f"label_rule: unknown {c.label_rule!r} (expected auto or one of "
                                 f"{', '.join(RULES)})")
-        if c.model == "emt_regression" and c.label_rule != "continuous":
-            raise TrainingError("model emt_regression needs label_rule 'continuous'")
+        if c.task not in spec.tasks:
+            rule = "label_rule 'continuous'" if c.task == "classification" else \
+                "a classification label rule"
+            raise TrainingError(f"model {c.model} is trained for {', '.join(spec.tasks)} only: "
+                                f"it needs {rule}")
         for b in c.baselines:
             if b not in ("majority", "logreg", "svm"):
                 raise TrainingError(f"baselines: unknown {b!r} (expected majority, logreg, svm)")
@@ -749,7 +752,7 @@ class TrainConfig:
         kw.pop("n_features", None)  # follows from the bands
         self.model = name
         self.model_kwargs = {**kw, **self.model_kwargs}
-        if name in ("emt", "emt_regression"):
+        if self.preset in EMT_PRESET_BANDS:  # the preset's graph inputs, as published
             given = dict(self.inputs.get("graphs") or {})
             preset_graph = {"sub_window_s": graph.get("sub_window_s", 2.0),
                             "sub_overlap": graph.get("sub_overlap", 0.75),
@@ -781,8 +784,12 @@ class TrainConfig:
 
     @property
     def multimodal(self) -> bool:
-        """The network is the fusion network (several modalities, or ``model="fusion"``)."""
-        return list(self.modalities) != ["eeg"] or self.model == "fusion"
+        """The network is one that takes named modalities: several modalities, or a model
+        that takes them itself (the registry's ``named_inputs``, e.g. ``fusion``)."""
+        from physioaffect.models.registry import REGISTRY
+
+        spec = REGISTRY.get(self.model)
+        return list(self.modalities) != ["eeg"] or bool(spec and spec.named_inputs)
 
     @property
     def task(self) -> str:

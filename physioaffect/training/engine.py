@@ -72,7 +72,7 @@ def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float,
         None without EEG), ``fusion`` (the network takes named modalities), ``modalities``.
     """
     from physioaffect.models import ModelConfigError, create
-    from physioaffect.models.registry import get_spec
+    from physioaffect.models.registry import MULTIMODAL, get_spec
     from physioaffect.training.data import eeg_input_kind
 
     kwargs = dict(cfg.model_kwargs)
@@ -86,7 +86,7 @@ def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float,
                            sfreq=sfreq, **{**input_kw, **kwargs})
             return model, {**info, "network": cfg.model, "fusion": False}
         fusion_kw = dict(kwargs.pop("fusion", {}))
-        if cfg.model == "fusion":
+        if get_spec(cfg.model).named_inputs:  # the fusion network itself, configured
             enc = fusion_kw.pop("eeg_encoder", kwargs.pop("eeg_encoder", "deformer"))
             eeg_kw = dict(fusion_kw.pop("eeg_kwargs", kwargs.pop("eeg_kwargs", {})))
             fusion_kw.update(kwargs)
@@ -95,14 +95,14 @@ def build_network(cfg: TrainConfig, *, n_chans: int, n_times: int, sfreq: float,
             eeg_kw = kwargs
         if "eeg" not in cfg.modalities:
             enc = "none"
-        model = create("fusion", n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,
+        model = create(MULTIMODAL, n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,
                        sfreq=sfreq, eeg_encoder=enc, eeg_kwargs={**input_kw, **eeg_kw},
                        n_peripheral_features=n_peripheral if "peripheral" in cfg.modalities
                        else 0, n_face_features=n_face if "face" in cfg.modalities else 0,
                        **fusion_kw)
     except ModelConfigError as err:
         raise TrainingError(str(err)) from None
-    return model, {**info, "network": "fusion", "fusion": True}
+    return model, {**info, "network": MULTIMODAL, "fusion": True}
 
 
 def forward(model: nn.Module, kind: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
