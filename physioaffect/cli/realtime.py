@@ -38,6 +38,15 @@ def decode(
         help="Seconds of the new subject's signal a checkpoint trained with per-subject "
              "adaptation calibrates on before its first prediction (0: the checkpoint's "
              "own, 60 s by default)."),
+    online: bool = typer.Option(
+        None, "--online/--offline",
+        help="After the calibration, keep updating the per-subject adaptation with every "
+             "window (online) or freeze it (offline); default: what training chose for the "
+             "checkpoint on validation subjects."),
+    eeg_unit: str = typer.Option(
+        None, "--eeg-unit",
+        help="Unit of EEG channels whose stream declares none (uV, mV, V); a stream without "
+             "units is refused otherwise. Declared units are converted to the checkpoint's."),
 ) -> None:
     """Decode live streams with a trained model and publish an LSL 'Prediction' stream."""
     from physioaffect.realtime import run_decoder
@@ -52,7 +61,8 @@ def decode(
                              duration=duration or None, name=name, threads=threads,
                              echo=lambda m: typer.echo(m, err=True),
                              allow_noncausal=allow_noncausal,
-                             calibration_s=calibration or None)
+                             calibration_s=calibration or None, online=online,
+                             eeg_unit=eeg_unit)
     except PhysioAffectError as err:
         _fail(err)
     except KeyboardInterrupt:

@@ -51,7 +51,8 @@ def run_decoder(
     sources: Sequence[str], checkpoint: str | DecoderBundle, rate: float = 4.0,
     smooth: float = 0.0, duration: float | None = None, name: str = "physioaffect-prediction",
     stop: threading.Event | None = None, echo: Callable[[str], None] | None = None,
-    threads: int = 1, allow_noncausal: bool = False, calibration_s: float | None = None, *,
+    threads: int = 1, allow_noncausal: bool = False, calibration_s: float | None = None,
+    online: bool | None = None, eeg_unit: str | None = None, *,
     verbose: bool | str | int | None = None,
 ) -> DecodeReport:
     """Decode live until ``duration`` s pass or ``stop`` is set; publish over LSL.
@@ -79,6 +80,11 @@ def run_decoder(
         For a checkpoint trained with per-subject adaptation: seconds of the new subject's
         signal to adapt on before the first prediction (None: the checkpoint's own,
         ``contract.subject_adaptation["calibration_s"]``). Ignored for other checkpoints.
+    online : bool, optional
+        Keep updating that adaptation after the calibration (None: as the checkpoint says,
+        which training chose on validation subjects).
+    eeg_unit : str, optional
+        Unit of EEG channels that declare none (a stream without units is refused otherwise).
     echo : callable, optional
         Receives the progress lines instead of the package logger (the command line's).
     verbose : bool, str, int or None
@@ -108,7 +114,7 @@ def run_decoder(
     pump = SourcePump(open_source(list(sources)))
     pump.start()
     try:
-        match = match_streams(bundle, list(pump.hub.infos.values()))
+        match = match_streams(bundle, list(pump.hub.infos.values()), eeg_unit=eeg_unit)
 
         def publish(p: Prediction) -> None:
             outlet.push(Chunk(name, np.array([p.time]), p.sample()[None].astype(np.float32)))
@@ -121,13 +127,16 @@ def run_decoder(
 
         dec = OnlineDecoder(pump.hub, bundle, rate=rate, smooth=smooth, on_prediction=publish,
                             on_status=on_status, match=match, allow_noncausal=allow_noncausal,
-                            calibration_s=calibration_s)
+                            calibration_s=calibration_s, online=online)
         say(f"decoding {match.eeg.name} ({len(bundle.ch_names)} ch, {dec.fs:g} Hz, "
             f"{bundle.window_s:g} s windows) -> LSL stream {name!r} (type Prediction, "
             f"{', '.join(bundle.output_labels())}) at {rate:g} Hz")
         if dec.calibrating:
+            after = ("then updated with every window (online)" if dec.adaptation.online
+                     else "then frozen")
             say(f"calibrating on the subject's first {dec.calibration_s:g} s "
-                f"({dec.adaptation_method} adaptation, as in training); predictions follow")
+                f"({dec.adaptation_method} adaptation, as in training; {after}); predictions "
+                "follow")
         else:  # warm the model up so the first window is not slower than the rest
             dec.infer(np.zeros((len(bundle.ch_names), bundle.n_times), dtype=np.float32))
         t_end = None if duration is None else time.monotonic() + duration
