@@ -2,7 +2,7 @@
 a long run: 64 EEG channels at 1 kHz plus ECG, EDA, PPG and respiration (also 1 kHz),
 offscreen at 1280 x 800.
 
-The simulator runs in the process (a source-pump thread, real time). Two windows draw the same
+The simulator runs in the process (a source-engine thread, real time). Two windows draw the same
 hub:
 
 - ours: :class:`physioaffect.viewer.window.ViewerWindow` (metrics thread, markers, one
@@ -185,16 +185,16 @@ def main() -> None:
 
     from PySide6 import QtWidgets
 
-    from physioaffect.sources import SourcePump, open_source
+    from physioaffect.sources import Acquisition
     from physioaffect.viewer.feedback import parse_targets
     from physioaffect.viewer.metrics import MetricsWorker
     from physioaffect.viewer.window import ViewerWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    pump = SourcePump(open_source(f"sim?eeg_channels=64&rate=1000&prefix=vb{os.getpid()}"))
-    pump.start()
+    engine = Acquisition.from_specs(f"sim?eeg_channels=64&rate=1000&prefix=vb{os.getpid()}", hub_seconds=30.0)
+    engine.start()
     time.sleep(11.0)  # fill the 10 s window
-    win = ViewerWindow(pump.hub, window_s=10.0, targets=parse_targets("faa>0.1"),
+    win = ViewerWindow(engine, window_s=10.0, targets=parse_targets("faa>0.1"),
                        lsl_markers=False, title="benchmark")
     win.resize(1280, 800)
     win.show()
@@ -204,7 +204,7 @@ def main() -> None:
     eeg_name = win._eeg_name or ""
     heights = [int(win.eeg_plot.geometry().height())] + [
         int(p.geometry().height()) for p in win.periph_plots.values()]
-    base = PlainPyqtgraph(pump.hub, eeg_name, (win.glw.width(), win.glw.height()), heights)
+    base = PlainPyqtgraph(engine.hub, eeg_name, (win.glw.width(), win.glw.height()), heights)
     theirs = PaintCounter(base.glw)
     vb = win.eeg_plot.getViewBox()
     sizes = {"ours_eeg_plot_px": [int(vb.width()), int(vb.height())],
@@ -238,7 +238,7 @@ def main() -> None:
             base.glw.grab().save(str(ROOT / "benchmarks" / "results" / "viewer_baseline.png"))
         base.timer.stop()
         base.glw.hide()
-        win.metrics = MetricsWorker(pump.hub, interval=1.0).start()
+        win.metrics = MetricsWorker(engine.hub, interval=1.0).start()
         win.show()
         win.start(0)
         measure(app, ours, 1.0)  # settle
@@ -261,7 +261,7 @@ def main() -> None:
                 if samples[-1][0] >= args.memory_seconds:
                     break
     win.shutdown()
-    pump.stop()
+    engine.stop()
 
     ours_fps = [x["fps"] for x in rows if x["viewer"] == "ours"]
     base_fps = [x["fps"] for x in rows if x["viewer"] != "ours"]

@@ -1,5 +1,6 @@
 """Crash safety: a recorder subprocess killed with SIGKILL, then ``physioaffect recover``;
-and the recorder's handling of streams that appear late and sources that fail."""
+and the recorder's handling (through the acquisition engine) of streams that appear late
+and sources that fail."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from physioaffect.recording import journal_path, read_session
 from physioaffect.recording.recorder import Recorder
 from physioaffect.recording.writer import SessionWriter
 from physioaffect.sources.base import Source
+from physioaffect.sources.engine import Acquisition
 from physioaffect.sources.sim import SimConfig, simulate_subject
 from physioaffect.streams import Chunk, StreamInfo, local_clock
 
@@ -112,12 +114,13 @@ class FlakySource(Source):
 
 def test_recorder_takes_late_streams_survives_a_failing_read_and_records_markers(tmp_path):
     src = FlakySource()
-    rec = Recorder([src])
-    rec.open()
+    engine = Acquisition([src], pace=0.5).start()  # the recording pace of `record`
     w = SessionWriter(tmp_path / "r.h5", subject="1", task="t")
+    rec = Recorder(engine, w)
     t_mark = local_clock()
     rec.add_marker("hello", t_mark, "api")
-    rec.record(w, duration=1.5)
+    rec.run(duration=1.5)
+    engine.stop()
     w.close()
     s = read_session(tmp_path / "r.h5")
     a, b = s.streams["A"], s.streams["B"]
@@ -162,10 +165,10 @@ class VanishingSource(Source):
 
 
 def test_stream_lost_until_the_end_gets_a_gap_up_to_the_end(tmp_path):
-    rec = Recorder([VanishingSource()])
-    rec.open()
+    engine = Acquisition([VanishingSource()], pace=0.5).start()
     w = SessionWriter(tmp_path / "v.h5", subject="1", task="t")
-    rec.record(w, duration=2.0)
+    Recorder(engine, w).run(duration=2.0)
+    engine.stop()
     w.close()
     s = read_session(tmp_path / "v.h5")
     v = s.streams["V"]

@@ -60,7 +60,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 import numpy as np, pylsl
 from PySide6 import QtWidgets
 app = QtWidgets.QApplication([])
-from physioaffect.sources import SourcePump, open_source
+from physioaffect.sources import Acquisition
 from physioaffect.viewer.window import ViewerWindow
 
 
@@ -105,9 +105,9 @@ def predictions():
         time.sleep(0.25)
 threading.Thread(target=predictions, daemon=True).start()
 
-pump = SourcePump(open_source(f"sim?eeg_channels=8&rate=256&prefix={prefix}")).start()
-watcher = LSLWatcher(pump.hub, [pred_name, face_name]).start()
-win = ViewerWindow(pump.hub, targets=parse_targets("arousal<4,faa>0"), record_dir=rec_dir,
+engine = Acquisition.from_specs(f"sim?eeg_channels=8&rate=256&prefix={prefix}", hub_seconds=30.0).start()
+watcher = LSLWatcher(engine, [pred_name, face_name]).start()
+win = ViewerWindow(engine, targets=parse_targets("arousal<4,faa>0"), record_dir=rec_dir,
                    marker_keys={"1": "baseline", "2": "stimulus"}, marker_stream=marker_name,
                    subject="test", task="viewer")
 win.show()
@@ -147,7 +147,7 @@ print("RESULT " + json.dumps(result), flush=True)
 stop.set()
 win.shutdown()
 watcher.stop()
-pump.stop()
+engine.stop()
 os._exit(0)
 '''
 
@@ -225,11 +225,11 @@ def feed():
         k += 4
         time.sleep(4 / 128.0)
 threading.Thread(target=feed, daemon=True).start()
-pump = SourcePump(open_source(f"lsl:{name}?timeout=20")).start()
-win = ViewerWindow(pump.hub, lsl_markers=False)
+engine = Acquisition.from_specs(f"lsl:{name}?timeout=20", hub_seconds=30.0).start()
+win = ViewerWindow(engine, lsl_markers=False)
 win.show()
 win.start(30)
-buf = pump.hub.buffers[name]
+buf = engine.hub.buffers[name]
 run(3.0)
 before = buf.total_written
 status_on = win.status_label.text()
@@ -246,7 +246,7 @@ print("RESULT " + json.dumps({"before": before, "during": during, "after": after
       "on": status_on, "lost": status_lost, "back": status_back}), flush=True)
 phase["on"] = None
 win.shutdown()
-pump.stop()
+engine.stop()
 os._exit(0)
 '''
 

@@ -2,7 +2,7 @@
 labels at 1280 x 800, and the incremental pixel columns it draws from.
 
 The viewer runs offscreen in a subprocess (Qt stays out of the test process) on the simulator
-through a real source pump."""
+through the real acquisition engine."""
 
 from __future__ import annotations
 
@@ -61,9 +61,10 @@ for step in range(300):
     same = same and bool(np.array_equal(full, tr._buf))
 
 prefix = sys.argv[1]
-pump = SourcePump(open_source(f"sim?eeg_channels=64&rate=128&prefix={prefix}")).start()
+engine = Acquisition.from_specs(f"sim?eeg_channels=64&rate=128&prefix={prefix}",
+                               hub_seconds=30.0).start()
 # FAA above -100 is always met once computed; a heart rate below 1 bpm never is
-win = ViewerWindow(pump.hub, targets=parse_targets("faa>-100,hr<1"), lsl_markers=False)
+win = ViewerWindow(engine, targets=parse_targets("faa>-100,hr<1"), lsl_markers=False)
 win.resize(1280, 800)
 win.show()
 win.start(30)
@@ -83,7 +84,7 @@ result = {
     "targets": [lab.text() for lab, _ in win.target_bars],
     "bars": [bar.styleSheet() for _, bar in win.target_bars],
     "reward": win.reward_label.text(), "cut": cut, "labels": left + right,
-    "channels": pump.hub.infos[win._eeg_name].labels, "title": win.eeg_plot.titleLabel.text,
+    "channels": engine.hub.infos[win._eeg_name].labels, "title": win.eeg_plot.titleLabel.text,
     "bar_text": win.scale_text.textItem.toPlainText(), "lane_uv": win._lane_uv,
     "ecg_title": win.periph_plots["ECG"].titleLabel.text,
     "ecg_unit": win.periph_plots["ECG"].getAxis("left").labelText,
@@ -91,7 +92,7 @@ result = {
 }
 print("RESULT " + json.dumps(result), flush=True)
 win.shutdown()
-pump.stop()
+engine.stop()
 os._exit(0)
 '''
 

@@ -65,27 +65,30 @@ def check(
 
     Exits with status 1 when a --require'd stream type is missing or sends nothing.
     """
-    from physioaffect.sources import SourcePump, open_source
+    from physioaffect.sources.engine import Acquisition
     from physioaffect.streams.quality import channel_quality
 
-    src = open_source(source)
-    console.print(f"Listening to {src.description} for {seconds:g} s ...")
-    with SourcePump(src) as pump:
+    engine = Acquisition.from_specs(source, hub_seconds=max(30.0, seconds + 5.0))
+    console.print(f"Listening to {engine.description} for {seconds:g} s ...")
+    with engine:
         readers = {}
         t0 = time.monotonic()
         collected: dict[str, list] = {}
         while time.monotonic() - t0 < seconds:
-            for name in list(pump.hub.buffers):
+            for name in list(engine.hub.buffers):
                 if name not in readers:
-                    readers[name] = pump.hub.reader(name, from_oldest=True)
+                    readers[name] = engine.hub.reader(name, from_oldest=True)
                 res = readers[name].read()
                 if len(res):
                     collected.setdefault(name, []).append(res)
             time.sleep(0.05)
-        infos = dict(pump.hub.infos)
-        dropped = dict(pump.hub.device_dropped)
+        infos = dict(engine.hub.infos)
+        dropped = dict(engine.hub.device_dropped)
+        notes = list(engine.errors)
+    for note in notes:
+        console.print(f"warning: {note}", highlight=False)
     out = stdout_console()
-    table = Table(title=f"check: {src.description}")
+    table = Table(title=f"check: {engine.description}")
     for col in ("stream", "type", "samples", "rate (nominal)", "dropped", "channels"):
         table.add_column(col)
     present_types = set()
@@ -124,40 +127,39 @@ def stream(
 ) -> None:
     """Publish every stream of the source(s) as fully described LSL outlets (plus Markers)."""
     from physioaffect.sinks.lsl import publish
-    from physioaffect.sources import open_source
+    from physioaffect.sources.engine import Acquisition
 
-    src = open_source(source)
+    engine = Acquisition.from_specs(source)
     counts: dict[str, int] = {}
     t0 = time.monotonic()
 
     def render() -> Table:
-        table = Table(title=f"LSL outlets from {src.description} ({time.monotonic() - t0:.0f} s)")
+        table = Table(title=f"LSL outlets from {engine.description} ({time.monotonic() - t0:.0f} s)")
         table.add_column("stream")
         table.add_column("samples sent", justify="right")
-        for name, n in counts.items():
+        for name, n in list(counts.items()):
             table.add_row(name, str(n))
         return table
 
-    with src:
-        for info in src.streams:
-            counts[info.name] = 0
-        console.print("Publishing: " + ", ".join(f"{i.name} ({i.type}, {i.n_channels} ch, "
-                                                  f"{i.nominal_srate:g} Hz)" for i in src.streams))
-        last = [0.0]
-        with Live(render(), console=console, auto_refresh=False, transient=False) as live:
+    last = [0.0]
+    with Live(render(), console=console, auto_refresh=False, transient=False) as live:
 
-            def on_chunk(chunk) -> None:
-                counts[chunk.stream] = counts.get(chunk.stream, 0) + len(chunk)
-                now = time.monotonic()
-                if now - last[0] > 0.5:
-                    last[0] = now
-                    live.update(render(), refresh=True)
+        def on_chunk(chunk) -> None:
+            if not counts:
+                console.print("Publishing: " + ", ".join(
+                    f"{i.name} ({i.type}, {i.n_channels} ch, {i.nominal_srate:g} Hz)"
+                    for i in engine.infos.values()))
+            counts[chunk.stream] = counts.get(chunk.stream, 0) + len(chunk)
+            now = time.monotonic()
+            if now - last[0] > 0.5:
+                last[0] = now
+                live.update(render(), refresh=True)
 
-            try:
-                publish(src, duration=duration or None, on_chunk=on_chunk)
-            except KeyboardInterrupt:
-                pass
-            live.update(render(), refresh=True)
+        try:
+            publish(engine, duration=duration or None, on_chunk=on_chunk)
+        except KeyboardInterrupt:
+            pass
+        live.update(render(), refresh=True)
     console.print(f"Stopped; sent {sum(counts.values())} samples in {len(counts)} streams.")
 
 

@@ -81,6 +81,7 @@ def view(
     marker_keys: str = typer.Option("", "--marker-keys", help="Keys to markers, e.g. '1=baseline,2=stimulus' (default 1-9 -> key-1..key-9)."),
     record_dir: Path = typer.Option(Path("."), "--record-dir", help="Folder for recordings started with the Record button."),
     fps: float = typer.Option(30.0, "--fps", help="Refresh rate asked of the viewer."),
+    record: bool = typer.Option(False, "--record", help="Start recording at once (as the Record button does) into --record-dir, until the viewer closes."),
 ) -> None:
     """Show live streams: EEG, ECG/EDA/PPG/respiration, band power, markers, neurofeedback."""
     from physioaffect.recording.markers import parse_marker_keys
@@ -92,11 +93,19 @@ def view(
         keys = parse_marker_keys(marker_keys) if marker_keys else None
         result = run_viewer(source, duration=duration or None, screenshot=screenshot,
                             window_s=window, targets=tgts, marker_keys=keys,
-                            record_dir=record_dir, fps=fps,
+                            record_dir=record_dir, fps=fps, record=record,
                             echo=lambda m: typer.echo(m, err=True))
     except (PhysioAffectError, OSError) as err:
         _fail(err)
     typer.echo(f"viewer closed after {result['seconds']:.1f} s, {result['frames']} frames")
+    if result["recording"] is not None:
+        typer.echo(f"session file: {Path(result['recording']).resolve()}")
+    elif record:
+        typer.echo(f"physioaffect: error: the recording failed: {result['record_error']}",
+                   err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     sys.stdout.flush()
     sys.stderr.flush()
     # Qt/pyqtgraph objects torn down by the interpreter's final garbage collection can crash

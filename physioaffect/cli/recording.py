@@ -115,6 +115,8 @@ def register(app: typer.Typer) -> None:
         from physioaffect.recording.recorder import Recorder
         from physioaffect.recording.writer import SessionWriter
         from physioaffect.sources import source_from_spec
+        from physioaffect.sources.base import SourceError
+        from physioaffect.sources.engine import Acquisition
 
         try:
             check_record_options(duration, mark_port, compression, require_timeout)
@@ -126,34 +128,46 @@ def register(app: typer.Typer) -> None:
                 on_create=lambda q: typer.echo(f"created output folder {q}", err=True))
         except PhysioAffectError as err:
             _fail(err, 2)
-        from physioaffect.sources.base import SourceError
 
         warnings.filterwarnings("ignore", message=".*was lost; reconnecting.*")
-        rec = Recorder(sources)
-        stopping = {"n": 0}
+        # the recording pace: every LSL inlet is read by one thread every 0.5 s
+        engine = Acquisition(sources, pace=0.5)
+        held: dict = {"rec": None, "n": 0}
 
         def _on_signal(signum, frame):  # first Ctrl-C/TERM: finish cleanly; second: abort
-            stopping["n"] += 1
-            rec.stop()
-            if stopping["n"] > 1:
+            held["n"] += 1
+            if held["rec"] is not None:
+                held["rec"].stop()
+            if held["n"] > 1:
                 raise KeyboardInterrupt
+
+        def _mark(text: str, t: float, origin: str) -> None:
+            held["rec"].add_marker(text, t, origin)
+
+        def _dropped(count: int, total: int) -> None:
+            held["rec"].add_event("markers-dropped", f"{count} `physioaffect mark` datagram(s) "
+                                  f"dropped by the system (a burst faster than the recorder "
+                                  f"could take them; {total} in all)")
 
         old_int = signal.signal(signal.SIGINT, _on_signal)
         old_term = signal.signal(signal.SIGTERM, _on_signal)
-        keyboard = writer = None
+        keyboard = writer = rec = listener = None
         err_out: Exception | None = None
         try:  # the port first: a busy port is refused before any source is opened
-            listener = MarkerListener(lambda text, t, origin: rec.add_marker(text, t, origin),
-                                      port=DEFAULT_MARK_PORT if mark_port is None else mark_port)
+            listener = MarkerListener(_mark, port=DEFAULT_MARK_PORT if mark_port is None
+                                      else mark_port, on_dropped=_dropped)
         except RecordingError as err:
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
             _fail(err, 1)
         try:
             try:
-                rec.open()
+                engine.start()
                 if require:
-                    rec.wait_for_types(require, require_timeout)
+                    engine.wait_for_types(require, require_timeout,
+                                          cancelled=lambda: held["n"] > 0)
             except (RecordingError, SourceError) as err:
-                rec.close()
+                engine.stop()
                 _fail(err, 1)
             config = {
                 "sources": list(source), "duration": duration, "require": list(require),
@@ -164,11 +178,16 @@ def register(app: typer.Typer) -> None:
                 writer = SessionWriter(path, subject=subject, task=task, session=session,
                                        run=run or _run_from(path), config=config,
                                        compression=compression)
-            except RecordingError as err:
-                rec.close()
+                rec = held["rec"] = Recorder(engine, writer)
+            except (RecordingError, SourceError) as err:
+                engine.stop()
+                if writer is not None:
+                    writer.abort()
                 _fail(err, 1)
+            if held["n"]:
+                rec.stop()
             listener.start()
-            keyboard = KeyboardMarkers(keys, lambda text, t, origin: rec.add_marker(text, t, origin)).start()
+            keyboard = KeyboardMarkers(keys, _mark).start()
             from rich.console import Console
 
             console = Console(stderr=True)
@@ -176,14 +195,19 @@ def register(app: typer.Typer) -> None:
                           f"marker on port {listener.port}"
                           + (f"; keys {', '.join(keys)} add markers" if keyboard.active else "")
                           + ")")
+
+            def end() -> None:  # the listener's last datagrams (and the drop count) go in
+                listener.stop()
+                keyboard.stop()
+
             if quiet:
-                rec.record(writer, duration)
+                rec.run(duration, on_end=end)
             elif console.is_terminal:
                 from rich.live import Live
 
                 with Live(_status_table(rec, writer), console=console, refresh_per_second=4) as live:
-                    rec.record(writer, duration,
-                               on_status=lambda r: live.update(_status_table(r, writer)))
+                    rec.run(duration, on_status=lambda r: live.update(_status_table(r, writer)),
+                            on_end=end)
             else:
                 last = [0.0]
 
@@ -192,7 +216,7 @@ def register(app: typer.Typer) -> None:
                         last[0] = time.monotonic()
                         console.print(_plain_status(r, writer), highlight=False)
 
-                rec.record(writer, duration, on_status=plain)
+                rec.run(duration, on_status=plain, on_end=end)
             writer.close()
         except (DiskFullError, RecordingError) as err:
             err_out = err
@@ -200,7 +224,7 @@ def register(app: typer.Typer) -> None:
             err_out = RecordingError("aborted by a second interrupt; run `physioaffect recover "
                                      f"{path}` to rebuild the file from its journal")
         finally:
-            rec.close()
+            engine.stop()
             for thing in (listener, keyboard):
                 if thing is not None:
                     thing.stop()

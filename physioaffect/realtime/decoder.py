@@ -375,7 +375,7 @@ class OnlineDecoder:
     Parameters
     ----------
     hub : StreamHub
-        Filled by a :class:`~physioaffect.sources.SourcePump`.
+        Filled by the acquisition engine (:class:`~physioaffect.sources.Acquisition`).
     bundle : DecoderBundle
     rate : float
         Predictions per second of data.

@@ -1,4 +1,5 @@
-"""``physioaffect decode``: source -> hub -> :class:`OnlineDecoder` -> LSL ``Prediction`` outlet."""
+"""``physioaffect decode``: sources -> acquisition engine (hub) -> :class:`OnlineDecoder` -> LSL
+``Prediction`` outlet."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from physioaffect.realtime.decoder import (
     status_info,
 )
 from physioaffect.sinks.lsl import LSLOutlet
-from physioaffect.sources import SourcePump, open_source
+from physioaffect.sources.engine import Acquisition, Consumer, EngineEvent
 from physioaffect.streams import Chunk, local_clock
 
 __all__ = ["DecodeReport", "run_decoder"]
@@ -111,10 +112,11 @@ def run_decoder(
     info = prediction_info(bundle, rate, name, source=" + ".join(sources))
     outlet = LSLOutlet(info)
     status_outlet = LSLOutlet(status_info(name))
-    pump = SourcePump(open_source(list(sources)))
-    pump.start()
+    engine = Acquisition.from_specs(list(sources), hub_seconds=30.0)
+    engine.subscribe(_Warnings(warn))
+    engine.start()
     try:
-        match = match_streams(bundle, list(pump.hub.infos.values()), eeg_unit=eeg_unit)
+        match = match_streams(bundle, list(engine.hub.infos.values()), eeg_unit=eeg_unit)
 
         def publish(p: Prediction) -> None:
             outlet.push(Chunk(name, np.array([p.time]), p.sample()[None].astype(np.float32)))
@@ -125,7 +127,7 @@ def run_decoder(
             report.status.append(f"{ev.state}: {ev.reason}")
             say(f"decoder {ev.state}: {ev.reason}")
 
-        dec = OnlineDecoder(pump.hub, bundle, rate=rate, smooth=smooth, on_prediction=publish,
+        dec = OnlineDecoder(engine.hub, bundle, rate=rate, smooth=smooth, on_prediction=publish,
                             on_status=on_status, match=match, allow_noncausal=allow_noncausal,
                             calibration_s=calibration_s, online=online)
         say(f"decoding {match.eeg.name} ({len(bundle.ch_names)} ch, {dec.fs:g} Hz, "
@@ -143,8 +145,6 @@ def run_decoder(
         next_report = time.monotonic() + 10.0
         try:
             while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
-                if pump.error is not None:
-                    raise pump.error
                 if not dec.step():
                     time.sleep(0.001)
                 if time.monotonic() >= next_report:
@@ -162,8 +162,19 @@ def run_decoder(
         on_status(StatusEvent(local_clock(), "stopped", "decoder stopped"))
         time.sleep(0.2)  # let inlets fetch the last samples before the outlets go
     finally:
-        pump.stop()
+        engine.stop()
     return report
+
+
+class _Warnings(Consumer):
+    """Says what the engine notes (a stream lost or back, a source error, a refused stream)."""
+
+    def __init__(self, warn: Callable[[str], None]):
+        self.warn = warn
+
+    def on_event(self, event: EngineEvent) -> None:
+        self.warn(event.text if event.kind not in ("connected", "disconnected")
+                  else f"stream {event.text}")
 
 
 def summary_json(report: DecodeReport) -> str:

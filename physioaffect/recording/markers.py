@@ -20,6 +20,7 @@ import math
 import os
 import select
 import socket
+import struct
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -39,16 +40,50 @@ MAX_MARK_SKEW = 24 * 3600.0
 _EXPECTED = 'expected JSON {"text": "...", "time": <LSL seconds>}'
 
 MarkerCallback = Callable[[str, float, str], None]
+#: Receive buffer asked of the kernel (bytes): a burst of several thousand markers waits
+#: there while the listener takes them (Linux caps it at net.core.rmem_max unless the
+#: process may raise it, e.g. as root).
+RECEIVE_BUFFER = 16 << 20
+# Linux socket options: SO_RCVBUFFORCE (33) exceeds rmem_max with CAP_NET_ADMIN;
+# SO_RXQ_OVFL (40) attaches the socket's count of datagrams dropped for a full buffer
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+_SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
 
 
 class MarkerListener:
-    """Receives ``physioaffect mark`` datagrams and hands them to ``callback(text, time, origin)``."""
+    """Receives ``physioaffect mark`` datagrams and hands them to ``callback(text, time, origin)``.
+
+    The socket's receive buffer is made as large as the system allows
+    (:data:`RECEIVE_BUFFER`), and on Linux the datagrams the kernel still had to drop (a
+    burst faster than the listener) are counted: ``on_dropped(new, total)`` is called when
+    the count grows (:attr:`dropped` holds the total).
+
+    Parameters
+    ----------
+    callback : callable
+        ``callback(text, lsl_time, origin)`` for every valid marker.
+    port : int
+        UDP port on ``host`` (0: a free one, see :attr:`port`).
+    on_dropped : callable, optional
+        ``on_dropped(new_drops, total_drops)``.
+    receive_buffer : int
+        Bytes asked for the socket's receive buffer.
+    """
 
     def __init__(self, callback: MarkerCallback, port: int = DEFAULT_MARK_PORT,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", on_dropped: Callable[[int, int], None] | None = None,
+                 receive_buffer: int = RECEIVE_BUFFER):
         self.callback = callback
+        self.on_dropped = on_dropped
+        self.dropped = 0
         self.port = check_port(port, "--mark-port")
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._set_buffer(receive_buffer)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, _SO_RXQ_OVFL, 1)
+            self._count_drops = hasattr(self._sock, "recvmsg")
+        except OSError:  # not Linux: drops cannot be counted
+            self._count_drops = False
         try:
             self._sock.bind((host, port))
         except OSError as err:
@@ -63,22 +98,55 @@ class MarkerListener:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mark-listener", daemon=True)
 
+    def _set_buffer(self, size: int) -> None:
+        for option in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):  # beyond rmem_max where allowed
+            try:
+                self._sock.setsockopt(socket.SOL_SOCKET, option, int(size))
+            except OSError:
+                continue
+            if self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= size:
+                return
+
+    @property
+    def receive_buffer(self) -> int:
+        """Bytes of the socket's receive buffer (as the kernel accounts them)."""
+        return self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
     def start(self) -> MarkerListener:
         self._thread.start()
         return self
 
+    def _receive(self) -> tuple[bytes, object]:
+        """One datagram and its sender; notes the kernel's drop count that comes with it."""
+        if not self._count_drops:
+            return self._sock.recvfrom(_MAX_DATAGRAM)
+        data, ancdata, _flags, addr = self._sock.recvmsg(_MAX_DATAGRAM, socket.CMSG_SPACE(4))
+        for level, kind, value in ancdata:
+            if level == socket.SOL_SOCKET and kind == _SO_RXQ_OVFL and len(value) >= 4:
+                total = struct.unpack("=I", value[:4])[0]
+                if total > self.dropped:
+                    new, self.dropped = total - self.dropped, total
+                    if self.on_dropped is not None:
+                        try:
+                            self.on_dropped(new, total)
+                        except Exception:  # noqa: BLE001 - counting must not end the listener
+                            pass
+        return data, addr
+
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:
             try:
-                data, addr = self._sock.recvfrom(_MAX_DATAGRAM)
+                data, addr = self._receive()
             except TimeoutError:
+                if self._stop.is_set():
+                    return
                 continue
             except OSError:
                 if self._stop.is_set():
                     return
                 continue  # e.g. an ICMP error from an earlier reply: keep listening
-            if self._stop.is_set():
-                return
+            if self._stop.is_set() and not data:
+                return  # stop()'s own datagram: every marker queued before it is taken
             try:
                 text, t = parse_mark(data)
                 self.callback(text, t, "mark")
@@ -100,7 +168,7 @@ class MarkerListener:
                     wake.sendto(b"", (self._host, self.port))
             except OSError:
                 pass
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=5.0)  # a burst still queued is taken first
         self._sock.close()
 
 

@@ -13,8 +13,16 @@ import h5py
 import numpy as np
 
 from physioaffect.recording.errors import SessionFileError
+from physioaffect.recording.format import (
+    content_crc,
+    decode_table,
+    decode_value,
+    open_session_h5,
+    read_attrs,
+    stored_texts,
+)
 from physioaffect.recording.naming import journal_path
-from physioaffect.recording.writer import FORMAT_NAME, FORMAT_VERSION, h5_untext
+from physioaffect.recording.verify import find_damage
 from physioaffect.streams import StreamInfo
 
 
@@ -122,87 +130,6 @@ class Session:
         return float(self.attrs.get("lsl_clock_start", 0.0))
 
 
-def _decode(v: Any) -> Any:
-    if isinstance(v, bytes):
-        v = v.decode("utf-8")
-    if isinstance(v, np.ndarray):
-        return [_decode(x) for x in v.tolist()]
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def _strings(table: np.ndarray) -> np.ndarray:
-    """A structured array with its string fields decoded to ``str`` (object fields)."""
-    if table.dtype.names is None:
-        return table
-    dt = [(n, object if table.dtype[n].kind in "OS" else table.dtype[n])
-          for n in table.dtype.names]
-    out = np.empty(table.shape, dtype=dt)
-    for n in table.dtype.names:
-        col = table[n]
-        out[n] = [_decode(v) for v in col] if table.dtype[n].kind in "OS" else col
-    return out
-
-
-_JSON_ATTRS = {"software_versions", "configuration", "device"}
-
-
-def _attrs(obj: h5py.HLObject) -> dict[str, Any]:
-    out = {}
-    for k, v in obj.attrs.items():
-        v = _decode(v)
-        if k in _JSON_ATTRS and isinstance(v, str):
-            try:
-                v = json.loads(v) if v else {}
-            except json.JSONDecodeError:
-                pass
-        out[k] = v
-    return out
-
-
-def open_session_h5(path: str | os.PathLike[str]) -> h5py.File:
-    """Open a session file read-only, or raise :class:`SessionFileError` saying why not."""
-    p = Path(path)
-    if not p.exists():
-        jp = journal_path(p)
-        extra = f"; its journal {str(jp)!r} exists: run `physioaffect recover {p}`" if jp.exists() else ""
-        raise SessionFileError(f"{str(p)!r} does not exist{extra}")
-    if p.is_dir():
-        raise SessionFileError(f"{str(p)!r} is a folder, expected a session file (.h5)")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as err:
-        jp = journal_path(p)
-        hint = (f"; run `physioaffect recover {p}` to rebuild it from {jp.name}" if jp.exists()
-                else "")
-        text = "truncated" if "truncated file" in str(err) else (
-            str(err).split("(")[0].strip() or "unreadable")
-        low = str(err).lower()
-        if "unable to lock" in low or "lock file" in low or "resource temporarily" in low:
-            raise SessionFileError(
-                f"{str(p)!r} is open for writing by another program (a recorder still running?)"
-            ) from None
-        raise SessionFileError(
-            f"{str(p)!r} is not a readable HDF5 file (truncated or damaged: {text}){hint}"
-        ) from None
-    fmt = _decode(f.attrs.get("format", ""))
-    if fmt != FORMAT_NAME or "streams" not in f:
-        f.close()
-        raise SessionFileError(
-            f"{str(p)!r} is an HDF5 file but not a physioaffect session file "
-            f"(attribute 'format' is {fmt!r}, expected {FORMAT_NAME!r})"
-        )
-    version = int(_decode(f.attrs.get("format_version", 0)))
-    if version > FORMAT_VERSION:
-        f.close()
-        raise SessionFileError(
-            f"{str(p)!r} has session format version {version}; this physioaffect reads "
-            f"up to {FORMAT_VERSION} (upgrade physioaffect)"
-        )
-    return f
-
-
 def stream_info_from_attrs(attrs: dict[str, Any]) -> StreamInfo:
     """Rebuild a :class:`StreamInfo` from a stream group's attributes."""
     return StreamInfo.from_dict(json.loads(attrs["info_json"]))
@@ -231,13 +158,13 @@ def read_session(
     p = Path(path)
     with open_session_h5(p) as f:
         try:
-            attrs = _attrs(f)
+            attrs = read_attrs(f)
             wanted = None if streams is None else set(streams)
             out: dict[str, StreamData] = {}
             groups = [f["streams"][key] for key in f["streams"]]
             groups.sort(key=lambda g: int(g.attrs.get("index", 0)))  # declaration order
             for g in groups:
-                gattrs = _attrs(g)
+                gattrs = read_attrs(g)
                 info = stream_info_from_attrs(gattrs)
                 if wanted is not None and info.name not in wanted:
                     continue
@@ -245,14 +172,14 @@ def read_session(
                 if load_samples or info.channel_format == "string":  # markers are small
                     x = _checked(g["samples"])
                     if info.channel_format == "string":
-                        x = _texts(x, _checked(g["escaped_rows"]) if "escaped_rows" in g
+                        x = stored_texts(x, _checked(g["escaped_rows"]) if "escaped_rows" in g
                                    else np.zeros(0, dtype=np.int64))
                 else:
                     x = np.zeros((0, info.n_channels), dtype=info.dtype)
-                gaps = _strings(_checked(g["gaps"]))
+                gaps = decode_table(_checked(g["gaps"]))
                 dropped = _checked(g["dropped"])
                 out[info.name] = StreamData(info, ts, x, gaps, dropped, gattrs)
-            events = _strings(_checked(f["events"])) if "events" in f else np.zeros(0)
+            events = decode_table(_checked(f["events"])) if "events" in f else np.zeros(0)
         except (KeyError, OSError, RuntimeError, ValueError) as err:
             raise damaged_error(p, f, err) from None
     if wanted:
@@ -270,8 +197,6 @@ class _ChecksumMismatch(ValueError):
 
 def _checked(ds: h5py.Dataset) -> np.ndarray:
     """All of a dataset, compared with its ``crc32`` attribute when it has one."""
-    from physioaffect.recording.verify import content_crc
-
     values = ds[()]
     expected = ds.attrs.get("crc32")
     if expected is not None and content_crc(ds, 0, values) != int(expected):
@@ -279,18 +204,8 @@ def _checked(ds: h5py.Dataset) -> np.ndarray:
     return values
 
 
-def _texts(x: np.ndarray, escaped_rows: np.ndarray) -> np.ndarray:
-    """Stored marker texts as ``str`` (rows stored escaped restored exactly)."""
-    out = np.vectorize(_decode, otypes=[object])(x) if x.size else x.astype(object)
-    for row in escaped_rows.tolist():
-        out[row, :] = [h5_untext(v) for v in out[row, :]]
-    return out
-
-
 def damaged_error(path: Path, f: h5py.File | None, err: Exception | None = None) -> SessionFileError:
     """A one-line error naming what is damaged in ``path`` and what to do about it."""
-    from physioaffect.recording.verify import find_damage
-
     damage = []
     if f is not None:
         try:
@@ -334,7 +249,7 @@ def describe_session(session: Session) -> str:
             lines.append(
                 f"  gap in {s.name}: {gap['start'] - session.lsl_start:.3f} s to "
                 f"{gap['end'] - session.lsl_start:.3f} s after start (~{int(gap['missing'])} "
-                f"samples, {_decode(gap['reason'])})"
+                f"samples, {decode_value(gap['reason'])})"
             )
     markers = session.markers
     lines.append(f"  markers: {len(markers)}")

@@ -16,17 +16,18 @@ import numpy as np
 
 from physioaffect.recording import journal as jr
 from physioaffect.recording.errors import SessionFileError
-from physioaffect.recording.naming import JOURNAL_SUFFIX, journal_path
-from physioaffect.recording.reader import (
-    _attrs,
-    _decode,
-    _strings,
-    _texts,
+from physioaffect.recording.format import (
+    decode_table,
+    decode_value,
+    group_key,
     open_session_h5,
-    stream_info_from_attrs,
+    read_attrs,
+    stored_texts,
 )
+from physioaffect.recording.naming import JOURNAL_SUFFIX, journal_path
+from physioaffect.recording.reader import stream_info_from_attrs
 from physioaffect.recording.verify import find_damage, read_blocks
-from physioaffect.recording.writer import SessionWriter, group_key
+from physioaffect.recording.writer import SessionWriter
 from physioaffect.streams import Chunk, StreamInfo
 
 
@@ -178,7 +179,7 @@ def salvage_session(h5_path: Path) -> RecoveryReport:
     try:
         with open_session_h5(h5_path) as f:
             damage = find_damage(f)
-            attrs = _attrs(f)
+            attrs = read_attrs(f)
             attrs.pop("complete", None)
             attrs["recovered"] = True
             writer = SessionWriter(tmp, subject="", task="", journal=False,
@@ -192,7 +193,7 @@ def salvage_session(h5_path: Path) -> RecoveryReport:
             for key in f["streams"]:
                 try:
                     g = f["streams"][key]
-                    gattrs = _attrs(g)
+                    gattrs = read_attrs(g)
                     groups.append((int(gattrs.get("index", 0)), g, gattrs))
                 except (OSError, RuntimeError, KeyError, ValueError):
                     lost.append(f"stream group {key!r} (unreadable)")
@@ -207,9 +208,9 @@ def salvage_session(h5_path: Path) -> RecoveryReport:
                 for row in _read_table(g["dropped"]) if "dropped" in g else []:
                     writer.add_dropped(info.name, float(row["time"]), int(row["count"]))
                 gaps = _read_table(g["gaps"]) if "gaps" in g else None
-                for gap in _strings(gaps) if gaps is not None else []:
+                for gap in decode_table(gaps) if gaps is not None else []:
                     writer.add_gap(info.name, float(gap["start"]), float(gap["end"]),
-                                   int(gap["missing"]), str(_decode(gap["reason"])))
+                                   int(gap["missing"]), str(decode_value(gap["reason"])))
                 counts[info.name] = _salvage_rows(writer, g, info)
             for d in damage:
                 if d.rows is None and d.dataset in ("samples", "timestamps"):
@@ -274,7 +275,7 @@ def _salvage_rows(writer: SessionWriter, g: h5py.Group, info: StreamInfo) -> int
             continue
         if info.channel_format == "string":
             rows = escaped[(escaped >= a) & (escaped < b)] - a
-            x = _texts(x, rows)
+            x = stored_texts(x, rows)
         if bad:
             close_gap(float(ts[0]))
             bad = []

@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from physioaffect.recording.writer import array_crc, table_crc, text_crc
+from physioaffect.recording.format import content_crc, open_session_h5
 
 #: Datasets of a stream group, in the order they are checked.
 STREAM_DATASETS = ("timestamps", "samples", "escaped_rows", "gaps", "dropped")
@@ -51,15 +51,6 @@ def read_blocks(ds: h5py.Dataset, rows: int | None = None) -> Iterator[tuple[int
             yield a, b, ds[a:b]
         except (OSError, RuntimeError, ValueError, KeyError):
             yield a, b, None
-
-
-def content_crc(ds: h5py.Dataset, crc: int, values: np.ndarray) -> int:
-    """Fold ``values`` read from ``ds`` into a CRC-32 the way the writer did."""
-    if ds.dtype.names is not None:
-        return table_crc(crc, values, ds.dtype)
-    if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype == object:
-        return text_crc(crc, values.ravel())
-    return array_crc(crc, values)
 
 
 def check_dataset(ds: h5py.Dataset, stream: str, name: str) -> list[Damage]:
@@ -132,7 +123,5 @@ def verify_session(path: str | os.PathLike[str]) -> list[Damage]:
     SessionFileError
         The file cannot be opened as a session file at all.
     """
-    from physioaffect.recording.reader import open_session_h5
-
     with open_session_h5(Path(path)) as f:
         return find_damage(f)

@@ -14,11 +14,8 @@ import math
 import os
 import platform
 import socket
-import struct
 import sys
 import time
-import urllib.parse
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,20 +26,25 @@ import numpy as np
 
 from physioaffect.recording import journal as jr
 from physioaffect.recording.errors import DiskFullError, SessionFileError, StreamMismatchError
+from physioaffect.recording.format import (
+    DROP_DTYPE,
+    EVENT_DTYPE,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    GAP_DTYPE,
+    STR_DTYPE,
+    array_crc,
+    group_key,
+    h5_text,
+    table_crc,
+    text_crc,
+)
 from physioaffect.recording.naming import check_label, check_run, journal_path
+from physioaffect.recording.verify import verify_session
 from physioaffect.streams import Chunk, StreamInfo, local_clock, unix_to_lsl_offset
 
 #: HDF5 files abandoned after a write error (kept referenced so they are never closed).
 _ABANDONED: list = []
-
-#: Value of the root attribute ``format``; readers refuse files without it.
-FORMAT_NAME = "physioaffect-session"
-FORMAT_VERSION = 1
-
-_STR = h5py.string_dtype("utf-8")
-GAP_DTYPE = np.dtype([("start", "<f8"), ("end", "<f8"), ("missing", "<i8"), ("reason", _STR)])
-DROP_DTYPE = np.dtype([("time", "<f8"), ("count", "<i8")])
-EVENT_DTYPE = np.dtype([("time", "<f8"), ("kind", _STR), ("stream", _STR), ("text", _STR)])
 
 #: A regular stream whose next sample comes later than this many seconds *and* more
 #: than ``GAP_PERIODS`` sample periods after the previous one has a gap.
@@ -68,12 +70,6 @@ def software_versions() -> dict[str, str]:
     except Exception:  # liblsl missing must not stop a recording from a BrainFlow board
         out["liblsl"] = "unavailable"
     return out
-
-
-def group_key(name: str) -> str:
-    """HDF5-safe group name of a stream (``/`` and ``%`` percent-encoded)."""
-    key = urllib.parse.quote(name, safe=" -_.()[]+,@:=")
-    return "%2E" if key == "." else ("%2E%2E" if key == ".." else key)
 
 
 def _h5_error(path: Path, err: Exception) -> Exception:
@@ -130,65 +126,9 @@ class StreamStats:
         return self._intervals / self._span
 
 
-def h5_text(text: str) -> tuple[str, bool]:
-    """``text`` as HDF5 can store it, and whether it had to be escaped.
-
-    HDF5 variable-length strings end at a NUL byte and must be valid UTF-8, so a text
-    with a NUL or a lone surrogate (``surrogateescape``-decoded bytes) is stored as the
-    inside of its ASCII JSON string literal (``a\\u0000b``); :func:`h5_untext` reverses it.
-    """
-    if "\x00" not in text:
-        try:
-            text.encode("utf-8")
-            return text, False
-        except UnicodeEncodeError:
-            pass
-    return json.dumps(text)[1:-1], True
-
-
-def h5_untext(stored: str) -> str:
-    """Inverse of :func:`h5_text` for a text stored escaped."""
-    return json.loads(f'"{stored}"')
-
-
 def _safe(text: str) -> str:
     """Text for attributes and tables (escaped where HDF5 could not store it)."""
     return h5_text(str(text))[0]
-
-
-def table_crc(crc: int, rows: Any, dtype: np.dtype) -> int:
-    """CRC-32 of table rows in a canonical byte form (floats and ints little-endian,
-    strings UTF-8 with a NUL after each), the same for rows written and rows read back."""
-    names = dtype.names or ()
-    for row in rows:
-        parts = []
-        for name, value in zip(names, row, strict=True):
-            kind = dtype[name].kind
-            if kind == "f":
-                parts.append(struct.pack("<d", float(value)))
-            elif kind in "iu":
-                parts.append(struct.pack("<q", int(value)))
-            else:
-                if isinstance(value, bytes):
-                    value = value.decode("utf-8", "surrogateescape")
-                parts.append(str(value).encode("utf-8", "surrogateescape") + b"\x00")
-        crc = zlib.crc32(b"".join(parts), crc)
-    return crc
-
-
-def text_crc(crc: int, texts: Any) -> int:
-    """CRC-32 of stored texts (UTF-8, a NUL after each)."""
-    for value in texts:
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "surrogateescape")
-        crc = zlib.crc32(str(value).encode("utf-8", "surrogateescape") + b"\x00", crc)
-    return crc
-
-
-def array_crc(crc: int, values: np.ndarray) -> int:
-    """CRC-32 of a numeric array's little-endian bytes, row after row."""
-    arr = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
-    return zlib.crc32(memoryview(arr).cast("B"), crc)
 
 
 #: Target bytes of one HDF5 chunk of a signal. The recorder writes only whole chunks while
@@ -282,7 +222,7 @@ class _H5Store:
         ds = {}
         if info.channel_format == "string":
             ds["samples"] = g.create_dataset("samples", shape=(0, n_ch), maxshape=(None, n_ch),
-                                             dtype=_STR, chunks=(rows, n_ch))
+                                             dtype=STR_DTYPE, chunks=(rows, n_ch))
             # rows whose text is stored escaped (see h5_text)
             ds["escaped_rows"] = g.create_dataset("escaped_rows", shape=(0,), maxshape=(None,),
                                                   dtype="<i8", chunks=(64,), fletcher32=True)
@@ -746,8 +686,6 @@ class SessionWriter:
         if self._journal is not None:
             self._journal.close()
             if not keep_journal:
-                from physioaffect.recording.verify import verify_session
-
                 problems = verify_session(self.path)
                 if problems:
                     raise SessionFileError(

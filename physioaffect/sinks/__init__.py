@@ -1,5 +1,5 @@
 """Sinks consume chunks: LSL outlets here; the recorder, viewer and decoder in later stages."""
 
-from physioaffect.sinks.lsl import LSLOutlet, publish
+from physioaffect.sinks.lsl import LSLOutlet, OutletConsumer, publish
 
-__all__ = ["LSLOutlet", "publish"]
+__all__ = ["LSLOutlet", "OutletConsumer", "publish"]

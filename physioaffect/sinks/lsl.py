@@ -4,13 +4,16 @@ viewer see ordinary streams: type, channel labels/types/units and the device in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pylsl
 
 from physioaffect import __version__
 from physioaffect.sources.base import Source
+from physioaffect.sources.engine import Acquisition, Consumer
 from physioaffect.streams import Chunk, StreamInfo, local_clock
 
 
@@ -60,25 +63,49 @@ class LSLOutlet:
         return bool(self.outlet.have_consumers())
 
 
-def publish(
-    source: Source, duration: float | None = None,
-    on_chunk: Callable[[Chunk], None] | None = None, stop: Callable[[], bool] | None = None,
-    extra: Iterable[StreamInfo] = (),
-) -> dict[str, LSLOutlet]:
-    """Publish every stream of a started source until ``duration`` s pass or ``stop()``.
+class OutletConsumer(Consumer):
+    """Publishes every stream an :class:`Acquisition` delivers as an LSL outlet.
 
-    Streams that the source adds while running get outlets as they appear.
-    Returns the outlets (with their pushed-sample counts).
+    Outlets are made when a stream is declared (so consumers can connect before its first
+    sample) and pushed from the reader thread of the stream's source.
     """
-    outlets: dict[str, LSLOutlet] = {}
-    for info in [*source.streams, *extra]:
-        outlets[info.name] = LSLOutlet(info)
+
+    def __init__(self, on_chunk: Callable[[Chunk], None] | None = None):
+        self.outlets: dict[str, LSLOutlet] = {}
+        self.on_chunk = on_chunk
+
+    def on_stream(self, info: StreamInfo, attrs: Mapping[str, Any]) -> None:
+        if info.name not in self.outlets:
+            self.outlets[info.name] = LSLOutlet(info)
+
+    def on_chunks(self, chunks: Sequence[Chunk]) -> None:
+        for chunk in chunks:
+            self.outlets[chunk.stream].push(chunk)
+            if self.on_chunk is not None:
+                self.on_chunk(chunk)
+
+
+def publish(
+    sources: Source | Sequence[Source] | Acquisition, duration: float | None = None,
+    on_chunk: Callable[[Chunk], None] | None = None, stop: Callable[[], bool] | None = None,
+) -> dict[str, LSLOutlet]:
+    """Publish every stream of the sources until ``duration`` s pass or ``stop()``.
+
+    The sources are read through the acquisition engine (given as sources, not started, or
+    as an engine, started or not); streams that appear while running get outlets as they
+    appear. Returns the outlets (with their pushed-sample counts).
+    """
+    if isinstance(sources, Acquisition):
+        engine = sources
+    else:
+        engine = Acquisition([sources] if isinstance(sources, Source) else list(sources))
+    sink = engine.subscribe(OutletConsumer(on_chunk))
     t_end = None if duration is None else local_clock() + duration
-    while (t_end is None or local_clock() < t_end) and not (stop and stop()):
-        for chunk in source.read(0.05):
-            if chunk.stream not in outlets:
-                outlets[chunk.stream] = LSLOutlet(source.stream(chunk.stream))
-            outlets[chunk.stream].push(chunk)
-            if on_chunk is not None:
-                on_chunk(chunk)
-    return outlets
+    try:
+        engine.start()
+        while (t_end is None or local_clock() < t_end) and not (stop and stop()):
+            time.sleep(0.02 if t_end is None else max(0.0, min(0.02, t_end - local_clock())))
+    finally:
+        engine.stop()
+        engine.unsubscribe(sink)
+    return sink.outlets

@@ -1,13 +1,14 @@
 """Sources: the simulator, BrainFlow boards and LSL streams, named the same way on
-every command line (see :class:`SourceSpec`) and opened with :func:`open_source`."""
+every command line (see :class:`SourceSpec`) and opened with :func:`open_source`; the
+acquisition engine (:class:`Acquisition`) through which every command reads them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 from physioaffect.sources.base import Source, SourceError, SourceSpec, SourceSpecError
+from physioaffect.sources.engine import Acquisition, Consumer, EngineEvent, HubConsumer
 from physioaffect.sources.multi import MultiSource
-from physioaffect.sources.pump import SourcePump
 
 SOURCE_KINDS = ("sim", "brainflow", "lsl")
 
@@ -63,10 +64,13 @@ def open_source(specs: str | Sequence[str]) -> Source:
 
 __all__ = [
     "SOURCE_KINDS",
+    "Acquisition",
+    "Consumer",
+    "EngineEvent",
+    "HubConsumer",
     "MultiSource",
     "Source",
     "SourceError",
-    "SourcePump",
     "SourceSpec",
     "SourceSpecError",
     "open_source",

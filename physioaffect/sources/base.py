@@ -113,6 +113,7 @@ class Source(abc.ABC):
     def __init__(self) -> None:
         self._started = False
         self.streams: list[StreamInfo] = []
+        self._notes: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -142,6 +143,58 @@ class Source(abc.ABC):
     @property
     def started(self) -> bool:
         return self._started
+
+    # -- what the acquisition engine asks after each read ------------------------------------
+    @property
+    def next_read_s(self) -> float | None:
+        """Seconds within which the source wants to be read again (None: no wish), e.g.
+        while it takes a returning stream back; a paced reader then comes sooner."""
+        return None
+
+    def note(self, text: str) -> None:
+        """Leave a one-line message for the engine (a stream refused, ...)."""
+        if not hasattr(self, "_notes"):
+            self._notes = []
+        self._notes.append(text)
+
+    def take_notes(self) -> list[str]:
+        """Messages left since the last call (see :meth:`note`)."""
+        notes = getattr(self, "_notes", None)
+        out = []
+        while notes:  # pop, not swap: another thread of the source may add one meanwhile
+            out.append(notes.pop(0))
+        return out
+
+    def connection_state(self) -> dict[str, bool]:
+        """True (connected) or False (lost) per stream, when the source knows (from its
+        ``state`` attribute: ``"connected"``/``"lost"`` or booleans); ``{}`` otherwise."""
+        try:
+            value = getattr(self, "state", None)
+        except Exception:  # noqa: BLE001 - a property that fails must not stop a recording
+            return {}
+        if not isinstance(value, dict):
+            return {}
+        return {str(k): (v.lower() not in ("lost", "disconnected", "down")
+                         if isinstance(v, str) else bool(v)) for k, v in value.items()}
+
+    def connection_changes(self) -> list[tuple[float, str, bool]] | None:
+        """``(LSL time, stream, connected)`` for every change since the last call, from a
+        source that records them as they happen; None: compare :meth:`connection_state`."""
+        return None
+
+    def clock_offset_of(self, stream: str) -> float | None:
+        """The clock offset (s) the source added to a stream's timestamps to put them on the
+        LSL clock (``clock_offset`` attribute, a number or a dict by stream), if it says."""
+        for attr in ("clock_offsets", "clock_offset"):
+            value = getattr(self, attr, None)
+            if isinstance(value, dict) and stream in value:
+                try:
+                    return float(value[stream])
+                except (TypeError, ValueError):
+                    return None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+        return None
 
     def __enter__(self) -> Source:
         self.start()

@@ -1,10 +1,14 @@
 """The ``lsl:<type or name>`` source: any Lab Streaming Layer stream(s).
 
-Streams are matched by type, name or source id. Inlets apply LSL's clock
-correction, so timestamps arrive on this host's ``local_clock``. A stream that
-vanishes is reported (a warning and :attr:`LSLSource.state`) and looked for by a
-continuous resolver until it returns (same name and type); it is then reconnected
-and its chunks flow again under the same stream name.
+Streams are matched by type, name or source id, and checked before they are opened
+(0 channels, absurd channel counts or rates, unknown formats are refused with a note; the
+others are read). Inlets apply LSL's clock correction, so timestamps arrive on this host's
+``local_clock``. A stream that vanishes is reported (a warning,
+:meth:`LSLSource.connection_changes` and :attr:`LSLSource.state`) and looked for by one-shot
+resolves every :data:`RESOLVE_WAIT_S` s until it returns (same name and type, same
+channels); it is then opened at once and its chunks flow again under the same stream name.
+LSL outlets keep nothing for inlets that connect later, so what a returning outlet sends
+before it is found (about 0.1 s) cannot be had.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pylsl.util import TimeoutError as LSLTimeoutError
 
 from physioaffect.log import logger as log
 from physioaffect.sources.base import Source, SourceError, SourceSpec, SourceSpecError
-from physioaffect.streams import ChannelInfo, Chunk, StreamInfo, local_clock
+from physioaffect.streams import ChannelInfo, Chunk, StreamInfo, local_clock, shape_problem
 
 
 class StreamLostWarning(UserWarning):
@@ -79,21 +83,61 @@ def info_from_lsl(info: pylsl.StreamInfo) -> StreamInfo:
 #: numpy dtype of each LSL numeric channel format (samples are pulled in it, then cast).
 _NUMPY = {pylsl.cf_float32: np.float32, pylsl.cf_double64: np.float64, pylsl.cf_int32: np.int32,
           pylsl.cf_int16: np.int16, pylsl.cf_int8: np.int8, pylsl.cf_int64: np.int64}
-#: Seconds between looks at the continuous resolver while a stream is lost (growing to
-#: RETRY_MAX_S while it stays away).
-RETRY_MIN_S = 0.1
-RETRY_MAX_S = 1.0
+_FORMATS = {*_NUMPY, pylsl.cf_string}
+#: Longest wait (s) of one resolve while a stream is lost: a returning stream is found within
+#: about this long (one-shot resolves answer at once; shorter waits cost far more CPU).
+RESOLVE_WAIT_S = 0.2
+#: Seconds a paced reader waits at most while a stream is lost (to take it back promptly).
+LOST_READ_S = 0.05
 #: Seconds after which the continuous resolver forgets a stream that stopped answering.
 FORGET_S = 5.0
+
+
+def lsl_problem(info: pylsl.StreamInfo, like: StreamInfo | None = None) -> str | None:
+    """Why an LSL stream cannot be acquired (None when it can), before anything is opened:
+    0 or absurdly many channels, a rate that is negative, NaN or absurd, an unknown channel
+    format; with ``like``, a stream returning with other channels than it had."""
+    name, kind = info.name(), info.type()
+    problem = shape_problem(name, kind, info.channel_count(), info.nominal_srate())
+    if problem is None and info.channel_format() not in _FORMATS:
+        problem = (f"stream {name!r} ({kind or 'no type'}) has an unknown channel format "
+                   f"({info.channel_format()})")
+    if problem is None and like is not None:
+        fmt = "string" if info.channel_format() == pylsl.cf_string else "numeric"
+        was = "string" if like.channel_format == "string" else "numeric"
+        if info.channel_count() != like.n_channels or fmt != was:
+            problem = (f"stream {name!r} ({kind}) returned with {info.channel_count()} {fmt} "
+                       f"channels; it had {like.n_channels} {was}")
+    return problem
+
+
+def _connect(lsl_info: pylsl.StreamInfo, timeout: float) -> tuple[pylsl.StreamInlet,
+                                                                  pylsl.StreamInfo, float]:
+    """An open inlet (samples flow into its buffer from now on), the stream's full info
+    and the LSL time it was opened."""
+    # recover=False: a vanished outlet raises LostError, and we resolve it again by
+    # name and type, which also works for outlets that have no source id.
+    inlet = pylsl.StreamInlet(lsl_info, max_buflen=360, recover=False,
+                              processing_flags=pylsl.proc_clocksync)
+    full = inlet.info(timeout=timeout)
+    inlet.open_stream(timeout=timeout)
+    t_open = local_clock()
+    # the first clock-offset estimate takes about 0.6 s of probes; wait for it here (on the
+    # thread that opens), not in the first pull of the thread that reads every stream
+    try:
+        inlet.time_correction(timeout=timeout)
+    except LSLTimeoutError:
+        pass  # the first pull waits for it instead
+    return inlet, full, t_open
 
 
 class _Inlet:
     """One LSL stream: its inlet, a preallocated pull buffer and its reconnection.
 
-    All of its liblsl calls happen on the thread that reads it. When the outlet vanishes,
-    a :class:`pylsl.ContinuousResolver` keeps looking for a stream with the same name and
-    type (a one-shot resolve can be slower than any fixed timeout, e.g. at machine scope)
-    until it returns; the stream keeps its physioaffect name.
+    Pulls happen on the thread that reads the source. When the outlet vanishes, the
+    source's finder thread looks for a stream with the same name and type (one-shot
+    resolves, every :data:`RESOLVE_WAIT_S`), opens it and hands the open inlet over; the
+    next pull takes it (the stream keeps its physioaffect name).
     """
 
     def __init__(self, lsl_info: pylsl.StreamInfo, name: str):
@@ -103,33 +147,53 @@ class _Inlet:
         self.info: StreamInfo | None = None
         self.inlet: pylsl.StreamInlet | None = None
         self.lost_since: float | None = None
-        self._resolver: pylsl.ContinuousResolver | None = None
-        # uids not to try before a monotonic time: the vanished outlet (a continuous
-        # resolver lists it until it forgets it) and candidates that failed to open
-        self._refused: dict[str, float] = {}
-        self._next_look = 0.0
-        self._retry = RETRY_MIN_S
-        self.open(lsl_info)
+        #: uids refused as replacements (a stream of the same name that cannot be recorded)
+        self.refused: set[str] = set()
+        self._handoff: tuple[pylsl.StreamInlet, pylsl.StreamInfo, float] | None = None
+        self.forget_at = 0.0
+        self._lock = threading.Lock()
+        self.adopt(*_connect(lsl_info, 5.0)[:2])
 
-    def open(self, lsl_info: pylsl.StreamInfo, timeout: float = 5.0) -> None:
-        # recover=False: a vanished outlet raises LostError, and we resolve it again by
-        # name and type, which also works for outlets that have no source id.
-        inlet = pylsl.StreamInlet(lsl_info, max_buflen=360, recover=False,
-                                  processing_flags=pylsl.proc_clocksync)
-        full = inlet.info(timeout=timeout)
-        inlet.open_stream(timeout=timeout)
+    def adopt(self, inlet: pylsl.StreamInlet, full: pylsl.StreamInfo) -> None:
+        """Start reading an open inlet."""
         self.info = info_from_lsl(full).with_name(self.name)
         self.uid = full.uid()
         fmt = full.channel_format()
         self.string = fmt == pylsl.cf_string
-        n_ch = max(1, full.channel_count())
+        n_ch = full.channel_count()
         rate = full.nominal_srate()
         # room for a second of data (at least 1024 samples): one pull takes all of it
         self.capacity = int(max(1024, min(65536, 2 * rate)))
-        self.buffer = None if self.string else np.empty((self.capacity, n_ch), _NUMPY.get(fmt, np.float32))
+        self.buffer = None if self.string else np.empty((self.capacity, n_ch), _NUMPY[fmt])
         self.dtype = np.dtype(self.info.dtype) if not self.string else None
         self.inlet = inlet
         self.lost_since = None
+
+    def predicate(self, refused: bool = True) -> str:
+        """Same name and type (and none of the refused candidates)."""
+        pred = f"name={_lsl_quote(self.lsl_name)} and type={_lsl_quote(self.lsl_type)}"
+        if not refused:
+            return pred
+        return pred + "".join(f" and not(uid={_lsl_quote(u)})" for u in sorted(self.refused))
+
+    def offer(self, inlet: pylsl.StreamInlet, full: pylsl.StreamInfo, t_open: float) -> None:
+        """Hand an inlet opened by the finder (at LSL time ``t_open``) to the reading thread."""
+        with self._lock:
+            self._handoff = (inlet, full, t_open)
+
+    def take(self) -> float | None:
+        """Adopt a handed-over inlet; its LSL time of opening, or None when there is none."""
+        with self._lock:
+            handoff, self._handoff = self._handoff, None
+        if handoff is None:
+            return None
+        self.adopt(handoff[0], handoff[1])
+        return handoff[2]
+
+    @property
+    def waiting(self) -> bool:
+        """Lost, and nothing found yet."""
+        return self.inlet is None and self._handoff is None
 
     def pull(self, timeout: float = 0.0) -> Chunk | None:
         """Samples waiting in the inlet; with ``timeout`` > 0, wait up to that long for the
@@ -169,42 +233,11 @@ class _Inlet:
         return Chunk(self.name, np.concatenate(stamps), np.concatenate(parts))
 
     def lost(self) -> None:
-        """The outlet vanished: drop the inlet and start looking for the stream again."""
+        """The outlet vanished: drop the inlet (the finder looks for the stream again)."""
         self.close()
         self.lost_since = local_clock()
         # still listed after FORGET_S, the same outlet is really there (a broken connection)
-        self._refused[self.uid] = time.monotonic() + FORGET_S + 1.0
-        self._retry = RETRY_MIN_S
-        self._next_look = 0.0
-        pred = f"name={_lsl_quote(self.lsl_name)} and type={_lsl_quote(self.lsl_type)}"
-        self._resolver = pylsl.ContinuousResolver(pred=pred, forget_after=FORGET_S)
-
-    def reconnect(self) -> bool:
-        """Look at the continuous resolver (at most every ``_retry`` s); True when back."""
-        now = time.monotonic()
-        if self._resolver is None or now < self._next_look:
-            return False
-        self._next_look = now + self._retry
-        self._retry = min(RETRY_MAX_S, self._retry * 1.5)
-        for candidate in self._resolver.results():
-            uid = candidate.uid()
-            if now < self._refused.get(uid, 0.0):
-                continue  # the vanished outlet, until the resolver forgets it
-            try:
-                self.open(candidate, timeout=2.0)
-            except (LostError, LSLTimeoutError, RuntimeError, ValueError):
-                self._refused[uid] = time.monotonic() + FORGET_S
-                self.inlet = None
-                continue
-            self._resolver = None  # stops its background queries
-            log.info("LSL stream %s is back", self.name)
-            return True
-        return False
-
-    @property
-    def wait_s(self) -> float:
-        """Seconds until the next look for a lost stream."""
-        return max(0.0, self._next_look - time.monotonic())
+        self.forget_at = time.monotonic() + FORGET_S + 1.0
 
     def close(self) -> None:
         if self.inlet is not None:
@@ -213,6 +246,15 @@ class _Inlet:
             except Exception:  # noqa: BLE001 - closing a lost inlet may fail; nothing to keep
                 pass
         self.inlet = None
+
+    def discard_handoff(self) -> None:
+        with self._lock:
+            handoff, self._handoff = self._handoff, None
+        if handoff is not None:
+            try:
+                handoff[0].close_stream()
+            except Exception:  # noqa: BLE001 - nothing to keep
+                pass
 
 
 class LSLSource(Source):
@@ -223,6 +265,12 @@ class LSLSource(Source):
     the live decoder and viewer; with several streams, one thread per inlet does the
     blocking). A consumer that reads on its own schedule (the recorder) says so with
     :meth:`prefer_batches`; each read then takes what is waiting without blocking.
+
+    Every stream is checked before it is opened (:func:`lsl_problem`): one that cannot be
+    recorded (0 channels, ...) is skipped with a note and a warning, the others are read;
+    when nothing usable matches, :meth:`start` says why. A stream that vanishes is looked
+    for again by a finder thread of the source and taken back within about
+    :data:`RESOLVE_WAIT_S` of its return (a stand-in with other channels is refused).
 
     Parameters
     ----------
@@ -247,6 +295,9 @@ class LSLSource(Source):
         self._threads: list[threading.Thread] = []
         self._queue: queue.Queue = queue.Queue()
         self._halt = threading.Event()
+        self._lost = threading.Event()  # wakes the finder
+        self._finder: threading.Thread | None = None
+        self._changes: list[tuple[float, str, bool]] = []
 
     @classmethod
     def from_spec(cls, spec: SourceSpec) -> LSLSource:
@@ -263,14 +314,54 @@ class LSLSource(Source):
         """``connected`` or ``lost`` per stream name."""
         return {c.name: ("lost" if c.inlet is None else "connected") for c in self._inlets}
 
-    def _start(self) -> None:
-        found = pylsl.resolve_bypred(predicate_for(self.target), self.expect, self.timeout)
-        if len(found) < self.expect:
+    def connection_changes(self) -> list[tuple[float, str, bool]]:
+        out = []
+        while self._changes:
+            out.append(self._changes.pop(0))
+        return out
+
+    @property
+    def next_read_s(self) -> float | None:
+        return LOST_READ_S if any(c.inlet is None for c in self._inlets) else None
+
+    def _resolve(self) -> list[pylsl.StreamInfo]:
+        """Usable matching streams; the unusable ones are noted and excluded from the next
+        look, so a broken stream cannot hide a good one."""
+        deadline = time.monotonic() + self.timeout
+        good: dict[str, pylsl.StreamInfo] = {}
+        refused: dict[str, str] = {}
+        while True:
+            pred = predicate_for(self.target)
+            skip = [*good, *refused]
+            if skip:
+                pred = f"({pred})" + "".join(f" and not(uid={_lsl_quote(u)})" for u in skip)
+            left = max(0.0, deadline - time.monotonic())
+            for info in pylsl.resolve_bypred(pred, self.expect - len(good), left):
+                problem = lsl_problem(info)
+                if problem is None:
+                    good[info.uid()] = info
+                elif info.uid() not in refused:
+                    refused[info.uid()] = problem
+                    self._refuse(f"{problem}; not recorded")
+            if len(good) >= self.expect or time.monotonic() >= deadline:
+                break
+        if len(good) < self.expect:
+            if refused and not good:
+                raise SourceError(f"lsl:{self.target}: no usable stream: "
+                                  + "; ".join(refused.values()))
             raise SourceError(
                 f"lsl:{self.target}: no LSL stream with type, name or source id "
                 f"{self.target!r} appeared within {self.timeout:g} s"
-                + (f" (found {len(found)} of {self.expect})" if found else "")
-            )
+                + (f" (found {len(good)} of {self.expect})" if good else "")
+                + (f"; refused: {'; '.join(refused.values())}" if refused else ""))
+        return list(good.values())
+
+    def _refuse(self, text: str) -> None:
+        self.note(text)
+        log.warning("%s: %s", self.description, text)
+
+    def _start(self) -> None:
+        found = self._resolve()
         names: list[str] = []
         for info in found:
             name = info.name()
@@ -296,6 +387,66 @@ class LSLSource(Source):
         else:
             self._inlets = [_Inlet(info, name) for info, name in zip(found, names, strict=True)]
         self.streams = [c.info for c in self._inlets if c.info is not None]
+        self._finder = threading.Thread(target=self._find, name=f"lsl-find-{self.target}",
+                                        daemon=True)
+        self._finder.start()
+
+    def _find(self) -> None:
+        """While a stream is lost: look for it again, open the first usable candidate and
+        hand it over (samples buffer in the inlet from the moment it is open).
+
+        Two lookers, whichever finds it first: a one-shot resolve every
+        :data:`RESOLVE_WAIT_S` s (about 0.1 s after the stream returns, at LSL's default
+        resolve scope) and a continuous resolver (about 0.3-0.5 s, at any scope, e.g.
+        ``ResolveScope = machine``, where short one-shot resolves find nothing).
+        """
+        looking: dict[str, pylsl.ContinuousResolver] = {}
+        try:
+            while not self._halt.is_set():
+                lost = [c for c in self._inlets if c.waiting]
+                for name in set(looking) - {c.name for c in lost}:
+                    del looking[name]  # found: stop its background queries
+                if not lost:
+                    self._lost.wait()  # set by a loss, and by stop
+                    self._lost.clear()
+                    continue
+                for conn in lost:
+                    if self._halt.is_set():
+                        return
+                    if conn.name not in looking:
+                        looking[conn.name] = pylsl.ContinuousResolver(
+                            pred=conn.predicate(refused=False), forget_after=FORGET_S)
+                    now = time.monotonic()
+                    # the vanished outlet stays listed until the resolver forgets it
+                    cands = [c for c in looking[conn.name].results()
+                             if c.uid() not in conn.refused
+                             and not (c.uid() == conn.uid and now < conn.forget_at)]
+                    if not cands:
+                        cands = pylsl.resolve_bypred(conn.predicate(), 1, RESOLVE_WAIT_S)
+                    self._try(conn, cands)
+        finally:
+            looking.clear()
+
+    def _try(self, conn: _Inlet, candidates: list[pylsl.StreamInfo]) -> None:
+        """Open the first usable candidate and hand it to the reading thread."""
+        for cand in candidates:
+            problem = lsl_problem(cand, like=conn.info)
+            if problem is not None:
+                conn.refused.add(cand.uid())
+                self._refuse(f"{problem}; not taken as {conn.name!r}, still waiting")
+                continue
+            try:
+                inlet, full, t_open = _connect(cand, 2.0)
+            except (LostError, LSLTimeoutError, RuntimeError, ValueError) as err:
+                conn.refused.add(cand.uid())
+                self._refuse(f"stream {conn.name!r} found again but could not be opened "
+                             f"({err}); still waiting")
+                continue
+            if self._halt.is_set():
+                inlet.close_stream()
+                return
+            conn.offer(inlet, full, t_open)
+            return
 
     def _inlet_thread(self, lsl_info: pylsl.StreamInfo, name: str, ready: queue.Queue) -> None:
         try:
@@ -310,19 +461,24 @@ class LSLSource(Source):
                 if chunk is not None:
                     self._queue.put(chunk)
                 elif conn.inlet is None:
-                    self._halt.wait(min(0.1, conn.wait_s))
+                    self._halt.wait(0.02)
         finally:
             conn.close()
 
     def _pull(self, conn: _Inlet, timeout: float) -> Chunk | None:
-        """One pull of one inlet (or one look for it while it is lost)."""
+        """One pull of one inlet (or, while it is lost, a look for the finder's hand-over)."""
         if conn.inlet is None:
-            if not conn.reconnect():
+            t = conn.take()
+            if t is None:
                 return None
+            self._changes.append((t, conn.name, True))
+            log.info("LSL stream %s is back", conn.name)
         try:
             return conn.pull(timeout)
         except LostError:
             conn.lost()
+            self._changes.append((conn.lost_since, conn.name, False))
+            self._lost.set()
             warnings.warn(f"LSL stream {conn.name!r} was lost; reconnecting when it returns",
                           StreamLostWarning, stacklevel=3)
             return None
@@ -334,10 +490,11 @@ class LSLSource(Source):
             # the caller paces the reads: take what is waiting, never poll
             return [c for c in (self._pull(conn, 0.0) for conn in self._inlets) if c is not None]
         conn = self._inlets[0]
-        if conn.inlet is None:  # lost: look again when it is time, never spin
-            if not conn.reconnect():
-                time.sleep(min(timeout, conn.wait_s))
-                return []
+        if conn.inlet is None:  # lost: look for the finder's hand-over now and then
+            chunk = self._pull(conn, 0.0)
+            if chunk is None and conn.inlet is None:
+                time.sleep(min(timeout, LOST_READ_S))
+            return [] if chunk is None else [chunk]
         chunk = self._pull(conn, timeout)
         return [] if chunk is None else [chunk]
 
@@ -355,9 +512,14 @@ class LSLSource(Source):
 
     def _stop(self) -> None:
         self._halt.set()
+        self._lost.set()
         for th in self._threads:
             th.join(timeout=5.0)
         self._threads = []
+        if self._finder is not None:
+            self._finder.join(timeout=5.0)
+            self._finder = None
         for conn in self._inlets:
             conn.close()
+            conn.discard_handoff()
         self._inlets = []

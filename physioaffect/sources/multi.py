@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from physioaffect.sources.base import Source, SourceError
-from physioaffect.streams import Chunk
+from physioaffect.streams import Chunk, local_clock
 
 
 class MultiSource(Source):
@@ -15,6 +15,7 @@ class MultiSource(Source):
         super().__init__()
         self.sources = list(sources)
         self.description = " + ".join(s.description for s in self.sources)
+        self._last_state: dict[str, bool] = {}
 
     def _start(self) -> None:
         started = []
@@ -50,6 +51,38 @@ class MultiSource(Source):
         if len(self.streams) != sum(len(s.streams) for s in self.sources):
             self._refresh()
         return out
+
+    # the engine's questions, answered for every part
+    @property
+    def next_read_s(self) -> float | None:
+        hints = [h for h in (s.next_read_s for s in self.sources) if h is not None]
+        return min(hints) if hints else None
+
+    def take_notes(self) -> list[str]:
+        return [*super().take_notes(), *(n for s in self.sources for n in s.take_notes())]
+
+    def connection_state(self) -> dict[str, bool]:
+        return {k: v for s in self.sources for k, v in s.connection_state().items()}
+
+    def connection_changes(self) -> list[tuple[float, str, bool]] | None:
+        out: list[tuple[float, str, bool]] = []
+        for s in self.sources:
+            changes = s.connection_changes()
+            if changes is None:  # this part only shows its state: compare with the last
+                last = self._last_state
+                for name, up in s.connection_state().items():
+                    if last.get(name, True) != up:
+                        out.append((local_clock(), name, up))
+                    last[name] = up
+            else:
+                out += changes
+        return out
+
+    def clock_offset_of(self, stream: str) -> float | None:
+        for s in self.sources:
+            if any(info.name == stream for info in s.streams):
+                return s.clock_offset_of(stream)
+        return None
 
     def _stop(self) -> None:
         errors = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,7 +95,7 @@ class StreamInfo:
     def __post_init__(self) -> None:
         if not self.name:
             raise StreamError("StreamInfo.name must not be empty")
-        if self.nominal_srate < 0:
+        if not self.nominal_srate >= 0:  # NaN too
             raise StreamError(
                 f"stream {self.name!r}: nominal_srate must be >= 0 Hz, got {self.nominal_srate}"
             )
@@ -251,3 +252,29 @@ class Chunk:
             samples=np.concatenate([c.samples for c in chunks], axis=0),
             dropped=sum(c.dropped for c in chunks),
         )
+
+
+#: More channels than this in one stream is refused (the largest EEG/ECoG systems have a
+#: few thousand; a larger count is a broken or hostile description).
+MAX_CHANNELS = 16384
+#: A nominal rate above this (Hz) is refused.
+MAX_RATE_HZ = 1_000_000.0
+
+
+def shape_problem(name: str, type: str, n_channels: int, nominal_srate: float) -> str | None:
+    """Why a stream with this many channels and this rate cannot be acquired (``None`` when
+    it can), in words for the operator; checked before anything is allocated for it."""
+    what = f"stream {name!r} ({type or 'no type'})"
+    if n_channels < 1:
+        return f"{what} has {n_channels} channels"
+    if n_channels > MAX_CHANNELS:
+        return f"{what} declares {n_channels} channels; at most {MAX_CHANNELS} are accepted"
+    if not (math.isfinite(nominal_srate) and 0 <= nominal_srate <= MAX_RATE_HZ):
+        return (f"{what} declares a rate of {nominal_srate!r} Hz; expected 0 (irregular) to "
+                f"{MAX_RATE_HZ:g} Hz")
+    return None
+
+
+def stream_problem(info: StreamInfo) -> str | None:
+    """:func:`shape_problem` of a :class:`StreamInfo`."""
+    return shape_problem(info.name, info.type, info.n_channels, info.nominal_srate)

@@ -228,11 +228,18 @@ class AdaptationSettings:
         of raw EEG, per channel and band of log band power for graph inputs, per feature for
         DE, peripheral and face features). ``euclidean``: raw EEG Euclidean-aligned per subject
         (He & Wu 2019), features z-scored per subject. ``auto``: chosen per fold by evidence:
-        a network trained without adaptation and one trained with the input's method
-        (``euclidean`` for raw EEG, ``subject_zscore`` otherwise) are scored with the live
-        protocol on the fold's validation subjects (never its test subjects), offline and
-        online, and the best is kept (the simpler on ties); without validation subjects,
+        no adaptation and the input's method (``euclidean`` for raw EEG, ``subject_zscore``
+        otherwise) are weighed with the live
+        protocol on the fold's validation subjects (never its test subjects; see
+        ``evidence``), and the best is kept (the simpler on ties); without validation subjects,
         ``none``.
+    evidence : {"baseline", "network"}
+        What ``auto`` weighs none against the input's method with. ``baseline`` (default): the
+        DE + logistic-regression baseline fitted on the training subjects with and without
+        per-subject adaptation, scored with the live protocol on the validation subjects (one
+        network per fold). ``network``: the network itself, trained both ways (two networks
+        per fold, twice the time). Either way the network's ``offline``/``online`` variant is
+        then chosen with the network on the validation subjects.
     online : bool or None
         Whether the live reference keeps updating after the calibration. None: chosen on the
         validation subjects (online where there are none).
@@ -248,6 +255,7 @@ class AdaptationSettings:
     """
 
     method: str = "auto"
+    evidence: str = "baseline"
     online: bool | None = None
     half_life_s: float | None = None
     transductive: bool | None = None
@@ -265,6 +273,9 @@ class AdaptationSettings:
         if self.method not in self.METHODS:
             raise TrainingError(f"adaptation.method: expected one of {', '.join(self.METHODS)}, "
                                 f"got {self.method!r}")
+        if self.evidence not in ("baseline", "network"):
+            raise TrainingError(f"adaptation.evidence: expected baseline or network, got "
+                                f"{self.evidence!r}")
         for name in ("transductive", "online"):
             if getattr(self, name) not in (None, True, False):
                 raise TrainingError(f"adaptation.{name}: expected true, false or null, got "

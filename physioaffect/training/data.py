@@ -368,7 +368,9 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         data.info["nonfinite_eeg_windows"] = {k: int(v) for k, v in counts.items()}
     del ws
     kind = eeg_input_kind(cfg)
-    needs_de = any(b in ("logreg", "svm") for b in cfg.baselines)
+    # DE: the classical baselines' features, and the evidence of adaptation auto's choice
+    needs_de = any(b in ("logreg", "svm") for b in cfg.baselines) or (
+        cfg.adaptation.method == "auto" and cfg.adaptation.evidence == "baseline")
     needs_per = "peripheral" in cfg.modalities
     needs_face = "face" in cfg.modalities
     face_key = None if reader.face is None else [

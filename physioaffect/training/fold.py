@@ -335,38 +335,55 @@ def _baseline_frames(cfg: TrainConfig, data: PreparedData, fold: dict, y: np.nda
     the best live-protocol score on the validation subjects is kept and refitted on training
     and validation subjects.
     """
+    trva = np.concatenate([tr, va])
+    frames, chosen = [], {}
+    for b in cfg.baselines:
+        choice, why, fitted = _classical(cfg, data, y, tr, va, seed, session, val_streams, b)
+        chosen[b] = {"variant": choice, "validation": why}
+        frames += score_protocols(data.meta, {"fold": fold["name"]}, b,
+                                  fitted(choice, trva), choice == "online", test_streams, te,
+                                  y, cfg.task, cfg.adaptation.calibration_s,
+                                  class_names(cfg.label_rule), full=False)
+    return frames, chosen
+
+
+def _classical(cfg: TrainConfig, data: PreparedData, y: np.ndarray, tr: np.ndarray,
+               va: np.ndarray, seed: int, session: Any, val_streams: list, name: str):
+    """A classical baseline's adaptation variant, chosen on the validation subjects.
+
+    Returns
+    -------
+    choice : str
+        Among :data:`VARIANTS` (``none`` for the majority baseline).
+    why : dict
+        Live-protocol score of each variant on the validation subjects (empty: no choice).
+    fitted : callable(variant, rows) -> ProtocolScorer
+        The baseline of a variant fitted on ``rows``.
+    """
     arrays = feature_arrays(cfg, data)
-    methods_allowed = bool(arrays)
+    usable = bool(arrays)
     if not arrays:  # no features (a majority baseline alone): one constant column
         arrays = {"constant": np.zeros((len(data.meta), 1), np.float32)}
     subjects = data.meta["subject"].astype(str).to_numpy()
-    trva = np.concatenate([tr, va])
-    frames, chosen = [], {}
-    ad = cfg.adaptation
-    for b in cfg.baselines:
-        methods = ["none"] if b == "majority" or not methods_allowed else _methods(cfg, va)
-        variants = _variants(cfg, methods, va)
+    methods = ["none"] if name == "majority" or not usable else _methods(cfg, va)
+    variants = _variants(cfg, methods, va)
 
-        def fitted(method: str, rows: np.ndarray, b: str = b) -> ProtocolScorer:
-            x = {k: np.asarray(v[rows], dtype=np.float32) for k, v in arrays.items()}
-            if method != "none":
-                x = session.transform(x, subjects[rows], in_place=True)
-            yb = y[rows] if cfg.task == "regression" else y[rows].astype(int)
-            model = ClassicalBaseline(make_baseline(b, cfg.task, seed), cfg.task).fit(x, yb)
-            return ProtocolScorer(arrays, model.predict, method, None, session, subjects,
-                           ad.half_life_s)
+    def fitted(variant: str, rows: np.ndarray) -> ProtocolScorer:
+        method = _method_of(variant, methods)
+        x = {k: np.asarray(v[rows], dtype=np.float32) for k, v in arrays.items()}
+        if method != "none":
+            x = session.transform(x, subjects[rows], in_place=True)
+        yb = y[rows] if cfg.task == "regression" else y[rows].astype(int)
+        model = ClassicalBaseline(make_baseline(name, cfg.task, seed), cfg.task).fit(x, yb)
+        return ProtocolScorer(arrays, model.predict, method, None, session, subjects,
+                              cfg.adaptation.half_life_s)
 
-        choice, why = variants[0], {}
-        if len(variants) > 1:
-            on_train = {m: fitted(m, tr) for m in methods}
-            scorers = {v: (on_train[_method_of(v, methods)], v == "online") for v in variants}
-            choice, why = _choose(cfg, scorers, val_streams, va, y)
-        final = fitted(_method_of(choice, methods), trva)
-        chosen[b] = {"variant": choice, "validation": why}
-        frames += score_protocols(data.meta, {"fold": fold["name"]}, b, final,
-                                  choice == "online", test_streams, te, y, cfg.task,
-                                  ad.calibration_s, class_names(cfg.label_rule), full=False)
-    return frames, chosen
+    if len(variants) == 1:
+        return variants[0], {}, fitted
+    on_train = {m: fitted(m if m == "none" else "offline", tr) for m in methods}
+    scorers = {v: (on_train[_method_of(v, methods)], v == "online") for v in variants}
+    choice, why = _choose(cfg, scorers, val_streams, va, y)
+    return choice, why, fitted
 
 
 def _methods(cfg: TrainConfig, va: np.ndarray, input_kind: str | None = None) -> list[str]:
@@ -452,6 +469,17 @@ def compute_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
 
     first_epoch: list[int] = []  # a fold resumed from its epoch checkpoint starts after it
     methods = _methods(cfg, va, data.eeg_kind)
+    evidence = None
+    if len(methods) > 1 and ad.evidence == "baseline":
+        # auto weighed with the classical baseline: one network per fold, trained the way
+        # the DE + logistic regression did best on the validation subjects
+        proxy = baseline_choice.get("logreg")
+        if proxy is None:
+            variant, why, _ = _classical(cfg, data, y, tr, va, seed, session, val_streams,
+                                         "logreg")
+            proxy = {"variant": variant, "validation": why}
+        evidence = proxy
+        methods = ["none"] if proxy["variant"] == "none" else [m for m in methods if m != "none"]
     variants = _variants(cfg, methods, va)
     nets: dict[str, dict] = {}
     history: list[dict] = []
@@ -494,7 +522,7 @@ def compute_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
         choice, why = _choose(cfg, scorers, val_streams, va, y)
     method = _method_of(choice, methods)
     scorer, contract = built[method]
-    reason = _reason(cfg, variants, choice, why, va)
+    reason = _reason(cfg, variants, choice, why, va, evidence)
     import dataclasses
 
     contract = dataclasses.replace(contract, subject_adaptation={
@@ -534,8 +562,17 @@ def compute_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
 
 
 def _reason(cfg: TrainConfig, variants: list[str], choice: str, why: dict,
-            va: np.ndarray) -> str:
+            va: np.ndarray, evidence: dict | None = None) -> str:
     """Why the fold's adaptation is what it is, in a sentence."""
+    metric = "CCC" if cfg.task == "regression" else "accuracy"
+    if evidence is not None:
+        shown = _scores(evidence["validation"])
+        first = (f"no adaptation against per-subject adaptation weighed with DE + logistic "
+                 f"regression's live-protocol {metric} on the validation subjects ({shown}): "
+                 f"{'none' if choice == 'none' else 'adapted'}")
+        if len(variants) == 1:
+            return first
+        return f"{first}; then {_reason(cfg, variants, choice, why, va)}"
     if len(variants) == 1:
         if cfg.adaptation.method == "auto" and not va.size:
             return "no validation subject to choose on: inductive (none)"
@@ -545,9 +582,12 @@ def _reason(cfg: TrainConfig, variants: list[str], choice: str, why: dict,
             return (f"adaptation.method: {cfg.adaptation.method}; no validation subject to "
                     "choose offline or online on: online")
         return "as configured"
-    metric = "CCC" if cfg.task == "regression" else "accuracy"
     if all(v is None for v in why.values()):
         return (f"no validation window after the first {cfg.adaptation.calibration_s:g} s "
                 f"(sessions too short to calibrate): {choice}, the simplest candidate")
-    shown = ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in why.items())
-    return f"best live-protocol {metric} on the validation subjects ({shown})"
+    return (f"{choice}: best live-protocol {metric} of the network on the validation subjects "
+            f"({_scores(why)})")
+
+
+def _scores(why: dict) -> str:
+    return ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in why.items())

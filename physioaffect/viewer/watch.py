@@ -1,38 +1,41 @@
-"""Pull LSL streams of given types (``Prediction``, ``Face``) into the viewer's hub whenever
-they appear on the network, so the neurofeedback and face panels show up without a restart.
+"""Bring LSL streams of given types (``Prediction``, ``Face``) into the viewer whenever they
+appear on the network, so the neurofeedback and face panels show up without a restart.
 
-Each type gets one thread that owns its :class:`~physioaffect.sources.lsl.LSLSource` (liblsl
-objects stay on one thread); the source reconnects a stream that vanishes and returns.
+Each type gets one thread that looks for it; once found, an
+:class:`~physioaffect.sources.lsl.LSLSource` for it joins the viewer's acquisition engine
+(which reads it like any other source, and takes the stream back when it vanishes and
+returns).
 """
 
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Sequence
 
+import pylsl
+
 from physioaffect.sources.base import SourceError
-from physioaffect.sources.lsl import LSLSource
-from physioaffect.streams import StreamHub
+from physioaffect.sources.engine import Acquisition
+from physioaffect.sources.lsl import LSLSource, predicate_for
 
 __all__ = ["LSLWatcher"]
 
 
 class LSLWatcher:
-    """Looks for LSL streams of ``types`` every ``interval`` s and pumps them into ``hub``.
+    """Looks for LSL streams of ``types`` every ``interval`` s and adds them to ``engine``.
 
     Parameters
     ----------
-    hub : StreamHub
+    engine : Acquisition
     types : sequence of str
         LSL stream types (or names) to look for.
     interval : float
         Seconds between searches while a type is absent.
     """
 
-    def __init__(self, hub: StreamHub, types: Sequence[str] = ("Prediction", "Face"),
+    def __init__(self, engine: Acquisition, types: Sequence[str] = ("Prediction", "Face"),
                  interval: float = 1.0):
-        self.hub = hub
+        self.engine = engine
         self.types = list(types)
         self.interval = interval
         self._stop = threading.Event()
@@ -52,23 +55,13 @@ class LSLWatcher:
 
     def _run(self, target: str) -> None:
         while not self._stop.is_set():
-            src = LSLSource(target, timeout=min(0.5, self.interval))
-            try:
-                src.start()
-            except SourceError:
-                self._stop.wait(self.interval)
-                continue
-            try:
-                for info in src.streams:
-                    if info.name not in self.hub.infos:
-                        self.hub.add_stream(info)
-                self.connected[target] = [s.name for s in src.streams]
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # a lost stream shows as stale in the viewer
-                    while not self._stop.is_set():
-                        for chunk in src.read(0.05):
-                            if chunk.stream not in self.hub.buffers:
-                                self.hub.add_stream(src.stream(chunk.stream))
-                            self.hub.push(chunk)
-            finally:
-                src.stop()
+            if pylsl.resolve_bypred(predicate_for(target), 1, min(0.5, self.interval)):
+                src = LSLSource(target, timeout=2.0)
+                try:
+                    self.engine.add_source(src)
+                except SourceError:
+                    pass  # gone again, or unusable: look again later
+                else:
+                    self.connected[target] = [s.name for s in src.streams]
+                    return
+            self._stop.wait(self.interval)

@@ -12,8 +12,9 @@ with frontal alpha asymmetry, the neurofeedback panel when targets are given (ta
 thresholds; the valence-arousal plane with the current state and its trail once a prediction
 stream is present) and the face panel with a Face stream.
 
-Keys 1-9 send markers: an LSL ``Markers`` outlet (``physioaffect-viewer-markers``) and the
-hub's own marker stream (so a recording started from the viewer holds them).
+Keys 1-9 send markers: an LSL ``Markers`` outlet (``physioaffect-viewer-markers``) and a
+stream of the acquisition engine (so the hub shows them and a recording started from the
+viewer holds them).
 """
 
 from __future__ import annotations
@@ -29,18 +30,19 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from physioaffect.recording import SessionWriter, choose_session_path
+from physioaffect.recording.recorder import Recorder
 from physioaffect.sinks.lsl import LSLOutlet
+from physioaffect.sources.engine import Acquisition
 from physioaffect.streams import (
     IRREGULAR_RATE,
     Chunk,
     RingReader,
-    StreamHub,
     StreamInfo,
     local_clock,
 )
 from physioaffect.streams.units import unit_symbol
 from physioaffect.viewer.feedback import FeedbackTarget, metric_values, va_from_prediction
-from physioaffect.viewer.hubrecord import HubRecorder
 from physioaffect.viewer.metrics import MetricsWorker, quality_note
 from physioaffect.viewer.raster import ColumnCache, RasterTraces
 
@@ -127,12 +129,14 @@ class _MarkerLines:
 
 
 class ViewerWindow(QtWidgets.QMainWindow):
-    """Live view of a :class:`StreamHub`.
+    """Live view of the streams of an acquisition engine (read from its hub).
 
     Parameters
     ----------
-    hub : StreamHub
-        Filled by a source pump (and optionally an :class:`~physioaffect.viewer.watch.LSLWatcher`).
+    engine : Acquisition
+        With a hub (``hub_seconds``); more sources may join it (an
+        :class:`~physioaffect.viewer.watch.LSLWatcher`). The record button subscribes a
+        :class:`~physioaffect.recording.recorder.Recorder` to it.
     window_s : float
         Seconds of signal shown.
     targets : sequence of FeedbackTarget
@@ -153,20 +157,25 @@ class ViewerWindow(QtWidgets.QMainWindow):
     """
 
     def __init__(
-        self, hub: StreamHub, window_s: float = 10.0, targets: Sequence[FeedbackTarget] = (),
+        self, engine: Acquisition, window_s: float = 10.0, targets: Sequence[FeedbackTarget] = (),
         marker_keys: Mapping[str, str] | None = None, record_dir: str | Path = ".",
         lsl_markers: bool = True, metrics_interval: float = 1.0, title: str = "physioaffect",
         subject: str = "live", task: str = "viewer", marker_stream: str = VIEWER_MARKERS.name,
     ):
         super().__init__()
-        self.hub = hub
+        if engine.hub is None:
+            raise ValueError("the viewer needs an acquisition engine with a hub (hub_seconds)")
+        self.engine = engine
+        self.hub = hub = engine.hub
         self.window_s = float(window_s)
         self.targets = list(targets)
         self.marker_keys = dict(default_marker_keys() if marker_keys is None else marker_keys)
         self.record_dir = Path(record_dir)
         self.subject, self.task = subject, task
-        self.recorder: HubRecorder | None = None
+        self.recorder: Recorder | None = None
         self.last_recording: Path | None = None
+        #: Why the last recording failed (None when it did not).
+        self.record_error: str | None = None
         self.frames = 0
         self.markers_sent: list[tuple[float, str]] = []
         self.setWindowTitle(f"physioaffect view \u2014 {title}")
@@ -176,7 +185,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.marker_info = dataclasses.replace(VIEWER_MARKERS, name=marker_stream,
                                                source_id=marker_stream)
         self.marker_outlet = LSLOutlet(self.marker_info) if lsl_markers else None
-        hub.add_stream(self.marker_info)
+        engine.add_local_stream(self.marker_info, "physioaffect view")
 
         self.metrics = MetricsWorker(hub, interval=metrics_interval).start()
         self._eeg_name: str | None = None
@@ -474,7 +483,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         chunk = Chunk(self.marker_info.name, np.array([t]), np.array([[text]], dtype=object))
         if self.marker_outlet is not None:
             self.marker_outlet.push(chunk)
-        self.hub.push(chunk)
+        self.engine.push_local(chunk)
         self.markers_sent.append((t, text))
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 - Qt API
@@ -507,8 +516,16 @@ class ViewerWindow(QtWidgets.QMainWindow):
         """Start writing every stream to a new session file in ``record_dir``."""
         if self.recorder is None:
             try:
-                self.recorder = HubRecorder(self.hub, self.record_dir, subject=self.subject,
-                                            task=self.task).start()
+                path = choose_session_path(self.record_dir, self.subject, self.task, None, None,
+                                           create=True)
+                writer = SessionWriter(path, subject=self.subject, task=self.task, config={
+                    "recorded_by": "physioaffect view", "sources": self.engine.description})
+                try:
+                    self.recorder = Recorder(self.engine, writer, markers=self.marker_info,
+                                             origin="physioaffect view").start()
+                except BaseException:
+                    writer.abort()
+                    raise
             except Exception as err:  # noqa: BLE001 - shown to the operator, viewer goes on
                 self.record_label.setText(f"cannot record: {err}")
                 self.record_button.blockSignals(True)
@@ -519,7 +536,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self.record_button.setChecked(True)
             self.record_button.setText("\u25a0 Stop")
             self.record_button.blockSignals(False)
-        return self.recorder.path
+        return self.recorder.writer.path
 
     def stop_recording(self) -> Path | None:
         """Finish the current recording; returns its path."""
@@ -527,10 +544,11 @@ class ViewerWindow(QtWidgets.QMainWindow):
             return None
         rec, self.recorder = self.recorder, None
         try:
-            path = rec.stop()
+            path = rec.close()
             self.record_label.setText(f"saved {path.name}")
         except Exception as err:  # noqa: BLE001 - shown to the operator
             self.record_label.setText(f"recording failed: {err}")
+            self.record_error = str(err)
             path = None
         self.last_recording = path
         self.record_button.blockSignals(True)
@@ -867,8 +885,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         # streams flow on as few lines as the panel's width allows
         self.status_label.setText(" \u00b7 ".join(parts) if parts else "waiting for streams")
         if self.recorder is not None:
-            self.record_label.setText(f"{self.recorder.path.name}: {self.recorder.samples} "
-                                      "samples")
+            self.record_label.setText(f"{self.recorder.writer.path.name}: "
+                                      f"{self.recorder.samples} samples")
 
     def stream_age(self, name: str) -> float:
         """Seconds since the stream last delivered (as of the last status update)."""
