@@ -226,20 +226,35 @@ def _metric(task: str, y_true: np.ndarray, pred: np.ndarray) -> float:
         else float("nan")
 
 
-def _choose(cfg: TrainConfig, scorers: dict[str, tuple[ProtocolScorer, bool]], streams, va: np.ndarray,
-            y: np.ndarray) -> tuple[str, dict]:
-    """The variant with the best live-protocol score on the validation subjects."""
+def _choose(cfg: TrainConfig, scorers: dict[str, tuple[ProtocolScorer, bool]], streams,
+            va: np.ndarray, y: np.ndarray) -> tuple[str, dict]:
+    """The variant with the best live-protocol score on the validation subjects.
+
+    A live session may start with any kind of stimulus: for a classifier the score is the
+    mean over the session in recording order and over each one-sided start (the session
+    beginning with one class only, :meth:`SubjectStream.one_sided`), so that the choice holds
+    whatever the first minutes bring.
+    """
     cal = cfg.adaptation.calibration_s
+    starts: list = [None]
+    if cfg.task == "classification":
+        starts += list(range(len(class_names(cfg.label_rule))))
     scores: dict[str, float] = {}
     for name, (scorer, online) in scorers.items():
-        yt, yp = [], []
-        for s in streams:
-            rows, pred = scorer.live(s, va, cal, online)
-            if pred is not None:
-                yt.append(y[rows])
-                yp.append(pred)
-        scores[name] = _metric(cfg.task, np.concatenate(yt), np.concatenate(yp)) if yt \
-            else float("nan")
+        per_start = []
+        for start in starts:
+            yt, yp = [], []
+            for s in streams:
+                order = None if start is None else s.one_sided(start, cal)
+                if start is not None and order is None:
+                    continue
+                rows, pred = scorer.live(s, va, cal, online, order)
+                if pred is not None:
+                    yt.append(y[rows])
+                    yp.append(pred)
+            if yt:
+                per_start.append(_metric(cfg.task, np.concatenate(yt), np.concatenate(yp)))
+        scores[name] = float(np.mean(per_start)) if per_start else float("nan")
     finite = [v for v in VARIANTS if v in scores and np.isfinite(scores[v])]
     # NaN (no validation window after the calibration) is stored as null
     shown = {k: float(v) if np.isfinite(v) else None for k, v in scores.items()}
@@ -568,7 +583,8 @@ def _reason(cfg: TrainConfig, variants: list[str], choice: str, why: dict,
     if evidence is not None:
         shown = _scores(evidence["validation"])
         first = (f"no adaptation against per-subject adaptation weighed with DE + logistic "
-                 f"regression's live-protocol {metric} on the validation subjects ({shown}): "
+                 f"regression's live-protocol {metric} on the validation subjects, mean over "
+                 f"recording order and one-sided starts ({shown}): "
                  f"{'none' if choice == 'none' else 'adapted'}")
         if len(variants) == 1:
             return first
@@ -585,8 +601,8 @@ def _reason(cfg: TrainConfig, variants: list[str], choice: str, why: dict,
     if all(v is None for v in why.values()):
         return (f"no validation window after the first {cfg.adaptation.calibration_s:g} s "
                 f"(sessions too short to calibrate): {choice}, the simplest candidate")
-    return (f"{choice}: best live-protocol {metric} of the network on the validation subjects "
-            f"({_scores(why)})")
+    return (f"{choice}: best live-protocol {metric} of the network on the validation subjects, "
+            f"mean over recording order and one-sided starts ({_scores(why)})")
 
 
 def _scores(why: dict) -> str:
