@@ -27,22 +27,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from physioaffect.errors import PhysioAffectError
+from physioaffect.datasets.errors import DatasetError, UnsafePickleError
+
+__all__ = ["DatasetError", "UnsafePickleError", "DatasetReader", "Signal", "SubjectRecording",
+           "Trial", "numbered_subjects"]
 
 if TYPE_CHECKING:
     from physioaffect.datasets.face import FaceFolder, FaceTrack
-
-
-class DatasetError(PhysioAffectError, ValueError):
-    """A dataset folder or file is not what the reader expects.
-
-    ``str(err)`` is a one-line message naming the file and what was expected; the CLI prints it
-    without a traceback.
-    """
-
-
-class UnsafePickleError(DatasetError):
-    """A pickle asked for a global the restricted unpickler does not admit."""
 
 
 def numbered_subjects(found: dict[int, str], folder: Path, file_name: Callable[[int], str],
