@@ -28,7 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from physioaffect.datasets.base import DatasetError, DatasetReader, Signal, SubjectRecording, Trial
+from physioaffect.datasets.base import (
+    DatasetError,
+    DatasetReader,
+    Signal,
+    SubjectRecording,
+    Trial,
+    file_problem,
+)
 from physioaffect.log import progress_enabled, verbose
 
 SUFFIX = "_physio.h5"
@@ -65,6 +72,9 @@ class SessionsReader(DatasetReader):
                                "(record some with `physioaffect record`)")
         by_subject: dict[str, list[tuple]] = {}
         for p in paths:
+            problem = file_problem(p)
+            if problem is not None:  # a link loop would otherwise be a deep OSError
+                raise DatasetError(f"{p}: {problem}")
             try:
                 s = read_session(p, streams=None, load_samples=False)
             except RecordingError as err:
