@@ -278,6 +278,10 @@ def register(app: typer.Typer) -> None:
         to: str = typer.Option(..., "--to", help="edf, bdf, fif or bids."),
         out: Path = typer.Option(None, "--out", "-o", help="Output file (edf/bdf/fif) or BIDS root (bids)."),
         sfreq: float = typer.Option(None, "--sfreq", help="Common rate in Hz (default: the EEG rate)."),
+        subject: str = typer.Option(None, "--subject", help="bids: subject label to use "
+                                    "instead of the session's (letters and digits)."),
+        task: str = typer.Option(None, "--task", help="bids: task label to use instead of "
+                                 "the session's."),
     ) -> None:
         """Export a session to EDF+, BDF+, FIF or BIDS (EEG + _physio.tsv.gz + _events.tsv)."""
         from physioaffect.recording import export as ex
@@ -299,7 +303,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"wrote {target}")
             else:
                 root = out or file.parent / "bids"
-                written = ex.export_bids(sess, root)
+                written = ex.export_bids(sess, root, subject=subject, task=task)
                 for p in written["eeg"] + written["physio"]:
                     typer.echo(f"wrote {p}")
                 typer.echo(f"BIDS dataset: {Path(root).resolve()}")
