@@ -197,7 +197,7 @@ def test_prepare_killed_mid_write_leaves_no_damaged_cache_and_the_rerun_works(tm
     import subprocess
     import time
 
-    root = write_deap(tmp_path / "deap", n_subjects=5, seconds=30.0, n_trials=10, seed=3)
+    root = write_deap(tmp_path / "deap", n_subjects=4, seconds=20.0, n_trials=8, seed=3)
     fresh = prepare(open_dataset("deap", root), WindowConfig(window_s=1.0, features="de"),
                     tmp_path / "fresh", progress=False)
     expected = load_windows(fresh)
@@ -209,16 +209,21 @@ def test_prepare_killed_mid_write_leaves_no_damaged_cache_and_the_rerun_works(tm
                                 stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            if partial.exists() and (not grown or partial.stat().st_size > 200_000):
+            if partial.exists() and (not grown or partial.stat().st_size > 60_000):
                 break
             time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert not final.exists()  # nothing under the name readers open until it is complete
+        assert partial.exists() or proc.returncode == 0
         r = subprocess.run(_prepare_cli(root, cache), capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr and final.exists() and not partial.exists()
+        # a partial file that no longer opens (a kill inside an HDF5 write can damage it) is
+        # started again, said in one line; one that reads back is resumed
+        notes = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert notes == [] or (len(notes) == 1 and "starting again" in notes[0]), r.stderr
         got = load_windows(final)
         np.testing.assert_array_equal(got.X, expected.X)
         assert got.meta.equals(expected.meta)

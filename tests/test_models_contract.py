@@ -272,9 +272,12 @@ def test_cli_decode_and_evaluate_refuse_a_crafted_checkpoint_in_one_line(tmp_pat
     import subprocess
     import sys
 
+    from physioaffect.datasets.fixtures import write_deap
+
     path = _crafted(tmp_path, "huge_tensor")
+    deap = write_deap(tmp_path / "deap", n_subjects=2, seconds=4.0, n_trials=2)
     for args in (["decode", "-c", str(path), "--duration", "1"],
-                 ["evaluate", str(path), "--dataset", "sim", "--root", str(tmp_path / "sim"),
+                 ["evaluate", str(path), "--dataset", "deap", "--root", str(deap),
                   "--out", str(tmp_path / "ev")]):
         r = subprocess.run([sys.executable, "-m", "physioaffect.cli.main", *args],
                            capture_output=True, text=True, timeout=120)
