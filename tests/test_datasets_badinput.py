@@ -184,3 +184,116 @@ def test_flipped_byte_in_compressed_mat_data_is_a_dataset_error(seed):
         load_mat(p)
     with pytest.raises(DatasetError, match=rf"{p.name}: cannot read MATLAB file"):
         open_dataset("seed", seed)  # the header scan finds it first
+
+
+# -- contents checked by `info --deep`, `prepare` and `train` alike --------------------------
+def _datasets_cli(*args):
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "physioaffect.cli.main", "datasets", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _one_error_line(r, *expected):
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert len(errors) == 1 and all(e in errors[0] for e in expected), r.stderr
+    assert "folder OK" not in r.stdout
+
+
+def test_deap_strings_ratings_and_link_loops_refused_by_info_deep_and_prepare(tmp_path):
+    from physioaffect.datasets.fixtures import deap_subject_arrays
+
+    d = write_deap(tmp_path / "deap", n_subjects=3, seconds=2, n_trials=3)
+    good = (d / "s02.dat").read_bytes()
+    arrays = deap_subject_arrays(2, 3, 2.0, 0)
+    # data as an object array of strings ("could not convert string to float" before)
+    text = arrays["data"].astype(str).astype(object)
+    with open(d / "s02.dat", "wb") as f:
+        dump_py2({"labels": arrays["labels"], "data": text}, f)
+    for cmd in (["info", "deap", "--root", str(d), "--deep"],
+                ["prepare", "deap", "--root", str(d), "--cache", str(tmp_path / "c"),
+                 "--quiet", "--no-figure"]):
+        _one_error_line(_datasets_cli(*cmd), f"{d / 's02.dat'}: 'data' must be an array of "
+                        "numbers", "dtype object")
+    # ratings outside DEAP's 1-9 scale (info said "folder OK", prepare exited 0 before)
+    for bad in (42.0, -3.0):
+        labels = arrays["labels"].copy()
+        labels[1, 0] = bad
+        with open(d / "s02.dat", "wb") as f:
+            dump_py2({"labels": labels, "data": arrays["data"]}, f)
+        with pytest.raises(DatasetError, match=rf"outside \[1, 9\] \(first: {bad:g} at trial "
+                                               r"2, valence\)"):
+            open_dataset("deap", d).validate(deep=True)
+        with pytest.raises(DatasetError, match="s02.dat: 'labels' has 1 value"):
+            open_dataset("deap", d).read_subject("s02")
+    _one_error_line(_datasets_cli("prepare", "deap", "--root", str(d), "--cache",
+                                  str(tmp_path / "c"), "--quiet", "--no-figure"),
+                    "s02.dat: 'labels'", "expected DEAP's 1-9")
+    (d / "s02.dat").write_bytes(good)
+    # a symbolic link loop among the files ("3 subjects ... folder OK" before)
+    os.symlink(d / "s05.dat", d / "s04.dat")
+    os.symlink(d / "s04.dat", d / "s05.dat")
+    _one_error_line(_datasets_cli("info", "deap", "--root", str(d), "--deep"),
+                    f"{d / 's04.dat'}: a symbolic link loop")
+    os.unlink(d / "s05.dat")  # now a broken link
+    with pytest.raises(DatasetError, match=r"s04.dat: a broken symbolic link"):
+        open_dataset("deap", d)
+    os.unlink(d / "s04.dat")
+    os.mkdir(d / "s04.dat")  # a folder with a subject file's name
+    with pytest.raises(DatasetError, match=r"s04.dat: not a regular file"):
+        open_dataset("deap", d)
+
+
+def test_other_readers_check_numbers_and_rating_scales(tmp_path):
+    from physioaffect.datasets.fixtures import write_faced, write_thu_ep
+    from physioaffect.datasets.matfile import load_mat
+
+    # DREAMER: scores 1-5
+    dre = write_dreamer(tmp_path / "dreamer", n_subjects=2, seconds=2, n_trials=2)
+    path = dre / "DREAMER.mat" if dre.is_dir() else dre
+    mat = load_mat(path, squeeze_me=False, struct_as_record=True)
+    mat["DREAMER"][0, 0]["Data"][0, 1][0, 0]["ScoreArousal"][1, 0] = 6
+    savemat(path, {"DREAMER": mat["DREAMER"]})
+    with pytest.raises(DatasetError, match=r"DREAMER.Data\{2\}.ScoreArousal' has 1 value\(s\) "
+                                           r"outside \[1, 5\] \(first: 6 at clip 2\)"):
+        open_dataset("dreamer", dre)
+    # SEED: labels -1/0/1, EEG variables numeric
+    sd = write_seed(tmp_path / "seed", n_subjects=1, seconds=2, n_trials=2)
+    lab = load_mat(sd / "label.mat")["label"]
+    lab[0, 1] = 7
+    savemat(sd / "label.mat", {"label": lab})
+    with pytest.raises(DatasetError, match=r"label.mat: 'label' holds 7; expected SEED's"):
+        open_dataset("seed", sd)
+    # FACED and THU-EP: ratings 0-7
+    fa = write_faced(tmp_path / "faced", n_subjects=1, seconds=2, n_trials=2)
+    rfile = next(fa.rglob("After_remarks.mat"))
+    rem = load_mat(rfile, squeeze_me=False, struct_as_record=True)
+    rem["After_remark"][0, 0]["score"][0, 9] = 70
+    savemat(rfile, {"After_remark": rem["After_remark"]})
+    with pytest.raises(DatasetError, match=r"After_remark\(1\).score' has 1 value\(s\) outside "
+                                           r"\[0, 7\] \(first: 70 at item 10\)"):
+        open_dataset("faced", fa).read_subject("sub000")
+    th = write_thu_ep(tmp_path / "thu", n_subjects=1, seconds=2, n_trials=2)
+    import h5py
+
+    with h5py.File(th / "Ratings" / "ratings.mat", "r+") as f:
+        f["ratings"][0, 0, 0] = float("inf")
+    with pytest.raises(DatasetError, match=r"ratings.mat: 'ratings' has 1 value\(s\) outside "
+                                           r"\[0, 7\] \(first: inf at anger of stimulus 1"):
+        open_dataset("thu-ep", th).read_subject("sub_1")
+
+
+def test_non_finite_samples_are_said_by_info_deep_not_refused(tmp_path, caplog):
+    from physioaffect.datasets.fixtures import deap_subject_arrays
+
+    d = write_deap(tmp_path / "deap", n_subjects=2, seconds=2, n_trials=2)
+    arrays = deap_subject_arrays(1, 2, 2.0, 0)
+    arrays["data"][0, 3, 10:15] = np.nan
+    with open(d / "s01.dat", "wb") as f:
+        dump_py2(arrays, f)
+    with caplog.at_level("WARNING", logger="physioaffect"):
+        open_dataset("deap", d).validate(deep=True)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{d / 's01.dat'}: 5 NaN or infinite samples in 'data' (windows holding them are "
+        "marked unusable)"]

@@ -180,3 +180,75 @@ def test_unusable_windows_are_counted_not_hidden(tmp_path):
     bad = ~np.isfinite(ws.X).all(axis=(1, 2))
     assert list(ws.meta[bad][["trial", "onset_s"]].itertuples(index=False, name=None)) == [(2, 1.0)]
     assert np.isnan(ws.X[bad][0, 5]).all() and np.isfinite(ws.X[bad][0, :5]).all()
+
+
+def _prepare_cli(root, cache) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "physioaffect.cli.main", "datasets", "prepare", "deap",
+            "--root", str(root), "--cache", str(cache), "--quiet", "--no-figure"]
+
+
+def test_prepare_killed_mid_write_leaves_no_damaged_cache_and_the_rerun_works(tmp_path, caplog):
+    """A real ``datasets prepare`` killed (SIGKILL) while it writes, twice: at the moment the
+    cache file is created (before this fix, a 96-byte file every rerun failed on) and after a
+    subject is in. Each rerun succeeds and gives the windows of an uninterrupted run."""
+    import signal
+    import subprocess
+    import time
+
+    root = write_deap(tmp_path / "deap", n_subjects=4, seconds=20.0, n_trials=8, seed=3)
+    fresh = prepare(open_dataset("deap", root), WindowConfig(window_s=1.0, features="de"),
+                    tmp_path / "fresh", progress=False)
+    expected = load_windows(fresh)
+    cache = tmp_path / "cache"
+    final = cache / fresh.name
+    partial = final.with_name(final.name + ".partial")
+    for grown in (0, 1):  # kill at creation, then once a subject is written
+        proc = subprocess.Popen(_prepare_cli(root, cache), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if partial.exists() and (not grown or partial.stat().st_size > 60_000):
+                break
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not final.exists()  # nothing under the name readers open until it is complete
+        assert partial.exists() or proc.returncode == 0
+        r = subprocess.run(_prepare_cli(root, cache), capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr and final.exists() and not partial.exists()
+        # a partial file that no longer opens (a kill inside an HDF5 write can damage it) is
+        # started again, said in one line; one that reads back is resumed
+        notes = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert notes == [] or (len(notes) == 1 and "starting again" in notes[0]), r.stderr
+        got = load_windows(final)
+        np.testing.assert_array_equal(got.X, expected.X)
+        assert got.meta.equals(expected.meta)
+        final.unlink()
+    cache.mkdir(exist_ok=True)
+    # a damaged file under the final name (a disk fault; what older versions left): one
+    # warning line, rebuilt
+    with open(fresh, "rb") as f:
+        head = f.read(96)
+    final.write_bytes(head)
+    with caplog.at_level("WARNING", logger="physioaffect"):
+        again = prepare(open_dataset("deap", root), WindowConfig(window_s=1.0, features="de"),
+                        cache, progress=False)
+    assert again == final
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 1 and notes[0].startswith(f"{final}: damaged cache file")
+    np.testing.assert_array_equal(load_windows(final).X, expected.X)
+
+
+def test_readers_of_a_damaged_cache_say_so_in_one_line(tmp_path):
+    from physioaffect.datasets import DatasetError
+
+    bad = tmp_path / "deap-0123.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(88))
+    for read in (read_info, read_meta, load_windows):
+        with pytest.raises(DatasetError, match=r"damaged cache file .*delete it") as err:
+            read(bad)
+        assert "\n" not in str(err.value) and str(bad) in str(err.value)

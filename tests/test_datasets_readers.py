@@ -228,3 +228,18 @@ def test_torcheeg_deapdataset_reads_the_fixture_and_agrees(tmp_path):
         assert ws.meta["valence"][i[0]] == v
         # Same operations; other numpy/scipy versions in TorchEEG's venv: equal to ~1 ulp.
         np.testing.assert_allclose(ws.X[i[0]], np.array(e), rtol=0, atol=1e-13)
+
+
+def test_datasets_imports_go_one_way():
+    """``base`` imports ``face``; ``face`` and the file helpers the readers use import only
+    ``datasets.errors`` (they imported ``base`` before: an import circle)."""
+    import ast
+    from pathlib import Path
+
+    import physioaffect.datasets as pkg
+
+    folder = Path(pkg.__file__).parent
+    for name in ("errors", "face", "safe_pickle", "matfile"):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "physioaffect.datasets.base" not in imported, name

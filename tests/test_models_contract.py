@@ -209,3 +209,79 @@ def test_live_problems_name_what_cannot_run_live():
                            input_kind="raw",
                            normalisation={"eeg": Standardisation.identity((1,), (6,))})
     assert c.live_problems() == ["phase='zero' filters look ahead in time"]
+
+
+# -- crafted checkpoints: one line naming the file and field, before any memory is taken -----
+def _crafted(tmp_path, case: str):
+    _, _, path, _, _ = _checkpoint("shallow_convnet", tmp_path)
+    cfg = json.loads((path / "config.json").read_text())
+    con = json.loads((path / "contract.json").read_text())
+    if case == "deep_config":  # 100,000 nested lists: RecursionError before
+        text = json.dumps(cfg)[:-1] + ', "extra": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        (path / "config.json").write_text(text)
+    elif case == "deep_contract":
+        text = json.dumps(con)[:-1] + ', "provenance": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        (path / "contract.json").write_text(text)
+    elif case == "huge_tensor":  # 6e12 parameters: "allocate 24000000000000 bytes" before
+        cfg["kwargs"].update(n_filters_time=10**6, n_filters_spat=10**6)
+        (path / "config.json").write_text(json.dumps(cfg))
+    elif case == "highpass_above_nyquist":  # scipy's "Digital filter critical frequencies"
+        con["pipeline"].update(l_freq=100.0, h_freq=None)
+        (path / "contract.json").write_text(json.dumps(con))
+    elif case == "contract_of_another_model":  # decoded without a word before
+        con["model"] = "eeg_deformer"
+        (path / "contract.json").write_text(json.dumps(con))
+    elif case == "not_utf8":
+        (path / "contract.json").write_bytes(json.dumps(con).replace(
+            '"arousal"', '"\xe9"').encode("latin-1"))
+    return path
+
+
+CRAFTED = {
+    "deep_config": ("config.json", "nested deeper than 64 levels"),
+    "deep_contract": ("contract.json", "nested deeper than 64 levels"),
+    "huge_tensor": ("model.safetensors", "expects (1000000, 1, 25, 1)"),
+    "highpass_above_nyquist": ("contract.json", "field 'pipeline' is invalid "
+                               "(PipelineConfig.l_freq=100 Hz is at or above Nyquist"),
+    "contract_of_another_model": ("contract.json", "field 'model' must be 'shallow_convnet'"),
+    "not_utf8": ("contract.json", "not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_crafted_checkpoint_is_refused_in_one_line_naming_file_and_field(case, tmp_path):
+    import resource
+    import time
+
+    from physioaffect.models.io import ModelFileError
+
+    path = _crafted(tmp_path, case)
+    name, expected = CRAFTED[case]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.process_time()
+    with pytest.raises(ModelFileError) as err:
+        M.load_checkpoint(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path / name}: ") and expected in msg and "\n" not in msg, msg
+    assert time.process_time() - t0 < 2.0
+    # no large allocation on the way (ru_maxrss in KiB on Linux)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000
+
+
+def test_cli_decode_and_evaluate_refuse_a_crafted_checkpoint_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from physioaffect.datasets.fixtures import write_deap
+
+    path = _crafted(tmp_path, "huge_tensor")
+    deap = write_deap(tmp_path / "deap", n_subjects=2, seconds=4.0, n_trials=2)
+    for args in (["decode", "-c", str(path), "--duration", "1"],
+                 ["evaluate", str(path), "--dataset", "deap", "--root", str(deap),
+                  "--out", str(tmp_path / "ev")]):
+        r = subprocess.run([sys.executable, "-m", "physioaffect.cli.main", *args],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stderr
+        lines = [ln for ln in r.stderr.splitlines() if "error" in ln]
+        assert len(lines) == 1 and str(path / "model.safetensors") in lines[0], r.stderr
+        assert "Traceback" not in r.stderr

@@ -307,6 +307,10 @@ def register(app: typer.Typer) -> None:
             None, "--bids-metadata",
             help="JSON file of BIDS fields a recording cannot know, per sidecar "
                  '({"dataset_description": {"License": ...}, "eeg": {"InstitutionName": ...}}).'),
+        subject: str = typer.Option(None, "--subject", help="bids: subject label to use "
+                                    "instead of the session's (letters and digits)."),
+        task: str = typer.Option(None, "--task", help="bids: task label to use instead of "
+                                 "the session's."),
     ) -> None:
         """Export a session to EDF+, BDF+, FIF or BIDS (EEG + _physio.tsv.gz + _events.tsv)."""
         from physioaffect.recording import export as ex
@@ -334,7 +338,7 @@ def register(app: typer.Typer) -> None:
                         meta = json.loads(bids_metadata.read_text(encoding="utf-8"))
                     except ValueError as err:
                         raise RecordingError(f"{bids_metadata}: not valid JSON ({err})") from None
-                written = ex.export_bids(sess, root, metadata=meta)
+                written = ex.export_bids(sess, root, metadata=meta, subject=subject, task=task)
                 for p in written["eeg"] + written["physio"]:
                     typer.echo(f"wrote {p}")
                 typer.echo(f"BIDS dataset: {Path(root).resolve()}")

@@ -20,29 +20,26 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import errno
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from physioaffect.errors import PhysioAffectError
+from physioaffect.datasets.errors import DatasetError, UnsafePickleError
+from physioaffect.log import logger
+
+__all__ = ["DatasetError", "UnsafePickleError", "DatasetReader", "Signal", "SubjectRecording",
+           "Trial", "numbered_subjects", "matching_files", "file_problem", "numeric_array",
+           "check_ratings", "warn_nonfinite", "rating_names"]
 
 if TYPE_CHECKING:
     from physioaffect.datasets.face import FaceFolder, FaceTrack
-
-
-class DatasetError(PhysioAffectError, ValueError):
-    """A dataset folder or file is not what the reader expects.
-
-    ``str(err)`` is a one-line message naming the file and what was expected; the CLI prints it
-    without a traceback.
-    """
-
-
-class UnsafePickleError(DatasetError):
-    """A pickle asked for a global the restricted unpickler does not admit."""
 
 
 def natural_key(s: object) -> tuple:
@@ -93,6 +90,91 @@ def numbered_subjects(found: dict[int, str], folder: Path, file_name: Callable[[
                            f"{' ...' if len(missing) > 5 else ''} (expected {file_name(first)} "
                            f"... {file_name(last)})")
     return [found[i] for i in sorted(found)]
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a data file (None: it can), said for a message."""
+    try:
+        st = path.stat()  # follows symbolic links
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link loop; replace it with the file or remove it"
+        if path.is_symlink():
+            return (f"a broken symbolic link (to {os.readlink(path)}); replace it with the file "
+                    "or remove it")
+        return f"cannot be read ({err.strerror or err})"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a folder or a device?); rename or remove it"
+    if not os.access(path, os.R_OK):
+        return "not readable (permission denied); fix its permissions"
+    return None
+
+
+def matching_files(folder: Path, pattern: re.Pattern[str]) -> list[tuple[re.Match[str], Path]]:
+    """The entries of ``folder`` whose names match ``pattern``, each checked to be a readable file.
+
+    A name that matches but is a symbolic link loop, a broken link, a folder or an unreadable
+    file is refused naming it (a reader that skipped it would report a smaller folder as OK).
+    """
+    out = []
+    for p in sorted(folder.iterdir()):
+        m = pattern.match(p.name)
+        if m is None:
+            continue
+        problem = file_problem(p)
+        if problem is not None:
+            raise DatasetError(f"{p}: {problem}")
+        out.append((m, p))
+    return out
+
+
+def numeric_array(value: Any, where: str, name: str, expected: str) -> np.ndarray:
+    """``value`` if it is an ndarray of real numbers (integers or floats), else one line.
+
+    ``where`` names the file, ``name`` the field or variable, ``expected`` its layout (for the
+    message). Object arrays (strings in a crafted pickle), text and complex numbers are refused.
+    """
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        return value
+    found = f"dtype {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
+    raise DatasetError(f"{where}: '{name}' must be an array of numbers ({expected}), found "
+                       f"{found}")
+
+
+def check_ratings(values: Any, where: str, name: str, lo: float, hi: float, scale: str,
+                  describe: Callable[[tuple[int, ...]], str] | None = None) -> np.ndarray:
+    """Ratings as floats, refused when a value is infinite or outside ``[lo, hi]``.
+
+    NaN stays (a missing rating, dropped and counted by the labels). ``describe`` turns the index
+    of the first bad value into words (``"trial 3, valence"``); ``scale`` says what was expected.
+    """
+    v = np.asarray(numeric_array(np.asarray(values), where, name, scale), dtype=np.float64)
+    bad = np.isinf(v) | (v < lo) | (v > hi)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        at = describe(idx) if describe else f"index {idx}"
+        raise DatasetError(f"{where}: '{name}' has {int(bad.sum())} value(s) outside "
+                           f"[{lo:g}, {hi:g}] (first: {v[idx]:g} at {at}); expected {scale}")
+    return v
+
+
+def warn_nonfinite(values: np.ndarray, where: str, name: str) -> int:
+    """Say (one warning line) how many samples of ``values`` are NaN or infinite; returns it.
+
+    Such samples are not refused: the windows holding them are marked unusable and counted
+    when windows are prepared.
+    """
+    n = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if n:
+        logger.warning(f"{where}: {n} NaN or infinite samples in '{name}' (windows holding "
+                       "them are marked unusable)")
+    return n
+
+
+def rating_names(names: Sequence[str]) -> Callable[[tuple[int, ...]], str]:
+    """``describe`` for :func:`check_ratings` of a (trial, rating) table."""
+    return lambda idx: (f"trial {idx[0] + 1}, {names[idx[1]]}" if len(idx) == 2
+                        else f"index {idx}")
 
 
 @dataclass

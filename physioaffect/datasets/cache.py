@@ -7,6 +7,12 @@ before reading the next one, so memory stays bounded by one subject. The key has
 of every input file: a second run with the same configuration reuses the file (subjects marked
 complete are skipped), any change of configuration or input gives a new file.
 
+The file is written as ``<dataset>-<key>.h5.partial`` and renamed when every subject is in, so
+a run killed at any moment never leaves a damaged file under the name readers open. The next
+run resumes the partial file when it opens and its complete subjects read back, and otherwise
+starts it again with one warning line; a damaged final file (a disk fault, an older version) is
+rebuilt the same way.
+
 File layout::
 
     /                       attrs: dataset, root, key, config (JSON), ch_names, sfreq,
@@ -33,7 +39,7 @@ import pandas as pd
 
 from physioaffect.datasets.base import DatasetError, DatasetReader, natural_key
 from physioaffect.datasets.windows import WindowConfig, WindowSet, subject_windows
-from physioaffect.log import progress_enabled, verbose
+from physioaffect.log import logger, progress_enabled, verbose
 
 FORMAT_VERSION = 1
 
@@ -78,7 +84,30 @@ def prepare(reader: DatasetReader, cfg: WindowConfig, cache_dir: str | Path,
         reader._check_subject(s)
     path = cache_path(reader, cfg, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "a") as h5:
+    partial = partial_path(path)
+    if path.exists():
+        problem = _damage(path)
+        if problem is None:
+            with _open(path, "r") as h5:
+                done = {s for s in h5["subjects"] if h5["subjects"][s].attrs.get("complete")}
+            if done.issuperset(todo):
+                for s in todo:
+                    if on_subject:
+                        on_subject(s, True)
+                return path
+            # more subjects wanted: the file is extended under its partial name, so a kill
+            # while it is written never leaves a damaged file under the final name
+            os.replace(path, partial)
+        else:
+            logger.warning(f"{path}: damaged cache file ({problem}); rebuilding it")
+            path.unlink()
+    if partial.exists():  # left by an interrupted run: resumed if intact, else rebuilt
+        problem = _damage(partial)
+        if problem is not None:
+            logger.warning(f"{partial}: unusable leftover of an interrupted run ({problem}); "
+                           "starting again")
+            partial.unlink()
+    with _open(partial, "a") as h5:
         if "key" not in h5.attrs:
             h5.attrs["dataset"] = reader.name
             h5.attrs["root"] = str(reader.root.resolve())
@@ -105,7 +134,67 @@ def prepare(reader: DatasetReader, cfg: WindowConfig, cache_dir: str | Path,
             del ws
             if on_subject:
                 on_subject(s, False)
+    os.replace(partial, path)  # complete: only now under the name readers look for
     return path
+
+
+def partial_path(path: str | Path) -> Path:
+    """Where :func:`prepare` writes the cache ``path`` until it is complete."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial")
+
+
+def _open(path: Path, mode: str) -> h5py.File:
+    """Open a cache file; a damaged one or one another process writes is one line."""
+    try:
+        return h5py.File(path, mode)
+    except OSError as err:
+        text = str(err)
+        if _locked(err):
+            raise _busy(path) from None
+        raise DatasetError(f"{path}: damaged cache file ({text.splitlines()[0]}); delete it "
+                           "and prepare again") from None
+
+
+def _locked(err: OSError) -> bool:
+    # HDF5 locks a file open for writing: "unable to lock file, errno = 11"
+    return "unable to lock file" in str(err).lower()
+
+
+def _busy(path: Path) -> DatasetError:
+    return DatasetError(f"{path}: being written by another process (a prepare or a training "
+                        "run with the same settings); wait for it to end")
+
+
+def _damage(path: Path) -> str | None:
+    """Why the cache file ``path`` cannot be used (None: it can).
+
+    Opens it and reads every subject marked complete (its first and last window and its
+    metadata columns), so a file cut short by a killed process is found here rather than in
+    the middle of training.
+    """
+    try:
+        with h5py.File(path, "r") as h5:
+            if "subjects" not in h5 or "key" not in h5.attrs:
+                return "no header; not written to the end"
+            for s, g in h5["subjects"].items():
+                if not g.attrs.get("complete", False):
+                    continue
+                n = g["X"].shape[0]
+                for name in ("X", "X_baseline"):
+                    if name in g and n:
+                        g[name][0], g[name][n - 1]  # noqa: B018 - reading is the check
+                for col in g["meta"].values():
+                    if col.shape[0] != n:
+                        return f"subject {s}: {col.shape[0]} metadata rows for {n} windows"
+                    col[()]  # noqa: B018
+    except OSError as err:
+        if _locked(err):
+            raise _busy(path) from None
+        return str(err).splitlines()[0]
+    except (KeyError, ValueError, RuntimeError) as err:
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return None
 
 
 def _write_subject(grp: h5py.Group, s: str, ws: WindowSet) -> None:
@@ -151,7 +240,7 @@ def _read_meta(g: h5py.Group) -> pd.DataFrame:
 def read_info(path: str | Path) -> dict:
     """Attributes of a cache file (dataset, config, channels, subjects, ``n_nonfinite``: windows
     per subject whose features are NaN because the signal was unusable)."""
-    with h5py.File(path, "r") as h5:
+    with _open(Path(path), "r") as h5:
         info = {k: h5.attrs[k] for k in h5.attrs}
         info["config"] = json.loads(info["config"])
         for k in ("ch_names", "feature_names", "fingerprint"):
@@ -165,7 +254,7 @@ def read_info(path: str | Path) -> dict:
 
 def read_meta(path: str | Path, subjects: Sequence[str] | None = None) -> pd.DataFrame:
     """Metadata table of all windows in the cache (without loading ``X``)."""
-    with h5py.File(path, "r") as h5:
+    with _open(Path(path), "r") as h5:
         subs = _subjects(h5, subjects, path)
         return pd.concat([_read_meta(h5["subjects"][s]) for s in subs], ignore_index=True)
 
@@ -173,7 +262,7 @@ def read_meta(path: str | Path, subjects: Sequence[str] | None = None) -> pd.Dat
 def load_windows(path: str | Path, subjects: Sequence[str] | None = None) -> WindowSet:
     """Load the windows of ``subjects`` (default all) into memory as one :class:`WindowSet`."""
     info = read_info(path)
-    with h5py.File(path, "r") as h5:
+    with _open(Path(path), "r") as h5:
         sets = []
         for s in _subjects(h5, subjects, path):
             g = h5["subjects"][s]
@@ -253,7 +342,7 @@ class WindowDataset:
 
         if self._h5 is None or self._pid != os.getpid():
             # HDF5 handles are not fork-safe: a forked DataLoader worker opens its own.
-            self._h5 = h5py.File(self.path, "r")
+            self._h5 = _open(Path(self.path), "r")
             self._pid = os.getpid()
         g = self._h5["subjects"][self._subj[i]]
         x = g["X"][self._row[i]]

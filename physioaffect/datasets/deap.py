@@ -20,7 +20,12 @@ from physioaffect.datasets.base import (
     Signal,
     SubjectRecording,
     Trial,
+    check_ratings,
+    matching_files,
     numbered_subjects,
+    numeric_array,
+    rating_names,
+    warn_nonfinite,
 )
 from physioaffect.datasets.montages import DEAP32, DEAP_PERIPHERAL
 from physioaffect.datasets.safe_pickle import check_pickle_file, safe_load
@@ -29,6 +34,8 @@ SFREQ = 128.0
 BASELINE_SAMPLES = 384  # 3 s at 128 Hz
 N_CHANNELS = 40
 RATINGS = ("valence", "arousal", "dominance", "liking")
+#: DEAP's self-assessment manikins: continuous 1-9.
+RATING_RANGE = (1.0, 9.0)
 _FILE = re.compile(r"^s(\d{2})\.dat$")
 # Peripheral groups: name -> (channel indices, unit). DEAP's preprocessed files do not state
 # units for GSR/respiration/plethysmograph/temperature; they are given as recorded (a.u.).
@@ -110,11 +117,7 @@ class DEAPReader(DatasetReader):
         return self.face.find(trial.subject, session=None, trial=shown_as, stimulus=None)
 
     def _discover(self) -> list[str]:
-        found = {}
-        for p in self.root.iterdir():
-            m = _FILE.match(p.name)
-            if m and p.is_file():
-                found[int(m.group(1))] = p.name[:-4]
+        found = {int(m.group(1)): p.name[:-4] for m, p in matching_files(self.root, _FILE)}
         if not found:
             raise DatasetError(f"{self.root}: no DEAP files s01.dat ... s32.dat here{_guess(self.root)}")
         return numbered_subjects(found, self.root, lambda i: f"s{i:02d}.dat",
@@ -131,7 +134,8 @@ class DEAPReader(DatasetReader):
         for s in self.subjects:
             check_pickle_file(self.path(s), "a protocol-2 pickle of a dict")
             if deep:
-                self._load(s)
+                data, _ = self._load(s)
+                warn_nonfinite(data, str(self.path(s)), "data")
 
     def _load(self, subject: str) -> tuple[np.ndarray, np.ndarray]:
         p = self.path(subject)
@@ -142,7 +146,8 @@ class DEAPReader(DatasetReader):
             keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
             raise DatasetError(f"{p}: expected a dict with 'data' and 'labels', found {keys}")
         data, labels = obj["data"], obj["labels"]
-        if not isinstance(data, np.ndarray) or data.ndim != 3 or data.shape[1] != N_CHANNELS:
+        data = numeric_array(data, str(p), "data", "trials x 40 channels x samples")
+        if data.ndim != 3 or data.shape[1] != N_CHANNELS:
             raise DatasetError(f"{p}: 'data' must be trials x 40 channels x samples, "
                                f"found {getattr(data, 'shape', type(data).__name__)}")
         if data.shape[2] <= BASELINE_SAMPLES:
@@ -151,6 +156,8 @@ class DEAPReader(DatasetReader):
         if not isinstance(labels, np.ndarray) or labels.shape != (data.shape[0], 4):
             raise DatasetError(f"{p}: 'labels' must be {data.shape[0]} x 4 (valence, arousal, "
                                f"dominance, liking), found {getattr(labels, 'shape', None)}")
+        labels = check_ratings(labels, str(p), "labels", *RATING_RANGE,
+                               "DEAP's 1-9 self-assessment ratings", rating_names(RATINGS))
         return data, labels
 
     def _read_subject(self, subject: str) -> SubjectRecording:

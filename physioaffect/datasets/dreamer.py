@@ -14,7 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from physioaffect.datasets.base import DatasetError, DatasetReader, Signal, SubjectRecording, Trial
+from physioaffect.datasets.base import (
+    DatasetError,
+    DatasetReader,
+    Signal,
+    SubjectRecording,
+    Trial,
+    check_ratings,
+    file_problem,
+    numeric_array,
+    warn_nonfinite,
+)
 from physioaffect.datasets.matfile import check_mat, load_mat
 from physioaffect.datasets.montages import DREAMER14
 
@@ -22,6 +32,8 @@ TOP_FIELDS = ("Data", "EEG_SamplingRate", "ECG_SamplingRate", "EEG_Electrodes", 
               "noOfVideoSequences")
 SUBJECT_FIELDS = ("Age", "Gender", "EEG", "ECG", "ScoreValence", "ScoreArousal", "ScoreDominance")
 RATINGS = {"valence": "ScoreValence", "arousal": "ScoreArousal", "dominance": "ScoreDominance"}
+#: DREAMER's self-assessment scores: integers 1-5.
+RATING_RANGE = (1.0, 5.0)
 
 
 class DREAMERReader(DatasetReader):
@@ -43,6 +55,8 @@ class DREAMERReader(DatasetReader):
         if not self.file.is_file():
             from physioaffect.datasets.deap import _guess
 
+            if self.file.is_symlink() or self.file.exists():
+                raise DatasetError(f"{self.file}: {file_problem(self.file)}")
             raise DatasetError(f"{self.file}: missing (expected DREAMER.mat){_guess(self.root)}")
         check_mat(self.file)
         from scipy.io import whosmat
@@ -91,7 +105,8 @@ class DREAMERReader(DatasetReader):
         cells = st[0, 0][part]
         out = []
         for k in range(cells.shape[0]):
-            a = np.asarray(cells[k, 0])
+            a = numeric_array(np.asarray(cells[k, 0]), str(self.file),
+                              f"DREAMER.Data{{{i + 1}}}.{sig}.{part}{{{k + 1}}}", f"time x {n_ch}")
             if a.ndim != 2 or a.shape[1] != n_ch:
                 raise DatasetError(f"{where}{{{k + 1}}} has shape {a.shape}, expected time x {n_ch}")
             out.append(a)
@@ -112,6 +127,20 @@ class DREAMERReader(DatasetReader):
                 if np.asarray(s[f]).size != n_video:
                     raise DatasetError(f"{self.file}: DREAMER.Data{{{i + 1}}}.{f} has "
                                        f"{np.asarray(s[f]).size} scores, expected {n_video}")
+            self._scores(s, i)
+            if deep:
+                for sig, n_ch in (("EEG", 14), ("ECG", 2)):
+                    for k, a in enumerate(self._cells(s, i, sig, "stimuli", n_ch)):
+                        warn_nonfinite(a, str(self.file),
+                                       f"DREAMER.Data{{{i + 1}}}.{sig}.stimuli{{{k + 1}}}")
+
+    def _scores(self, s: Any, i: int) -> dict[str, np.ndarray]:
+        """The three score vectors of subject ``i``, checked to be numbers in 1-5."""
+        return {k: check_ratings(np.asarray(s[f]).ravel(), str(self.file),
+                                 f"DREAMER.Data{{{i + 1}}}.{f}", *RATING_RANGE,
+                                 "DREAMER's 1-5 self-assessment scores",
+                                 lambda idx: f"clip {idx[0] + 1}")
+                for k, f in RATINGS.items()}
 
     def _read_subject(self, subject: str) -> SubjectRecording:
         """All 18 clips of one subject; EEG (14, n) uV, ECG (2, 2n) at 256 Hz."""
@@ -122,7 +151,7 @@ class DREAMERReader(DatasetReader):
         eeg_s = self._cells(s, i, "EEG", "stimuli", 14)
         ecg_b = self._cells(s, i, "ECG", "baseline", 2)
         ecg_s = self._cells(s, i, "ECG", "stimuli", 2)
-        scores = {k: np.asarray(s[f], dtype=float).ravel() for k, f in RATINGS.items()}
+        scores = self._scores(s, i)
         ecg_names = ["ECG1", "ECG2"]
         trials = []
         for k in range(len(eeg_s)):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from physioaffect.datasets.base import DatasetError
+from physioaffect.datasets.errors import DatasetError
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v")
 CSV_SUFFIX = ".csv"

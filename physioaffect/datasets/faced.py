@@ -40,7 +40,11 @@ from physioaffect.datasets.base import (
     DatasetReader,
     SubjectRecording,
     Trial,
+    check_ratings,
+    file_problem,
+    matching_files,
     numbered_subjects,
+    warn_nonfinite,
 )
 from physioaffect.datasets.matfile import check_mat, load_mat
 from physioaffect.datasets.montages import FACED32
@@ -51,6 +55,8 @@ SFREQ = 250.0
 RATINGS = ("joy", "tenderness", "inspiration", "amusement", "anger", "disgust", "fear",
            "sadness", "arousal", "valence", "familiarity", "liking")
 REMARK_FIELDS = ("score", "trial", "vid", "Accuracy", "ResponseTime")
+#: FACED's ratings: integers on a 0-7 scale.
+RATING_RANGE = (0.0, 7.0)
 #: Folders holding ``subNNN/After_remarks.mat``, first found wins (EmT's layout first).
 RATING_FOLDERS = ("Rating", "Data", "After_remarks")
 _FILE = re.compile(r"^sub(\d{3})\.pkl$")
@@ -79,8 +85,7 @@ class FACEDReader(DatasetReader):
 
             raise DatasetError(f"{self.root}: no Processed_data folder (expected FACED's "
                                f"Processed_data/subNNN.pkl){_guess(self.root)}")
-        found = {int(m.group(1)): p.stem for p in data.iterdir()
-                 if (m := _FILE.match(p.name)) and p.is_file()}
+        found = {int(m.group(1)): p.stem for m, p in matching_files(data, _FILE)}
         if not found:
             raise DatasetError(f"{data}: no FACED files sub000.pkl ... sub122.pkl here")
         subjects = numbered_subjects(found, data, lambda i: f"sub{i:03d}.pkl", first=0)
@@ -92,6 +97,8 @@ class FACEDReader(DatasetReader):
             p = self.root / folder / subject / "After_remarks.mat"
             if p.is_file():
                 return p
+            if p.is_symlink() or p.exists():  # there, but a link loop, a folder ...
+                raise DatasetError(f"{p}: {file_problem(p)}")
         first = self.root / RATING_FOLDERS[0] / subject / "After_remarks.mat"
         others = ", ".join(f"{f}/{subject}/" for f in RATING_FOLDERS[1:])
         raise DatasetError(f"{first}: missing (FACED's ratings of {subject}; also looked in "
@@ -119,7 +126,8 @@ class FACEDReader(DatasetReader):
                 raise DatasetError(f"{r}: no variable 'After_remark' (found "
                                    f"{', '.join(names) or 'none'})")
             if deep:
-                self._load(s)
+                data, _, _ = self._load(s)
+                warn_nonfinite(data, str(self.path(s)), "data")
 
     def _scores(self, subject: str, n_trials: int) -> tuple[np.ndarray, list[int]]:
         """Ratings ``(n_trials, 12)`` in video order and the presentation order of the videos."""
@@ -150,7 +158,9 @@ class FACEDReader(DatasetReader):
         else:  # no video index: the elements are taken in video order (EmT's assumption)
             vids = list(range(1, n_trials + 1))
         for i, e in enumerate(elems):
-            sc = np.asarray(e["score"], dtype=float).ravel()
+            sc = check_ratings(np.asarray(e["score"]).ravel(), str(p),
+                               f"After_remark({i + 1}).score", *RATING_RANGE,
+                               "FACED's 0-7 ratings", lambda idx: f"item {idx[0] + 1}")
             if sc.size == 0:
                 continue  # no rating for this clip: NaN (dropped and counted by labels)
             if sc.size != len(RATINGS):

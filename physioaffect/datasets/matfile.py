@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from physioaffect.datasets.base import DatasetError
+from physioaffect.datasets.errors import DatasetError
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from physioaffect.datasets.base import UnsafePickleError
+from physioaffect.datasets.errors import DatasetError, UnsafePickleError
 
 _ALLOWED: dict[tuple[str, str], tuple[str, str]] = {
     ("numpy.core.multiarray", "_reconstruct"): ("numpy.core.multiarray", "_reconstruct"),
@@ -94,10 +94,8 @@ def check_pickle_file(path: str | Path, expected: str) -> None:
     """Cheap check that ``path`` is a complete pickle (protocol >= 2 header, STOP at the end).
 
     Reads three bytes, unpickles nothing; ``expected`` says what the file should hold (for the
-    message). Raises :class:`~physioaffect.datasets.base.DatasetError` naming the file.
+    message). Raises :class:`~physioaffect.datasets.errors.DatasetError` naming the file.
     """
-    from physioaffect.datasets.base import DatasetError
-
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -125,8 +123,6 @@ def safe_load(path: str | Path, encoding: str = "latin1") -> Any:
         except UnsafePickleError:
             raise
         except (EOFError, pickle.UnpicklingError, ValueError, struct.error) as err:
-            from physioaffect.datasets.base import DatasetError
-
             raise DatasetError(f"{path}: not a complete pickle ({err}); is the file truncated?") from err
 
 

@@ -14,7 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from physioaffect.datasets.base import DatasetError, DatasetReader, SubjectRecording, Trial
+from physioaffect.datasets.base import (
+    DatasetError,
+    DatasetReader,
+    SubjectRecording,
+    Trial,
+    file_problem,
+    matching_files,
+    numeric_array,
+    warn_nonfinite,
+)
 from physioaffect.datasets.matfile import check_mat, load_mat
 from physioaffect.datasets.montages import SEED62
 
@@ -41,17 +50,17 @@ class SEEDReader(DatasetReader):
 
     def _discover(self) -> list[str]:
         sessions: dict[int, list[tuple[str, str]]] = {}
-        for p in self.root.iterdir():
-            m = _FILE.match(p.name)
-            if m and p.is_file():
-                sessions.setdefault(int(m.group(1)), []).append((m.group(2), p.name))
+        for m, p in matching_files(self.root, _FILE):
+            sessions.setdefault(int(m.group(1)), []).append((m.group(2), p.name))
         if not sessions:
             from physioaffect.datasets.deap import _guess
 
             raise DatasetError(f"{self.root}: no SEED files {{subject}}_{{YYYYMMDD}}.mat here"
                                f"{_guess(self.root)}")
-        if not (self.root / "label.mat").is_file():
-            raise DatasetError(f"{self.root / 'label.mat'}: missing (SEED's labels, variable 'label')")
+        label = self.root / "label.mat"
+        if not label.is_file():
+            why = file_problem(label) if label.is_symlink() or label.exists() else None
+            raise DatasetError(f"{label}: {why or 'missing'} (SEED's labels, variable 'label')")
         n = max(sessions)
         missing = [str(i) for i in range(1, n + 1) if i not in sessions]
         if missing:
@@ -74,9 +83,14 @@ class SEEDReader(DatasetReader):
         mat = load_mat(p)
         if "label" not in mat:
             raise DatasetError(f"{p}: no variable 'label' (found {_user_vars(mat)})")
-        lab = np.asarray(mat["label"], dtype=float)
+        lab = np.asarray(numeric_array(mat["label"], str(p), "label", "1 x 15 of 1, 0, -1"),
+                         dtype=float)
         if lab.ndim != 2 or lab.shape[0] != 1:
             raise DatasetError(f"{p}: 'label' must be 1 x 15, found {lab.shape}")
+        odd = [v for v in lab[0] if v not in (-1.0, 0.0, 1.0)]
+        if odd:
+            raise DatasetError(f"{p}: 'label' holds {odd[0]:g}; expected SEED's emotion labels "
+                               "1 (positive), 0 (neutral), -1 (negative)")
         return lab[0]
 
     def _trial_vars(self, path: Path, n_labels: int) -> list[tuple[int, str, tuple[int, int]]]:
@@ -113,9 +127,12 @@ class SEEDReader(DatasetReader):
         n_labels = len(self.labels())
         for s in self.subjects:
             for name in self._sessions[s]:
-                self._trial_vars(self.root / name, n_labels)
+                tv = self._trial_vars(self.root / name, n_labels)
                 if deep:
-                    load_mat(self.root / name)
+                    mat = load_mat(self.root / name)
+                    for _, var, _ in tv:
+                        x = numeric_array(mat[var], str(self.root / name), var, "62 x N")
+                        warn_nonfinite(x, str(self.root / name), var)
 
     def _read_subject(self, subject: str) -> SubjectRecording:
         """All sessions of one subject (session 1 = earliest date), trials by numeric suffix."""
@@ -128,7 +145,8 @@ class SEEDReader(DatasetReader):
             mat = load_mat(path, variable_names=[v for _, v, _ in tv])
             for k, var, _shape in tv:
                 trials.append(Trial(
-                    eeg=np.asarray(mat[var]), sfreq=SFREQ, ch_names=list(SEED62),
+                    eeg=numeric_array(mat[var], str(path), var, "62 x N"), sfreq=SFREQ,
+                    ch_names=list(SEED62),
                     dataset="seed", subject=subject, session=sess, trial=k,
                     stimulus=f"clip{k:02d}", ratings={"emotion": float(labels[k - 1])},
                 ))

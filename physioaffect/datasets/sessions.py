@@ -44,6 +44,7 @@ from physioaffect.datasets.base import (
     SubjectRecording,
     Trial,
     TrialsDroppedWarning,
+    file_problem,
     natural_key,
     trial_name,
 )
@@ -82,6 +83,9 @@ class SessionsReader(DatasetReader):
                                "(record some with `physioaffect record`)")
         by_subject: dict[str, list[tuple]] = {}
         for p in paths:
+            problem = file_problem(p)
+            if problem is not None:  # a link loop would otherwise be a deep OSError
+                raise DatasetError(f"{p}: {problem}")
             try:
                 s = read_session(p, streams=None, load_samples=False)
             except RecordingError as err:

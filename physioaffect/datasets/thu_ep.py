@@ -33,7 +33,11 @@ from physioaffect.datasets.base import (
     DatasetReader,
     SubjectRecording,
     Trial,
+    check_ratings,
+    file_problem,
+    matching_files,
     numbered_subjects,
+    warn_nonfinite,
 )
 from physioaffect.datasets.matfile import mat73_array, open_mat73
 from physioaffect.datasets.montages import FACED32
@@ -44,6 +48,8 @@ RATINGS = ("anger", "disgust", "fear", "sadness", "amusement", "joy", "inspirati
            "tenderness", "arousal", "valence", "familiarity", "liking")
 EEG_FOLDER = "EEG data"
 RATINGS_FILE = Path("Ratings") / "ratings.mat"
+#: THU-EP's ratings: integers on a 0-7 scale.
+RATING_RANGE = (0.0, 7.0)
 _FILE = re.compile(r"^sub_(\d+)\.mat$")
 
 
@@ -71,14 +77,15 @@ class THUEPReader(DatasetReader):
 
             raise DatasetError(f"{self.root}: no '{EEG_FOLDER}' folder (expected THU-EP's "
                                f"'{EEG_FOLDER}/sub_N.mat'){_guess(self.root)}")
-        found = {int(m.group(1)): p.stem for p in folder.iterdir()
-                 if (m := _FILE.match(p.name)) and p.is_file()}
+        found = {int(m.group(1)): p.stem for m, p in matching_files(folder, _FILE)}
         if not found:
             raise DatasetError(f"{folder}: no THU-EP files sub_1.mat ... here")
         subjects = numbered_subjects(found, folder, lambda i: f"sub_{i}.mat")
-        if not (self.root / RATINGS_FILE).is_file():
-            raise DatasetError(f"{self.root / RATINGS_FILE}: missing (THU-EP's ratings, "
-                               "variable 'ratings')")
+        ratings = self.root / RATINGS_FILE
+        if not ratings.is_file():
+            why = file_problem(ratings) if ratings.is_symlink() or ratings.exists() else None
+            raise DatasetError(f"{ratings}: {why or 'missing'} (THU-EP's ratings, variable "
+                               "'ratings')")
         return subjects
 
     def path(self, subject: str) -> Path:
@@ -116,7 +123,8 @@ class THUEPReader(DatasetReader):
         for s in self.subjects:
             self._check_data(s, n_stimuli)
             if deep:
-                self._load(s)
+                data, _ = self._load(s)
+                warn_nonfinite(data, str(self.path(s)), "data")
 
     def _load(self, subject: str) -> tuple[np.ndarray, np.ndarray]:
         """Broadband EEG ``(time, channel, stimulus)`` and ratings ``(12, stimulus)``."""
@@ -124,7 +132,10 @@ class THUEPReader(DatasetReader):
         col = int(_FILE.match(path.name).group(1)) - 1
         n_stimuli = self._ratings_shape()[1]
         self._check_data(subject, n_stimuli)
-        ratings = _read(rpath, "ratings", (slice(None), slice(None), col))
+        ratings = check_ratings(_read(rpath, "ratings", (slice(None), slice(None), col)),
+                                str(rpath), "ratings", *RATING_RANGE, "THU-EP's 0-7 ratings",
+                                lambda idx: f"{RATINGS[idx[0]]} of stimulus {idx[1] + 1}, "
+                                            f"{subject}")
         data = _read(path, "data", (slice(None), slice(None), slice(None), BROADBAND))
         return data, ratings
 

@@ -29,9 +29,14 @@ from typing import Any
 
 from physioaffect.models._base import ModelConfigError
 from physioaffect.models.inputs import INPUT_KINDS, input_kind
-from physioaffect.models.io import ModelFileError, load_model, read_config, save_model
+from physioaffect.models.io import ModelFileError, load_model, read_config, read_json, save_model
 from physioaffect.preprocessing.alignment import ADAPTATION_METHODS
-from physioaffect.preprocessing.pipeline import PipelineConfig, decimation_factor, live_problems
+from physioaffect.preprocessing.pipeline import (
+    PipelineConfig,
+    decimation_factor,
+    design_sos,
+    live_problems,
+)
 from physioaffect.preprocessing.standardise import NormalisationError, Standardisation
 
 __all__ = ["CheckpointContract", "ContractError", "Standardisation", "CONTRACT_VERSION",
@@ -339,6 +344,7 @@ class CheckpointContract:
                 kw["pipeline"] = PipelineConfig.from_dict(c.mapping("pipeline",
                                                                     d.get("pipeline")))
                 decimation_factor(kw["pipeline"], kw["sfreq"])
+                design_sos(kw["pipeline"], kw["sfreq"])  # every cut-off below Nyquist
             except ContractError:
                 raise
             except Exception as err:  # noqa: BLE001 - PipelineConfig's own one-line message
@@ -430,8 +436,17 @@ class CheckpointContract:
                          self.n_times)
 
     def check_model(self, model: Any, where: str) -> None:
-        """Refuse a network whose shape does not fit the contract."""
+        """Refuse a network of another class or whose shape does not fit the contract."""
+        from physioaffect.models.registry import name_of
+
         c = _Check(where)
+        try:
+            network = name_of(model)
+        except ModelConfigError:
+            network = None  # not a registered class (a test double): its shape is checked
+        if network is not None and network != self.model:
+            raise c.fail("model", f"{network!r}, the network in config.json beside it "
+                         "(the contract belongs to another checkpoint?)", self.model)
         if int(getattr(model, "n_outputs", self.n_outputs)) != self.n_outputs:
             raise c.fail("class_names", f"{model.n_outputs} names (the network's outputs)",
                          list(self.class_names))
@@ -439,6 +454,10 @@ class CheckpointContract:
                 != len(self.channels):
             raise c.fail("channels", f"{model.n_chans} channels (the network's input)",
                          len(self.channels))
+        if "eeg" in self.modalities and int(getattr(model, "n_times", self.n_times)) \
+                != self.n_times:
+            raise c.fail("n_times", f"{model.n_times} samples (the network's input)",
+                         self.n_times)
 
 
 # --------------------------------------------------------------------------------- files
@@ -470,8 +489,9 @@ def save_checkpoint(model: Any, directory: str | Path, contract: CheckpointContr
 
 def _legacy_training_meta(d: Path) -> dict | None:
     try:
-        extra = json.loads((d / "config.json").read_text()).get("extra") or {}
-    except (OSError, ValueError, AttributeError):
+        extra = read_json(d / "config.json", ModelFileError, "model configuration") \
+            .get("extra") or {}
+    except (ModelFileError, AttributeError):
         return None
     return extra if extra.get("format") == LEGACY_TRAINING_FORMAT else None
 
@@ -487,11 +507,7 @@ def read_contract(path: str | Path) -> CheckpointContract:
     d = find_checkpoint_dir(path)
     cpath = d / CONTRACT_NAME
     if cpath.is_file():
-        try:
-            data = json.loads(cpath.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ContractError(f"{cpath}: not valid JSON ({str(err).splitlines()[0]})") \
-                from None
+        data = read_json(cpath, ContractError, "checkpoint contract")
         return CheckpointContract.from_dict(data, str(cpath))
     config = read_config(d)
     extra = config.get("extra") or {}

@@ -28,6 +28,8 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TORCH_WEIGHTS_NAME = "model.pt"
+#: Largest ``config.json`` read (ours are about 1 KB; contracts with statistics a few 100 KB).
+MAX_JSON_BYTES = 8 << 20
 
 
 class ModelFileError(PhysioAffectError, RuntimeError):
@@ -66,15 +68,21 @@ def save_model(model: EEGModel, directory: str | Path, extra: dict[str, Any] | N
     return directory
 
 
+def read_json(path: Path, error: type[Exception], what: str) -> Any:
+    """A checkpoint's JSON file, read within bounds (:mod:`physioaffect.safeload`: at most
+    :data:`MAX_JSON_BYTES`, UTF-8, 64 levels); anything else is ``error`` naming the file."""
+    from physioaffect.safeload import loads_json, read_text
+
+    text = read_text(path, max_bytes=MAX_JSON_BYTES, error=error, what=what)
+    return loads_json(text, str(path), error=error)
+
+
 def read_config(directory: str | Path) -> dict[str, Any]:
     """Read and validate ``config.json`` of a saved model."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise ModelFileError(f"{path}: no model configuration file found")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
+    config = read_json(path, ModelFileError, "model configuration")
     if not isinstance(config, dict):
         raise ModelFileError(f"{path}: expected a JSON object")
     if config.get("format_version") != FORMAT_VERSION:
@@ -132,17 +140,32 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
     directory = Path(directory)
     config = read_config(directory)
     kwargs = dict(config["kwargs"])
-    try:
-        model = create(config["model"], **kwargs)
-    except (ModelConfigError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{directory / CONFIG_NAME}: field 'kwargs' is invalid ({exc})") from None
+    where = directory / CONFIG_NAME
+    # The network is first built on the meta device (shapes, no memory): hyper-parameters
+    # that ask for a 16 TB tensor are refused by comparing with the weights actually stored.
+    skeleton = _build(config["model"], kwargs, where, meta=True)
     path, state = _read_state(directory)
-    _check_state(model, state, path)
+    _check_state(skeleton, state, path)
+    model = _build(config["model"], kwargs, where, meta=False)
     model.load_state_dict(state, strict=True)
     return model.to(map_location).eval()
 
 
+def _build(name: str, kwargs: dict[str, Any], where: Path, meta: bool) -> EEGModel:
+    """The registry's network from ``config.json`` fields, on the meta device when ``meta``."""
+    try:
+        if meta:
+            with torch.device("meta"):
+                return create(name, **kwargs)
+        return create(name, **kwargs)
+    except (ModelConfigError, TypeError, ValueError, OverflowError, MemoryError,
+            RuntimeError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelFileError(f"{where}: field 'kwargs' is invalid ({msg})") from None
+
+
 def _check_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights whose names or shapes differ from ``model``'s (which may be on meta)."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -154,9 +177,12 @@ def _check_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -
         )
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
+            n_model = sum(t.numel() for t in expected.values())
+            n_file = sum(t.numel() for t in state.values())
             raise ModelFileError(
                 f"{path}: tensor {key!r} has shape {tuple(state[key].shape)}, the configured "
-                f"model expects {tuple(tensor.shape)}"
+                f"model ({path.parent / CONFIG_NAME}) expects {tuple(tensor.shape)} "
+                f"({n_model:,} parameters configured, {n_file:,} stored)"
             )
 
 

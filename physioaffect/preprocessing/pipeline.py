@@ -272,6 +272,10 @@ def design_sos(config: PipelineConfig, sfreq: float) -> np.ndarray:
             parts.append(signal.tf2sos(b, a))
             f += config.notch_freq
     lo, hi = config.l_freq, config.h_freq
+    if lo is not None and lo >= nyq:  # scipy's message would not name the field
+        raise SignalInputError(
+            f"PipelineConfig.l_freq={lo:g} Hz is at or above Nyquist ({nyq:g} Hz at {fs:g} Hz)"
+        )
     if hi is not None and hi >= nyq:
         if lo is None:
             raise SignalInputError(

@@ -17,20 +17,27 @@ HDF5 file.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from physioaffect.log import logger
 from physioaffect.recording.errors import RecordingError
 from physioaffect.recording.events import parse_marker
 from physioaffect.recording.plan import (
     BLOCK_S,
+    Plan,
     as_session,
     make_plan,
     meas_date,
@@ -61,8 +68,11 @@ class _Table:
 
 
 def _table(session: Session, sfreq: float | None, streams: Iterable[str] | None,
-           tmin: float | None = None, tmax: float | None = None) -> _Table:
+           tmin: float | None = None, tmax: float | None = None,
+           check: Callable[[Plan], None] | None = None) -> _Table:
     plan = make_plan(session, sfreq, streams, tmin, tmax)
+    if check is not None:  # refusals that need the channels but not the samples
+        check(plan)
     return _Table(plan.t0, plan.sfreq, plan.read(0, plan.n_times), plan.names, plan.ch_types,
                   plan.units, plan.streams, plan.bad_spans)
 
@@ -124,7 +134,72 @@ def to_raw(
                       verbose=verbose)
 
 
+def valid_text(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates made valid: a high/low pair is joined into its
+    character, any other surrogate becomes U+FFFD (file formats store UTF-8, which has none)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def exportable_session(session: Session) -> Session:
+    """``session`` with every marker text encodable as UTF-8 (said once when one was altered).
+
+    A marker with lone surrogates (a program sent half a UTF-16 pair) is kept exactly in the
+    session file; exports write it with U+FFFD in place of what cannot be encoded, so the
+    session stays exportable.
+    """
+    altered = 0
+    streams = dict(session.streams)
+    for name, s in session.streams.items():
+        if s.info.channel_format != "string" and s.info.type != "Markers":
+            continue
+        if s.samples.dtype != object or not s.samples.size:
+            continue
+        clean = np.frompyfunc(lambda t: valid_text(t) if isinstance(t, str) else t, 1, 1)(
+            s.samples)
+        changed = int(np.count_nonzero(clean != s.samples))
+        if changed:
+            altered += changed
+            streams[name] = dataclasses.replace(s, samples=clean.astype(object))
+    if not altered:
+        return session
+    logger.warning(f"{session.path}: {altered} marker(s) hold text that is not valid Unicode "
+                   "(lone surrogates); exported with U+FFFD in their place (the session file "
+                   "keeps them as recorded)")
+    return dataclasses.replace(session, streams=streams)
+
+
 # -- EDF+ / BDF+ -----------------------------------------------------------------------
+
+#: EDF's header gives the number of signals 4 characters: at most 9999, one of them the
+#: EDF+ annotations.
+EDF_MAX_SIGNALS = 9999
+#: Characters of a marker kept in an EDF+ annotation (every data record reserves room for
+#: the longest one, so a 1 MB marker would make every second of the file 1 MB).
+EDF_MARKER_CHARS = 200
+
+
+def _edf_limits(path: Path) -> Callable[[Plan], None]:
+    def check(plan: Plan) -> None:
+        n = len(plan.names)
+        if n > EDF_MAX_SIGNALS - 1:
+            raise RecordingError(
+                f"{path}: {n} channels do not fit an EDF+/BDF+ file (at most "
+                f"{EDF_MAX_SIGNALS - 1} signals besides the annotations); export --to fif or "
+                "--to bids instead")
+        if plan.sfreq >= 1e8:
+            raise RecordingError(f"{path}: {plan.sfreq:g} Hz does not fit EDF's 8-character "
+                                 "samples-per-record field; choose a lower --sfreq")
+    return check
+
+
+def _edf_field(text: str) -> str:
+    """An EDF header subfield: ASCII, no spaces (edfio refuses both)."""
+    return text.encode("ascii", "replace").decode().replace(" ", "_") or "X"
+
 
 def _edf_label(label: str, ch_type: str) -> str:
     """EDF+ label ``"<type> <label>"`` (16 ASCII characters); MNE reads the type from it."""
@@ -159,10 +234,10 @@ def export_edf(
     """
     import edfio
 
-    session = as_session(session, load_samples=False)  # samples are read once, into the table
+    session = exportable_session(as_session(session, load_samples=False))
     out = Path(out)
     _refuse_existing(out)
-    tab = _table(session, sfreq, streams)
+    tab = _table(session, sfreq, streams, check=_edf_limits(Path(session.path)))
     n = tab.data.shape[1]
     # EDF stores whole data records; use 1 s records and pad the last with its last value
     per_record = tab.sfreq
@@ -187,8 +262,14 @@ def export_edf(
                    for s, e, text in tab.bad_spans]
     if n_pad:  # the padded end of the last record is not data (MNE's own EDF export does the same)
         annotations.append(edfio.EdfAnnotation(n / tab.sfreq, n_pad / tab.sfreq, "BAD_ACQ_SKIP"))
-    annotations += [edfio.EdfAnnotation(m.time - tab.t0, None, m.text[:200])
-                    for m in session.markers if tab.t0 <= m.time <= tab.t0 + n / tab.sfreq]
+    kept = [m for m in session.markers if tab.t0 <= m.time <= tab.t0 + n / tab.sfreq]
+    annotations += [edfio.EdfAnnotation(m.time - tab.t0, None, m.text[:EDF_MARKER_CHARS])
+                    for m in kept]
+    cut = sum(len(m.text) > EDF_MARKER_CHARS for m in kept)
+    if cut:
+        logger.warning(f"{session.path}: {cut} marker(s) longer than {EDF_MARKER_CHARS} "
+                       f"characters cut to {EDF_MARKER_CHARS} in the EDF+ annotations of {out} "
+                       "(the session file keeps the full text)")
     meas = meas_date(session, tab.t0)
     a = session.attrs
     Container = edfio.Bdf if bdf else edfio.Edf
@@ -196,11 +277,12 @@ def export_edf(
     if meas is not None:
         kwargs["starttime"] = meas.time().replace(microsecond=0, tzinfo=None)
         kwargs["recording"] = edfio.Recording(startdate=meas.date())
-    kwargs["patient"] = edfio.Patient(code=str(a.get("subject", "X")) or "X")
+    kwargs["patient"] = edfio.Patient(code=_edf_field(str(a.get("subject", "X"))))
     edf = Container(signals, data_record_duration=1.0, annotations=annotations, **kwargs)
     tmp = out.with_name(out.name + ".part")
-    edf.write(tmp)
-    os.replace(tmp, out)
+    with _cleaned_up(tmp, out):
+        edf.write(tmp)
+        os.replace(tmp, out)
     return out
 
 
@@ -209,9 +291,39 @@ def export_fif(session: Session | str | os.PathLike[str], out: str | os.PathLike
     """Write ``to_raw(session)`` as a FIF file (name should end in ``_raw.fif``)."""
     out = Path(out)
     _refuse_existing(out)
-    raw = to_raw(session, sfreq=sfreq)
-    raw.save(out, overwrite=False, verbose="error")
+    raw = to_raw(exportable_session(as_session(session, load_samples=False)), sfreq=sfreq)
+    tmp = out.with_name(".part-" + out.name)  # keeps MNE's ``_raw.fif`` ending
+    with _cleaned_up(tmp, out):
+        raw.save(tmp, overwrite=False, verbose="error")
+        os.replace(tmp, out)
     return out
+
+
+def _disk_full(err: OSError, folder: Path) -> bool:
+    """Whether ``err`` means the disk of ``folder`` is full (numpy's ``tofile`` says only
+    "N requested and M written", without an errno)."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _cleaned_up(tmp: Path, out: Path):
+    """Remove the temporary file of an export that failed; say a full disk plainly."""
+    try:
+        yield
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if _disk_full(err, out.parent):
+            raise RecordingError(f"disk full while writing {out}; nothing was written (free "
+                                 "space and export again)") from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _refuse_existing(out: Path) -> None:
@@ -254,11 +366,136 @@ def _device_fields(device: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def bids_label(value: Any, entity: str, where: str) -> str:
+    """A BIDS label (letters and digits) from a session's ``subject``/``task``/``session``.
+
+    Other characters are dropped with one warning line (``a_b`` -> ``ab``, ``../../evil`` ->
+    ``evil``); a value left empty is refused, saying how to give one.
+    """
+    text = valid_text("" if value is None else str(value))
+    label = re.sub(r"[^A-Za-z0-9]", "", text)
+    if not label:
+        raise RecordingError(f"{where}: {entity} {text!r} holds no letter or digit for a BIDS "
+                             f"label; give one with export --{entity} LABEL")
+    if label != text:
+        logger.warning(f"{where}: {entity} {text!r} is not a BIDS label (letters and digits "
+                       f"only); exported as {label!r}")
+    return label
+
+
+def _bids_entities(session: Session, subject: str | None, task: str | None) -> dict[str, Any]:
+    """Session attributes ``subject``, ``task``, ``session``, ``run`` as valid BIDS entities."""
+    a, where = session.attrs, str(session.path)
+    out = {"subject": bids_label(a.get("subject") if subject is None else subject, "subject",
+                                 where),
+           "task": bids_label(a.get("task") if task is None else task, "task", where)}
+    ses = a.get("session")
+    out["session"] = bids_label(ses, "session", where) if str(ses or "") else None
+    try:
+        out["run"] = int(a.get("run") or 0) or None
+    except (TypeError, ValueError):
+        raise RecordingError(f"{where}: run {a.get('run')!r} is not a whole number (BIDS "
+                             "runs are)") from None
+    return out
+
+
+#: Files beside the data that mne-bids updates in place (merged, not written anew).
+_BIDS_SHARED = ("dataset_description.json", "participants.tsv", "participants.json", "README",
+                "CHANGES", ".bidsignore")
+
+
 def export_bids(session: Session | str | os.PathLike[str], root: str | os.PathLike[str],
-                eeg_format: str = "BrainVision",
+                eeg_format: str = "BrainVision", line_freq: float | None = None,
+                metadata: dict[str, dict[str, Any]] | None = None,
+                subject: str | None = None, task: str | None = None) -> dict[str, list[Path]]:
+    """Write the session into a BIDS dataset at ``root``, all or nothing.
+
+    Everything is first written into a folder beside ``root`` (holding copies of the files
+    mne-bids merges: ``participants.tsv``, ``dataset_description.json``, the subject's
+    ``_scans.tsv`` ...) and moved into ``root`` only once complete, new files first, then the
+    merged ones (each move a rename). A failure (a full disk, an interruption) leaves ``root``
+    as it was, so the export can simply be run again. Subject, task and session must be BIDS
+    labels: other characters are dropped with one warning line; an empty subject is refused.
+
+    Parameters
+    ----------
+    session, root, eeg_format, line_freq, metadata :
+        See :func:`_write_bids`.
+    subject, task : str, optional
+        Labels to use instead of the session's own.
+
+    Returns
+    -------
+    dict
+        ``{"eeg": [...], "physio": [...]}`` paths written (inside ``root``).
+    """
+    import mne_bids
+
+    session = exportable_session(as_session(session, load_samples=False))
+    root = Path(root)
+    ids = _bids_entities(session, subject, task)
+    session = dataclasses.replace(session, attrs={**session.attrs, **ids})
+    bp = mne_bids.BIDSPath(subject=ids["subject"], session=ids["session"], task=ids["task"],
+                           run=ids["run"], root=root, datatype="eeg")
+    if list(Path(bp.directory).glob(f"{bp.basename}_eeg.*")):
+        raise RecordingError(f"{bp.basename}_eeg already exists in the BIDS dataset "
+                             f"{root}; never overwritten")
+    root.resolve().parent.mkdir(parents=True, exist_ok=True)  # root itself only on success
+    stage = Path(tempfile.mkdtemp(prefix=f".{root.resolve().name}.export-",
+                                  dir=root.resolve().parent))
+    try:
+        shared = _stage_shared(root, stage, ids)
+        written = _write_bids(session, stage, eeg_format, line_freq, metadata)
+        _commit_stage(stage, root, shared)
+    except OSError as err:
+        what = "disk full" if _disk_full(err, stage.parent) else \
+            f"cannot write ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        raise RecordingError(f"{what} while exporting {session.path} to the BIDS dataset "
+                             f"{root}; nothing was written there (free space or fix the "
+                             "folder, then export again)") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return {k: [root / Path(p).relative_to(stage) for p in v] for k, v in written.items()}
+
+
+def _stage_shared(root: Path, stage: Path, ids: dict[str, Any]) -> set[Path]:
+    """Copy the files mne-bids merges into ``stage``; returns their paths relative to it."""
+    sub = f"sub-{ids['subject']}"
+    folders = [Path("."), Path(sub)]
+    if ids["session"]:
+        folders.append(Path(sub) / f"ses-{ids['session']}")
+    copied = set()
+    for rel_dir in folders:
+        src_dir = root / rel_dir
+        if not src_dir.is_dir():
+            continue
+        for src in src_dir.iterdir():
+            if src.is_file() and (src.name in _BIDS_SHARED or src.name.endswith(
+                    ("_scans.tsv", "_scans.json"))):
+                rel = rel_dir / src.name
+                (stage / rel_dir).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, stage / rel)
+                copied.add(rel)
+    return copied
+
+
+def _commit_stage(stage: Path, root: Path, shared: set[Path]) -> None:
+    """Move every file of ``stage`` into ``root``: new files (never over an existing one)
+    first, then the merged ones, each by one rename."""
+    files = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
+    new = [rel for rel in files if rel not in shared]
+    taken = [rel for rel in new if (root / rel).exists()]
+    if taken:
+        raise RecordingError(f"{root / taken[0]} already exists; never overwritten")
+    for rel in new + [rel for rel in files if rel in shared]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / rel, root / rel)
+
+
+def _write_bids(session: Session, root: Path, eeg_format: str = "BrainVision",
                 line_freq: float | None = None,
                 metadata: dict[str, dict[str, Any]] | None = None) -> dict[str, list[Path]]:
-    """Write the session into a BIDS dataset at ``root``.
+    """Write the session into a BIDS dataset at ``root`` (:func:`export_bids` stages it).
 
     EEG streams go through :func:`mne_bids.write_raw_bids`: the data file (BrainVision
     float32 by default, exactly the recorded samples and length; ``eeg_format="EDF"`` pads the

@@ -62,6 +62,8 @@ _DEFAULT_RULE = {"deap": "gt5", "dreamer": "gt3", "seed": "seed3", "faced": "emt
 #: EmT node-feature bands per dataset when the config names none (the official scripts').
 _DEFAULT_GRAPH_BANDS = {"seed": "emt_seed"}
 CONFIG_VERSION = 2
+#: Largest training config file read (a config holds settings: ours are about 2 KB).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def default_label_rule(dataset: str, target: str) -> str:
@@ -678,8 +680,13 @@ class TrainConfig:
         """
         from physioaffect.datasets.labels import RULES
         from physioaffect.models.registry import REGISTRY
+        from physioaffect.safeload import check_plain
 
         c = dataclasses.replace(self)
+        for f in dataclasses.fields(c):  # before anything walks them (json.dumps, copies)
+            v = getattr(c, f.name)
+            if isinstance(v, dict | list | tuple):
+                check_plain(v, f.name, error=TrainingError)
         c.dataset = str(c.dataset).lower()
         if c.dataset not in DATASETS:
             raise TrainingError(f"dataset: unknown {c.dataset!r} (expected one of "
@@ -969,28 +976,22 @@ def _drop_none(d: dict) -> dict:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML, TOML or JSON config file into a dict of :class:`TrainConfig` fields."""
+    """Read a YAML, TOML or JSON config file into a dict of :class:`TrainConfig` fields.
+
+    The file is read within bounds (:mod:`physioaffect.safeload`): at most
+    :data:`MAX_CONFIG_BYTES`, UTF-8, nested at most 64 levels, YAML aliases that expand to at
+    most 200,000 values and never refer to themselves. Anything else is one
+    :class:`TrainingError` naming the file, raised before a run folder exists.
+    """
+    from physioaffect.safeload import load_structured
+
     p = Path(path)
     if not p.is_file():
         raise TrainingError(f"{p}: config file not found")
-    text = p.read_text()
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        elif p.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        elif p.suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise TrainingError(f"{p}: expected a .yaml, .toml or .json config file")
-    except TrainingError:
-        raise
-    except Exception as err:  # noqa: BLE001 - parser errors differ per format
-        raise TrainingError(f"{p}: cannot parse ({str(err).splitlines()[0]})") from None
+    data = load_structured(p, max_bytes=MAX_CONFIG_BYTES, error=TrainingError,
+                           what="training config")
+    if data is None:  # an empty YAML document
+        data = {}
     if not isinstance(data, dict):
         raise TrainingError(f"{p}: expected a mapping of config fields")
     if _is_flat_v1(data):

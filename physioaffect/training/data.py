@@ -25,12 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from physioaffect.log import logger
 from physioaffect.streams.signals import PERIPHERAL_SIGNALS, SIGNAL_ALIASES, canonical_signal
 from physioaffect.training.config import TrainConfig, TrainingError
 
@@ -383,8 +385,14 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
     dpath = Path(cache) / f"{path.stem}-derived-{derived_key}.npz"
     store: dict[str, np.ndarray] = {}
     if dpath.exists():
-        with np.load(dpath, allow_pickle=False) as z:
-            store = {k: z[k] for k in z.files}
+        try:
+            with np.load(dpath, allow_pickle=False) as z:
+                store = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            # written by rename, so only a disk fault damages it: recomputed, said once
+            logger.warning(f"{dpath}: damaged cache file ({str(err).splitlines()[0]}); "
+                           "rebuilding it")
+            store = {}
     changed = False
     needs_input = kind is not None and kind.name != "raw"
     from physioaffect.models import ModelConfigError
