@@ -68,6 +68,25 @@ def trial_name(dataset: str, subject: str, session: object, trial: object, why: 
     return f"{dataset} subject {subject} session {session} trial {trial} ({why})"
 
 
+def dataset_hint(root: Path) -> str:
+    """`` (this looks like a SEED folder: use dataset 'seed')`` when the files in ``root``
+    belong to another dataset than the one asked for ("" when they look like none)."""
+    names = {p.name for p in root.iterdir()}
+    if any(re.match(r"^s\d{2}\.dat$", n) for n in names):
+        return " (this looks like a DEAP data_preprocessed_python folder: use dataset 'deap')"
+    if "DREAMER.mat" in names:
+        return " (this looks like a DREAMER folder: use dataset 'dreamer')"
+    if "label.mat" in names or any(re.match(r"^\d+_\d{8}\.mat$", n) for n in names):
+        return " (this looks like a SEED Preprocessed_EEG folder: use dataset 'seed')"
+    if "Processed_data" in names:
+        return " (this looks like a FACED folder: use dataset 'faced')"
+    if "EEG data" in names:
+        return " (this looks like a THU-EP folder: use dataset 'thu-ep')"
+    if any(re.match(r"^s\d{2}\.mat$", n) for n in names):
+        return " (these are DEAP MATLAB files; point at data_preprocessed_python instead)"
+    return ""
+
+
 def numbered_subjects(found: dict[int, str], folder: Path, file_name: Callable[[int], str],
                       first: int = 1, last: int | None = None) -> list[str]:
     """Subject ids of numbered files, in number order; gaps from ``first`` to ``last`` are errors.

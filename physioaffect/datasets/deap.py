@@ -21,6 +21,7 @@ from physioaffect.datasets.base import (
     SubjectRecording,
     Trial,
     check_ratings,
+    dataset_hint,
     matching_files,
     numbered_subjects,
     numeric_array,
@@ -119,7 +120,7 @@ class DEAPReader(DatasetReader):
     def _discover(self) -> list[str]:
         found = {int(m.group(1)): p.name[:-4] for m, p in matching_files(self.root, _FILE)}
         if not found:
-            raise DatasetError(f"{self.root}: no DEAP files s01.dat ... s32.dat here{_guess(self.root)}")
+            raise DatasetError(f"{self.root}: no DEAP files s01.dat ... s32.dat here{dataset_hint(self.root)}")
         return numbered_subjects(found, self.root, lambda i: f"s{i:02d}.dat",
                                  last=self.expected_subjects)
 
@@ -181,20 +182,3 @@ class DEAPReader(DatasetReader):
                 peripheral=per, peripheral_baseline=per_b,
             ))
         return SubjectRecording("deap", subject, trials, {"file": str(self.path(subject))})
-
-
-def _guess(root: Path) -> str:
-    names = {p.name for p in root.iterdir()}
-    if any(_FILE.match(n) for n in names):
-        return " (this looks like a DEAP data_preprocessed_python folder: use dataset 'deap')"
-    if "DREAMER.mat" in names:
-        return " (this looks like a DREAMER folder: use dataset 'dreamer')"
-    if "label.mat" in names or any(re.match(r"^\d+_\d{8}\.mat$", n) for n in names):
-        return " (this looks like a SEED Preprocessed_EEG folder: use dataset 'seed')"
-    if "Processed_data" in names:
-        return " (this looks like a FACED folder: use dataset 'faced')"
-    if "EEG data" in names:
-        return " (this looks like a THU-EP folder: use dataset 'thu-ep')"
-    if any(re.match(r"^s\d{2}\.mat$", n) for n in names):
-        return " (these are DEAP MATLAB files; point at data_preprocessed_python instead)"
-    return ""

@@ -53,11 +53,11 @@ class DREAMERReader(DatasetReader):
 
     def _discover(self) -> list[str]:
         if not self.file.is_file():
-            from physioaffect.datasets.deap import _guess
+            from physioaffect.datasets.base import dataset_hint
 
             if self.file.is_symlink() or self.file.exists():
                 raise DatasetError(f"{self.file}: {file_problem(self.file)}")
-            raise DatasetError(f"{self.file}: missing (expected DREAMER.mat){_guess(self.root)}")
+            raise DatasetError(f"{self.file}: missing (expected DREAMER.mat){dataset_hint(self.root)}")
         check_mat(self.file)
         from scipy.io import whosmat
 

@@ -81,10 +81,10 @@ class FACEDReader(DatasetReader):
     def _discover(self) -> list[str]:
         data = self.root / "Processed_data"
         if not data.is_dir():
-            from physioaffect.datasets.deap import _guess
+            from physioaffect.datasets.base import dataset_hint
 
             raise DatasetError(f"{self.root}: no Processed_data folder (expected FACED's "
-                               f"Processed_data/subNNN.pkl){_guess(self.root)}")
+                               f"Processed_data/subNNN.pkl){dataset_hint(self.root)}")
         found = {int(m.group(1)): p.stem for m, p in matching_files(data, _FILE)}
         if not found:
             raise DatasetError(f"{data}: no FACED files sub000.pkl ... sub122.pkl here")

@@ -53,10 +53,10 @@ class SEEDReader(DatasetReader):
         for m, p in matching_files(self.root, _FILE):
             sessions.setdefault(int(m.group(1)), []).append((m.group(2), p.name))
         if not sessions:
-            from physioaffect.datasets.deap import _guess
+            from physioaffect.datasets.base import dataset_hint
 
             raise DatasetError(f"{self.root}: no SEED files {{subject}}_{{YYYYMMDD}}.mat here"
-                               f"{_guess(self.root)}")
+                               f"{dataset_hint(self.root)}")
         label = self.root / "label.mat"
         if not label.is_file():
             why = file_problem(label) if label.is_symlink() or label.exists() else None

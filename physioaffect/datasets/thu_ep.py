@@ -73,10 +73,10 @@ class THUEPReader(DatasetReader):
     def _discover(self) -> list[str]:
         folder = self.root / EEG_FOLDER
         if not folder.is_dir():
-            from physioaffect.datasets.deap import _guess
+            from physioaffect.datasets.base import dataset_hint
 
             raise DatasetError(f"{self.root}: no '{EEG_FOLDER}' folder (expected THU-EP's "
-                               f"'{EEG_FOLDER}/sub_N.mat'){_guess(self.root)}")
+                               f"'{EEG_FOLDER}/sub_N.mat'){dataset_hint(self.root)}")
         found = {int(m.group(1)): p.stem for m, p in matching_files(folder, _FILE)}
         if not found:
             raise DatasetError(f"{folder}: no THU-EP files sub_1.mat ... here")
