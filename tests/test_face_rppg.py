@@ -193,6 +193,38 @@ def test_size_darkness_and_motion_withhold_the_rate_with_their_reason() -> None:
     assert last([_skin(c, centre=(320.0 + d, 200.0)) for c, d in zip(rgb, sway, strict=True)]).reason == "ok"
 
 
+def test_a_peak_must_be_found_again_in_two_parts_of_the_skin() -> None:
+    """The combined skin colour carries a clear 90 bpm peak, but only the forehead has it
+    while the cheeks hold independent noise: not a pulse of the face, no rate. With the pulse
+    in every part, the rate is reported."""
+    rng = np.random.default_rng(7)
+    t = np.arange(int(9 * FS)) / FS
+    skin = np.array([180.0, 120.0, 100.0])
+    pulse = 1 + 0.006 * np.sin(2 * np.pi * 1.5 * t)[:, None] * np.array([0.33, 0.77, 0.53])
+
+    def noisy() -> np.ndarray:
+        return skin * (1 + 0.004 * rng.standard_normal((t.size, 3)))
+
+    def run(parts: list[np.ndarray]):
+        tr = PulseTracker()
+        est = None
+        for k, ti in enumerate(t):
+            regions = np.array([p[k] for p in parts])
+            # the combined colour shows the pulse cleanly, whatever the parts show
+            est = tr.update(ti, SkinSample(skin * pulse[k], pixels=5000, luma=150.0, regions=regions))
+        return est
+
+    forehead_only = run([skin * pulse, noisy(), noisy()])
+    assert np.isnan(forehead_only.rate) and forehead_only.reason == "low_snr"
+    assert "not found again" in forehead_only.detail
+    everywhere = run([skin * pulse + 0.2 * rng.standard_normal((t.size, 3)) for _ in range(3)])
+    assert everywhere.reason == "ok" and abs(everywhere.rate - 90.0) < 1.5
+    # without parts the check is skipped (a bare colour trace): the clean peak is reported
+    tr = PulseTracker()
+    bare = [tr.update(ti, skin * pulse[k]) for k, ti in enumerate(t)][-1]
+    assert bare.reason == "ok"
+
+
 @pytest.mark.slow
 def test_degraded_face_videos_right_or_no_rate(tmp_path) -> None:
     """The degradation set, small: a clean video, a 25 x 25 px face in MJPEG at quality 5, and

@@ -234,8 +234,10 @@ def skin_sample(
     Returns
     -------
     SkinSample or None
-        R, G, B mean, number of skin pixels, their mean grey level and the polygons' centre
-        (pixels); None when the polygons fall outside the frame or hold too few skin pixels.
+        R, G, B mean, number of skin pixels, their mean grey level, the polygons' centre
+        (pixels) and each polygon's own mean colour (NaN for one with fewer than
+        ``min_pixels`` skin pixels); None when the polygons fall outside the frame or hold too
+        few skin pixels.
     """
     import cv2
 
@@ -247,8 +249,11 @@ def skin_sample(
         return None
     roi = frame_bgr[y0:y1, x0:x1]
     g = (grey if grey is not None else cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY))[y0:y1, x0:x1]
-    mask = np.zeros(roi.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [p - (x0, y0) for p in polygons], 255)
+    # each polygon its own label (1, 2, ...), so the parts can be averaged on their own too
+    labels = np.zeros(roi.shape[:2], np.uint8)
+    for k, poly in enumerate(polygons, start=1):
+        cv2.fillPoly(labels, [poly - (x0, y0)], k)
+    mask = cv2.compare(labels, 0, cv2.CMP_GT)
     if cv2.countNonZero(mask) < min_pixels:
         return None
     hist = cv2.calcHist([g], [0], mask, [256], [0, 256]).ravel()
@@ -260,6 +265,11 @@ def skin_sample(
     if n < min_pixels:
         return None
     b, gg, r, _ = cv2.mean(roi, mask)
+    parts = np.full((len(polygons), 3), np.nan)
+    for k in range(len(polygons)):
+        part = cv2.compare(labels, k + 1, cv2.CMP_EQ) & mask
+        if cv2.countNonZero(part) >= min_pixels:
+            parts[k] = cv2.mean(roi, part)[2::-1]
     centre = allp.mean(axis=0)
     return SkinSample(np.array([r, gg, b]), pixels=n, luma=float(cv2.mean(g, mask)[0]),
-                      centre=(float(centre[0]), float(centre[1])))
+                      centre=(float(centre[0]), float(centre[1])), regions=parts)

@@ -48,6 +48,9 @@ from physioaffect.streams.face_layout import PULSE_REASON_CODES
 PULSE_BAND_HZ = (0.7, 3.0)
 #: Window of POS and CHROM, s (1.6 s in both papers: long enough for one beat at 40 bpm).
 METHOD_WINDOW_S = 1.6
+#: Parts of the skin region (of those with skin pixels throughout the window) whose own spectral
+#: peak must lie within the window's resolution of the rate (:class:`PulseTracker`).
+MIN_AGREEING_REGIONS = 2
 #: Keys of :data:`PULSE_REASON_CODES`: why a rate is (not) reported.
 PULSE_REASONS = tuple(PULSE_REASON_CODES)
 
@@ -437,12 +440,17 @@ class SkinSample:
         Mean grey level of those pixels, 0-255 (NaN: unknown, the darkness check is skipped).
     centre : (float, float) or None
         Centre of the skin region in pixels (None: unknown, the motion check is skipped).
+    regions : ndarray, shape (n_regions, 3), or None
+        Mean R, G, B of each part of the skin region on its own (forehead, right cheek, left
+        cheek; NaN rows for a part without skin pixels); None: unknown, the parts' check is
+        skipped.
     """
 
     rgb: np.ndarray
     pixels: int = 0
     luma: float = float("nan")
     centre: tuple[float, float] | None = None
+    regions: np.ndarray | None = None
 
 
 @dataclass
@@ -486,8 +494,13 @@ class PulseTracker:
     ``min_window``) are put on a uniform time grid, turned into a pulse signal by ``method``
     (POS and CHROM overlap-add their 1.6 s windows), band-passed to ``band``, and the rate is
     the spectrum's peak. It is reported when, over the window, the skin region is large
-    enough, bright enough and steady enough, and the SNR at the peak reaches the calibrated
-    gate for the window's length (:func:`snr_gate`).
+    enough, bright enough and steady enough, the SNR at the peak reaches the calibrated gate
+    for the window's length (:func:`snr_gate`), and the parts of the skin region (forehead
+    and cheeks, when the samples carry them) confirm it: at least
+    :data:`MIN_AGREEING_REGIONS` of them, each on its own, have their spectral peak within
+    ``1 / window`` Hz (the spectrum's resolution) of the rate. A pulse is the same in every
+    part of the face, while sensor noise, compression blocks and landmark jitter are not, so a
+    noise peak that clears the SNR gate is rarely found again in a second part.
 
     Parameters
     ----------
@@ -517,6 +530,13 @@ class PulseTracker:
         window (``motion``). A still sitter measures about 0.01 (landmark jitter); 0.05 is a
         nod of about 10 % of the region at 1-2 Hz, where the region's edges move through the
         pulse band.
+    min_agreeing_regions : int
+        Parts of the skin region that must confirm the rate on their own (0: no check; it is
+        skipped anyway for samples without parts).
+    hold : float
+        Seconds for which the windows must pass every check, frame after frame, before a rate
+        is reported (and again after any failure): noise that clears the gates does so in
+        flickers of a frame or two, a pulse steadily.
     """
 
     def __init__(
@@ -530,6 +550,8 @@ class PulseTracker:
         min_skin_px: int = 900,
         min_luma: float = 30.0,
         max_motion: float = 0.05,
+        min_agreeing_regions: int = MIN_AGREEING_REGIONS,
+        hold: float = 0.3,
     ) -> None:
         if method not in METHODS:
             raise FaceError(f"PulseTracker: method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -546,11 +568,17 @@ class PulseTracker:
         self.min_skin_px = int(min_skin_px)
         self.min_luma = float(min_luma)
         self.max_motion = float(max_motion)
-        # per frame: time, R, G, B, pixels, luma, centre x, centre y
+        self.min_agreeing_regions = int(min_agreeing_regions)
+        self.hold = float(hold)
+        self._passing_since: float | None = None
+        # per frame: time, R, G, B, pixels, luma, centre x, centre y; and the parts' colours
         self._rows: deque[tuple[float, ...]] = deque()
+        self._regions: deque[np.ndarray | None] = deque()
 
     def reset(self) -> None:
         self._rows.clear()
+        self._regions.clear()
+        self._passing_since = None
 
     def update(self, t: float, sample: SkinSample | np.ndarray | None) -> PulseEstimate:
         """Add one frame.
@@ -572,6 +600,7 @@ class PulseTracker:
         if sample is not None and not isinstance(sample, SkinSample):
             sample = SkinSample(np.asarray(sample, dtype=np.float64))
         if sample is None or not np.all(np.isfinite(sample.rgb)):
+            self._passing_since = None
             return PulseEstimate(reason="face_lost", detail="no skin in this frame")
         rows = self._rows
         if rows and (t - rows[-1][0] > self.max_gap or t <= rows[-1][0]):
@@ -580,8 +609,10 @@ class PulseTracker:
         rgb = np.asarray(sample.rgb, dtype=np.float64)
         rows.append((float(t), rgb[0], rgb[1], rgb[2], float(sample.pixels), float(sample.luma),
                      float(cx), float(cy)))
+        self._regions.append(None if sample.regions is None else np.asarray(sample.regions, dtype=np.float64))
         while t - rows[0][0] > self.window:
             rows.popleft()
+            self._regions.popleft()
         span = t - rows[0][0]
         if span < METHOD_WINDOW_S:
             return PulseEstimate(detail=f"{span:.1f} s of face (< {self.min_window:g} s)", window=span)
@@ -616,9 +647,44 @@ class PulseTracker:
         elif not (np.isfinite(rate) and snr >= gate):
             est.reason = "low_snr"
             est.detail = f"pulse SNR {snr:.1f} dB below {gate:.1f} dB for a {span:.1f} s window"
-        if est.reason == "ok":
-            est.rate = rate
+        elif (agree := self._regions_agree(h[:, 0], grid, fs, rate, span)) is not None and not agree[0]:
+            est.reason = "low_snr"
+            est.detail = (f"the {rate:.0f} bpm peak (SNR {snr:.1f} dB) is not found again in "
+                          f"{self.min_agreeing_regions} parts of the skin on their own (their peaks: "
+                          f"{', '.join(f'{r:.0f}' for r in agree[1])} bpm)")
+        if est.reason != "ok":
+            self._passing_since = None
+            return est
+        if self._passing_since is None:
+            self._passing_since = t
+        if t - self._passing_since + 1e-9 < self.hold:
+            est.reason = "low_snr"
+            est.detail = (f"the {rate:.0f} bpm peak has passed every check for "
+                          f"{t - self._passing_since:.2f} s of the {self.hold:g} s a rate needs")
+            return est
+        est.rate = rate
         return est
+
+    def _regions_agree(self, t: np.ndarray, grid: np.ndarray, fs: float, rate: float,
+                       span: float) -> tuple[bool, list[float]] | None:
+        """Whether enough parts of the skin show their own peak near ``rate`` (and their
+        rates); None when the samples carry no parts (the check is skipped)."""
+        if self.min_agreeing_regions <= 0 or any(r is None for r in self._regions):
+            return None
+        parts = np.stack(self._regions)  # (n, n_regions, 3)
+        if parts.ndim != 3 or parts.shape[2] != 3:
+            return None
+        rates = []
+        for k in range(parts.shape[1]):
+            trace = parts[:, k, :]
+            if not np.all(np.isfinite(trace)):
+                continue  # a part without skin in some frame does not vote
+            uniform = np.column_stack([np.interp(grid, t, trace[:, i]) for i in range(3)])
+            rates.append(analyse_window(uniform, fs, self.method, self.band)[1])
+        if len(rates) < self.min_agreeing_regions:
+            return None
+        near = sum(abs(r - rate) <= 60.0 / span for r in rates if np.isfinite(r))
+        return near >= self.min_agreeing_regions, rates
 
     def _motion(self, h: np.ndarray, grid: np.ndarray, fs: float, pixels: np.ndarray) -> float:
         """RMS displacement of the skin region's centre in the pulse band / region size."""
