@@ -668,7 +668,8 @@ class PulseTracker:
     def _regions_agree(self, t: np.ndarray, grid: np.ndarray, fs: float, rate: float,
                        span: float) -> tuple[bool, list[float]] | None:
         """Whether enough parts of the skin show their own peak near ``rate`` (and their
-        rates); None when the samples carry no parts (the check is skipped)."""
+        rates); None when the samples carry no parts (the check is skipped). Parts without
+        skin in some frame of the window do not vote, so too few parts mean no rate."""
         if self.min_agreeing_regions <= 0 or any(r is None for r in self._regions):
             return None
         parts = np.stack(self._regions)  # (n, n_regions, 3)
@@ -682,7 +683,7 @@ class PulseTracker:
             uniform = np.column_stack([np.interp(grid, t, trace[:, i]) for i in range(3)])
             rates.append(analyse_window(uniform, fs, self.method, self.band)[1])
         if len(rates) < self.min_agreeing_regions:
-            return None
+            return False, rates  # too few parts with skin throughout to confirm anything
         near = sum(abs(r - rate) <= 60.0 / span for r in rates if np.isfinite(r))
         return near >= self.min_agreeing_regions, rates
 
