@@ -58,7 +58,7 @@ import pandas as pd  # noqa: E402
 from scipy import signal as sps  # noqa: E402
 
 from physioaffect.face.analysis import FaceAnalyzer  # noqa: E402
-from physioaffect.face.rppg import PULSE_BAND_HZ, PulseTracker  # noqa: E402
+from physioaffect.face.rppg import PULSE_BAND_HZ, PulseTracker, bandpass, pulse_rate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("PHYSIOAFFECT_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
@@ -267,8 +267,18 @@ def main() -> None:
         rates, reasons, windows, tr_ms = replay(samples, PulseTracker(method=method))
         clean[f"physioaffect_{method}"] = {**score(rates, t, ecg, windows, reasons),
                                            "tracker_cpu_ms_per_frame": round(tr_ms, 3)}
+    rates, reasons, windows, _ = replay(samples, PulseTracker(hold=0.0))
+    clean["physioaffect_pos_without_hold"] = score(rates, t, ecg, windows, reasons)
     rates, reasons, windows, _ = replay(samples, ungated())
     clean["ungated_pos"] = score(rates, t, ecg, windows)
+    # the contact PPG recorded with the ECG, through the same spectral estimate over the same
+    # windows as each default-tracker frame with a rate: what a perfect camera pulse would give
+    rates, _, windows, _ = replay(samples, PulseTracker())
+    ppg = csv["ppg"].to_numpy()
+    sel = np.isfinite(rates) & (t >= LATE_S)
+    ppg_rates = [pulse_rate(bandpass(ppg[(t > ti - w - 1e-9) & (t <= ti)], fs), fs)[0]
+                 for ti, w in zip(t[sel], windows[sel], strict=True)]
+    clean["contact_ppg_same_windows_median_bpm"] = round(float(np.median(ppg_rates)), 2)
     whole, ind_rates = independent(frames, boxes, fs)
     clean["independent_pos_written_here"] = {"whole_clip_bpm": round(whole, 2), **score(ind_rates, t, ecg)}
     ppg_rate = welch_rate(csv["ppg"].to_numpy(), fs)
