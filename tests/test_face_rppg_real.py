@@ -71,9 +71,9 @@ def test_degraded_copy_gives_nan_with_a_reason(clip) -> None:
     """The same video degraded as in the issue: downscaled so the skin is about 25 x 25 px
     (face ~56 px wide), heavy sensor noise (sd 15 grey levels), frame-to-frame shake (sd 2 px
     at that scale) and JPEG at quality 30, then upscaled back to 640 x 480 so the face is
-    still found and the skin region counts many pixels. The pulse is gone (the ungated
-    spectral peak is 30-80 bpm off: benchmarks/bench_face_rppg.py), so no frame may carry a
-    rate and every frame says why."""
+    still found and the skin region counts many pixels. The pulse is gone (a tracker without
+    checks is more than 10 bpm off on nearly every frame, up to 78 bpm:
+    benchmarks/bench_face_rppg.py), so no frame may carry a rate and every frame says why."""
     video, vitals = clip
     rng = np.random.default_rng(28)
     frames = _frames(video)
