@@ -144,7 +144,8 @@ def vitallens_peer(frames: list[np.ndarray], fs: float) -> dict:
     out: dict = {"available": True}
     for name in ("POS", "CHROM"):
         c0 = time.process_time()
-        found = VitalLens(method=getattr(Method, name))(rgb, fps=fs)
+        # export_to_json=False: by default it writes a results file into the working folder
+        found = VitalLens(method=getattr(Method, name), export_to_json=False)(rgb, fps=fs)
         res = found[0] if found else {}  # no face found: no estimate
         cpu_ms = (time.process_time() - c0) / len(frames) * 1000
         # no estimate at all comes as a missing key (the degraded copies): count it as NaN
