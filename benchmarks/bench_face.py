@@ -12,6 +12,11 @@ pulse) at rates other than those the quality gate was set on:
 - every reported rate within 5 bpm of the truth (a video without a pulse reports none);
 - a rate reported in at least 80 % of the clean videos' windows.
 
+Issue 28 replaced the quality gate (a calibrated SNR gate per window length, set on pulse-free
+noise, plus size, darkness, motion, forehead/cheek and hold checks; the degraded set feeds bare
+colour traces, so only the SNR gate and the hold act here) and the window (6-10 s, growing from
+the warm-up); ``bench_face_rppg.py`` runs the real video and degraded copies of it.
+
 Run: ``.venv/bin/python benchmarks/bench_face.py [--quick]``; writes benchmarks/results/face.json.
 """
 
@@ -129,7 +134,7 @@ def bench_rppg(rates: list[float], seconds: float, **video_kwargs) -> dict:
         "video": f"astronaut 640x480, 30 fps, {seconds:g} s, MJPG; "
         + (", ".join(f"{k}={v}" for k, v in video_kwargs.items()) or "default SyntheticFaceVideo: "
            "4 px / 2 deg head sway, 1.5 % green pulse, noise sd 2"),
-        "estimate": "PulseTracker: POS 1.6 s windows, rate from the last 10 s (first after 6 s)",
+        "estimate": "PulseTracker defaults: POS, rate from the last 6-10 s (first after 6 s)",
         "rates": per_rate,
         "worst_median_abs_error_bpm": worst_median,
         "worst_frame_abs_error_bpm": worst_frame,
@@ -139,44 +144,51 @@ def bench_rppg(rates: list[float], seconds: float, **video_kwargs) -> dict:
 
 
 def bench_degraded(rates: tuple[float, ...], seconds: float) -> dict:
-    """The camera pulse on the degraded set: coverage and errors per condition."""
+    """The camera pulse on the degraded set: coverage and errors per condition, with the
+    signal checks alone (no pixel count: the tracker's SNR gate, forehead/cheek check and
+    hold) and as video analysis has it (the skin's pixel count too, so the size check acts)."""
     from physioaffect.face.synthetic import degraded_set
-    from physioaffect.face.validate import pulse_on_degraded_video
+    from physioaffect.face.validate import degraded_colours, track_degraded
 
-    per: dict[str, dict] = {}
+    variants = {"signal_checks": {}, "as_video_analysis": {}}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for case in degraded_set(rates=rates, duration=seconds):
-            r = pulse_on_degraded_video(case, tmp)
-            d = per.setdefault(case.name, {"windows": 0, "reported": 0, "wrong": 0,
-                                           "worst_reported_error_bpm": 0.0, "skin_px": 0.0,
-                                           "reasons": {}})
-            rep = np.isfinite(r["rates"])
-            err = np.abs(r["rates"][rep] - r["truth"]) if case.has_pulse else np.full(rep.sum(), np.inf)
-            d["windows"] += int(rep.size)
-            d["reported"] += int(rep.sum())
-            d["wrong"] += int((err > 5.0).sum())
-            if err.size and np.isfinite(err).all():
-                d["worst_reported_error_bpm"] = max(d["worst_reported_error_bpm"], float(err.max()))
-            d["skin_px"] = round(r["skin_px"], 1)
-            for why in r["reasons"]:
-                if why:
-                    key = why.split(" ")[0]  # "SNR", "sub-window"
-                    d["reasons"][key] = d["reasons"].get(key, 0) + 1
-    for name, d in per.items():
-        d["coverage"] = round(d["reported"] / max(d["windows"], 1), 3)
-        print(f"  {name:10s} skin {d['skin_px']:5.1f} px  reported {d['coverage']:.0%} of "
-              f"{d['windows']} windows, wrong (> 5 bpm) {d['wrong']}, worst error "
-              f"{d['worst_reported_error_bpm']:.1f} bpm")
-    wrong = sum(d["wrong"] for d in per.values())
-    return {
-        "rates_bpm": list(rates), "seconds": seconds, "fps": 30.0, "frame": "320 x 240",
-        "windows": "the tracker's estimate every 1 s once it holds its 10 s window",
-        "conditions": per, "wrong_total": wrong,
-        "clean_coverage": per["clean"]["coverage"],
-        "passes": bool(wrong == 0 and per["clean"]["coverage"] >= 0.8),
-        "wall_s": round(time.perf_counter() - t0, 1),
-    }
+            times, colours = degraded_colours(case, tmp)
+            side = case.video.skin_side_px()
+            truth = case.video.pulse_bpm if case.has_pulse else float("nan")
+            for variant, pixels in (("signal_checks", None), ("as_video_analysis", side**2)):
+                r = track_degraded(times, colours, skin_pixels=pixels)
+                per = variants[variant]
+                d = per.setdefault(case.name, {"windows": 0, "reported": 0, "wrong": 0,
+                                               "wrong_over_10bpm": 0, "worst_reported_error_bpm": 0.0,
+                                               "skin_px": round(side, 1), "reasons": {}})
+                rep = np.isfinite(r["rates"])
+                err = np.abs(r["rates"][rep] - truth) if case.has_pulse else np.full(rep.sum(), np.inf)
+                d["windows"] += int(rep.size)
+                d["reported"] += int(rep.sum())
+                d["wrong"] += int((err > 5.0).sum())
+                d["wrong_over_10bpm"] += int((err > 10.0).sum())
+                if err.size and np.isfinite(err).all():
+                    d["worst_reported_error_bpm"] = max(d["worst_reported_error_bpm"], round(float(err.max()), 2))
+                for why in r["reasons"]:
+                    if why != "ok":
+                        d["reasons"][why] = d["reasons"].get(why, 0) + 1
+    out: dict = {"rates_bpm": list(rates), "seconds": seconds, "fps": 30.0, "frame": "320 x 240",
+                 "windows": "the tracker's estimate every 1 s once it holds its 10 s window"}
+    for variant, per in variants.items():
+        print(f"  {variant}:")
+        for name, d in per.items():
+            d["coverage"] = round(d["reported"] / max(d["windows"], 1), 3)
+            print(f"    {name:10s} skin {d['skin_px']:5.1f} px  reported {d['coverage']:.0%} of "
+                  f"{d['windows']} windows, wrong (> 5 bpm) {d['wrong']}, worst error "
+                  f"{d['worst_reported_error_bpm']:.1f} bpm")
+        wrong = sum(d["wrong"] for d in per.values())
+        out[variant] = {"conditions": per, "wrong_total": wrong, "clean_coverage": per["clean"]["coverage"],
+                        "passes": bool(wrong == 0 and per["clean"]["coverage"] >= 0.8)}
+    out["passes"] = out["as_video_analysis"]["passes"]
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    return out
 
 
 def main() -> None:
@@ -192,8 +204,10 @@ def main() -> None:
         print(f"rPPG on the degraded set, rates {degraded_rates}:")
         result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
         result["rppg_degraded"] = bench_degraded(degraded_rates, 20.0)
-        print(f"-> every reported rate within 5 bpm and >= 80 % clean coverage: "
-              f"{'PASS' if result['rppg_degraded']['passes'] else 'FAIL'}")
+        deg = result["rppg_degraded"]
+        print(f"-> every reported rate within 5 bpm and >= 80 % clean coverage: signal checks "
+              f"alone {'PASS' if deg['signal_checks']['passes'] else 'FAIL'}, as video analysis "
+              f"{'PASS' if deg['as_video_analysis']['passes'] else 'FAIL'}")
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=2) + "\n")
         print(f"results written to {RESULTS}")

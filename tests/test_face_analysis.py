@@ -14,6 +14,7 @@ import cv2  # noqa: E402
 
 from physioaffect.face.analysis import (  # noqa: E402
     FEATURE_LABELS,
+    PULSE_REASON_CODES,
     STATUS_CODES,
     FaceAnalyzer,
 )
@@ -122,8 +123,9 @@ def test_missing_face_frames_are_nan_with_reason(animated) -> None:
     for r in np.array(rows, dtype=object)[absent]:
         assert r.status == "no_face"
         assert r["status"] == STATUS_CODES["no_face"] and r["n_faces"] == 0
-        others = [r[label] for label in FEATURE_LABELS if label not in ("status", "n_faces")]
+        others = [r[label] for label in FEATURE_LABELS if label not in ("status", "n_faces", "pulse_reason")]
         assert np.all(np.isnan(others))
+        assert r["pulse_reason"] == PULSE_REASON_CODES["face_lost"] and r.pulse.reason == "face_lost"
     # the first frame after the face returns has no motion value (its predecessor had no face)
     back = int(np.flatnonzero(absent)[-1]) + 1
     assert rows[back].status == "ok"

@@ -13,7 +13,12 @@ pytest.importorskip("skimage", reason="needs scikit-image for the astronaut phot
 
 import cv2  # noqa: E402
 
-from physioaffect.face.analysis import FEATURE_LABELS, STATUS_CODES, FaceAnalyzer  # noqa: E402
+from physioaffect.face.analysis import (  # noqa: E402
+    FEATURE_LABELS,
+    PULSE_REASON_CODES,
+    STATUS_CODES,
+    FaceAnalyzer,
+)
 from physioaffect.face.source import FrameReader, VideoSource, fill_gaps  # noqa: E402
 from physioaffect.face.synthetic import SyntheticFaceVideo  # noqa: E402
 from physioaffect.sources.base import SourceError  # noqa: E402
@@ -82,7 +87,9 @@ def test_dropped_frames_become_nan_rows_at_the_missing_times(video_file) -> None
         rows = [fa.missing(f.timestamp, f.status) if f.image is None else fa.process(f.image, f.timestamp) for f in frames]
     for i in lost:
         assert rows[i].status == "dropped" and rows[i]["status"] == STATUS_CODES["dropped"]
-        assert np.all(np.isnan(rows[i].values[1:]))
+        # nothing measured; the pulse's reason channel says the face (frame) is missing
+        assert rows[i]["pulse_reason"] == PULSE_REASON_CODES["face_lost"]
+        assert np.all(np.isnan(np.delete(rows[i].values, [0, FEATURE_LABELS.index("pulse_reason")])))
     # motion needs two consecutive frames: none right after a hole, a value otherwise
     assert np.isnan(rows[13]["motion_energy"]) and np.isfinite(rows[14]["motion_energy"])
 

@@ -15,7 +15,12 @@ from physioaffect.sources.sim import (
     simulate_subject,
     stream_infos,
 )
-from physioaffect.streams.face_layout import FEATURE_CHANNELS, FEATURE_LABELS, STATUS_CODES
+from physioaffect.streams.face_layout import (
+    FEATURE_CHANNELS,
+    FEATURE_LABELS,
+    PULSE_REASON_CODES,
+    STATUS_CODES,
+)
 
 COL = {label: i for i, label in enumerate(FEATURE_LABELS)}
 NO_FACE = STATUS_CODES["no_face"]
@@ -170,9 +175,12 @@ def test_dropouts_are_short_rare_and_never_filled(recordings):
         gone = status == NO_FACE
         ok = status == STATUS_CODES["ok"]
         assert np.all(gone | ok)
-        # no face: nothing measured, every other channel NaN
+        # no face: nothing measured, every other channel NaN; the pulse's reason says so
         assert np.all(x[gone, COL["n_faces"]] == 0)
-        others = [i for i in range(x.shape[1]) if i not in (COL["status"], COL["n_faces"])]
+        assert np.all(x[gone, COL["pulse_reason"]] == PULSE_REASON_CODES["face_lost"])
+        assert np.all(x[ok, COL["pulse_reason"]] == PULSE_REASON_CODES["ok"])
+        kept = (COL["status"], COL["n_faces"], COL["pulse_reason"])
+        others = [i for i in range(x.shape[1]) if i not in kept]
         assert np.all(np.isnan(x[np.ix_(gone, others)]))
         # a face: one face, every channel measured
         assert np.all(x[ok, COL["n_faces"]] == 1) and not np.isnan(x[ok]).any()

@@ -37,8 +37,9 @@ from physioaffect.datasets.errors import DatasetError
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v")
 CSV_SUFFIX = ".csv"
-#: Bumped when the cached feature layout of videos changes.
-FEATURE_CACHE_VERSION = 1
+#: Bumped when the cached feature layout of videos changes (2: the Face layout's pulse_reason
+#: channel and issue 28's camera pulse).
+FEATURE_CACHE_VERSION = 2
 _TRIAL_KEY = re.compile(r"^(?:ses(?P<ses>\d+)_)?trial(?P<trial>\d+)$", re.IGNORECASE)
 
 

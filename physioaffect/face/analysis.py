@@ -22,6 +22,7 @@ from physioaffect.face.features import (
     box_skin_polygons,
     expression,
     skin_polygons,
+    skin_sample,
 )
 from physioaffect.face.landmarks import (
     CascadeDetector,
@@ -30,12 +31,15 @@ from physioaffect.face.landmarks import (
     MeshDetector,
     import_cv2,
 )
-from physioaffect.face.rppg import PulseTracker
+from physioaffect.face.rppg import PulseEstimate, PulseTracker
+from physioaffect.face.video import FrameReader
 from physioaffect.log import progress_enabled, verbose
 from physioaffect.streams.face_layout import (  # noqa: F401  (re-exported: the face API)
     EXPRESSION_LABELS,
     FEATURE_CHANNELS,
     FEATURE_LABELS,
+    PULSE_REASON_CODES,
+    PULSE_REASON_NAMES,
     STATUS_CODES,
     STATUS_NAMES,
     face_stream_info,
@@ -58,12 +62,16 @@ class FrameResult:
         A key of :data:`STATUS_CODES`.
     face : Face or None
         The face the features describe.
+    pulse : PulseEstimate or None
+        The camera pulse of this frame, with the reason in words (``pulse.detail``) when its
+        rate is NaN.
     """
 
     timestamp: float
     values: np.ndarray
     status: str
     face: Face | None = None
+    pulse: PulseEstimate | None = None
 
     def __getitem__(self, label: str) -> float:
         return float(self.values[_COL[label]])
@@ -80,7 +88,8 @@ class FaceAnalyzer:
     max_faces : int
         Faces FaceMesh tracks at once (to notice and report several people).
     pulse : PulseTracker, optional
-        rPPG settings; a default one (10 s window) if None.
+        rPPG settings (method, window, gates); a default one (POS, 10 s window, first rate
+        after 6 s) if None.
     static : bool
         Detect afresh on every frame (unrelated still images) instead of tracking a video.
     """
@@ -124,6 +133,7 @@ class FaceAnalyzer:
     def _empty(self, timestamp: float, status: str) -> FrameResult:
         values = np.full(len(FEATURE_LABELS), np.nan)
         values[_COL["status"]] = STATUS_CODES[status]
+        values[_COL["pulse_reason"]] = PULSE_REASON_CODES["face_lost"]
         return FrameResult(timestamp, values, status)
 
     def missing(self, timestamp: float, status: str = "dropped") -> FrameResult:
@@ -131,7 +141,8 @@ class FaceAnalyzer:
 
         Motion, landmark speed and head-pose tracking restart after it. The rPPG history
         restarts when the hole is longer than the tracker's ``max_gap`` (0.25 s); shorter
-        holes are bridged inside the pulse window only, and no row is given a value.
+        holes are bridged inside the pulse window only, and no row is given a value
+        (``pulse_reason`` ``face_lost``).
         """
         self._prev_grey = None
         self._prev_lm = None
@@ -167,8 +178,8 @@ class FaceAnalyzer:
         if not faces:
             self._prev_lm = None
             self._pose.reset()
-            self.pulse.update(timestamp, None)
             res = self._empty(timestamp, "no_face")
+            res.pulse = self.pulse.update(timestamp, None)
             res.values[_COL["n_faces"]] = 0
             return res
 
@@ -209,27 +220,11 @@ class FaceAnalyzer:
             self._pose.reset()
             polys = box_skin_polygons(face.box)
 
-        rgb = self._skin_rgb(frame_bgr, polys)
-        est = self.pulse.update(timestamp, rgb)
+        est = self.pulse.update(timestamp, skin_sample(frame_bgr, polys, grey))
+        res.pulse = est
         v[_COL["rppg"]], v[_COL["pulse_rate"]], v[_COL["pulse_snr"]] = est.rppg, est.rate, est.snr
+        v[_COL["pulse_reason"]] = est.reason_code
         return res
-
-    def _skin_rgb(self, frame_bgr: np.ndarray, polys: list[np.ndarray]) -> np.ndarray | None:
-        """Mean R, G, B over the skin polygons, or None if they fall outside the frame."""
-        cv2 = self._cv2
-        h, w = frame_bgr.shape[:2]
-        allp = np.concatenate(polys)
-        x0, y0 = np.clip(allp.min(axis=0), 0, [w, h])
-        x1, y1 = np.clip(allp.max(axis=0) + 1, 0, [w, h])
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            return None
-        roi = frame_bgr[y0:y1, x0:x1]
-        mask = np.zeros(roi.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [p - (x0, y0) for p in polys], 255)
-        if cv2.countNonZero(mask) < 20:
-            return None
-        b, g, r, _ = cv2.mean(roi, mask)
-        return np.array([r, g, b])
 
 
 @verbose
@@ -239,6 +234,7 @@ def analyze_video(
     detector: str = "auto",
     max_frames: int | None = None,
     progress: bool = False,
+    pulse: PulseTracker | None = None,
     *,
     verbose: bool | str | int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
@@ -253,6 +249,8 @@ def analyze_video(
         times are ``start_time`` plus the container's timestamps.
     detector : str
         See :class:`FaceAnalyzer`.
+    pulse : PulseTracker, optional
+        rPPG settings (e.g. ``PulseTracker(method="chrom")``); default POS.
     max_frames : int, optional
         Stop after this many frames.
     progress : bool
@@ -265,7 +263,8 @@ def analyze_video(
     -------
     table : pandas.DataFrame
         One row per frame (dropped frames included, NaN), columns ``time`` (s) then
-        :data:`FEATURE_LABELS`, plus ``status_name``.
+        :data:`FEATURE_LABELS`, plus ``status_name`` (``pulse_reason`` codes are named in
+        :data:`PULSE_REASON_NAMES`).
     info : dict
         ``path``, ``fps``, ``n_frames``, ``frames_declared``, ``truncated``, ``frame_size``,
         ``detector``, ``status_counts``. A file that ends before its declared frame count also
@@ -274,12 +273,10 @@ def analyze_video(
     import pandas as pd
     from tqdm import tqdm
 
-    from physioaffect.face.source import FrameReader
-
     rows: list[np.ndarray] = []
     times: list[float] = []
     statuses: list[str] = []
-    with FrameReader(path, start_time=start_time) as reader, FaceAnalyzer(detector=detector) as fa:
+    with FrameReader(path, start_time=start_time) as reader, FaceAnalyzer(detector=detector, pulse=pulse) as fa:
         bar = tqdm(
             total=reader.n_frames_declared or None, desc=Path(path).name, unit="frame",
             disable=not progress_enabled(progress),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from physioaffect.face.rppg import SkinSample
 from physioaffect.streams.face_layout import EXPRESSION_LABELS  # noqa: F401  (re-exported)
 
 # FaceMesh indices (subject's right = image left for a camera facing the person).
@@ -36,12 +37,21 @@ LIP_UPPER_INNER, LIP_LOWER_INNER = 13, 14
 LIP_UPPER_OUTER, LIP_LOWER_OUTER = 0, 17
 NOSE_TIP, CHIN = 1, 152
 
-#: Skin polygons for rPPG: lower forehead (above the brows, below most fringes) and cheeks.
+#: Skin polygons for rPPG (FaceMesh indices): the forehead from the brows to the mesh's top
+#: row, and each cheek from below the eye to the nasolabial fold (mirror-image index pairs).
+#: Forehead and cheeks are where the pulse is strongest in face video (Kim, Lee & Sohn 2021,
+#: "Assessment of ROI selection for facial video-based rPPG", Sensors 21(23):7923); hair,
+#: brows, beard and glare inside them are masked out per frame (:func:`skin_sample`).
 SKIN_POLYGONS = (
-    (107, 66, 69, 108, 151, 337, 299, 296, 336, 9),
-    (117, 118, 101, 205, 187, 123),
-    (346, 347, 330, 425, 411, 352),
+    (103, 67, 109, 10, 338, 297, 332, 333, 299, 296, 336, 9, 107, 66, 69, 104),
+    (116, 117, 118, 119, 100, 36, 205, 187, 123),
+    (345, 346, 347, 348, 329, 266, 425, 411, 352),
 )
+#: A pixel inside the polygons is skin when its grey level is at least this fraction of the
+#: region's median (darker: hair, brows, beard, nostrils, deep shadow) and no channel is
+#: clipped (at 255 a pixel cannot show the pulse).
+SKIN_MIN_RELATIVE_LUMA = 0.6
+SKIN_MAX_LEVEL = 250
 
 #: Generic 3-D face (x right, y down, z away from the camera; arbitrary units ~0.3 mm) for
 #: the landmarks used in head pose, after the common six-point model.
@@ -197,3 +207,69 @@ def box_skin_polygons(box: np.ndarray) -> list[np.ndarray]:
         xa, xb, ya, yb = x + x0 * w, x + x1 * w, y + y0 * h, y + y1 * h
         polys.append(np.round([[xa, ya], [xb, ya], [xb, yb], [xa, yb]]).astype(np.int32))
     return polys
+
+
+def skin_sample(
+    frame_bgr: np.ndarray, polygons: list[np.ndarray], grey: np.ndarray | None = None,
+    min_pixels: int = 20,
+) -> SkinSample | None:
+    """Mean colour of the skin inside ``polygons`` of one frame, for rPPG.
+
+    Pixels darker than :data:`SKIN_MIN_RELATIVE_LUMA` times the region's median grey level or
+    with a channel at :data:`SKIN_MAX_LEVEL` or more are left out, so hair, brows, a beard,
+    shadows and glare do not dilute the pulse (a colour-free rule: it does not assume a skin
+    tone).
+
+    Parameters
+    ----------
+    frame_bgr : ndarray, shape (height, width, 3), uint8
+        The frame (BGR).
+    polygons : list of ndarray, shape (n_vertices, 2), int32
+        Skin polygons in pixels (:func:`skin_polygons`, :func:`box_skin_polygons`).
+    grey : ndarray, shape (height, width), uint8, optional
+        The frame in grey levels, if already computed.
+    min_pixels : int
+        Fewer skin pixels than this give None.
+
+    Returns
+    -------
+    SkinSample or None
+        R, G, B mean, number of skin pixels, their mean grey level, the polygons' centre
+        (pixels) and each polygon's own mean colour (NaN for one with fewer than
+        ``min_pixels`` skin pixels); None when the polygons fall outside the frame or hold too
+        few skin pixels.
+    """
+    import cv2
+
+    h, w = frame_bgr.shape[:2]
+    allp = np.concatenate(polygons)
+    x0, y0 = np.clip(allp.min(axis=0), 0, [w, h])
+    x1, y1 = np.clip(allp.max(axis=0) + 1, 0, [w, h])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    roi = frame_bgr[y0:y1, x0:x1]
+    g = (grey if grey is not None else cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY))[y0:y1, x0:x1]
+    # each polygon its own label (1, 2, ...), so the parts can be averaged on their own too
+    labels = np.zeros(roi.shape[:2], np.uint8)
+    for k, poly in enumerate(polygons, start=1):
+        cv2.fillPoly(labels, [poly - (x0, y0)], k)
+    mask = cv2.compare(labels, 0, cv2.CMP_GT)
+    if cv2.countNonZero(mask) < min_pixels:
+        return None
+    hist = cv2.calcHist([g], [0], mask, [256], [0, 256]).ravel()
+    median = int(np.searchsorted(np.cumsum(hist), hist.sum() / 2))
+    lo = int(np.ceil(SKIN_MIN_RELATIVE_LUMA * median))
+    mask &= cv2.inRange(g, lo, 255)
+    mask &= cv2.inRange(roi, (0, 0, 0), (SKIN_MAX_LEVEL - 1,) * 3)
+    n = cv2.countNonZero(mask)
+    if n < min_pixels:
+        return None
+    b, gg, r, _ = cv2.mean(roi, mask)
+    parts = np.full((len(polygons), 3), np.nan)
+    for k in range(len(polygons)):
+        part = cv2.compare(labels, k + 1, cv2.CMP_EQ) & mask
+        if cv2.countNonZero(part) >= min_pixels:
+            parts[k] = cv2.mean(roi, part)[2::-1]
+    centre = allp.mean(axis=0)
+    return SkinSample(np.array([r, gg, b]), pixels=n, luma=float(cv2.mean(g, mask)[0]),
+                      centre=(float(centre[0]), float(centre[1])), regions=parts)

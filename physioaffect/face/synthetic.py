@@ -228,11 +228,22 @@ class SyntheticFaceVideo:
             writer.release()
         return path
 
-    def skin_masks(self) -> Iterator[np.ndarray]:
-        """The soft skin mask (float32, frame size) of every frame, where the face is then."""
+    def skin_masks(self, part: int | None = None) -> Iterator[np.ndarray]:
+        """The soft skin mask (float32, frame size) of every frame, where the face is then.
+
+        ``part`` 0, 1 or 2 keeps only the upper face (forehead and eyes), the image-left or the
+        image-right lower face (a cheek each), as the forehead and cheek polygons of the face
+        analysis split the skin; None keeps all of it.
+        """
         import cv2
 
         mask = skin_mask(astronaut_bgr())
+        if part is not None:
+            cx, cy = _FACE_CENTRE
+            yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+            upper = yy < cy - 0.1 * _FACE_AXES[1]
+            keep = (upper, ~upper & (xx < cx), ~upper & (xx >= cx))[part]
+            mask = mask * keep.astype(np.float32)
         width, height = self.size
         for t in self.times:
             yield cv2.warpAffine(mask, self.affine(t), (width, height), flags=cv2.INTER_LINEAR)
@@ -241,27 +252,43 @@ class SyntheticFaceVideo:
         """Side (px) of the square with the area of the skin region in a frame."""
         return float(np.sqrt(next(self.skin_masks()).sum()))
 
-    def skin_means(self, frames: Iterator[np.ndarray], lag: int = 1) -> np.ndarray:
+    def skin_means(self, frames: Iterator[np.ndarray], lag: int = 1, parts: bool = False) -> np.ndarray:
         """Mean skin colour (R, G, B) of each frame, the region placed where the face was
         ``lag`` frames earlier (a tracker that knows the face, one frame late).
 
+        Parameters
+        ----------
+        frames : iterable of ndarray
+            The video's frames (BGR), e.g. read back from its file.
+        lag : int
+            Frames by which the region lags the face.
+        parts : bool
+            Also the mean colour of each part of the skin (:meth:`skin_masks` ``part``).
+
         Returns
         -------
-        ndarray, shape (n_frames, 3)
-            NaN for frames where the face is covered.
+        ndarray, shape (n_frames, 3), or (n_frames, 4, 3) with ``parts``
+            NaN for frames where the face is covered; with ``parts``, ``[:, 0]`` is the whole
+            skin and ``[:, 1:]`` the upper face and the two cheeks.
         """
-        masks = list(self.skin_masks())
+        mask_sets = [list(self.skin_masks())]
+        if parts:
+            mask_sets += [list(self.skin_masks(k)) for k in range(3)]
         present = self.face_present()
-        out = np.full((len(masks), 3), np.nan)
+        n = len(mask_sets[0])
+        out = np.full((n, len(mask_sets), 3), np.nan)
         for i, frame in enumerate(frames):
-            if i >= len(masks):
+            if i >= n:
                 break
-            m = masks[max(i - lag, 0)]
-            total = float(m.sum())
-            if present[i] and total > 0:
-                bgr = np.tensordot(m, frame.astype(np.float32), axes=([0, 1], [0, 1])) / total
-                out[i] = bgr[::-1]
-        return out
+            if not present[i]:
+                continue
+            img = frame.astype(np.float32)
+            for j, masks in enumerate(mask_sets):
+                m = masks[max(i - lag, 0)]
+                total = float(m.sum())
+                if total > 0:
+                    out[i, j] = (np.tensordot(m, img, axes=([0, 1], [0, 1])) / total)[::-1]
+        return out if parts else out[:, 0]
 
 
 @dataclass

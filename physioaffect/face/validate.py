@@ -132,26 +132,23 @@ def compare_pulse(
     )
 
 
-def pulse_on_degraded_video(
-    case: DegradedCase, workdir: str | Path, step: float = 1.0, **tracker_options: float
-) -> dict:
-    """Run the camera pulse (:class:`~physioaffect.face.rppg.PulseTracker`) on one video of
-    :func:`~physioaffect.face.synthetic.degraded_set`.
+def degraded_colours(case: DegradedCase, workdir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Frame times and skin colours of one video of
+    :func:`~physioaffect.face.synthetic.degraded_set`, as a face tracker would read them.
 
-    The video is written with its codec and read back (OpenCV), the mean skin colour of every
-    frame taken where the face was one frame earlier, and the tracker's estimate read every
-    ``step`` seconds once it holds a full window.
+    The video is written with its codec and read back (OpenCV), and the mean skin colour of
+    every frame taken where the face was one frame earlier: the whole skin and its three parts
+    (upper face, image-left and image-right cheek).
 
     Returns
     -------
-    dict
-        ``times`` (s), ``rates`` (bpm, NaN where the tracker did not report), ``snr`` (dB),
-        ``reasons`` (str per time), ``truth`` (bpm, NaN for a video without a pulse),
-        ``skin_px`` (side of the skin region's area).
+    times : ndarray, shape (n_frames,)
+        s.
+    colours : ndarray, shape (n_frames, 4, 3)
+        R, G, B of the whole skin (``[:, 0]``) and of the parts (``[:, 1:]``); NaN where the
+        face is covered.
     """
     import cv2
-
-    from physioaffect.face.rppg import PulseTracker
 
     video = case.video
     if case.fourcc is None:
@@ -160,31 +157,83 @@ def pulse_on_degraded_video(
         ext = ".avi" if case.fourcc == "MJPG" else ".mp4"
         path = video.write(Path(workdir) / f"{case.name}_{video.pulse_bpm:g}{ext}", case.fourcc,
                            case.quality)
+        cap = cv2.VideoCapture(str(path))
+        frames = []
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+        cap.release()
+    return video.times, video.skin_means(frames, parts=True)
 
-        def read() -> list[np.ndarray]:
-            cap = cv2.VideoCapture(str(path))
-            out = []
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                out.append(frame)
-            cap.release()
-            return out
 
-        frames = read()
-    rgb = video.skin_means(frames)
+def track_degraded(
+    times: np.ndarray, colours: np.ndarray, step: float = 1.0, parts: bool = True,
+    skin_pixels: float | None = None, **tracker_options: float,
+) -> dict:
+    """A :class:`~physioaffect.face.rppg.PulseTracker` over :func:`degraded_colours`, its
+    estimate read every ``step`` seconds once it holds a full window.
+
+    Parameters
+    ----------
+    times, colours : ndarray
+        From :func:`degraded_colours`.
+    step : float
+        s between the estimates read.
+    parts : bool
+        Give the tracker the parts' colours too (its forehead/cheek check acts, as in video
+        analysis).
+    skin_pixels : float, optional
+        The skin region's pixel count, given to the tracker (its size check acts, as in video
+        analysis); None: not given, the size check does not act and the signal checks are
+        what is measured.
+    **tracker_options
+        :class:`~physioaffect.face.rppg.PulseTracker` options.
+
+    Returns
+    -------
+    dict
+        ``times`` (s), ``rates`` (bpm, NaN where the tracker did not report), ``snr`` (dB),
+        ``reasons`` (a key of ``PULSE_REASON_CODES`` per time).
+    """
+    from physioaffect.face.rppg import PulseTracker, SkinSample
+
     tracker = PulseTracker(**tracker_options)
-    times, rates, snrs, reasons = [], [], [], []
+    out_t, rates, snrs, reasons = [], [], [], []
     next_t = tracker.window
-    for t, c in zip(video.times, rgb, strict=True):
-        est = tracker.update(float(t), c if np.all(np.isfinite(c)) else None)
+    for t, c in zip(times, colours, strict=True):
+        sample = None
+        if np.all(np.isfinite(c[0])):
+            sample = SkinSample(c[0], pixels=int(skin_pixels or 0), regions=c[1:] if parts else None)
+        est = tracker.update(float(t), sample)
         if t + 1e-9 >= next_t:
-            times.append(float(t))
+            out_t.append(float(t))
             rates.append(est.rate)
             snrs.append(est.snr)
             reasons.append(est.reason)
             next_t += step
-    return {"times": np.array(times), "rates": np.array(rates), "snr": np.array(snrs),
-            "reasons": reasons, "truth": video.pulse_bpm if case.has_pulse else float("nan"),
-            "skin_px": video.skin_side_px()}
+    return {"times": np.array(out_t), "rates": np.array(rates), "snr": np.array(snrs),
+            "reasons": reasons}
+
+
+def pulse_on_degraded_video(
+    case: DegradedCase, workdir: str | Path, step: float = 1.0, parts: bool = True,
+    **tracker_options: float,
+) -> dict:
+    """Run the camera pulse (:class:`~physioaffect.face.rppg.PulseTracker`) on one video of
+    :func:`~physioaffect.face.synthetic.degraded_set` (:func:`degraded_colours`, then
+    :func:`track_degraded` without a pixel count: the signal checks are what is measured).
+
+    Returns
+    -------
+    dict
+        ``times`` (s), ``rates`` (bpm, NaN where the tracker did not report), ``snr`` (dB),
+        ``reasons`` (str per time), ``truth`` (bpm, NaN for a video without a pulse),
+        ``skin_px`` (side of the skin region's area).
+    """
+    times, colours = degraded_colours(case, workdir)
+    out = track_degraded(times, colours, step, parts, **tracker_options)
+    out["truth"] = case.video.pulse_bpm if case.has_pulse else float("nan")
+    out["skin_px"] = case.video.skin_side_px()
+    return out

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from physioaffect.streams.info import ChannelInfo, StreamInfo
 
+#: Version of this layout. 1: the channels up to ``pulse_snr``; 2: ``pulse_reason`` appended
+#: (readers that look channels up by label read both).
+FACE_LAYOUT_VERSION = 2
+
 #: Expression measures (ratios of landmark distances; see :mod:`physioaffect.face.features`).
 EXPRESSION_LABELS: tuple[str, ...] = (
     "eye_open_l",
@@ -32,6 +36,19 @@ STATUS_CODES: dict[str, int] = {
 }
 STATUS_NAMES = {v: k for k, v in STATUS_CODES.items()}
 
+#: Why ``pulse_rate`` is NaN (or not), as the code published in the ``pulse_reason`` channel.
+#: Every row carries one, so a consumer can tell a withheld rate from a missing face.
+PULSE_REASON_CODES: dict[str, int] = {
+    "ok": 0,  # a rate is reported
+    "warming_up": 1,  # less uninterrupted face than the tracker's warm-up (6 s by default)
+    "face_lost": 2,  # no face in this frame (none found, dropped or unreadable)
+    "too_small": 3,  # fewer skin pixels than the tracker needs
+    "too_dark": 4,  # the skin is too dark (8-bit levels too coarse for a ~1 % pulse)
+    "motion": 5,  # the skin region moved too much at pulse frequencies
+    "low_snr": 6,  # pulse_snr below the quality gate for the window's length
+}
+PULSE_REASON_NAMES = {v: k for k, v in PULSE_REASON_CODES.items()}
+
 #: (label, unit) of every channel of the ``Face`` stream, in column order.
 FEATURE_CHANNELS: tuple[tuple[str, str], ...] = (
     ("status", "code"),
@@ -49,14 +66,17 @@ FEATURE_CHANNELS: tuple[tuple[str, str], ...] = (
     ("rppg", "a.u."),
     ("pulse_rate", "bpm"),
     ("pulse_snr", "dB"),
+    # layout 2 (issue 28) appended this channel: the columns before it are unchanged
+    ("pulse_reason", "code"),
 )
 FEATURE_LABELS: tuple[str, ...] = tuple(c[0] for c in FEATURE_CHANNELS)
 
 #: Channels that describe the frame or the picture, not the face's behaviour: they are kept in
 #: recordings but are not affect features (a face's position in the image says nothing of how
-#: the person feels; the rPPG waveform is summarised by ``pulse_rate``).
+#: the person feels; the rPPG waveform is summarised by ``pulse_rate``; ``pulse_reason`` says why a
+#: rate is missing).
 BOOKKEEPING_LABELS: tuple[str, ...] = ("status", "n_faces", "face_x", "face_y", "face_w",
-                                       "face_h", "rppg")
+                                       "face_h", "rppg", "pulse_reason")
 
 
 def face_stream_info(

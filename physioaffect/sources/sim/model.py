@@ -35,7 +35,12 @@ from scipy import signal as sps
 
 from physioaffect.sources.base import SourceSpecError
 from physioaffect.streams import IRREGULAR_RATE, StreamInfo
-from physioaffect.streams.face_layout import FEATURE_LABELS, STATUS_CODES, face_stream_info
+from physioaffect.streams.face_layout import (
+    FEATURE_LABELS,
+    PULSE_REASON_CODES,
+    STATUS_CODES,
+    face_stream_info,
+)
 from physioaffect.streams.montage import Montage, montage_for_channels
 
 #: Neutral point of the 1-9 rating scale used for valence and arousal.
@@ -505,6 +510,7 @@ class _FaceModel:
         out[:, c["face_w"]] = p["face_w"] * size
         out[:, c["face_h"]] = p["face_h"] * size
         out[:, c["status"]] = STATUS_CODES["ok"]
+        out[:, c["pulse_reason"]] = PULSE_REASON_CODES["ok"]
         out[:, c["n_faces"]] = 1
 
         # No-face bursts: status no_face, no face counted, nothing measured (NaN), as the
@@ -518,6 +524,7 @@ class _FaceModel:
         out[gone] = np.nan
         out[gone, c["status"]] = STATUS_CODES["no_face"]
         out[gone, c["n_faces"]] = 0
+        out[gone, c["pulse_reason"]] = PULSE_REASON_CODES["face_lost"]
         return out.astype(np.float32)
 
 
