@@ -28,6 +28,7 @@ Two paces:
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,6 +43,8 @@ __all__ = ["Acquisition", "Consumer", "EngineEvent", "HubConsumer"]
 
 #: Longest wait (s) before a failing source is read again.
 RETRY_MAX_S = 5.0
+#: Event kinds the engine has already said (logged) when they happened.
+SAID = frozenset({"stream-refused", "chunk-refused", "source-note"})
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,8 @@ class EngineEvent:
         LSL clock, s.
     kind : str
         ``connected``, ``disconnected``, ``source-error``, ``stream-refused``,
-        ``chunk-refused`` or ``source-note``.
+        ``chunk-refused`` or ``source-note``. The engine logs the last three (one warning
+        line each) when they happen.
     stream : str
         The stream it concerns ("" for a whole source).
     text : str
@@ -159,9 +163,11 @@ class _Reader(threading.Thread):
         while not self.halt.is_set():
             t_round = time.monotonic()
             self.wake.clear()
+            read = False
             for e in self.entries:
                 if t_round >= e.retry_at:
                     self._read(e, 0.0 if self.batch else eng.poll)
+                    read = True
             with self._round_done:
                 self.rounds += 1
                 self._round_done.notify_all()
@@ -177,6 +183,9 @@ class _Reader(threading.Thread):
                 rest = wait - (time.monotonic() - t_round)
                 if rest > 0:
                     self.wake.wait(rest)
+            elif not read:  # every source waits for its retry
+                self.wake.wait(max(0.0, min(e.retry_at for e in self.entries)
+                                   - time.monotonic()))
             elif time.monotonic() - t_round < 0.0005:
                 # a source that returned at once with nothing: never spin
                 self.halt.wait(0.002)
@@ -248,6 +257,8 @@ class Acquisition:
         self.connected: dict[str, bool] = {}
         #: One line per source error, refused stream or chunk (the newest 100).
         self.errors: list[str] = []
+        #: Every event so far (the newest 1000).
+        self.events: collections.deque[EngineEvent] = collections.deque(maxlen=1000)
         self._owner: dict[str, int] = {}  # stream -> source index (-1: the engine's own)
         self._refused: set[tuple[str, str]] = set()
         self._entries: list[_Entry] = []
@@ -364,11 +375,15 @@ class Acquisition:
         self.stop()
 
     # -- consumers -------------------------------------------------------------------------
-    def subscribe(self, consumer: Consumer) -> Consumer:
-        """Add a consumer; it is told about every stream known so far first."""
+    def subscribe(self, consumer: Consumer, past_events: bool = False) -> Consumer:
+        """Add a consumer; it is told about every stream known so far first (and, with
+        ``past_events``, the events so far, e.g. streams refused at start)."""
         with self._lock:
             for name, info in self.infos.items():
                 consumer.on_stream(info, self.attrs[name])
+            if past_events:
+                for event in list(self.events):
+                    consumer.on_event(event)
             self._consumers = (*self._consumers, consumer)
         return consumer
 
@@ -426,7 +441,8 @@ class Acquisition:
                 if info.name not in e.known:
                     e.known.add(info.name)
                     self._declare(e, info)
-        for text in src.take_notes():
+        for text in src.take_notes():  # said once, here, and stored by a recorder
+            log.warning("%s: %s", src.description, text)
             self._emit(EngineEvent(local_clock(), "source-note", "", f"{src.description}: {text}"))
         changes = src.connection_changes()
         if changes is None:  # a source that only shows its state: compare with the last
@@ -478,7 +494,7 @@ class Acquisition:
         if (stream, why) in self._refused:
             return
         self._refused.add((stream, why))
-        log.warning(text)
+        log.warning("%s", text)
         self._emit(EngineEvent(local_clock(), "chunk-refused" if why == "shape"
                                else "stream-refused", stream, text))
 
@@ -524,10 +540,13 @@ class Acquisition:
         return False
 
     def _emit(self, event: EngineEvent) -> None:
-        if event.kind not in ("connected", "disconnected"):
-            self.errors.append(event.text)
-            del self.errors[:-100]
-        for c in self._consumers:
+        with self._lock:  # (a subscriber gets the past events or this one, not both)
+            self.events.append(event)
+            if event.kind not in ("connected", "disconnected"):
+                self.errors.append(event.text)
+                del self.errors[:-100]
+            consumers = self._consumers
+        for c in consumers:
             c.on_event(event)
 
     # -- waiting for streams ------------------------------------------------------------------
