@@ -301,6 +301,8 @@ def test_bad_sim_options_and_device_profiles_are_one_line(tmp_path):
          ["text_rows.toml", "streams[0]", "'rows'"]),
         (["check", "-s", f"brainflow:synthetic?profile={tmp_path / 'latin1.toml'}"],
          ["latin1.toml", "UTF-8"]),
+        (["check", "-s", "lsl:EEG?timeout=nan"], ["timeout", "nan"]),
+        (["check", "-s", "brainflow:synthetic?buffer=nan"], ["buffer", "nan"]),
     ]
     for (args, needles), (code, stderr) in zip(cases, run_cli_cases([a for a, _ in cases]),
                                               strict=True):

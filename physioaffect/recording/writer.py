@@ -46,6 +46,8 @@ from physioaffect.streams import Chunk, StreamInfo, local_clock, unix_to_lsl_off
 #: HDF5 files abandoned after a write error (kept referenced so they are never closed).
 _ABANDONED: list = []
 
+#: Largest ``missing`` count stored for one gap (the table holds int64).
+MAX_MISSING = 2**62
 #: A regular stream whose next sample comes later than this many seconds *and* more
 #: than ``GAP_PERIODS`` sample periods after the previous one has a gap.
 GAP_MIN_S = 0.1
@@ -514,6 +516,8 @@ class SessionWriter:
     def add_gap(self, stream: str, start: float, end: float, missing: int, reason: str) -> None:
         """Record that ``stream`` has no samples between LSL times ``start`` and ``end``."""
         st = self.streams[stream]
+        # (absurd timestamps, e.g. 1e300 from a broken outlet, must not overflow the table)
+        missing = int(min(max(0, missing), MAX_MISSING))
         if self._journal is not None:
             self._journal.append_json(jr.GAP, {"index": st.index, "start": start, "end": end,
                                                "missing": missing, "reason": reason})

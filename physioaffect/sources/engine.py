@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from physioaffect.log import logger as log
 from physioaffect.sources.base import Source, SourceError
 from physioaffect.streams import Chunk, StreamHub, StreamInfo, local_clock, stream_problem
@@ -310,7 +312,8 @@ class Acquisition:
             r.start()
         try:
             for r in readers:
-                if not r.started_ok.wait(timeout * len(r.entries)):
+                allowed = sum(timeout + e.source.start_timeout_s for e in r.entries)
+                if not r.started_ok.wait(allowed):
                     names = ", ".join(repr(e.source.description) for e in r.entries)
                     raise SourceError(f"source(s) {names} did not start within {timeout:g} s")
                 if r.error is not None:
@@ -337,7 +340,7 @@ class Acquisition:
         reader = _Reader(self, [entry], False)
         self._readers.append(reader)
         reader.start()
-        if not reader.started_ok.wait(timeout):
+        if not reader.started_ok.wait(timeout + source.start_timeout_s):
             reader.halt.set()
             raise SourceError(f"source {source.description!r} did not start within {timeout:g} s")
         if reader.error is not None:
@@ -490,7 +493,8 @@ class Acquisition:
                 c.on_stream(info, attrs)
 
     def _refuse(self, stream: str, why: str, text: str) -> None:
-        """Say once (per stream and reason) that something was not acquired."""
+        """Say once (per stream and reason, for the whole run) that something was not
+        acquired."""
         if (stream, why) in self._refused:
             return
         self._refused.add((stream, why))
@@ -511,15 +515,25 @@ class Acquisition:
                     self._refuse(name, "shape", f"stream {name!r}: a chunk with "
                                  f"{chunk.samples.shape[1]} channels, expected "
                                  f"{info.n_channels}; refused")
-                else:
-                    self._refused.discard((name, "shape"))
-            if not ok and out is chunks:
+                elif not np.isfinite(chunk.timestamps).all():
+                    chunk = self._drop_unstamped(chunk)
+            if (not ok or chunk is not chunks[k]) and out is chunks:
                 out = list(chunks[:k])
-            elif ok and out is not chunks:
+            if ok and out is not chunks:
                 out.append(chunk)
         if out:
             for c in self._consumers:
                 c.on_chunks(out)
+
+    def _drop_unstamped(self, chunk: Chunk) -> Chunk:
+        """Samples without a usable time (NaN or infinite stamps) cannot be placed: counted
+        as dropped (and said once per stream), never passed on."""
+        ok = np.isfinite(chunk.timestamps)
+        bad = int((~ok).sum())
+        self._refuse(chunk.stream, "stamps", f"stream {chunk.stream!r}: samples whose "
+                     f"timestamps are not finite numbers are counted as dropped")
+        return Chunk(chunk.stream, chunk.timestamps[ok], chunk.samples[ok],
+                     dropped=chunk.dropped + bad)
 
     def _late_stream(self, e: _Entry, name: str) -> bool:
         """A chunk of a stream not declared yet: declare it from its source's list."""

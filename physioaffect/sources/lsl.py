@@ -13,6 +13,7 @@ before it is found (about 0.1 s) cannot be had.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -91,6 +92,8 @@ RESOLVE_WAIT_S = 0.2
 LOST_READ_S = 0.05
 #: Seconds after which the continuous resolver forgets a stream that stopped answering.
 FORGET_S = 5.0
+#: Longest ``timeout`` accepted for the streams to appear at start (a day).
+MAX_TIMEOUT_S = 86400.0
 
 
 def lsl_problem(info: pylsl.StreamInfo, like: StreamInfo | None = None) -> str | None:
@@ -286,9 +289,14 @@ class LSLSource(Source):
         super().__init__()
         if not target:
             raise SourceSpecError("lsl source needs a stream type, name or source id: lsl:EEG")
+        if not (math.isfinite(timeout) and 0 <= timeout <= MAX_TIMEOUT_S):  # NaN too
+            raise SourceSpecError(f"lsl:{target}: timeout must be 0-{MAX_TIMEOUT_S:g} s, "
+                                  f"got {timeout!r}")
+        if not 1 <= expect <= 1000:
+            raise SourceSpecError(f"lsl:{target}: expect must be 1-1000 streams, got {expect!r}")
         self.target = target
-        self.timeout = timeout
-        self.expect = max(1, expect)
+        self.timeout = float(timeout)
+        self.expect = int(expect)
         self.description = f"lsl:{target}"
         self._inlets: list[_Inlet] = []
         self._batch: float | None = None
@@ -308,6 +316,10 @@ class LSLSource(Source):
     def prefer_batches(self, interval: float) -> bool:
         self._batch = float(interval)
         return True
+
+    @property
+    def start_timeout_s(self) -> float:
+        return self.timeout
 
     @property
     def state(self) -> dict[str, str]:
