@@ -104,7 +104,7 @@ class HubConsumer(Consumer):
             self.hub.push(chunk)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Entry:
     """One source and its reading state."""
 
@@ -132,7 +132,8 @@ class _Reader(threading.Thread):
         self.error: BaseException | None = None
         self.failed: Source | None = None
         self.final_read = False
-        self.rounds = 0
+        self.rounds = 0  # rounds done (-1: stopped for good)
+        self.in_round = False
         self._round_done = threading.Condition()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -165,6 +166,8 @@ class _Reader(threading.Thread):
         while not self.halt.is_set():
             t_round = time.monotonic()
             self.wake.clear()
+            with self._round_done:
+                self.in_round = True
             read = False
             for e in self.entries:
                 if t_round >= e.retry_at:
@@ -172,6 +175,7 @@ class _Reader(threading.Thread):
                     read = True
             with self._round_done:
                 self.rounds += 1
+                self.in_round = False
                 self._round_done.notify_all()
             if pace > 0 or self.batch:
                 # Read at most every `pace` s (sooner when a source asks, e.g. to take back a
@@ -218,11 +222,16 @@ class _Reader(threading.Thread):
                 self.engine._emit(EngineEvent(local_clock(), "source-error", "",
                                               f"{e.source.description}: stopping: {err}"))
 
-    def wait_round(self, after: int, timeout: float) -> bool:
-        """Wait until a round that began after round ``after`` has been delivered."""
+    def mark(self) -> int:
+        """The number of rounds after which a round begun from now on is done."""
+        with self._round_done:
+            return self.rounds + (2 if self.in_round else 1)
+
+    def wait_round(self, until: int, timeout: float) -> bool:
+        """Wait until ``until`` rounds are done (see :meth:`mark`)."""
         deadline = time.monotonic() + timeout
         with self._round_done:
-            while 0 <= self.rounds <= after + 1:
+            while 0 <= self.rounds < until:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -315,7 +324,7 @@ class Acquisition:
                 allowed = sum(timeout + e.source.start_timeout_s for e in r.entries)
                 if not r.started_ok.wait(allowed):
                     names = ", ".join(repr(e.source.description) for e in r.entries)
-                    raise SourceError(f"source(s) {names} did not start within {timeout:g} s")
+                    raise SourceError(f"source(s) {names} did not start within {allowed:g} s")
                 if r.error is not None:
                     err = r.error
                     if isinstance(err, SourceError):
@@ -361,11 +370,11 @@ class Acquisition:
     def flush(self, timeout: float = 2.0) -> None:
         """Return once every reader has read its sources afresh and delivered what they had
         (a consumer that stops takes everything up to now)."""
-        marks = [(r, r.rounds) for r in self._readers if r.is_alive()]
+        marks = [(r, r.mark()) for r in self._readers if r.is_alive()]
         for r, _ in marks:
             r.wake.set()
-        for r, after in marks:
-            r.wait_round(after, timeout)
+        for r, until in marks:
+            r.wait_round(until, timeout)
 
     @property
     def running(self) -> bool:
