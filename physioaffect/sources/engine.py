@@ -39,6 +39,7 @@ import numpy as np
 
 from physioaffect.log import logger as log
 from physioaffect.sources.base import Source, SourceError
+from physioaffect.sources.registry import source_from_spec
 from physioaffect.streams import Chunk, StreamHub, StreamInfo, local_clock, stream_problem
 
 __all__ = ["Acquisition", "Consumer", "EngineEvent", "HubConsumer"]
@@ -289,8 +290,6 @@ class Acquisition:
     @classmethod
     def from_specs(cls, specs: str | Sequence[str], **kwargs: Any) -> Acquisition:
         """An engine over the sources named by spec texts (``sim``, ``lsl:EEG``, ...)."""
-        from physioaffect.sources import source_from_spec
-
         if isinstance(specs, str):
             specs = [specs]
         return cls([source_from_spec(s) for s in (specs or ["sim"])], **kwargs)
