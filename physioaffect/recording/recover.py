@@ -84,9 +84,12 @@ def recover_session(path: str | os.PathLike[str], keep: bool = False) -> Recover
         return _replay(h5_path, j_path, keep)
 
 
-#: Free bytes kept beside a rebuilt file, over the journal's size times SPACE_FACTOR.
-SPACE_RESERVE = 8 << 20
-SPACE_FACTOR = 1.25
+#: Room asked for a rebuilt file: the journal's size times SPACE_FACTOR plus SPACE_RESERVE
+#: bytes (the file holds the same samples; HDF5 adds chunk indexes and the last, partly
+#: filled chunk of each dataset). While it writes, the writer keeps REPLAY_RESERVE free.
+SPACE_FACTOR = 1.1
+SPACE_RESERVE = 2 << 20
+REPLAY_RESERVE = 1 << 20
 
 
 def _check_room(h5_path: Path, j_path: Path) -> None:
@@ -122,8 +125,10 @@ def _replay(h5_path: Path, j_path: Path, keep: bool) -> RecoveryReport:
 
     def start(attrs: dict) -> SessionWriter:
         attrs["recovered"] = True
-        return SessionWriter(tmp, subject="", task="", journal=False, check_space=True,
-                             _session_attrs=attrs)
+        w = SessionWriter(tmp, subject="", task="", journal=False, check_space=True,
+                          _session_attrs=attrs)
+        w.reserve_bytes = REPLAY_RESERVE
+        return w
 
     try:
         for rec in jr.iter_journal(j_path, resync=True):
@@ -275,6 +280,7 @@ def salvage_session(h5_path: Path) -> RecoveryReport:
             attrs["recovered"] = True
             writer = SessionWriter(tmp, subject="", task="", journal=False, check_space=True,
                                    _session_attrs=attrs)
+            writer.reserve_bytes = REPLAY_RESERVE
             if "events" in f:
                 events = _read_table(f["events"])
                 for e in decode_table(events) if events is not None else []:
