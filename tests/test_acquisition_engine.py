@@ -280,3 +280,40 @@ def test_record_view_and_decode_take_a_returning_stream_back_through_the_engine(
     assert (stamps_a > t_back).sum() >= 2, (stamps_a - t_back).round(2).tolist()
     assert "lost" in out["decode"][1] and "back" in out["decode"][1]
     assert json.loads(out["decode"][0].strip().splitlines()[-1])["predictions"] >= 4
+
+
+class Broken(Source):
+    """A stream whose outlet stamps some samples NaN and one chunk far in the future."""
+
+    description = "broken"
+
+    def _start(self) -> None:
+        self.streams = [StreamInfo.from_labels("X", "ECG", ["x"], 100.0, "mV")]
+        self.n = 0
+
+    def _read(self, timeout: float) -> list[Chunk]:
+        time.sleep(0.05)
+        self.n += 1
+        ts = local_clock() + np.arange(5) / 100
+        if self.n == 3:
+            ts[1:3] = np.nan
+        if self.n == 5:
+            ts = ts + 1e300
+        return [Chunk("X", ts, np.full((5, 1), self.n, np.float32))]
+
+    def _stop(self) -> None:
+        pass
+
+
+def test_samples_without_a_usable_time_are_counted_and_absurd_times_do_not_break_the_file(
+        tmp_path):
+    engine = Acquisition([Broken()], pace=0.1).start()
+    w = SessionWriter(tmp_path / "b.h5", subject="1", task="t")
+    Recorder(engine, w).run(duration=0.6)
+    engine.stop()
+    w.close()
+    x = read_session(tmp_path / "b.h5").streams["X"]
+    assert np.isfinite(x.timestamps).all()
+    assert x.dropped_total == 2  # the two NaN-stamped samples, counted
+    assert 3 in x.samples[:, 0] and (x.samples[:, 0] == 3).sum() == 3
+    assert (x.gaps["missing"] <= 2**62).all()

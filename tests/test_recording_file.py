@@ -139,24 +139,41 @@ def test_recover_from_journal_after_crash_and_torn_tail(tmp_path):
     assert not journal_path(crash).exists()
 
 
-def test_recover_keeps_everything_before_a_corrupt_record(tmp_path):
+def test_recover_loses_only_the_damaged_journal_records(tmp_path):
+    """Flipped bytes in two records (one in a payload, one in a header's length) cost those
+    two records: every record before and after them is rebuilt, the samples lost become a
+    gap, and the loss is an event of the session."""
     p = tmp_path / "k.h5"
-    _write(p, close=False)[0].tick(force=True)
+    w, truth = _write(p, close=False)
+    w.tick(force=True)
+    w.abort()  # the recorder dies (its journal lock goes with it)
     jp = journal_path(p)
     records = jr.read_journal(jp).records
-    # flip a byte inside the 10th record's payload: recovery must stop exactly there
-    offset = len(jr.MAGIC) + sum(7 + 4 + len(r.payload) for r in records[:9]) + 11 + 20
+    starts = np.cumsum([len(jr.MAGIC)] + [11 + len(r.payload) for r in records])
+    formats = {0: ("float32", 3), 1: ("string", 1), 2: ("float32", 1)}
+    chunks = [(k, jr.decode_chunk(r.payload, formats)) for k, r in enumerate(records)
+              if r.type == jr.CHUNK]
+    eeg = [(k, c) for k, c in chunks if c[0] == 0 and len(c[1])]
+    hit = [eeg[5][0], eeg[12][0]]  # two EEG chunks, far apart
     data = bytearray(jp.read_bytes())
-    data[offset] ^= 0xFF
+    data[starts[hit[0]] + 11 + 20] ^= 0xFF  # a sample byte
+    data[starts[hit[1]] + 4] ^= 0x01  # the length field: the record now claims 256 more bytes
     os.unlink(p)  # and the HDF5 file is gone entirely (power cut before any flush)
     jp.write_bytes(bytes(data))
     report = recover_session(p)
-    assert "checksum" in report.stop_reason
-    kept = [r for r in records[:9] if r.type == jr.CHUNK]
-    formats = {0: ("float32", 3), 1: ("string", 1), 2: ("float32", 1)}
-    n_eeg = sum(jr.decode_chunk(r.payload, formats)[1].shape[0] for r in kept
-                if jr.decode_chunk(r.payload, formats)[0] == 0)
-    assert read_session(p).streams["amp-EEG"].n_samples == n_eeg > 0
+    s = read_session(p)
+    st = s.streams["amp-EEG"]
+    expected = np.concatenate([c[1] for k, c in eeg if k not in hit])
+    np.testing.assert_array_equal(st.timestamps, expected)  # all the others, in order
+    lost = {k: c for k, c in eeg if k in hit}
+    assert st.gaps.shape[0] == 2
+    for gap, (_, ts, _, _) in zip(st.gaps, lost.values(), strict=True):
+        assert gap["start"] < ts[0] and gap["end"] > ts[-1]
+        assert gap["missing"] == len(ts) and "damaged journal" in str(gap["reason"])
+    assert s.streams["amp/ECG"].n_samples == sum(len(ts) for ts, _ in truth["ECG"])
+    assert [m.text for m in s.markers] == [text for _, text in truth["marks"]]
+    damaged = [e for e in s.events if e["kind"] == "journal-damaged"]
+    assert len(damaged) == 2 and "damaged" in report.message
 
 
 def test_never_overwrite_and_bids_names(tmp_path):

@@ -166,6 +166,9 @@ def register(app: typer.Typer) -> None:
                 if require:
                     engine.wait_for_types(require, require_timeout,
                                           cancelled=lambda: held["n"] > 0)
+                if not any(not engine.is_local(name) for name in engine.infos):
+                    raise RecordingError("nothing to record: every stream of the sources was "
+                                         "refused (see above)")
             except (RecordingError, SourceError) as err:
                 engine.stop()
                 _fail(err, 1)
@@ -290,10 +293,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rebuild a session file from its journal after a crash, kill or power cut."""
         from physioaffect.recording.recover import recover_session
+        from physioaffect.recording.writer import hdf5_abandoned
 
         try:
             report = recover_session(file, keep=keep)
         except RecordingError as err:
+            if hdf5_abandoned():
+                # an HDF5 handle was abandoned after a write error (a full disk): HDF5's
+                # cleanup at exit could crash on it; the journal is untouched
+                typer.echo(f"error: {err}", err=True)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(1)
             _fail(err, 1)
         typer.echo(report.message)
 

@@ -23,7 +23,7 @@ from physioaffect.realtime.decoder import (
     status_info,
 )
 from physioaffect.sinks.lsl import LSLOutlet
-from physioaffect.sources.engine import Acquisition, Consumer, EngineEvent
+from physioaffect.sources.engine import SAID, Acquisition, Consumer, EngineEvent
 from physioaffect.streams import Chunk, local_clock
 
 __all__ = ["DecodeReport", "run_decoder"]
@@ -173,8 +173,9 @@ class _Warnings(Consumer):
         self.warn = warn
 
     def on_event(self, event: EngineEvent) -> None:
-        self.warn(event.text if event.kind not in ("connected", "disconnected")
-                  else f"stream {event.text}")
+        if event.kind not in SAID:  # (the engine logs those itself)
+            self.warn(event.text if event.kind not in ("connected", "disconnected")
+                      else f"stream {event.text}")
 
 
 def summary_json(report: DecodeReport) -> str:

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from physioaffect.recording.errors import SessionFileError
+from physioaffect.recording.journal import journal_in_use
 from physioaffect.recording.naming import journal_path
 
 #: Value of the root attribute ``format``; readers refuse files without it.
@@ -90,6 +91,8 @@ def text_crc(crc: int, texts: Any) -> int:
 def array_crc(crc: int, values: np.ndarray) -> int:
     """CRC-32 of a numeric array's little-endian bytes, row after row."""
     arr = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
+    if arr.size == 0:  # (a stream that never delivered a sample; memoryview refuses it)
+        return crc
     return zlib.crc32(memoryview(arr).cast("B"), crc)
 
 
@@ -146,6 +149,9 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
 def open_session_h5(path: str | os.PathLike[str]) -> h5py.File:
     """Open a session file read-only, or raise :class:`SessionFileError` saying why not."""
     p = Path(path)
+    if journal_in_use(journal_path(p)):
+        raise SessionFileError(f"{str(p)!r} is being recorded right now; it can be read once "
+                               f"the recorder has finished it")
     if not p.exists():
         jp = journal_path(p)
         extra = f"; its journal {str(jp)!r} exists: run `physioaffect recover {p}`" if jp.exists() else ""

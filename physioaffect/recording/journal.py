@@ -4,8 +4,11 @@ HDF5 is not safe against a writer that dies mid-write: a ``kill -9`` or a power 
 can leave the whole file unreadable. The recorder therefore writes every chunk to
 this journal *first* (and ``fsync``s it at least twice a second), and writes the
 HDF5 file from the same chunks later. ``physioaffect recover`` rebuilds the HDF5 file
-from the journal. A journal ends at its first torn or corrupt record: everything
-before it is intact by construction (each record carries its length and a CRC-32).
+from the journal. Each record carries its length and a CRC-32: a journal ends at its first
+torn record (a kill mid-write), and a damaged record in the middle (a flipped byte) costs
+only itself, as reading resumes at the next valid record header (:func:`iter_journal` with
+``resync``). While a recorder writes the journal it holds an exclusive ``flock`` on it
+(:func:`journal_in_use`, :class:`JournalLock`).
 
 Layout (all integers little-endian)::
 
@@ -29,6 +32,7 @@ Record types and payloads:
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import struct
 import zlib
@@ -40,6 +44,11 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from physioaffect.recording.errors import DiskFullError, SessionFileError
+
+try:  # POSIX advisory locks; elsewhere the journal is not locked
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 MAGIC = b"PHYSIOAFFECT-JOURNAL\x00\x01"
 _HEAD = struct.Struct("<2sBII")
@@ -128,6 +137,10 @@ class JournalWriter:
             raise SessionFileError(f"journal {str(self.path)!r} already exists") from None
         except OSError as err:
             raise SessionFileError(f"cannot create journal {str(self.path)!r}: {err.strerror}") from None
+        if fcntl is not None:
+            # held while the journal is open: `recover` (and any reader) can tell that a
+            # recorder is still writing this session; the kernel drops it if the process dies
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fh: BinaryIO = os.fdopen(fd, "wb", buffering=1 << 20)
         self.bytes_written = 0
         self.bytes_synced = 0
@@ -181,6 +194,72 @@ class JournalWriter:
             pass
 
 
+def _session_of(journal: Path) -> str:
+    name = journal.name
+    return str(journal.with_name(name[: -len(".journal")])) if name.endswith(".journal") \
+        else str(journal)
+
+
+def journal_in_use(path: str | os.PathLike[str]) -> bool:
+    """True when a running recorder holds the journal at ``path`` (it is being written)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+class JournalLock:
+    """Exclusive hold of a journal while ``recover`` replays it (a live recorder, or a second
+    ``recover``, makes it refuse); use as a context manager.
+
+    Raises
+    ------
+    SessionFileError
+        A recorder (or another ``recover``) holds the journal.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._fd: int | None = None
+        if fcntl is None:
+            return
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        except OSError as err:
+            raise SessionFileError(f"cannot open journal {str(self.path)!r}: "
+                                   f"{err.strerror}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.release()
+            raise SessionFileError(
+                f"{_session_of(self.path)!r} is being recorded right now (a running recorder, "
+                f"or another recover, holds its journal); stop that recorder first (Ctrl-C "
+                f"where it runs): it finishes the file itself") from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+    def __enter__(self) -> JournalLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def _disk_error(path: Path, err: OSError) -> Exception:
     import errno
 
@@ -216,37 +295,78 @@ class JournalScan:
         return self.total_bytes - self.valid_bytes
 
 
-def iter_journal(path: str | os.PathLike[str]) -> Iterator[Record | str]:
-    """Yield records up to the first torn or corrupt one, then a final reason string."""
+@dataclass
+class Skipped:
+    """Bytes of a journal that hold no valid record (a damaged record), between two valid
+    ones: what they held is lost, the records after them are read on."""
+
+    offset: int
+    length: int
+    reason: str
+
+
+def _valid_at(m: mmap.mmap, pos: int, size: int) -> str | None:
+    """Why the bytes at ``pos`` are not a complete valid record (None when they are)."""
+    if size - pos < _HEAD.size:
+        return "torn record header at the end"
+    sync, rtype, length, crc = _HEAD.unpack_from(m, pos)
+    if sync != b"PJ" or rtype not in _TYPES or length > MAX_RECORD:
+        return f"corrupt record header at byte {pos}"
+    start = pos + _HEAD.size
+    if start + length > size:
+        return "torn record at the end"
+    if zlib.crc32(m[start:start + length], zlib.crc32(bytes([rtype]))) != crc:
+        return f"checksum mismatch at byte {pos}"
+    return None
+
+
+def _next_valid(m: mmap.mmap, pos: int, size: int) -> int | None:
+    """Offset of the next complete valid record after ``pos`` (None: there is none)."""
+    while True:
+        pos = m.find(b"PJ", pos + 1)
+        if pos < 0:
+            return None
+        if _valid_at(m, pos, size) is None:
+            return pos
+
+
+def iter_journal(path: str | os.PathLike[str], resync: bool = False
+                 ) -> Iterator[Record | Skipped | str]:
+    """Yield the records of a journal, then a final reason string.
+
+    Without ``resync`` it stops at the first torn or corrupt record. With ``resync``, a
+    damaged record in the middle (a flipped byte, a bad disk block) is reported as a
+    :class:`Skipped` stretch and reading goes on at the next valid record (each record has
+    its own header and CRC-32), so only what the damaged bytes held is lost.
+    """
     p = Path(path)
     try:
         fh = open(p, "rb")
     except OSError as err:
         raise SessionFileError(f"cannot open journal {str(p)!r}: {err.strerror}") from None
     with fh:
-        magic = fh.read(len(MAGIC))
-        if magic != MAGIC:
+        size = os.fstat(fh.fileno()).st_size
+        if size < len(MAGIC) or fh.read(len(MAGIC)) != MAGIC:
             raise SessionFileError(f"{str(p)!r} is not a physioaffect journal (wrong magic bytes)")
-        while True:
-            head = fh.read(_HEAD.size)
-            if not head:
-                yield "end of file"
-                return
-            if len(head) < _HEAD.size:
-                yield "torn record header at the end"
-                return
-            sync, rtype, length, crc = _HEAD.unpack(head)
-            if sync != b"PJ" or rtype not in _TYPES or length > MAX_RECORD:
-                yield f"corrupt record header at byte {fh.tell() - _HEAD.size}"
-                return
-            payload = fh.read(length)
-            if len(payload) < length:
-                yield "torn record at the end"
-                return
-            if zlib.crc32(payload, zlib.crc32(bytes([rtype]))) != crc:
-                yield f"checksum mismatch at byte {fh.tell() - length - _HEAD.size}"
-                return
-            yield Record(rtype, payload)
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            pos = len(MAGIC)
+            while True:
+                if pos == size:
+                    yield "end of file"
+                    return
+                problem = _valid_at(m, pos, size)
+                if problem is None:
+                    _, rtype, length, _ = _HEAD.unpack_from(m, pos)
+                    start = pos + _HEAD.size
+                    yield Record(rtype, bytes(m[start:start + length]))
+                    pos = start + length
+                    continue
+                nxt = _next_valid(m, pos, size) if resync else None
+                if nxt is None:
+                    yield problem
+                    return
+                yield Skipped(pos, nxt - pos, problem)
+                pos = nxt
 
 
 def read_journal(path: str | os.PathLike[str]) -> JournalScan:
@@ -256,7 +376,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalScan:
     for item in iter_journal(path):
         if isinstance(item, str):
             reason = item
-        else:
+        elif isinstance(item, Record):
             records.append(item)
     total = os.path.getsize(path)
     valid = len(MAGIC) + sum(_HEAD.size + len(r.payload) for r in records)

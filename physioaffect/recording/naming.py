@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from physioaffect.recording.errors import InvalidIdError, RecordingError
+from physioaffect.recording.journal import journal_in_use
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -124,20 +125,25 @@ def choose_session_path(
     _check_writable(folder)
     if explicit is not None:
         if session_path_taken(explicit):
-            raise RecordingError(f"{str(explicit)!r} already exists; it is never overwritten")
+            raise _taken(explicit, "")
         return explicit
     if run is not None:
         path = folder / (bids_basename(subject, task, session, run) + SESSION_SUFFIX)
         if session_path_taken(path):
-            raise RecordingError(
-                f"{str(path)!r} already exists; it is never overwritten (choose another --run)"
-            )
+            raise _taken(path, " (choose another --run)")
         return path
     for n in range(1, 10000):
         path = folder / (bids_basename(subject, task, session, n) + SESSION_SUFFIX)
         if not session_path_taken(path):
             return path
     raise RecordingError(f"no free run number left in {str(folder)!r}")
+
+
+def _taken(path: Path, hint: str) -> RecordingError:
+    if journal_in_use(journal_path(path)):
+        return RecordingError(f"{str(path)!r} is being recorded by another recorder right "
+                              f"now{hint or '; choose another file'}")
+    return RecordingError(f"{str(path)!r} already exists; it is never overwritten{hint}")
 
 
 def _make_folders(folder: Path, on_create: Callable[[Path], None] | None) -> None:

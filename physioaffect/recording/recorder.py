@@ -24,7 +24,7 @@ import numpy as np
 
 from physioaffect.recording.errors import StreamMismatchError
 from physioaffect.recording.writer import SessionWriter
-from physioaffect.sources.engine import Acquisition, Consumer, EngineEvent
+from physioaffect.sources.engine import SAID, Acquisition, Consumer, EngineEvent
 from physioaffect.streams import IRREGULAR_RATE, Chunk, StreamInfo, local_clock
 
 __all__ = ["RECORDER_MARKERS", "Recorder", "StreamStatus"]
@@ -79,13 +79,14 @@ class Recorder(Consumer):
         self._stop = threading.Event()
         self._connection: dict[str, bool] = {}
         self._local: set[str] = set()
+        #: Source errors, refused chunks, dropped markers: said at the end of ``record``.
         self.errors: list[str] = []
         self.start_time: float | None = None
         self._stop_time: float | None = None
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         engine.add_local_stream(markers, origin)
-        engine.subscribe(self)
+        engine.subscribe(self, past_events=True)  # e.g. streams refused at start go in too
 
     # -- what the engine delivers (reader threads: queue only) ---------------------------------
     def on_stream(self, info: StreamInfo, attrs: Mapping[str, Any]) -> None:
@@ -140,7 +141,7 @@ class Recorder(Consumer):
             ev: EngineEvent = item[1]
             if ev.kind in ("connected", "disconnected"):
                 self._connection[ev.stream] = ev.kind == "connected"
-            else:
+            elif ev.kind not in SAID:  # (the engine said those when they happened)
                 self.errors.append(ev.text)
             writer.add_event(ev.kind, ev.text, ev.stream, ev.time)
 

@@ -46,6 +46,8 @@ from physioaffect.streams import Chunk, StreamInfo, local_clock, unix_to_lsl_off
 #: HDF5 files abandoned after a write error (kept referenced so they are never closed).
 _ABANDONED: list = []
 
+#: Largest ``missing`` count stored for one gap (the table holds int64).
+MAX_MISSING = 2**62
 #: A regular stream whose next sample comes later than this many seconds *and* more
 #: than ``GAP_PERIODS`` sample periods after the previous one has a gap.
 GAP_MIN_S = 0.1
@@ -335,6 +337,10 @@ class SessionWriter:
     clock : dict, optional
         Clock attributes to use instead of measuring them now (``utc_start``,
         ``unix_start``, ``lsl_clock_start``, ``unix_to_lsl_offset``); used by import.
+    check_space : bool, optional
+        Stop with :class:`DiskFullError` before an HDF5 append that would leave less than
+        :attr:`reserve_bytes` free (HDF5 handles a full disk badly). Default: when the
+        journal is written; ``recover`` asks for it too.
     """
 
     def __init__(
@@ -352,6 +358,7 @@ class SessionWriter:
         h5_interval: float = 5.0,
         compression: str = "none",
         clock: Mapping[str, Any] | None = None,
+        check_space: bool | None = None,
         _session_attrs: Mapping[str, Any] | None = None,
     ):
         self.path = Path(path)
@@ -385,6 +392,9 @@ class SessionWriter:
                 **dict(attrs or {}),
             }
         self.session_attrs = session_attrs
+        if jr.journal_in_use(self.journal_path):
+            raise SessionFileError(f"{str(self.path)!r} is being recorded by another recorder "
+                                   f"right now; choose another file (or --run)")
         if self.path.exists():
             raise SessionFileError(f"{str(self.path)!r} already exists; it is never overwritten")
         self._journal: jr.JournalWriter | None = None
@@ -411,6 +421,7 @@ class SessionWriter:
         self.h5_interval = float(h5_interval)
         self._last_sync = self._last_h5 = time.monotonic()
         self.detect_gaps = journal  # a replay gets its gaps from GAP records
+        self.check_space = journal if check_space is None else bool(check_space)
         self.closed = False
         self.failed: Exception | None = None
         #: More root attributes written when the file is finalised (e.g. by the recorder).
@@ -505,6 +516,8 @@ class SessionWriter:
     def add_gap(self, stream: str, start: float, end: float, missing: int, reason: str) -> None:
         """Record that ``stream`` has no samples between LSL times ``start`` and ``end``."""
         st = self.streams[stream]
+        # (absurd timestamps, e.g. 1e300 from a broken outlet, must not overflow the table)
+        missing = int(min(max(0, missing), MAX_MISSING))
         if self._journal is not None:
             self._journal.append_json(jr.GAP, {"index": st.index, "start": start, "end": end,
                                                "missing": missing, "reason": reason})
@@ -578,7 +591,7 @@ class SessionWriter:
         memory and, safely, in the journal), so no chunk is written twice; ``final``
         appends everything.
         """
-        if self._store is not None and self._journal is not None:
+        if self._store is not None and self.check_space:
             self._check_space()
 
         def work() -> None:
@@ -718,7 +731,13 @@ class SessionWriter:
     @property
     def must_exit_hard(self) -> bool:
         """True when an HDF5 handle was abandoned: exit with ``os._exit`` (no HDF5 cleanup)."""
-        return bool(_ABANDONED)
+        return hdf5_abandoned()
+
+
+def hdf5_abandoned() -> bool:
+    """True when this process abandoned an HDF5 file after a failed write (e.g. a full disk):
+    it must then end with ``os._exit``, as HDF5's cleanup at exit could crash on it."""
+    return bool(_ABANDONED)
 
 
 def _fsync_path(path: Path) -> None:

@@ -144,7 +144,13 @@ class Source(abc.ABC):
     def started(self) -> bool:
         return self._started
 
-    # -- what the acquisition engine asks after each read ------------------------------------
+    # -- what the acquisition engine asks ----------------------------------------------------
+    @property
+    def start_timeout_s(self) -> float:
+        """Seconds :meth:`start` may wait on purpose (e.g. for streams to appear), beyond
+        the engine's own start timeout."""
+        return 0.0
+
     @property
     def next_read_s(self) -> float | None:
         """Seconds within which the source wants to be read again (None: no wish), e.g.

@@ -9,6 +9,7 @@ so it cannot overwrite samples as long as something reads (the pump does).
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -161,6 +162,9 @@ class BrainFlowSource(Source):
         except ProfileError as err:
             raise SourceError(str(err)) from None
         self.prefix = prefix or self.profile.key
+        if not (math.isfinite(buffer_seconds) and 1 <= buffer_seconds <= 3600):  # NaN too
+            raise SourceSpecError(f"brainflow:{board}: buffer must be 1-3600 s of samples, got "
+                                  f"{buffer_seconds!r}")
         self.buffer_seconds = buffer_seconds
         self.description = f"brainflow:{board}"
         self.clock_offset = 0.0  # lsl = unix + offset
@@ -224,9 +228,12 @@ class BrainFlowSource(Source):
                 self._board.config_board(command)
             rate = max(float(d.get("sampling_rate", 250)) for d in self._descs.values())
             self._board.start_stream(int(max(rate * self.buffer_seconds, 1000)))
-        except bs.BrainFlowError as err:
+        except BaseException as err:  # never leave a prepared session behind (it blocks the next)
             self._board.release_session()
-            raise SourceError(f"brainflow:{self.board_name}: cannot start streaming ({err})") from None
+            if isinstance(err, bs.BrainFlowError):
+                raise SourceError(f"brainflow:{self.board_name}: cannot start streaming "
+                                  f"({err})") from None
+            raise
         self.clock_offset = unix_to_lsl_offset()
         self._last_package = {p: None for p in self._descs}
 

@@ -28,20 +28,26 @@ Two paces:
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from physioaffect.log import logger as log
 from physioaffect.sources.base import Source, SourceError
+from physioaffect.sources.registry import source_from_spec
 from physioaffect.streams import Chunk, StreamHub, StreamInfo, local_clock, stream_problem
 
 __all__ = ["Acquisition", "Consumer", "EngineEvent", "HubConsumer"]
 
 #: Longest wait (s) before a failing source is read again.
 RETRY_MAX_S = 5.0
+#: Event kinds the engine has already said (logged) when they happened.
+SAID = frozenset({"stream-refused", "chunk-refused", "source-note"})
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,8 @@ class EngineEvent:
         LSL clock, s.
     kind : str
         ``connected``, ``disconnected``, ``source-error``, ``stream-refused``,
-        ``chunk-refused`` or ``source-note``.
+        ``chunk-refused`` or ``source-note``. The engine logs the last three (one warning
+        line each) when they happen.
     stream : str
         The stream it concerns ("" for a whole source).
     text : str
@@ -98,7 +105,7 @@ class HubConsumer(Consumer):
             self.hub.push(chunk)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Entry:
     """One source and its reading state."""
 
@@ -126,7 +133,8 @@ class _Reader(threading.Thread):
         self.error: BaseException | None = None
         self.failed: Source | None = None
         self.final_read = False
-        self.rounds = 0
+        self.rounds = 0  # rounds done (-1: stopped for good)
+        self.in_round = False
         self._round_done = threading.Condition()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -159,11 +167,16 @@ class _Reader(threading.Thread):
         while not self.halt.is_set():
             t_round = time.monotonic()
             self.wake.clear()
+            with self._round_done:
+                self.in_round = True
+            read = False
             for e in self.entries:
                 if t_round >= e.retry_at:
                     self._read(e, 0.0 if self.batch else eng.poll)
+                    read = True
             with self._round_done:
                 self.rounds += 1
+                self.in_round = False
                 self._round_done.notify_all()
             if pace > 0 or self.batch:
                 # Read at most every `pace` s (sooner when a source asks, e.g. to take back a
@@ -177,6 +190,9 @@ class _Reader(threading.Thread):
                 rest = wait - (time.monotonic() - t_round)
                 if rest > 0:
                     self.wake.wait(rest)
+            elif not read:  # every source waits for its retry
+                self.wake.wait(max(0.0, min(e.retry_at for e in self.entries)
+                                   - time.monotonic()))
             elif time.monotonic() - t_round < 0.0005:
                 # a source that returned at once with nothing: never spin
                 self.halt.wait(0.002)
@@ -207,11 +223,16 @@ class _Reader(threading.Thread):
                 self.engine._emit(EngineEvent(local_clock(), "source-error", "",
                                               f"{e.source.description}: stopping: {err}"))
 
-    def wait_round(self, after: int, timeout: float) -> bool:
-        """Wait until a round that began after round ``after`` has been delivered."""
+    def mark(self) -> int:
+        """The number of rounds after which a round begun from now on is done."""
+        with self._round_done:
+            return self.rounds + (2 if self.in_round else 1)
+
+    def wait_round(self, until: int, timeout: float) -> bool:
+        """Wait until ``until`` rounds are done (see :meth:`mark`)."""
         deadline = time.monotonic() + timeout
         with self._round_done:
-            while 0 <= self.rounds <= after + 1:
+            while 0 <= self.rounds < until:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -248,6 +269,8 @@ class Acquisition:
         self.connected: dict[str, bool] = {}
         #: One line per source error, refused stream or chunk (the newest 100).
         self.errors: list[str] = []
+        #: Every event so far (the newest 1000).
+        self.events: collections.deque[EngineEvent] = collections.deque(maxlen=1000)
         self._owner: dict[str, int] = {}  # stream -> source index (-1: the engine's own)
         self._refused: set[tuple[str, str]] = set()
         self._entries: list[_Entry] = []
@@ -267,8 +290,6 @@ class Acquisition:
     @classmethod
     def from_specs(cls, specs: str | Sequence[str], **kwargs: Any) -> Acquisition:
         """An engine over the sources named by spec texts (``sim``, ``lsl:EEG``, ...)."""
-        from physioaffect.sources import source_from_spec
-
         if isinstance(specs, str):
             specs = [specs]
         return cls([source_from_spec(s) for s in (specs or ["sim"])], **kwargs)
@@ -299,9 +320,10 @@ class Acquisition:
             r.start()
         try:
             for r in readers:
-                if not r.started_ok.wait(timeout * len(r.entries)):
+                allowed = sum(timeout + e.source.start_timeout_s for e in r.entries)
+                if not r.started_ok.wait(allowed):
                     names = ", ".join(repr(e.source.description) for e in r.entries)
-                    raise SourceError(f"source(s) {names} did not start within {timeout:g} s")
+                    raise SourceError(f"source(s) {names} did not start within {allowed:g} s")
                 if r.error is not None:
                     err = r.error
                     if isinstance(err, SourceError):
@@ -326,7 +348,7 @@ class Acquisition:
         reader = _Reader(self, [entry], False)
         self._readers.append(reader)
         reader.start()
-        if not reader.started_ok.wait(timeout):
+        if not reader.started_ok.wait(timeout + source.start_timeout_s):
             reader.halt.set()
             raise SourceError(f"source {source.description!r} did not start within {timeout:g} s")
         if reader.error is not None:
@@ -347,11 +369,11 @@ class Acquisition:
     def flush(self, timeout: float = 2.0) -> None:
         """Return once every reader has read its sources afresh and delivered what they had
         (a consumer that stops takes everything up to now)."""
-        marks = [(r, r.rounds) for r in self._readers if r.is_alive()]
+        marks = [(r, r.mark()) for r in self._readers if r.is_alive()]
         for r, _ in marks:
             r.wake.set()
-        for r, after in marks:
-            r.wait_round(after, timeout)
+        for r, until in marks:
+            r.wait_round(until, timeout)
 
     @property
     def running(self) -> bool:
@@ -364,11 +386,15 @@ class Acquisition:
         self.stop()
 
     # -- consumers -------------------------------------------------------------------------
-    def subscribe(self, consumer: Consumer) -> Consumer:
-        """Add a consumer; it is told about every stream known so far first."""
+    def subscribe(self, consumer: Consumer, past_events: bool = False) -> Consumer:
+        """Add a consumer; it is told about every stream known so far first (and, with
+        ``past_events``, the events so far, e.g. streams refused at start)."""
         with self._lock:
             for name, info in self.infos.items():
                 consumer.on_stream(info, self.attrs[name])
+            if past_events:
+                for event in list(self.events):
+                    consumer.on_event(event)
             self._consumers = (*self._consumers, consumer)
         return consumer
 
@@ -426,7 +452,8 @@ class Acquisition:
                 if info.name not in e.known:
                     e.known.add(info.name)
                     self._declare(e, info)
-        for text in src.take_notes():
+        for text in src.take_notes():  # said once, here, and stored by a recorder
+            log.warning("%s: %s", src.description, text)
             self._emit(EngineEvent(local_clock(), "source-note", "", f"{src.description}: {text}"))
         changes = src.connection_changes()
         if changes is None:  # a source that only shows its state: compare with the last
@@ -474,11 +501,12 @@ class Acquisition:
                 c.on_stream(info, attrs)
 
     def _refuse(self, stream: str, why: str, text: str) -> None:
-        """Say once (per stream and reason) that something was not acquired."""
+        """Say once (per stream and reason, for the whole run) that something was not
+        acquired."""
         if (stream, why) in self._refused:
             return
         self._refused.add((stream, why))
-        log.warning(text)
+        log.warning("%s", text)
         self._emit(EngineEvent(local_clock(), "chunk-refused" if why == "shape"
                                else "stream-refused", stream, text))
 
@@ -495,15 +523,25 @@ class Acquisition:
                     self._refuse(name, "shape", f"stream {name!r}: a chunk with "
                                  f"{chunk.samples.shape[1]} channels, expected "
                                  f"{info.n_channels}; refused")
-                else:
-                    self._refused.discard((name, "shape"))
-            if not ok and out is chunks:
+                elif not np.isfinite(chunk.timestamps).all():
+                    chunk = self._drop_unstamped(chunk)
+            if (not ok or chunk is not chunks[k]) and out is chunks:
                 out = list(chunks[:k])
-            elif ok and out is not chunks:
+            if ok and out is not chunks:
                 out.append(chunk)
         if out:
             for c in self._consumers:
                 c.on_chunks(out)
+
+    def _drop_unstamped(self, chunk: Chunk) -> Chunk:
+        """Samples without a usable time (NaN or infinite stamps) cannot be placed: counted
+        as dropped (and said once per stream), never passed on."""
+        ok = np.isfinite(chunk.timestamps)
+        bad = int((~ok).sum())
+        self._refuse(chunk.stream, "stamps", f"stream {chunk.stream!r}: samples whose "
+                     f"timestamps are not finite numbers are counted as dropped")
+        return Chunk(chunk.stream, chunk.timestamps[ok], chunk.samples[ok],
+                     dropped=chunk.dropped + bad)
 
     def _late_stream(self, e: _Entry, name: str) -> bool:
         """A chunk of a stream not declared yet: declare it from its source's list."""
@@ -524,10 +562,13 @@ class Acquisition:
         return False
 
     def _emit(self, event: EngineEvent) -> None:
-        if event.kind not in ("connected", "disconnected"):
-            self.errors.append(event.text)
-            del self.errors[:-100]
-        for c in self._consumers:
+        with self._lock:  # (a subscriber gets the past events or this one, not both)
+            self.events.append(event)
+            if event.kind not in ("connected", "disconnected"):
+                self.errors.append(event.text)
+                del self.errors[:-100]
+            consumers = self._consumers
+        for c in consumers:
             c.on_event(event)
 
     # -- waiting for streams ------------------------------------------------------------------

@@ -13,6 +13,7 @@ before it is found (about 0.1 s) cannot be had.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -91,6 +92,8 @@ RESOLVE_WAIT_S = 0.2
 LOST_READ_S = 0.05
 #: Seconds after which the continuous resolver forgets a stream that stopped answering.
 FORGET_S = 5.0
+#: Longest ``timeout`` accepted for the streams to appear at start (a day).
+MAX_TIMEOUT_S = 86400.0
 
 
 def lsl_problem(info: pylsl.StreamInfo, like: StreamInfo | None = None) -> str | None:
@@ -286,9 +289,14 @@ class LSLSource(Source):
         super().__init__()
         if not target:
             raise SourceSpecError("lsl source needs a stream type, name or source id: lsl:EEG")
+        if not (math.isfinite(timeout) and 0 <= timeout <= MAX_TIMEOUT_S):  # NaN too
+            raise SourceSpecError(f"lsl:{target}: timeout must be 0-{MAX_TIMEOUT_S:g} s, "
+                                  f"got {timeout!r}")
+        if not 1 <= expect <= 1000:
+            raise SourceSpecError(f"lsl:{target}: expect must be 1-1000 streams, got {expect!r}")
         self.target = target
-        self.timeout = timeout
-        self.expect = max(1, expect)
+        self.timeout = float(timeout)
+        self.expect = int(expect)
         self.description = f"lsl:{target}"
         self._inlets: list[_Inlet] = []
         self._batch: float | None = None
@@ -310,6 +318,10 @@ class LSLSource(Source):
         return True
 
     @property
+    def start_timeout_s(self) -> float:
+        return self.timeout
+
+    @property
     def state(self) -> dict[str, str]:
         """``connected`` or ``lost`` per stream name."""
         return {c.name: ("lost" if c.inlet is None else "connected") for c in self._inlets}
@@ -325,8 +337,9 @@ class LSLSource(Source):
         return LOST_READ_S if any(c.inlet is None for c in self._inlets) else None
 
     def _resolve(self) -> list[pylsl.StreamInfo]:
-        """Usable matching streams; the unusable ones are noted and excluded from the next
-        look, so a broken stream cannot hide a good one."""
+        """Usable matching streams. The unusable ones are noted and excluded from the next
+        look (so a broken stream cannot hide a good one, which is given one more second to
+        answer); when every match is unusable, the source starts without streams."""
         deadline = time.monotonic() + self.timeout
         good: dict[str, pylsl.StreamInfo] = {}
         refused: dict[str, str] = {}
@@ -335,6 +348,7 @@ class LSLSource(Source):
             skip = [*good, *refused]
             if skip:
                 pred = f"({pred})" + "".join(f" and not(uid={_lsl_quote(u)})" for u in skip)
+                deadline = min(deadline, time.monotonic() + 1.0) if refused else deadline
             left = max(0.0, deadline - time.monotonic())
             for info in pylsl.resolve_bypred(pred, self.expect - len(good), left):
                 problem = lsl_problem(info)
@@ -345,20 +359,15 @@ class LSLSource(Source):
                     self._refuse(f"{problem}; not recorded")
             if len(good) >= self.expect or time.monotonic() >= deadline:
                 break
-        if len(good) < self.expect:
-            if refused and not good:
-                raise SourceError(f"lsl:{self.target}: no usable stream: "
-                                  + "; ".join(refused.values()))
+        if len(good) < self.expect and not refused:
             raise SourceError(
                 f"lsl:{self.target}: no LSL stream with type, name or source id "
                 f"{self.target!r} appeared within {self.timeout:g} s"
-                + (f" (found {len(good)} of {self.expect})" if good else "")
-                + (f"; refused: {'; '.join(refused.values())}" if refused else ""))
+                + (f" (found {len(good)} of {self.expect})" if good else ""))
         return list(good.values())
 
     def _refuse(self, text: str) -> None:
-        self.note(text)
-        log.warning("%s: %s", self.description, text)
+        self.note(text)  # the engine says it (once) and a recorder stores it
 
     def _start(self) -> None:
         found = self._resolve()
@@ -484,6 +493,9 @@ class LSLSource(Source):
             return None
 
     def _read(self, timeout: float) -> list[Chunk]:
+        if not self._inlets:  # every match was refused: nothing to read, never spin
+            time.sleep(timeout)
+            return []
         if self._threads:
             return self._read_threads(timeout)
         if self._batch is not None or len(self._inlets) != 1:

@@ -21,6 +21,7 @@ what each row is. Example::
 from __future__ import annotations
 
 import functools
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,6 +30,8 @@ from pathlib import Path
 from physioaffect.errors import PhysioAffectError
 
 PRESETS = ("default", "auxiliary", "ancillary")
+#: Larger files are refused unread (a profile is a few hundred bytes).
+MAX_PROFILE_BYTES = 1 << 20
 
 
 class ProfileError(PhysioAffectError, ValueError):
@@ -75,30 +78,59 @@ def load_profile_file(path: str | Path) -> DeviceProfile:
     """Read and check one profile file; errors name the file and the field."""
     path = Path(str(path))
     try:
-        spec = tomllib.loads(path.read_text())
+        data = path.read_bytes()
+        if len(data) > MAX_PROFILE_BYTES:
+            raise ProfileError(f"device profile {path}: {len(data)} bytes; a profile is at most "
+                               f"{MAX_PROFILE_BYTES} bytes")
+        spec = tomllib.loads(data.decode("utf-8"))
     except OSError as err:
-        raise ProfileError(f"device profile {path}: cannot read ({err.strerror})") from err
+        raise ProfileError(f"device profile {path}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ProfileError(f"device profile {path}: not UTF-8 text (byte {err.start}); a "
+                           f"profile is a UTF-8 TOML file") from None
     except tomllib.TOMLDecodeError as err:
-        raise ProfileError(f"device profile {path}: not valid TOML ({err})") from err
+        raise ProfileError(f"device profile {path}: not valid TOML ({err})") from None
     for key in ("board", "streams"):
         if key not in spec:
             raise ProfileError(f"device profile {path}: missing field '{key}'")
+    for key, kind in (("board", str), ("aliases", list), ("config", list),
+                      ("manufacturer", str), ("model", str), ("description", str)):
+        if key in spec and not isinstance(spec[key], kind):
+            raise ProfileError(f"device profile {path}: field '{key}' must be "
+                               f"{'text' if kind is str else 'a list'}, got {spec[key]!r}"[:300])
+    if not isinstance(spec["streams"], list) or not all(isinstance(s, dict)
+                                                        for s in spec["streams"]):
+        raise ProfileError(f"device profile {path}: 'streams' must be a list of tables "
+                           f"([[streams]])")
     streams = []
     for i, s in enumerate(spec["streams"]):
         where = f"device profile {path}: streams[{i}]"
         for key in ("name", "type", "rows", "unit"):
             if key not in s:
                 raise ProfileError(f"{where}: missing field '{key}'")
-        rows = tuple(int(r) for r in s["rows"])
-        labels = tuple(str(x) for x in s.get("labels", [f"{s['name']}{k + 1}" for k in range(len(rows))]))
+        raw_rows = s["rows"]
+        if not isinstance(raw_rows, list) or not raw_rows or not all(
+                isinstance(r, int) and not isinstance(r, bool) and 0 <= r < 1024
+                for r in raw_rows):
+            raise ProfileError(f"{where}: field 'rows' must be a list of row numbers (whole "
+                               f"numbers 0-1023), got {raw_rows!r}"[:300])
+        rows = tuple(raw_rows)
+        raw_labels = s.get("labels", [f"{s['name']}{k + 1}" for k in range(len(rows))])
+        if not isinstance(raw_labels, list):
+            raise ProfileError(f"{where}: field 'labels' must be a list of names")
+        labels = tuple(str(x) for x in raw_labels)
         if len(labels) != len(rows):
             raise ProfileError(f"{where}: {len(rows)} rows but {len(labels)} labels")
         preset = s.get("preset", "default")
         if preset not in PRESETS:
             raise ProfileError(f"{where}: preset {preset!r} is not one of {', '.join(PRESETS)}")
+        scale = s.get("scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
+                or not math.isfinite(scale):
+            raise ProfileError(f"{where}: field 'scale' must be a finite number, got {scale!r}")
         streams.append(
             StreamProfile(name=str(s["name"]), type=str(s["type"]), rows=rows, labels=labels,
-                          unit=str(s["unit"]), preset=preset, scale=float(s.get("scale", 1.0)))
+                          unit=str(s["unit"]), preset=preset, scale=float(scale))
         )
     names = [s.name for s in streams]
     if len(set(names)) != len(names):

@@ -27,6 +27,7 @@ sample whether it is on or off.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -117,6 +118,15 @@ class SimConfig:
     face_rate: float = 30.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**63:
+            raise SourceSpecError(f"sim: seed must be a whole number 0 to 2**63-1, got {self.seed}")
+        for key, lo, hi in (("line_freq", 0.0, 1000.0), ("stimulus_seconds", 0.01, 1e6),
+                            ("rest_seconds", 0.0, 1e6), ("baseline_seconds", 0.0, 1e6),
+                            ("effect", -100.0, 100.0), ("block_seconds", 0.001, 60.0)):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and lo <= value <= hi):  # NaN fails too
+                raise SourceSpecError(f"sim: {key} must be a number from {lo:g} to {hi:g}, "
+                                      f"got {value}")
         if not 5 <= self.face_rate <= 120:
             raise SourceSpecError(f"sim: face_rate must be 5-120 frames/s, got {self.face_rate}")
         if self.block_seconds <= 0:
@@ -127,10 +137,10 @@ class SimConfig:
             value = getattr(self, key)
             if value is not None and not (16 <= value <= 4000):
                 raise SourceSpecError(f"sim: {key} must be 16-4000 Hz, got {value}")
-        if self.subjects < 1:
-            raise SourceSpecError(f"sim: subjects must be >= 1, got {self.subjects}")
-        if self.n_trials < 1:
-            raise SourceSpecError(f"sim: n_trials must be >= 1, got {self.n_trials}")
+        if not 1 <= self.subjects <= 100_000:
+            raise SourceSpecError(f"sim: subjects must be 1-100000, got {self.subjects}")
+        if not 1 <= self.n_trials <= 10_000:
+            raise SourceSpecError(f"sim: n_trials must be 1-10000, got {self.n_trials}")
         fs_p = self.periph_rate or self.rate
         for key, fs in (("rate", self.rate), ("periph_rate", fs_p)):
             if abs(fs * self.block_seconds - round(fs * self.block_seconds)) > 1e-9:

@@ -7,6 +7,7 @@ It publishes ``<prefix>-EEG``, ``-ECG``, ``-EDA``, ``-PPG``, ``-RESP``, ``-Marke
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 import numpy as np
@@ -65,8 +66,10 @@ class SimSource(Source):
     ):
         super().__init__()
         self.config = config or SimConfig()
-        if speed < 0:
-            raise SourceSpecError(f"sim: speed must be >= 0, got {speed}")
+        if not (math.isfinite(speed) and 0 <= speed <= 1000):  # NaN fails too
+            raise SourceSpecError(f"sim: speed must be 0 (unpaced) to 1000, got {speed}")
+        if not (math.isfinite(chunk_ms) and 0.1 <= chunk_ms <= 10_000):
+            raise SourceSpecError(f"sim: chunk_ms must be 0.1-10000, got {chunk_ms}")
         subject_params(self.config, subject)  # refuses a subject outside the population
         self.subject = subject
         self.speed = speed
