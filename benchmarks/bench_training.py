@@ -464,27 +464,44 @@ def deap_gpu(work: Path, epochs: int) -> dict:
 def markdown() -> None:
     """Print the README_training.md tables from results/training.json."""
     data = json.loads(RESULTS.read_text())
-    for key in [k for k in data if k == "readme" or k.startswith("independent") or k == "sim12"]:
+    for key in [k for k in data if k.startswith(("readme", "independent")) or k == "sim12"]:
         res = data[key]
         print(f"\n### {key}\n")
-        print("| run | network | majority | logreg | linear SVM | kept epoch / epochs run "
-              "per fold | wall of the folds | floor |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| run | live (headline) | whole session | worst one-sided start | majority | "
+              "logreg | linear SVM | adaptation per fold | minutes | floors (run / live) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for name, r in res["results"].items():
             m = r["models"]
-            net = next(k for k in m if k not in BASELINES)
+            net = _network(r)
+            protos = r.get("protocols", {})
+            session = protos.get("session", {}).get(net, float("nan"))
+            sided = [v[net] for p, v in protos.items() if "_onesided_" in p and net in v]
             fl = res.get("floors", {}).get(name, {})
-            met = "" if not fl else ("met" if fl["met"] else "**not met**")
-            pairs = zip(r["kept_epochs"], r["epochs_run"], strict=True)
-            epochs = ", ".join(f"{k}/{n}" for k, n in pairs)
+            met = "" if not fl else (("met" if fl["met"] else "**not met**") + " / "
+                                     + ("met" if fl.get("live_protocol_met") else "**not met**"))
+            adapt = ", ".join(v or "?" for v in r.get("adaptation", []))
             print(f"| {name} | **{m[net]['accuracy']:.3f}** ± {m[net]['accuracy_std']:.3f} | "
-                  f"{m['majority']['accuracy']:.3f} | {m['logreg']['accuracy']:.3f} | "
-                  f"{m['svm']['accuracy']:.3f} | {epochs} | {r['fold_wall_s'] / 60:.0f} min | "
-                  f"{met} |")
+                  f"{session:.3f} | {min(sided) if sided else float('nan'):.3f} | "
+                  f"{m['majority']['accuracy']:.3f} | "
+                  f"{m.get('logreg', {}).get('accuracy', float('nan')):.3f} | "
+                  f"{m.get('svm', {}).get('accuracy', float('nan')):.3f} | {adapt} | "
+                  f"{r['wall_s'] / 60:.1f} | {met} |")
         extra = res.get("floors", {}).get("fused_above_eeg_only")
         if extra:
             print(f"\nfused {extra['fused']:.3f} vs EEG-only {extra['eeg_only']:.3f}: "
                   f"{'met' if extra['met'] else 'not met'}")
+    for key in [k for k in data if k.endswith("-none") and k[:-5] in data]:
+        print(f"\n### {key[:-5]}: auto against none\n")
+        print("| model | auto (live) | none (live) | difference | floor (>= -0.02) |")
+        print("|---|---|---|---|---|")
+        for name, r in data[key[:-5]]["results"].items():
+            other = data[key]["results"].get(name)
+            if other is None:
+                continue
+            a = r["models"][_network(r)]["accuracy"]
+            b = other["models"][_network(other)]["accuracy"]
+            print(f"| {name} | {a:.3f} | {b:.3f} | {a - b:+.3f} | "
+                  f"{'met' if a >= b - 0.02 else '**not met**'} |")
     for key in [k for k in data if k.startswith("epoch-time")]:
         print(f"\n### {key}\n")
         for model, r in data[key]["models"].items():
@@ -492,6 +509,12 @@ def markdown() -> None:
                   f"{r['median']['before']:.2f} s CPU per epoch (median of "
                   f"{len(r['cpu_s_per_epoch']['recipe'])}), ratio "
                   f"{r['ratio_recipe_over_before']:.2f}")
+    if "load" in data:
+        print("\n### load\n")
+        print("| threads and OpenMP waiting | idle s/epoch | beside 3 busy processes | ratio |")
+        print("|---|---|---|---|")
+        for name, r in data["load"]["summary"].items():
+            print(f"| {name} | {r['idle_s']:.2f} | {r['busy_s']:.2f} | {r['ratio']:.1f}x |")
 
 
 def main() -> None:

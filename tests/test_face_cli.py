@@ -93,7 +93,7 @@ def test_face_cli_bad_file_exits_nonzero_naming_it(tmp_path: Path) -> None:
 
 def test_face_cli_missing_camera_and_bad_arguments() -> None:
     res = subprocess.run(_cli("face", "--camera", "97"), capture_output=True, text=True, timeout=120)
-    assert res.returncode == 1 and "camera 97 is not available" in res.stderr
+    assert res.returncode == 2 and "camera 97 is not available" in res.stderr
     assert "Traceback" not in res.stderr
     res = subprocess.run(_cli("face"), capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "exactly one of --video FILE or --camera N" in res.stderr

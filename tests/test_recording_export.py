@@ -239,4 +239,4 @@ def test_xdf_import_matches_pyxdf_and_applies_clock_offsets(tmp_path):
     r = subprocess.run([sys.executable, "-m", "physioaffect.cli.main", "import", str(bad),
                         "--subject", "3", "--task", "lab", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 1 and "not an XDF file" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "not an XDF file" in r.stderr and "Traceback" not in r.stderr

@@ -170,9 +170,9 @@ def test_bids_export_on_a_full_disk_leaves_nothing_and_the_rerun_works(tmp_path,
                             "--to", "bids", "--out", str(root)], capture_output=True, text=True,
                            timeout=120) if real_disk else None
         if real_disk:
-            assert r.returncode == 1 and "Traceback" not in r.stderr
+            assert r.returncode == 2 and "Traceback" not in r.stderr
             lines = r.stderr.strip().splitlines()
-            assert len(lines) == 1 and lines[0].startswith("error: disk full while exporting")
+            assert len(lines) == 1 and lines[0].startswith("physioaffect: error: disk full while exporting")
         else:
             with pytest.raises(RecordingError, match="disk full while exporting"):
                 export_bids(path, root)

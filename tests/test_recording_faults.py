@@ -267,7 +267,7 @@ def test_disk_filled_by_another_process_ends_in_one_line_and_a_recoverable_file(
                                    str(disk / "filler"), "1.5"],
                                   stdout=subprocess.PIPE, text=True)
         out, err = rec.communicate(timeout=120)
-        assert rec.returncode == 1, (rec.returncode, err)  # not a segfault (-11)
+        assert rec.returncode == 2, (rec.returncode, err)  # not a segfault (-11)
         one_line_error(err, "disk full", "recover")
         filler.kill()
         filler.wait()

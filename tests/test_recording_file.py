@@ -305,7 +305,7 @@ def test_disk_full_clear_error_and_synced_data_intact(tmp_path, how):
         r = _cli("record", "--source", "sim?eeg_channels=32&rate=512&seed=11&speed=8",
                  "--subject", "01", "--session", "1", "--task", "full", "--out", str(small),
                  "--duration", "30", "-q", **kw)
-        assert r.returncode == 1, r.stderr
+        assert r.returncode == 2, r.stderr
         assert "disk full" in r.stderr and "Traceback" not in r.stderr, r.stderr
         path = small / "sub-01_ses-1_task-full_run-1_physio.h5"
         assert journal_path(path).exists()

@@ -54,7 +54,7 @@ def test_keyboard_markers_in_a_terminal(tmp_path):
 def test_mark_without_a_recorder_and_bad_marker_keys():
     r = subprocess.run([sys.executable, "-m", "physioaffect.cli.main", "mark", "hello",
                         "--port", "9"], capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1 and "no recorder answered" in r.stderr
+    assert r.returncode == 2 and "no recorder answered" in r.stderr
     assert "Traceback" not in r.stderr
     assert parse_marker_keys("1=a, 2=b c") == {"1": "a", "2": "b c"}
     for bad in ("12=x", "1", "q=quit"):

@@ -218,7 +218,7 @@ def test_recover_on_a_nearly_full_disk_says_so_and_changes_nothing(tmp_path):
                                                text=True).split()[1])
             fh.write(b"x" * max(0, free - 300_000))
         r = subprocess.run(cli("recover", str(path)), capture_output=True, text=True, timeout=60)
-        assert r.returncode == 1, r.stderr
+        assert r.returncode == 2, r.stderr
         line = one_line(r.stderr, f"'{path}'", "free space", "recover")
         assert ".recovering" not in line
         assert not (disk / "full.h5.recovering").exists()

@@ -145,6 +145,6 @@ def test_cli_refuses_an_alias_bomb_in_one_line_without_a_run_folder(tmp_path: Pa
     r = _cli("train", "--config", str(conf), "--out", str(run))
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {conf}: "), r.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"physioaffect: error: {conf}: "), r.stderr
     assert "Traceback" not in r.stderr + r.stdout
     assert not run.exists()

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from physioaffect.cli.errors import EXIT_PROBLEMS
+
 SOURCE_HELP = (
     "Source spec, repeatable: 'sim', 'sim?eeg_channels=32&rate=256&seed=1', "
     "'brainflow:synthetic', 'brainflow:cyton?serial_port=/dev/ttyUSB0', 'lsl:EEG'."
@@ -118,7 +120,7 @@ def check(
     missing = [t for t in require if t not in present_types]
     if missing:
         console.print(f"[red]required stream type(s) missing or silent: {', '.join(missing)}[/]")
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_PROBLEMS)
 
 
 def stream(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from physioaffect.cli.errors import EXIT_PROBLEMS, error_line, fail
+
 datasets_app = typer.Typer(
     help="Public datasets (DEAP, SEED, DREAMER, FACED, THU-EP) and own sessions: fake folders, "
          "checks, windows.",
@@ -15,11 +17,6 @@ datasets_app = typer.Typer(
 )
 
 _FAKE = ("deap", "seed", "dreamer", "faced", "thu-ep", "sim")
-
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(2)
 
 
 FACE_HELP = ("Folder of per-trial face videos or face-feature CSVs (OpenFace, py-feat, "
@@ -62,7 +59,7 @@ def fake(
 
     name = dataset.lower()
     if name not in _FAKE:
-        _fail(f"unknown dataset {dataset!r} (expected one of {', '.join(_FAKE)})")
+        fail(f"unknown dataset {dataset!r} (expected one of {', '.join(_FAKE)})")
     t0 = time.perf_counter()
     try:
         if name == "deap":
@@ -73,7 +70,7 @@ def fake(
             from physioaffect.datasets.fixtures import write_seed
 
             if subjects > 15:
-                _fail("SEED has at most 15 subjects (variable prefixes are per subject)")
+                fail("SEED has at most 15 subjects (variable prefixes are per subject)")
             write_seed(out, subjects, seconds, n_trials=trials or 15, seed=seed, progress=True)
         elif name == "dreamer":
             from physioaffect.datasets.fixtures import write_dreamer
@@ -93,7 +90,7 @@ def fake(
             write_sim_sessions(out, subjects, seconds, trials or 16, seed=seed, progress=True,
                                face=face)
     except DatasetError as err:
-        _fail(str(err))
+        fail(err)
     typer.echo(f"wrote fake {name} ({subjects} subjects) to {out} in "
                f"{time.perf_counter() - t0:.1f} s")
 
@@ -117,7 +114,7 @@ def info(
             reader.validate(deep=True)
         rec = reader.read_subject(reader.subjects[0])
     except DatasetError as err:
-        _fail(str(err))
+        fail(err)
     tr = rec.trials[0]
     typer.echo(f"{reader.name}: {len(reader.subjects)} subjects ({', '.join(reader.subjects)})")
     typer.echo(f"subject {rec.subject}: {len(rec.trials)} trials; EEG {tr.eeg.shape[0]} channels "
@@ -164,7 +161,7 @@ def face_features(
     try:
         reader = open_with_face(dataset, root, face, face_trial_order, detector=detector)
     except DatasetError as err:
-        _fail(str(err))
+        fail(err)
     videos = [p for files in reader.face.files.values() for p in sorted(files.values())
               if p.suffix.lower() != CSV_SUFFIX]
     todo = [p for p in videos if not reader.face.cache_path(p).is_file()]
@@ -180,9 +177,9 @@ def face_features(
     typer.echo(f"analysed {len(todo) - len(failed)} videos ({frames} frames) in {dt:.1f} s; "
                f"cache: {reader.face.cache_dir}")
     for msg in failed:
-        typer.echo(f"error: {msg}", err=True)
+        typer.echo(error_line(msg), err=True)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_PROBLEMS)
 
 
 @datasets_app.command("prepare")
@@ -242,7 +239,7 @@ def prepare_cmd(
                 f", {label_rule} on {target}" if label_rule else "")
             png = windows_figure(meta, path.with_suffix(".png"), y, keep, title)
     except DatasetError as err:
-        _fail(str(err))
+        fail(err)
     typer.echo(f"{len(meta)} windows of {meta['subject'].nunique()} subjects "
                f"({len(reused)} reused from cache) in {time.perf_counter() - t0:.1f} s")
     if n_bad:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from physioaffect.cli.errors import EXIT_INTERRUPTED, fail
 from physioaffect.errors import PhysioAffectError
 
 
@@ -42,8 +43,7 @@ def register(app: typer.Typer) -> None:
         One sample per frame; channel 'status' says why a sample is NaN (see docs/face.md).
         """
         if (video is None) == (camera is None):
-            typer.echo("error: give exactly one of --video FILE or --camera N", err=True)
-            raise typer.Exit(2)
+            fail("give exactly one of --video FILE or --camera N")
         # imported here so that `physioaffect --help` works without the face extra
         from physioaffect.face.publish import publish_face
 
@@ -60,11 +60,10 @@ def register(app: typer.Typer) -> None:
             t0 = time.monotonic()
             summary = publish_face(source, duration=duration, wait_consumer=wait_consumer, echo=typer.echo)
         except PhysioAffectError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(1) from None
+            fail(err)
         except KeyboardInterrupt:
             typer.echo("stopped", err=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         counts = ", ".join(f"{k} {v}" for k, v in summary["status_counts"].items())
         typer.echo(
             f"published {summary['samples']} frames as LSL stream {name!r} (type Face) in "

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from physioaffect.cli.errors import fail
 from physioaffect.errors import PhysioAffectError
 from physioaffect.streams.signals import PERIPHERAL_SIGNALS, SIGNAL_ALIASES, canonical_signal
 
@@ -283,9 +284,7 @@ def register(app: typer.Typer) -> None:
                                     units=data.get("peripheral_units"))
                     written.append(out / "peripheral.png")
         except (PhysioAffectError, OSError) as err:
-            # one line on stderr and status 2, as every other command reports an operator error
-            typer.echo(f"physioaffect: error: {err}", err=True)
-            raise typer.Exit(2) from None
+            fail(err)
         typer.echo(f"{len(table)} windows x {table.shape[1] - 2} features")
         for path in written:
             typer.echo(f"wrote {path}")

@@ -22,6 +22,7 @@ from physioaffect.cli import (
     recording,
     training,
 )
+from physioaffect.cli.errors import EXIT_INTERRUPTED, EXIT_REFUSED, error_line
 from physioaffect.errors import PhysioAffectError
 
 app = typer.Typer(
@@ -66,15 +67,16 @@ USER_ERRORS = (PhysioAffectError, OSError)
 
 
 def main() -> None:
-    """Run the CLI; operator errors become one line on stderr and exit status 2."""
+    """Run the CLI; operator errors become one line on stderr and exit status 2 (the exit
+    statuses: :mod:`physioaffect.cli.errors`)."""
     try:
         app()
     except KeyboardInterrupt:
         typer.echo("physioaffect: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except USER_ERRORS as err:
-        typer.echo(f"physioaffect: error: {err}", err=True)
-        sys.exit(2)
+        typer.echo(error_line(err), err=True)
+        sys.exit(EXIT_REFUSED)
 
 
 if __name__ == "__main__":

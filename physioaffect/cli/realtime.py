@@ -10,14 +10,10 @@ from pathlib import Path
 
 import typer
 
+from physioaffect.cli.errors import fail
 from physioaffect.errors import PhysioAffectError
 
 SOURCE_HELP = "Source spec (repeatable): sim, sim?rate=128&eeg_channels=32, lsl:EEG, brainflow:synthetic"
-
-
-def _fail(err: Exception) -> None:
-    typer.echo(f"physioaffect: error: {err}", err=True)
-    raise typer.Exit(2)
 
 
 def decode(
@@ -64,7 +60,7 @@ def decode(
                              calibration_s=calibration or None, online=online,
                              eeg_unit=eeg_unit)
     except PhysioAffectError as err:
-        _fail(err)
+        fail(err)
     except KeyboardInterrupt:
         typer.echo("decoder interrupted", err=True)
         return
@@ -96,7 +92,7 @@ def view(
                             record_dir=record_dir, fps=fps, record=record,
                             echo=lambda m: typer.echo(m, err=True))
     except (PhysioAffectError, OSError) as err:
-        _fail(err)
+        fail(err)
     typer.echo(f"viewer closed after {result['seconds']:.1f} s, {result['frames']} frames")
     if result["recording"] is not None:
         typer.echo(f"session file: {Path(result['recording']).resolve()}")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -13,13 +12,9 @@ from pathlib import Path
 
 import typer
 
+from physioaffect.cli.errors import fail, fail_now
 from physioaffect.errors import PhysioAffectError
 from physioaffect.recording.errors import DiskFullError, RecordingError
-
-
-def _fail(err: Exception, code: int = 1) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(code)
 
 
 def _human_bytes(n: float) -> str:
@@ -127,7 +122,7 @@ def register(app: typer.Typer) -> None:
                 out, subject, task, session, run, create=True,
                 on_create=lambda q: typer.echo(f"created output folder {q}", err=True))
         except PhysioAffectError as err:
-            _fail(err, 2)
+            fail(err)
 
         warnings.filterwarnings("ignore", message=".*was lost; reconnecting.*")
         # the recording pace: every LSL inlet is read by one thread every 0.5 s
@@ -159,7 +154,7 @@ def register(app: typer.Typer) -> None:
         except RecordingError as err:
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, old_term)
-            _fail(err, 1)
+            fail(err)
         try:
             try:
                 engine.start()
@@ -171,7 +166,7 @@ def register(app: typer.Typer) -> None:
                                          "refused (see above)")
             except (RecordingError, SourceError) as err:
                 engine.stop()
-                _fail(err, 1)
+                fail(err)
             config = {
                 "sources": list(source), "duration": duration, "require": list(require),
                 "marker_keys": keys, "mark_port": listener.port, "compression": compression,
@@ -186,7 +181,7 @@ def register(app: typer.Typer) -> None:
                 engine.stop()
                 if writer is not None:
                     writer.abort()
-                _fail(err, 1)
+                fail(err)
             if held["n"]:
                 rec.stop()
             listener.start()
@@ -239,11 +234,8 @@ def register(app: typer.Typer) -> None:
             if writer is not None and writer.must_exit_hard:
                 # an HDF5 handle was abandoned after a write error: skip HDF5's cleanup,
                 # which could crash on a full disk (the journal is closed and synced)
-                typer.echo(f"error: {err_out}", err=True)
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(1)
-            _fail(err_out, 1)
+                fail_now(err_out)
+            fail(err_out)
         from rich.console import Console
 
         Console(stderr=True, width=None if sys.stderr.isatty() else 140).print(
@@ -263,7 +255,7 @@ def register(app: typer.Typer) -> None:
         try:
             t = send_mark(text, DEFAULT_MARK_PORT if port is None else port)
         except RecordingError as err:
-            _fail(err, 1)
+            fail(err)
         typer.echo(f"marked {text!r} at LSL time {t:.4f} s")
 
     @app.command("info")
@@ -284,7 +276,7 @@ def register(app: typer.Typer) -> None:
                     raise damaged_error(Path(file), f)
             typer.echo(describe_session(session))
         except RecordingError as err:
-            _fail(err, 1)
+            fail(err)
 
     @app.command("recover")
     def recover(
@@ -301,11 +293,8 @@ def register(app: typer.Typer) -> None:
             if hdf5_abandoned():
                 # an HDF5 handle was abandoned after a write error (a full disk): HDF5's
                 # cleanup at exit could crash on it; the journal is untouched
-                typer.echo(f"error: {err}", err=True)
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(1)
-            _fail(err, 1)
+                fail_now(err)
+            fail(err)
         typer.echo(report.message)
 
     @app.command("export")
@@ -329,7 +318,7 @@ def register(app: typer.Typer) -> None:
 
         to = to.lower()
         if to not in ("edf", "bdf", "fif", "bids"):
-            _fail(RecordingError(f"--to must be edf, bdf, fif or bids, got {to!r}"), 2)
+            fail(RecordingError(f"--to must be edf, bdf, fif or bids, got {to!r}"))
         try:
             sess = read_session(file)
             stem = file.name[:-3] if file.name.endswith(".h5") else file.stem
@@ -354,7 +343,7 @@ def register(app: typer.Typer) -> None:
                     typer.echo(f"wrote {p}")
                 typer.echo(f"BIDS dataset: {Path(root).resolve()}")
         except (PhysioAffectError, OSError) as err:
-            _fail(err if isinstance(err, RecordingError) else RecordingError(str(err)), 1)
+            fail(err)
 
     @app.command("import")
     def import_(
@@ -375,7 +364,7 @@ def register(app: typer.Typer) -> None:
             import_xdf(file, path, subject=subject, task=task, session=session,
                        run=run or _run_from(path), dejitter=not no_dejitter)
         except RecordingError as err:
-            _fail(err, 1)
+            fail(err)
         typer.echo(f"session file: {path.resolve()}")
 
 

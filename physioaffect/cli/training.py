@@ -6,10 +6,7 @@ from pathlib import Path
 
 import typer
 
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(2)
+from physioaffect.cli.errors import fail
 
 
 def register(app: typer.Typer) -> None:
@@ -86,7 +83,7 @@ def register(app: typer.Typer) -> None:
                 raise TrainingError("--resume needs --out RUN_DIR")
             run_dir = train(cfg, out=out, resume=resume, progress=not quiet, console=console)
         except TrainingError as err:
-            _fail(str(err))
+            fail(err)
         typer.echo(f"run folder: {run_dir}")
         typer.echo(f"report: {run_dir / 'report.md'}")
 
@@ -113,7 +110,7 @@ def register(app: typer.Typer) -> None:
             path = evaluate(source, dataset, root, out, target=target, label_rule=label_rule,
                             face=face, face_trial_order=face_trial_order, face_fps=face_fps)
         except TrainingError as err:
-            _fail(str(err))
+            fail(err)
         typer.echo((path / "report.md").read_text())
         typer.echo(f"evaluation written to {path}")
 
@@ -136,4 +133,4 @@ def register(app: typer.Typer) -> None:
                         write_report(r)
             typer.echo(compare_runs(runs, metric))
         except TrainingError as err:
-            _fail(str(err))
+            fail(err)
