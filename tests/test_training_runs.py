@@ -272,7 +272,7 @@ def test_evaluate_names_the_subjects_a_checkpoint_was_trained_on(serial_run: Pat
     report = (out / "report.md").read_text()
     assert "WARNING" in report and "not cross-subject" in report
     assert "subject_zscore" in report and "transductive" in report
-    pred = pd.read_csv(out / "predictions.csv")
+    pred = pd.read_csv(out / "predictions.csv", dtype={"subject": str})
     assert {"majority", "logreg", "emt"} <= set(pred["model"])
     assert {"live", "session"} <= set(pred["protocol"])
     # the whole-session score is the one the run's own fold gives its test subject
@@ -280,7 +280,7 @@ def test_evaluate_names_the_subjects_a_checkpoint_was_trained_on(serial_run: Pat
     own = own[(own.model == "emt") & (own.protocol == "session")]
     test = folds["loso-02"]["test_subjects"][0]
     mine = pred[(pred.checkpoint == "loso-02") & (pred.model == "emt")
-                & (pred.protocol == "session") & (pred.subject.astype(str) == test)]
+                & (pred.protocol == "session") & (pred.subject == test)]
     np.testing.assert_allclose(np.sort(mine["score_1"]), np.sort(own["score_1"]), atol=1e-5)
 
 

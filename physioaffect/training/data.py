@@ -370,9 +370,11 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         data.info["nonfinite_eeg_windows"] = {k: int(v) for k, v in counts.items()}
     del ws
     kind = eeg_input_kind(cfg)
-    # DE: the classical baselines' features, and the evidence of adaptation auto's choice
-    needs_de = any(b in ("logreg", "svm") for b in cfg.baselines) or (
-        cfg.adaptation.method == "auto" and cfg.adaptation.evidence == "baseline")
+    # DE: the classical baselines' features, and (where it can be computed) the evidence of
+    # adaptation auto's choice
+    needs_de = any(b in ("logreg", "svm") for b in cfg.baselines)
+    wants_de = not needs_de and cfg.adaptation.method == "auto" \
+        and cfg.adaptation.evidence == "baseline"
     needs_per = "peripheral" in cfg.modalities
     needs_face = "face" in cfg.modalities
     face_key = None if reader.face is None else [
@@ -405,12 +407,15 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
         except (SignalInputError, ModelConfigError) as err:
             raise TrainingError(f"inputs.{kind.name}: {err} {at}") from None
         changed = True
-    if needs_de and "de" not in store:
+    if (needs_de or wants_de) and "de" not in store:
         try:
             store["de"] = de_features(data.raw, data.sfreq, cfg.de_bands)
+            changed = True
         except SignalInputError as err:
-            raise TrainingError(f"de_bands: {err} {at}") from None
-        changed = True
+            if needs_de:
+                raise TrainingError(f"de_bands: {err} {at}") from None
+            logger.info("adaptation auto: no DE features at this rate (%s); the network "
+                        "itself weighs the adaptation", err)
     if kind is not None and "eeg_quality" not in store:
         store["eeg_quality"] = eeg_window_quality(data.raw, data.ch_names)
         changed = True
@@ -438,7 +443,7 @@ def prepare_data(cfg: TrainConfig, progress: bool = False) -> PreparedData:
     if kind is not None:
         data.eeg_kind = kind.name
         data.eeg_input = store["eeg_input"] if needs_input else data.raw
-    if needs_de:
+    if "de" in store and (needs_de or wants_de):
         data.de = store["de"]
     if kind is not None:
         data.quality["EEG"] = store["eeg_quality"]

@@ -485,7 +485,7 @@ def compute_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
     first_epoch: list[int] = []  # a fold resumed from its epoch checkpoint starts after it
     methods = _methods(cfg, va, data.eeg_kind)
     evidence = None
-    if len(methods) > 1 and ad.evidence == "baseline":
+    if len(methods) > 1 and ad.evidence == "baseline" and data.de is not None:
         # auto weighed with the classical baseline: one network per fold, trained the way
         # the DE + logistic regression did best on the validation subjects
         proxy = baseline_choice.get("logreg")
