@@ -233,8 +233,8 @@ class AdaptationSettings:
         no adaptation and the input's method (``euclidean`` for raw EEG, ``subject_zscore``
         otherwise) are weighed with the live
         protocol on the fold's validation subjects (never its test subjects; see
-        ``evidence``), and the best is kept (the simpler on ties); without validation subjects,
-        ``none``.
+        ``evidence``), and the simplest within one standard error of the best is kept;
+        without validation subjects, ``none``.
     evidence : {"baseline", "network"}
         What ``auto`` weighs none against the input's method with. ``baseline`` (default): the
         DE + logistic-regression baseline fitted on the training subjects with and without

@@ -227,23 +227,40 @@ def _metric(task: str, y_true: np.ndarray, pred: np.ndarray) -> float:
 
 
 def _choose(cfg: TrainConfig, scorers: dict[str, tuple[ProtocolScorer, bool]], streams,
-            va: np.ndarray, y: np.ndarray) -> tuple[str, dict]:
-    """The variant with the best live-protocol score on the validation subjects.
+            va: np.ndarray, y: np.ndarray, meta: pd.DataFrame | None = None
+            ) -> tuple[str, dict]:
+    """The variant chosen on the validation subjects with the live protocol.
 
-    A live session may start with any kind of stimulus: for a classifier the score is the
-    mean over the session in recording order and over each one-sided start (the session
+    A live session may start with any kind of stimulus: for a classifier each variant is
+    scored over the session in recording order and over each one-sided start (the session
     beginning with one class only, :meth:`SubjectStream.one_sided`), so that the choice holds
-    whatever the first minutes bring.
+    whatever the first minutes bring. The simplest variant (``none`` < ``offline`` <
+    ``online``) whose accuracy is within one standard error of the best one's is kept (the
+    one-standard-error rule, Breiman et al. 1984): a validation subject or two cannot tell
+    apart variants closer than that, and the simpler one is the safer bet. The standard error
+    is that of the best variant's mean accuracy over trials (a trial's windows are not
+    independent of each other).
+
+    Returns
+    -------
+    choice : str
+    why : dict
+        Score of each variant (None where no validation window follows the calibration) and
+        ``se``, the standard error used.
     """
     cal = cfg.adaptation.calibration_s
     starts: list = [None]
     if cfg.task == "classification":
         starts += list(range(len(class_names(cfg.label_rule))))
+    trial_of = None if meta is None else \
+        (meta["subject"].astype(str) + "/" + meta["session"].astype(str) + "/"
+         + meta["trial"].astype(str)).to_numpy()
     scores: dict[str, float] = {}
+    per_trial: dict[str, np.ndarray] = {}
     for name, (scorer, online) in scorers.items():
-        per_start = []
+        per_start, trials = [], []
         for start in starts:
-            yt, yp = [], []
+            yt, yp, rows_all = [], [], []
             for s in streams:
                 order = None if start is None else s.one_sided(start, cal)
                 if start is not None and order is None:
@@ -252,16 +269,29 @@ def _choose(cfg: TrainConfig, scorers: dict[str, tuple[ProtocolScorer, bool]], s
                 if pred is not None:
                     yt.append(y[rows])
                     yp.append(pred)
-            if yt:
-                per_start.append(_metric(cfg.task, np.concatenate(yt), np.concatenate(yp)))
+                    rows_all.append(rows)
+            if not yt:
+                continue
+            y_true, y_pred = np.concatenate(yt), np.concatenate(yp)
+            per_start.append(_metric(cfg.task, y_true, y_pred))
+            if cfg.task == "classification" and trial_of is not None:
+                right = pd.Series(y_pred.argmax(1) == y_true.astype(int))
+                trials.append(right.groupby(trial_of[np.concatenate(rows_all)]).mean())
         scores[name] = float(np.mean(per_start)) if per_start else float("nan")
+        if trials:
+            per_trial[name] = pd.concat(trials).to_numpy(dtype=float)
     finite = [v for v in VARIANTS if v in scores and np.isfinite(scores[v])]
     # NaN (no validation window after the calibration) is stored as null
-    shown = {k: float(v) if np.isfinite(v) else None for k, v in scores.items()}
+    shown: dict = {k: float(v) if np.isfinite(v) else None for k, v in scores.items()}
     if not finite:
         return next(iter(scorers)), shown
     best = max(finite, key=lambda v: (scores[v], -VARIANTS.index(v)))
-    return best, shown
+    se = 0.0
+    if best in per_trial and len(per_trial[best]) > 1:
+        se = float(np.std(per_trial[best], ddof=1) / np.sqrt(len(per_trial[best])))
+        shown["se"] = se
+    choice = next(v for v in finite if scores[v] >= scores[best] - se)
+    return choice, shown
 
 
 # ------------------------------------------------------------------------------ baselines
@@ -397,7 +427,7 @@ def _classical(cfg: TrainConfig, data: PreparedData, y: np.ndarray, tr: np.ndarr
         return variants[0], {}, fitted
     on_train = {m: fitted(m if m == "none" else "offline", tr) for m in methods}
     scorers = {v: (on_train[_method_of(v, methods)], v == "online") for v in variants}
-    choice, why = _choose(cfg, scorers, val_streams, va, y)
+    choice, why = _choose(cfg, scorers, val_streams, va, y, data.meta)
     return choice, why, fitted
 
 
@@ -534,7 +564,7 @@ def compute_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
     choice, why = variants[0], {}
     if len(variants) > 1:
         scorers = {v: (built[_method_of(v, methods)][0], v == "online") for v in variants}
-        choice, why = _choose(cfg, scorers, val_streams, va, y)
+        choice, why = _choose(cfg, scorers, val_streams, va, y, data.meta)
     method = _method_of(choice, methods)
     scorer, contract = built[method]
     reason = _reason(cfg, variants, choice, why, va, evidence)
@@ -584,8 +614,8 @@ def _reason(cfg: TrainConfig, variants: list[str], choice: str, why: dict,
         shown = _scores(evidence["validation"])
         first = (f"no adaptation against per-subject adaptation weighed with DE + logistic "
                  f"regression's live-protocol {metric} on the validation subjects, mean over "
-                 f"recording order and one-sided starts ({shown}): "
-                 f"{'none' if choice == 'none' else 'adapted'}")
+                 f"recording order and one-sided starts, the simplest within one standard "
+                 f"error of the best ({shown}): {'none' if choice == 'none' else 'adapted'}")
         if len(variants) == 1:
             return first
         return f"{first}; then {_reason(cfg, variants, choice, why, va)}"
@@ -598,11 +628,12 @@ def _reason(cfg: TrainConfig, variants: list[str], choice: str, why: dict,
             return (f"adaptation.method: {cfg.adaptation.method}; no validation subject to "
                     "choose offline or online on: online")
         return "as configured"
-    if all(v is None for v in why.values()):
+    if all(v is None for k, v in why.items() if k != "se"):
         return (f"no validation window after the first {cfg.adaptation.calibration_s:g} s "
                 f"(sessions too short to calibrate): {choice}, the simplest candidate")
-    return (f"{choice}: best live-protocol {metric} of the network on the validation subjects, "
-            f"mean over recording order and one-sided starts ({_scores(why)})")
+    return (f"{choice}: the simplest within one standard error of the best live-protocol "
+            f"{metric} of the network on the validation subjects, mean over recording order "
+            f"and one-sided starts ({_scores(why)})")
 
 
 def _scores(why: dict) -> str:

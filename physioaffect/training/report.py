@@ -377,7 +377,8 @@ def _choice_lines(choices: list[dict], task: str) -> list[str]:
            "`none`: training statistics only; `offline`: the reference fitted on the "
            "calibration period, then frozen; `online`: updated with every window after it. "
            f"Chosen by the live-protocol {metric} on the fold's validation subjects (mean over "
-           "recording order and one-sided starts).", "",
+           "recording order and one-sided starts): the simplest within one standard error "
+           "(`se`) of the best.", "",
            "| fold | test subjects | network | baselines | why |", "|---|---|---|---|---|"]
     for c in choices:
         base = ", ".join(f"{b}: {v['variant']}" for b, v in (c.get("baselines") or {}).items())
