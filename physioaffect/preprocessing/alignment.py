@@ -43,6 +43,7 @@ from physioaffect.preprocessing.standardise import (
     Standardiser,
     axis_sums,
     decay,
+    fitted_groups,
 )
 
 __all__ = ["AdaptationError", "SubjectStandardiser", "EuclideanAlignment", "make_adapter",
@@ -169,14 +170,8 @@ class EuclideanAlignment:
         return self
 
     def _check(self, g: np.ndarray) -> dict:
-        fitted = getattr(self, "matrices_", None)
-        if fitted is None:
-            raise AdaptationError(f"{self._name}: transform before fit")
-        unseen = sorted(set(np.unique(g).tolist()) - set(fitted))
-        if unseen:
-            raise AdaptationError(f"{self._name}: no matrix for subject(s) "
-                                  f"{', '.join(map(str, unseen))} (fit on their windows first)")
-        return fitted
+        return fitted_groups(getattr(self, "matrices_", None), g, self._name, "matrix",
+                             AdaptationError)
 
     def transform(self, X: np.ndarray, groups: Iterable | None = None,
                   chunk: int = 512, out: np.ndarray | None = None) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 from physioaffect.errors import PhysioAffectError
 
 __all__ = ["Standardisation", "Standardiser", "RunningMoments", "axis_sums",
-           "NormalisationError"]
+           "NormalisationError", "fitted_groups"]
 
 
 class NormalisationError(PhysioAffectError, ValueError):
@@ -187,6 +187,19 @@ def _group_labels(groups: Iterable | None, n: int) -> np.ndarray:
     return g
 
 
+def fitted_groups(fitted: dict | None, g: np.ndarray, who: str, what: str,
+                  error: type[NormalisationError] = NormalisationError) -> dict:
+    """``fitted`` (per-group state of a per-subject transform), or ``error`` naming the
+    groups of ``g`` it was never fitted on."""
+    if fitted is None:
+        raise error(f"{who}: transform before fit")
+    unseen = sorted(set(np.unique(g).tolist()) - set(fitted))
+    if unseen:
+        raise error(f"{who}: no {what} for subject(s) {', '.join(map(str, unseen))} (fit on "
+                    "their windows first)")
+    return fitted
+
+
 class Standardiser:
     """Z-score with statistics fitted on some windows (scikit-learn's ``fit/transform``).
 
@@ -245,14 +258,7 @@ class Standardiser:
         return self
 
     def _check(self, g: np.ndarray) -> dict[str, Standardisation]:
-        stats = getattr(self, "stats_", None)
-        if stats is None:
-            raise NormalisationError(f"{self._name}: transform before fit")
-        unseen = sorted(set(np.unique(g).tolist()) - set(stats))
-        if unseen:
-            raise NormalisationError(f"{self._name}: no statistics for subject(s) "
-                                     f"{', '.join(map(str, unseen))} (fit on their windows first)")
-        return stats
+        return fitted_groups(getattr(self, "stats_", None), g, self._name, "statistics")
 
     def standardisation(self, group: str = "all") -> Standardisation:
         """The fitted statistics (of one group)."""
