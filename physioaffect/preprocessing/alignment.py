@@ -44,6 +44,7 @@ from physioaffect.preprocessing.standardise import (
     axis_sums,
     decay,
     fitted_groups,
+    group_labels,
 )
 
 __all__ = ["AdaptationError", "SubjectStandardiser", "EuclideanAlignment", "make_adapter",
@@ -53,16 +54,6 @@ __all__ = ["AdaptationError", "SubjectStandardiser", "EuclideanAlignment", "make
 
 class AdaptationError(NormalisationError):
     """Per-subject adaptation cannot be fitted or applied (one-line message)."""
-
-
-def _groups(groups: Iterable | None, n: int) -> np.ndarray:
-    if groups is None:  # one group (a single subject)
-        return np.full(n, "all")
-    g = np.asarray(list(groups) if not isinstance(groups, np.ndarray) else groups).astype(str)
-    if g.shape != (n,):
-        raise AdaptationError(f"groups: expected one subject per window ({n}), got shape "
-                              f"{g.shape}")
-    return g
 
 
 class SubjectStandardiser(Standardiser):
@@ -96,7 +87,7 @@ class SubjectStandardiser(Standardiser):
             groups: Iterable | None = None, chunk: int = 1024) -> SubjectStandardiser:
         """Statistics of each group's windows among ``rows`` (all by default; ``y`` is
         ignored: labels are never used)."""
-        super().fit(X, rows=rows, groups=_groups(groups, len(X)), chunk=chunk)
+        super().fit(X, rows=rows, groups=group_labels(groups, len(X)), chunk=chunk)
         return self
 
 
@@ -150,7 +141,7 @@ class EuclideanAlignment:
         if np.ndim(X) != 3:
             raise AdaptationError(f"euclidean alignment: expected windows (n, channels, "
                                   f"samples), got shape {np.shape(X)}")
-        g = _groups(groups, len(X))
+        g = group_labels(groups, len(X))
         use = np.arange(len(X)) if rows is None else np.asarray(rows, dtype=int)
         self.matrices_: dict[str, np.ndarray] = {}
         n_ch = X.shape[1]
@@ -177,7 +168,7 @@ class EuclideanAlignment:
                   chunk: int = 512, out: np.ndarray | None = None) -> np.ndarray:
         """float32 ``R^-1/2 X`` of each window with its group's matrix (into ``out`` if given:
         float32 of ``X``'s shape, which may be ``X`` itself: a DEAP-sized run keeps one copy)."""
-        g = _groups(groups, len(X))
+        g = group_labels(groups, len(X))
         matrices = self._check(g)
         out = _output(X, out)
         for name in np.unique(g):

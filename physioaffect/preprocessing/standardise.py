@@ -27,7 +27,7 @@ import numpy as np
 from physioaffect.errors import PhysioAffectError
 
 __all__ = ["Standardisation", "Standardiser", "RunningMoments", "axis_sums",
-           "NormalisationError", "fitted_groups"]
+           "NormalisationError", "fitted_groups", "group_labels"]
 
 
 class NormalisationError(PhysioAffectError, ValueError):
@@ -177,7 +177,8 @@ def _into(out: np.ndarray | None, shape: tuple[int, ...], dtype=np.float32) -> n
     return out
 
 
-def _group_labels(groups: Iterable | None, n: int) -> np.ndarray:
+def group_labels(groups: Iterable | None, n: int) -> np.ndarray:
+    """One group label (subject) per window as text; all ``"all"`` without groups."""
     if groups is None:  # one group
         return np.full(n, "all")
     g = np.asarray(list(groups) if not isinstance(groups, np.ndarray) else groups).astype(str)
@@ -246,7 +247,7 @@ class Standardiser:
         rows = np.arange(len(X)) if rows is None else np.asarray(rows, dtype=int)
         if rows.size == 0:
             raise NormalisationError(f"{self._name}: no windows to fit on")
-        g = _group_labels(groups, len(X))[rows]
+        g = group_labels(groups, len(X))[rows]
         self.stats_: dict[str, Standardisation] = {}
         for name in np.unique(g):
             s, s2, cnt = axis_sums(X, rows[g == name], self.keep, chunk, self._prepare)
@@ -268,7 +269,7 @@ class Standardiser:
                   out: np.ndarray | None = None) -> np.ndarray:
         """float32 z-scores of ``X`` with each window's group's statistics (into ``out`` if
         given: float32 of ``X``'s shape, which may be ``X`` itself)."""
-        g = _group_labels(groups, len(X))
+        g = group_labels(groups, len(X))
         stats = self._check(g)
         out = _into(out, np.shape(X), self.dtype)
         for name in np.unique(g):
