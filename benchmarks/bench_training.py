@@ -291,21 +291,24 @@ def epochs_child(work: Path, model: str, epochs: int) -> None:
 
 def load(work: Path, reps: int, model: str = "eeg_deformer", epochs: int = 4) -> dict:
     """Epoch wall time idle and with three busy processes on the machine, for the package's
-    defaults (OMP_WAIT_POLICY=PASSIVE, threads = free cores) and for torch's own defaults
-    (active waiting, one thread per core), alternating, each training in a fresh process."""
+    defaults (OMP_WAIT_POLICY=PASSIVE, threads = free cores), for torch's own (libgomp's wait
+    policy, one thread per core) and for the free-core threads alone, alternating, each
+    training in a fresh process."""
     import os
 
     _fold_data(work, model)  # windows and caches ready before timing
+    # "" leaves libgomp at its own default (it ignores a value it does not know), and keeps
+    # physioaffect from setting PASSIVE (it only sets the variable when it is absent)
     variants = {
         "package defaults (passive wait, free-core threads)": {"OMP_WAIT_POLICY": "PASSIVE",
                                                                "threads": "0"},
-        "torch defaults (active wait, 2 threads)": {"OMP_WAIT_POLICY": "ACTIVE",
-                                                    "threads": "2"},
+        "torch defaults (libgomp's wait, 2 threads)": {"OMP_WAIT_POLICY": "", "threads": "2"},
+        "libgomp's wait, free-core threads": {"OMP_WAIT_POLICY": "", "threads": "0"},
     }
     busy_code = "while True:\n    pass"
     res: dict = {name: {"idle": [], "busy": []} for name in variants}
     for rep in range(reps):
-        order = list(variants) if rep % 2 == 0 else list(variants)[::-1]
+        order = list(variants)[rep % len(variants):] + list(variants)[:rep % len(variants)]
         for state in ("idle", "busy"):
             hogs = []
             if state == "busy":
