@@ -20,6 +20,7 @@ in it.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 import warnings
@@ -557,8 +558,9 @@ def compute_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
             return predict(net, contract, normalise(contract, arrays))
 
         arrays = _network_arrays(data, fitted["info"]["modalities"])
-        return ProtocolScorer(arrays, run, method, data.eeg_kind, session, subjects,
-                       ad.half_life_s), contract
+        scorer = ProtocolScorer(arrays, run, method, data.eeg_kind, session, subjects,
+                                ad.half_life_s)
+        return scorer, contract
 
     built = {m: scorer_of(m) for m in methods}
     choice, why = variants[0], {}
@@ -568,8 +570,6 @@ def compute_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
     method = _method_of(choice, methods)
     scorer, contract = built[method]
     reason = _reason(cfg, variants, choice, why, va, evidence)
-    import dataclasses
-
     contract = dataclasses.replace(contract, subject_adaptation={
         **contract.subject_adaptation, "online": choice == "online",
         "chosen": {"variant": choice, "candidates": variants, "validation": why,
