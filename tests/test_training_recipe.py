@@ -148,3 +148,19 @@ def test_adaptation_on_test_subjects_must_be_allowed_and_is_named_transductive()
     assert cfg.adaptation.method == "none"
     with pytest.raises(TrainingError, match="euclidean aligns raw EEG"):
         TrainConfig(dataset="sim", root="unused", model="emt", adaptation={"method": "euclidean"}).resolve()
+
+
+def test_de_of_aligned_windows_from_band_covariances_equals_de_of_the_mixed_samples():
+    """The evidence for aligning raw EEG computes the DE of M x from the band covariances of
+    x (filtering commutes with the spatial mix): equal to filtering M x itself."""
+    from physioaffect.features.eeg import band_covariances, differential_entropy
+    from physioaffect.training.evidence import aligned_de
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 5, 512)) * 20
+    m = np.eye(5) + 0.3 * rng.standard_normal((5, 5))
+    direct = differential_entropy(np.einsum("cd,ndt->nct", m, x), 128.0)
+    via_cov = aligned_de(band_covariances(x, 128.0), m)
+    np.testing.assert_allclose(via_cov, direct, atol=1e-4)
+    np.testing.assert_allclose(aligned_de(band_covariances(x, 128.0), None),
+                               differential_entropy(x, 128.0), atol=1e-4)

@@ -423,16 +423,16 @@ class OnlineAdaptation:
                ) -> dict[str, np.ndarray | None]:
         """:meth:`step` over batched windows in order (``times``: each window's end, s)."""
         n = len(times)
-        outs: dict[str, list] = {k: [] for k in arrays}
+        if n == 0:
+            return {k: None if v is None else np.asarray(v[:0], dtype=np.float32)
+                    for k, v in arrays.items()}
+        outs: dict[str, list] = {}
         for i in range(n):
             res = self.step({k: None if v is None else v[i] for k, v in arrays.items()},
                             float(times[i]))
             for k, v in res.items():
-                outs[k].append(v)
-        return {k: (None if arrays[k] is None else
-                    (np.concatenate(v) if v else np.zeros((0,) + np.shape(arrays[k])[1:],
-                                                          np.float32)))
-                for k, v in outs.items()}
+                outs.setdefault(k, []).append(v)
+        return {k: None if v[0] is None else np.concatenate(v) for k, v in outs.items()}
 
     def end_calibration(self) -> OnlineAdaptation:
         """The calibration period is over: the reference freezes unless :attr:`online`."""

@@ -236,10 +236,12 @@ class AdaptationSettings:
         ``evidence``), and the simplest within one standard error of the best is kept;
         without validation subjects, ``none``.
     evidence : {"baseline", "network"}
-        What ``auto`` weighs none against the input's method with. ``baseline`` (default): the
-        DE + logistic-regression baseline fitted on the training subjects with and without
-        per-subject adaptation, scored with the live protocol on the validation subjects (one
-        network per fold). ``network``: the network itself, trained both ways (two networks
+        What ``auto`` weighs none against the input's method with. ``baseline`` (default): a
+        logistic regression adapted the way the network would be (DE of Euclidean-aligned
+        windows for raw EEG, per-subject z-scored DE for graph inputs;
+        :mod:`physioaffect.training.evidence`), fitted on the training subjects with and
+        without the adaptation and scored with the live protocol on the validation subjects
+        (one network per fold). ``network``: the network itself, trained both ways (two networks
         per fold, twice the time). Either way the network's ``offline``/``online`` variant is
         then chosen with the network on the validation subjects.
     online : bool or None

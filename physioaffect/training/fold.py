@@ -432,6 +432,53 @@ def _classical(cfg: TrainConfig, data: PreparedData, y: np.ndarray, tr: np.ndarr
     return choice, why, fitted
 
 
+def _aligned_evidence(cfg: TrainConfig, data: PreparedData, y: np.ndarray, tr: np.ndarray,
+                      va: np.ndarray, seed: int, session: Any, val_streams: list
+                      ) -> tuple[str, dict]:
+    """Euclidean alignment or none for a network on raw EEG, weighed with logistic regression
+    on the DE of the windows aligned as the network's would be
+    (:mod:`physioaffect.training.evidence`): fitted on the training subjects (each aligned with
+    its whole session), scored with the live protocol on the validation subjects."""
+    from physioaffect.features.eeg import band_covariances, resolve_bands
+    from physioaffect.training.evidence import AlignedBandVariance, aligned_de
+
+    subjects = data.meta["subject"].astype(str).to_numpy()
+    rows = np.flatnonzero(np.isin(subjects, np.unique(subjects[np.concatenate([tr, va])])))
+    n_bands = len(resolve_bands(cfg.de_bands, data.sfreq))
+    n_ch = data.raw.shape[1]
+    bandcov = np.zeros((len(subjects), n_bands, n_ch, n_ch), np.float32)  # indexed by row
+    bandcov[rows] = band_covariances(data.raw[rows], data.sfreq, cfg.de_bands)
+    matrices = session.adapters_["eeg"].matrices_
+    yb = y[tr] if cfg.task == "regression" else y[tr].astype(int)
+
+    def fit(aligned: bool) -> ClassicalBaseline:
+        cov = bandcov[tr]
+        if not aligned:
+            de = aligned_de(cov, None)
+        else:
+            de = np.empty((len(tr), cov.shape[2], cov.shape[1]), np.float32)
+            for s in np.unique(subjects[tr]):
+                part = subjects[tr] == s
+                de[part] = aligned_de(cov[part], matrices[s])
+        return ClassicalBaseline(make_baseline("logreg", cfg.task, seed), cfg.task).fit(
+            {"de": de}, yb)
+
+    def predict_with(model: ClassicalBaseline):
+        def run(arrays: dict) -> np.ndarray:
+            de = arrays["de"] if "de" in arrays else aligned_de(arrays["bandcov"], None)
+            return model.predict({"de": de})
+        return run
+
+    arrays = {"eeg": data.raw, "bandcov": bandcov}
+    half = cfg.adaptation.half_life_s
+    none = ProtocolScorer(arrays, predict_with(fit(False)), "none", "raw", None, subjects, half)
+    aligned = ProtocolScorer(arrays, predict_with(fit(True)), "euclidean", "raw", None,
+                             subjects, half, lambda online: AlignedBandVariance(half, online))
+    variants = _variants(cfg, ["none", "euclidean"], va)
+    scorers = {v: (none if v == "none" else aligned, v == "online") for v in variants}
+    return _choose(cfg, scorers, val_streams, va, y, data.meta)
+
+
 def _methods(cfg: TrainConfig, va: np.ndarray, input_kind: str | None = None) -> list[str]:
     """Adaptation methods to train with: ``none`` and/or the input's method."""
     ad = cfg.adaptation
@@ -517,13 +564,19 @@ def compute_fold(cfg_dict: dict, fold: dict, data: PreparedData, y: np.ndarray,
     methods = _methods(cfg, va, data.eeg_kind)
     evidence = None
     if len(methods) > 1 and ad.evidence == "baseline" and data.de is not None:
-        # auto weighed with the classical baseline: one network per fold, trained the way
-        # the DE + logistic regression did best on the validation subjects
-        proxy = baseline_choice.get("logreg")
-        if proxy is None:
-            variant, why, _ = _classical(cfg, data, y, tr, va, seed, session, val_streams,
-                                         "logreg")
-            proxy = {"variant": variant, "validation": why}
+        # auto weighed with a classical model adapted the way the network would be: one
+        # network per fold, trained the way the evidence did best on the validation subjects
+        if "euclidean" in methods:
+            variant, why = _aligned_evidence(cfg, data, y, tr, va, seed, session, val_streams)
+            proxy = {"variant": variant, "validation": why,
+                     "model": "DE of the Euclidean-aligned windows + logistic regression"}
+        else:
+            proxy = baseline_choice.get("logreg")
+            if proxy is None:
+                variant, why, _ = _classical(cfg, data, y, tr, va, seed, session, val_streams,
+                                             "logreg")
+                proxy = {"variant": variant, "validation": why}
+            proxy = {**proxy, "model": "per-subject z-scored DE + logistic regression"}
         evidence = proxy
         methods = ["none"] if proxy["variant"] == "none" else [m for m in methods if m != "none"]
     variants = _variants(cfg, methods, va)
@@ -612,10 +665,11 @@ def _reason(cfg: TrainConfig, variants: list[str], choice: str, why: dict,
     metric = "CCC" if cfg.task == "regression" else "accuracy"
     if evidence is not None:
         shown = _scores(evidence["validation"])
-        first = (f"no adaptation against per-subject adaptation weighed with DE + logistic "
-                 f"regression's live-protocol {metric} on the validation subjects, mean over "
-                 f"recording order and one-sided starts, the simplest within one standard "
-                 f"error of the best ({shown}): {'none' if choice == 'none' else 'adapted'}")
+        first = (f"no adaptation against per-subject adaptation weighed with "
+                 f"{evidence.get('model', 'DE + logistic regression')}'s live-protocol "
+                 f"{metric} on the validation subjects, mean over recording order and "
+                 f"one-sided starts, the simplest within one standard error of the best "
+                 f"({shown}): {'none' if choice == 'none' else 'adapted'}")
         if len(variants) == 1:
             return first
         return f"{first}; then {_reason(cfg, variants, choice, why, va)}"

@@ -212,20 +212,27 @@ class ProtocolScorer:
         Subject of every row.
     half_life_s : float or None
         Forgetting of the online reference.
+    make_adapter : callable(online) or None
+        A fresh live reference (default: an
+        :class:`~physioaffect.preprocessing.alignment.OnlineAdaptation` of ``method``).
     """
 
     def __init__(self, arrays: dict, predict: Callable[[dict], np.ndarray], method: str,
                  eeg_kind: str | None, session, subjects: np.ndarray,
-                 half_life_s: float | None) -> None:
+                 half_life_s: float | None,
+                 make_adapter: Callable[[bool], object] | None = None) -> None:
         self.arrays, self.predict, self.method = arrays, predict, method
         self.eeg_kind, self.session, self.subjects = eeg_kind, session, subjects
         self.half_life_s = half_life_s
+        self.make_adapter = make_adapter
 
     def _adapter(self, online: bool):
         from physioaffect.preprocessing.alignment import OnlineAdaptation
 
         if self.method == "none":
             return None
+        if self.make_adapter is not None:
+            return self.make_adapter(online)
         return OnlineAdaptation(self.method, self.eeg_kind, self.half_life_s, online)
 
     def _take(self, rows: np.ndarray) -> dict:
