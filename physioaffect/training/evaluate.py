@@ -277,6 +277,10 @@ def _report(source, dataset, root, target, label_rule, rows, c0, summary: dict,
                      "subject's windows, labelled or not (**transductive**)")
     lines.append("- baselines: training-fold majority and DE + logistic regression, each "
                  "subject predicted by a baseline fitted on the other evaluated subjects")
+    if any(s.get("headline_protocol") == SESSION for s in summary.values()):
+        lines.append("- **no live-protocol score** for some checkpoints: no evaluated window "
+                     "follows the calibration period (sessions shorter than it); their "
+                     "`overall` is the whole-session score")
     lines += ["", f"| checkpoint | model | live {key} | session {key} |", "|---|---|---|---|"]
     for fold, s in summary.items():
         for m, protos in s["models"].items():

@@ -297,6 +297,10 @@ def write_report(run_dir: str | Path) -> Path:
                   f"chose so; scored on the windows after those {cal:g} s.", ""]
     else:
         lines += ["## Mean ± std over test subjects (whole session)", ""]
+        if "live" not in str(protocols):  # runs that have live scores say so above
+            lines += [f"**No live-protocol score**: no test window follows the first {cal:g} s "
+                      "of its session (sessions shorter than the calibration, or a run written "
+                      "before the live protocol); these are whole-session scores.", ""]
     lines += _metric_table(summary["over_subjects"], models, names)
     if head == LIVE and SESSION in protocols:
         lines += ["", "## Whole-session score (transductive; not what a live user gets)", "",
