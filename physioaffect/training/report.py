@@ -297,7 +297,7 @@ def write_report(run_dir: str | Path) -> Path:
                   f"chose so; scored on the windows after those {cal:g} s.", ""]
     else:
         lines += ["## Mean ± std over test subjects (whole session)", ""]
-        if "live" not in str(protocols):  # runs that have live scores say so above
+        if LIVE not in protocols:
             lines += [f"**No live-protocol score**: no test window follows the first {cal:g} s "
                       "of its session (sessions shorter than the calibration, or a run written "
                       "before the live protocol); these are whole-session scores.", ""]
