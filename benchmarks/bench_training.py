@@ -63,8 +63,11 @@ def _run(run_dir: Path, cfg: dict) -> dict:
     and the adaptation each fold chose."""
     from physioaffect.training import TrainConfig, train
 
+    # A run folder left by an interrupted benchmark is resumed; its times then cover only the
+    # rest, so the result says so (delete the folder for a timing).
+    resumed = run_dir.exists()
     t0, c0 = time.perf_counter(), time.process_time()
-    train(TrainConfig(**cfg), out=run_dir, resume=run_dir.exists(), progress=False)
+    train(TrainConfig(**cfg), out=run_dir, resume=resumed, progress=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     summary = json.loads((run_dir / "summary.json").read_text())
     summ = summary["over_subjects"]
@@ -73,7 +76,8 @@ def _run(run_dir: Path, cfg: dict) -> dict:
                "balanced_accuracy": summ[m]["balanced_accuracy"]["mean"]} for m in summ}
     protocols = {p: {m: v["accuracy"]["mean"] for m, v in d["over_subjects"].items()}
                  for p, d in summary.get("protocols", {}).items()}
-    return {"wall_s": wall, "cpu_s": cpu, "models": res, "protocols": protocols,
+    return {"wall_s": wall, "cpu_s": cpu, "resumed": resumed, "models": res,
+            "protocols": protocols,
             "headline_protocol": summary.get("headline_protocol", "session"),
             "adaptation": [f.get("adaptation", {}).get("variant") for f in folds],
             "fold_wall_s": sum(f.get("seconds", 0.0) for f in folds),
@@ -109,14 +113,15 @@ def _table(results: dict, floor_acc: float, margin: float, vs_classical: bool) -
         floors[name] = {"accuracy": acc, "session": session, "one_sided_worst": worst_sided,
                         "majority": m["majority"]["accuracy"], "best_classical": best_classical,
                         "met": bool(ok), "live_protocol_met": live_ok,
-                        "minutes": r["wall_s"] / 60}
+                        "minutes": None if r.get("resumed") else r["wall_s"] / 60}
         adapt = ",".join(v or "?" for v in r.get("adaptation", []))
         print(f"{name:22s} {acc:6.3f} ± {m[net]['accuracy_std']:.3f} {session:8.3f} "
               f"{worst_sided:8.3f} {m['majority']['accuracy']:9.3f} "
               f"{m.get('logreg', {}).get('accuracy', float('nan')):7.3f} "
               f"{m.get('svm', {}).get('accuracy', float('nan')):6.3f} {adapt:>22s}  "
               f"{'met' if ok else 'NOT MET'}/{'met' if live_ok else 'NOT MET'} "
-              f"({r['wall_s'] / 60:.1f} min)", flush=True)
+              + ("(resumed: no time)" if r.get("resumed") else f"({r['wall_s'] / 60:.1f} min)"),
+              flush=True)
     return floors
 
 
@@ -488,7 +493,8 @@ def markdown() -> None:
                   f"{m['majority']['accuracy']:.3f} | "
                   f"{m.get('logreg', {}).get('accuracy', float('nan')):.3f} | "
                   f"{m.get('svm', {}).get('accuracy', float('nan')):.3f} | {adapt} | "
-                  f"{r['wall_s'] / 60:.1f} | {met} |")
+                  + ("resumed" if r.get("resumed") else f"{r['wall_s'] / 60:.1f}")
+                  + f" | {met} |")
         extra = res.get("floors", {}).get("fused_above_eeg_only")
         if extra:
             print(f"\nfused {extra['fused']:.3f} vs EEG-only {extra['eeg_only']:.3f}: "

@@ -3,9 +3,10 @@
 Two things make a PyTorch CPU job slow down far more than its share when other processes run:
 
 - OpenMP worker threads that **spin** while they wait for work (libgomp's default active wait)
-  burn the cores other processes need, and are preempted in turn; measured on 2 cores with
-  three busy processes beside it, an epoch took 8x its idle time with the default policy and
-  about 3.5x with ``OMP_WAIT_POLICY=PASSIVE``. The package sets ``OMP_WAIT_POLICY=PASSIVE``
+  burn the cores other processes need, and are preempted in turn. Measured on 2 cores with
+  three busy processes beside it (``benchmarks/bench_training.py --mode load``), an epoch took
+  5.4x its idle time with torch's defaults and 3.2x with the package's (passive wait and the
+  thread count below); idle, both cost the same. The package sets ``OMP_WAIT_POLICY=PASSIVE``
   when it is imported before torch (:func:`passive_wait`); an ``OMP_WAIT_POLICY`` already in
   the environment is left as it is (override: ``OMP_WAIT_POLICY=ACTIVE``).
 - **more threads than free cores**: each parallel region then waits for its slowest thread,
