@@ -16,6 +16,7 @@ pytest.importorskip("mediapipe", reason="needs the 'face' extra (mediapipe==0.10
 import cv2  # noqa: E402
 
 from physioaffect.face.analysis import FaceAnalyzer, analyze_video  # noqa: E402
+from physioaffect.face.video import decode_frames  # noqa: E402
 from physioaffect.streams.face_layout import PULSE_REASON_CODES, PULSE_REASON_NAMES  # noqa: E402
 
 WARM_UP_S = 8.0  # the issue's floor counts frames after the first 8 s
@@ -55,18 +56,6 @@ def test_real_video_pulse_within_3bpm_of_the_ecg(clip) -> None:
     assert set(why[t < 6.0 - 0.05]) == {"warming_up"}
 
 
-def _frames(video) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
-
-
 def test_degraded_copy_gives_nan_with_a_reason(clip) -> None:
     """The same video degraded as in the issue: downscaled so the skin is about 25 x 25 px
     (face ~56 px wide), heavy sensor noise (sd 15 grey levels), frame-to-frame shake (sd 2 px
@@ -76,7 +65,7 @@ def test_degraded_copy_gives_nan_with_a_reason(clip) -> None:
     benchmarks/bench_face_rppg.py), so no frame may carry a rate and every frame says why."""
     video, vitals = clip
     rng = np.random.default_rng(28)
-    frames = _frames(video)
+    frames = decode_frames(video)
     fps = 30.098
     rows = []
     with FaceAnalyzer() as fa:

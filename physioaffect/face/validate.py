@@ -148,7 +148,7 @@ def degraded_colours(case: DegradedCase, workdir: str | Path) -> tuple[np.ndarra
         R, G, B of the whole skin (``[:, 0]``) and of the parts (``[:, 1:]``); NaN where the
         face is covered.
     """
-    import cv2
+    from physioaffect.face.video import decode_frames
 
     video = case.video
     if case.fourcc is None:
@@ -157,14 +157,7 @@ def degraded_colours(case: DegradedCase, workdir: str | Path) -> tuple[np.ndarra
         ext = ".avi" if case.fourcc == "MJPG" else ".mp4"
         path = video.write(Path(workdir) / f"{case.name}_{video.pulse_bpm:g}{ext}", case.fourcc,
                            case.quality)
-        cap = cv2.VideoCapture(str(path))
-        frames = []
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(frame)
-        cap.release()
+        frames = decode_frames(path)
     return video.times, video.skin_means(frames, parts=True)
 
 

@@ -249,6 +249,23 @@ class FrameReader:
             yield t, img
 
 
+def decode_frames(path: str | Path) -> list[np.ndarray]:
+    """Every decodable frame of a video file, in order (BGR, as OpenCV decodes them), without
+    timestamps or gap handling: for offline analyses that want the images only."""
+    cv2 = import_cv2()
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+    finally:
+        cap.release()
+    return frames
+
+
 def parse_target(path_or_index: str | Path | int) -> tuple[bool, str]:
     """``(is_camera, target)``: an int or a string of digits is a camera index, else a file."""
     if isinstance(path_or_index, (int, np.integer)):
