@@ -715,11 +715,14 @@ class OnlineDecoder:
             if self.on_status is not None:
                 self.on_status(StatusEvent(local_clock(), "low-quality" if low else "quality-ok",
                                            why if low else f"window quality {quality:.2f}"))
-        if self.on_prediction is not None:
-            self.on_prediction(pred)
-        pred.published = local_clock()
-        self.latencies.append(pred.latency)
-        self.predictions += 1
+        try:
+            if self.on_prediction is not None:
+                self.on_prediction(pred)
+        finally:  # counted even when Ctrl-C/SIGTERM lands while it is being published, so a
+            # run's summary never counts fewer predictions than its consumers received
+            pred.published = local_clock()
+            self.latencies.append(pred.latency)
+            self.predictions += 1
         return pred
 
     def run(self, stop: threading.Event, poll: float = 0.001,
