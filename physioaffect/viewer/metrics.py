@@ -43,7 +43,9 @@ def peripheral_metrics(kind: str, x: np.ndarray, fs: float) -> dict[str, object]
 
     Parameters
     ----------
-    kind : {"ECG", "GSR", "PPG", "RESP"}
+    kind : str
+        "ECG", "EDA" (or "GSR"), "PPG", "RESP", or another spelling
+        :func:`physioaffect.streams.signals.canonical_signal` knows ("BVP", "RSP" ...).
     x : ndarray, shape (n_times,)
     fs : float
         Hz.
@@ -60,10 +62,10 @@ def peripheral_metrics(kind: str, x: np.ndarray, fs: float) -> dict[str, object]
     x, fs = _decimate(x, fs)
     funcs = {"ECG": (periph.ecg_features, {"heart_rate": "ECG_Rate_Mean"}),
              "PPG": (periph.ppg_features, {"pulse_rate": "PPG_Rate_Mean"}),
-             "GSR": (periph.eda_features, {"tonic": "EDA_Tonic_Mean",
+             "EDA": (periph.eda_features, {"tonic": "EDA_Tonic_Mean",
                                            "scr_per_min": "SCR_Peaks_Rate"}),
              "RESP": (periph.rsp_features, {"breath_rate": "RSP_Rate_Mean"})}
-    func, keys = funcs.get("GSR" if kind == "EDA" else kind, (None, {}))
+    func, keys = funcs.get(periph_key(kind), (None, {}))
     if func is None:
         return {}
     with warnings.catch_warnings():

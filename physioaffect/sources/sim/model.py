@@ -262,8 +262,10 @@ def face_params(config: SimConfig, subject: int) -> dict[str, float]:
 
 
 @dataclass
-class Trial:
-    """One stimulus presentation of a subject's scenario (times in scenario seconds)."""
+class ScheduledTrial:
+    """One stimulus presentation the simulator schedules in a subject's scenario (times in
+    scenario seconds, the affect the subject feels). Not a dataset trial: the data of a trial
+    read back from a recording is :class:`physioaffect.datasets.base.Trial`."""
 
     trial: int
     stimulus: int
@@ -281,7 +283,7 @@ class Trial:
         )
 
 
-def scenario_cycle(config: SimConfig, subject: int, cycle: int) -> list[Trial]:
+def scenario_cycle(config: SimConfig, subject: int, cycle: int) -> list[ScheduledTrial]:
     """The trials of one scenario cycle, starting at ``cycle * cycle_seconds``.
 
     Every subject sees every stimulus once per cycle in its own order; the
@@ -298,7 +300,7 @@ def scenario_cycle(config: SimConfig, subject: int, cycle: int) -> list[Trial]:
         v = float(np.clip(st.valence + rng.normal(0, params["rating_noise"]), 1, 9))
         a = float(np.clip(st.arousal + rng.normal(0, params["rating_noise"]), 1, 9))
         trials.append(
-            Trial(cycle * config.n_trials + k, st.id, t, t + config.stimulus_seconds,
+            ScheduledTrial(cycle * config.n_trials + k, st.id, t, t + config.stimulus_seconds,
                   round(v, 2), round(a, 2))
         )
         t += config.stimulus_seconds + config.rest_seconds
@@ -570,7 +572,7 @@ class SubjectModel:
         self.n_block_p = int(round(config.peripheral_rate * config.block_seconds))
         self.block_index = 0
         self.rng = np.random.default_rng([config.seed, subject, 0xB10C])
-        self._trials: dict[int, list[Trial]] = {}
+        self._trials: dict[int, list[ScheduledTrial]] = {}
         p = self.params
         n_ch = config.eeg_channels
         setup = np.random.default_rng([config.seed, subject, 0x5E7])
@@ -634,13 +636,13 @@ class SubjectModel:
         return template_positions([label])[label]
 
     # -- scenario ----------------------------------------------------------
-    def trials_of_cycle(self, cycle: int) -> list[Trial]:
+    def trials_of_cycle(self, cycle: int) -> list[ScheduledTrial]:
         if cycle not in self._trials:
             self._trials[cycle] = scenario_cycle(self.config, self.subject, cycle)
             self._trials.pop(cycle - 2, None)
         return self._trials[cycle]
 
-    def trials_between(self, t_start: float, t_end: float) -> list[Trial]:
+    def trials_between(self, t_start: float, t_end: float) -> list[ScheduledTrial]:
         """Trials overlapping [t_start, t_end) in scenario seconds."""
         cyc = self.config.cycle_seconds
         out = []
