@@ -5,8 +5,6 @@ export. Each exports or is refused in one line; nothing is half-written."""
 from __future__ import annotations
 
 import errno
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from test_recording_helpers import mount_tmpfs
 
 from physioaffect.recording import SessionWriter, read_session
 from physioaffect.recording.errors import RecordingError
@@ -130,22 +129,13 @@ def test_bids_subjects_that_are_not_labels_are_sanitised_or_refused(tmp_path, ca
     assert (root / "sub-07" / "eeg" / "sub-07_task-rest_eeg.vhdr").is_file()
 
 
-def _can_mount_tmpfs(where: Path) -> bool:
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        return False
-    where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(where)],
-                       capture_output=True)
-    return r.returncode == 0
-
-
 def test_bids_export_on_a_full_disk_leaves_nothing_and_the_rerun_works(tmp_path, monkeypatch):
     """A real 1 MiB tmpfs when the test runs as root and mount works (the CLI, in a subprocess);
     elsewhere the BIDS writer is replaced by one that leaves a truncated data file and fails
     with ENOSPC (monkeypatched: a full disk cannot be made without root)."""
     path = _session(tmp_path / "s.h5", n_ch=8, rate=256, seconds=60.0, markers=("a", "b"))
     mnt = tmp_path / "mnt"
-    real_disk = _can_mount_tmpfs(mnt)
+    real_disk = mount_tmpfs(mnt, "size=1M")
     try:
         if real_disk:
             disk = mnt

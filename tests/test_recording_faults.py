@@ -25,7 +25,7 @@ import uuid
 import h5py
 import numpy as np
 import pytest
-from test_recording_helpers import kill_all, start_in, wait_for_journal
+from test_recording_helpers import kill_all, mount_tmpfs, start_in, wait_for_journal
 
 from physioaffect.recording import journal_path, read_session, recover_session
 from physioaffect.recording.markers import send_mark
@@ -238,12 +238,6 @@ FILLER = textwrap.dedent("""
 """)
 
 
-def _mount_tmpfs(path, opts) -> bool:
-    path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
-                       capture_output=True)
-    return r.returncode == 0
-
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(None),
@@ -251,7 +245,7 @@ def _mount_tmpfs(path, opts) -> bool:
                     reason="inotify (Linux) times the filler to the recorder's HDF5 writes")
 def test_disk_filled_by_another_process_ends_in_one_line_and_a_recoverable_file(tmp_path):
     disk = tmp_path / "disk"
-    if not _mount_tmpfs(disk, "size=8m"):
+    if not mount_tmpfs(disk, "size=8m"):
         # a file-size limit (RLIMIT_FSIZE) fails the recorder's own writes but cannot race
         # another process for the space, which is what this test is about
         pytest.skip("cannot mount a tmpfs here (needs root and a kernel that allows it)")

@@ -11,7 +11,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from test_recording_helpers import run_cli_cases, start_in
+from test_recording_helpers import mount_tmpfs, run_cli_cases, start_in
 
 from physioaffect.recording import (
     InvalidIdError,
@@ -259,16 +259,10 @@ def test_cli_bad_input_one_line_errors(tmp_path):
     read_session(good)  # untouched
 
 
-def _mount_tmpfs(path, opts):
-    path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
-                       capture_output=True)
-    return r.returncode == 0
-
 
 def test_unwritable_folder_is_refused(tmp_path):
     ro = tmp_path / "ro"
-    if not _mount_tmpfs(ro, "ro,size=1m"):
+    if not mount_tmpfs(ro, "ro,size=1m"):
         pytest.skip("cannot mount a read-only tmpfs here (needs root)")
     try:
         r = _cli("record", "--source", "sim", "--subject", "01", "--session", "1", "--task", "t",
@@ -286,7 +280,7 @@ def test_disk_full_clear_error_and_synced_data_intact(tmp_path, how):
     from physioaffect.sources.sim import SimConfig, simulate_subject
 
     small = tmp_path / "small"
-    mounted = how == "tmpfs" and _mount_tmpfs(small, "size=1536k")
+    mounted = how == "tmpfs" and mount_tmpfs(small, "size=1536k")
     if how == "tmpfs" and not mounted:
         pytest.skip("cannot mount a tmpfs here (needs root); the rlimit case covers it")
     kw = {}

@@ -5,6 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 
+def mount_tmpfs(path, opts: str) -> bool:
+    """Create ``path`` and mount a tmpfs with mount options ``opts`` on it (e.g. a small or a
+    read-only disk); False where this machine does not allow it (not root, no ``mount``)."""
+    import os
+    import shutil
+    import subprocess
+
+    path.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
+                       capture_output=True)
+    return r.returncode == 0
+
+
 def start_in(ref: np.ndarray, rows: np.ndarray, n: int = 64) -> int:
     """Index in ``ref`` where ``rows`` (its first ``n``) start; raises if nowhere.
 

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pytest
 from conftest import cli
-from test_recording_helpers import kill_all, run_cli_cases, wait_for_journal
+from test_recording_helpers import kill_all, mount_tmpfs, run_cli_cases, wait_for_journal
 
 from physioaffect.recording import SessionWriter, journal_path, read_session, recover_session
 from physioaffect.recording.markers import MarkerListener
@@ -189,16 +189,10 @@ def test_zero_channel_lsl_streams_are_refused_and_the_recording_goes_on(tmp_path
 
 # -- recover on a nearly full disk -----------------------------------------------------------
 
-def _mount_tmpfs(path, opts) -> bool:
-    path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
-                       capture_output=True)
-    return r.returncode == 0
-
 
 def test_recover_on_a_nearly_full_disk_says_so_and_changes_nothing(tmp_path):
     disk = tmp_path / "disk"
-    if not _mount_tmpfs(disk, "size=12m"):
+    if not mount_tmpfs(disk, "size=12m"):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         path = disk / "full.h5"
