@@ -64,6 +64,7 @@ __all__ = [
     "BANDS",
     "resolve_bands",
     "differential_entropy",
+    "gaussian_de",
     "band_covariances",
     "band_power",
     "frontal_alpha_asymmetry",
@@ -316,12 +317,17 @@ def differential_entropy(
             else:
                 padlen = min(block.shape[-1] - 1, 3 * (2 * len(filt) + 1))
                 filtered = signal.sosfiltfilt(filt, block, axis=-1, padlen=padlen)
-                res[:, k] = 0.5 * np.log(2 * np.pi * np.e * np.var(filtered, axis=-1))
+                res[:, k] = gaussian_de(np.var(filtered, axis=-1))
         return res
 
     out = _blockwise(arr, compute, len(filters), "differential_entropy", clip_fraction, n_jobs)
     out[..., short] = np.nan
     return out
+
+
+def gaussian_de(var: np.ndarray) -> np.ndarray:
+    """Differential entropy (nats) of a Gaussian of variance ``var``: ``0.5 ln(2 pi e var)``."""
+    return 0.5 * np.log(2 * np.pi * np.e * var)
 
 
 def band_covariances(x: np.ndarray, sfreq: float, bands: str | Sequence[Sequence] = "torcheeg4",

@@ -20,12 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from physioaffect.features.eeg import gaussian_de
 from physioaffect.preprocessing.alignment import OnlineAdaptation
 
-__all__ = ["AlignedBandVariance", "aligned_de", "LOG_2PIE"]
-
-#: ``ln(2 pi e)``: DE of a Gaussian is ``0.5 * (ln(2 pi e) + ln var)``.
-LOG_2PIE = float(np.log(2 * np.pi * np.e))
+__all__ = ["AlignedBandVariance", "aligned_de"]
 
 
 def aligned_de(bandcov: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
@@ -36,7 +34,7 @@ def aligned_de(bandcov: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
     else:
         var = np.einsum("cd,nbde,ce->nbc", matrix, bandcov, matrix, optimize=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        de = 0.5 * (LOG_2PIE + np.log(np.where(var > 0, var, np.nan)))
+        de = gaussian_de(np.where(var > 0, var, np.nan))
     return np.ascontiguousarray(np.swapaxes(de, 1, 2), dtype=np.float32)
 
 
