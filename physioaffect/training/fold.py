@@ -12,10 +12,12 @@ scored on the test subjects
   (transductive), every window scored (what earlier reports called the score).
 
 Per-subject adaptation (``adaptation.method``): the training and validation subjects are each
-adapted with statistics of their own whole session. With ``auto`` two networks are trained, one
-without adaptation and one with the input's method, and the choice among none / offline /
-online is made on the validation subjects with the live protocol; the test subjects take no part
-in it.
+adapted with statistics of their own whole session. With ``auto`` the choice among none /
+offline / online is made on the validation subjects with the live protocol, the test subjects
+taking no part in it: with ``evidence: baseline`` (default) a classical model adapted the way the
+network would be decides none against adapted, so one network is trained, and that network
+decides offline against online; with ``evidence: network`` two networks are trained, one
+without adaptation and one with the input's method.
 """
 
 from __future__ import annotations
